@@ -1,0 +1,1 @@
+"""zhengai.connectors — pull data from campus systems and hand typed records downstream."""

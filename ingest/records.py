@@ -1,0 +1,420 @@
+"""The wire contract: typed records that flow from connectors to the warning store.
+
+Every record validates at the edge; a validation error names the field and why. Records are
+immutable. ``SCHEMA_VERSION`` is carried on the wire (``v``) so a schema can evolve: readers
+accept every version they know and reject the rest with a clear reason.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SCHEMA_VERSION = 1
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Level",
+    "EntityKind",
+    "Band",
+    "Direction",
+    "Role",
+    "Person",
+    "Entity",
+    "Observation",
+    "AttendanceEvent",
+    "GradeEvent",
+    "FinanceEvent",
+    "FinanceCategory",
+    "Event",
+    "DeadLetter",
+    "Thresholds",
+    "Verdict",
+    "period_kind",
+    "period_sort_key",
+]
+
+
+class Level(str, Enum):
+    """The five 诊改 levels (五横)."""
+
+    school = "school"
+    major = "major"
+    course = "course"
+    teacher = "teacher"
+    student = "student"
+
+    @property
+    def zh(self) -> str:
+        return _LEVEL_ZH[self]
+
+
+_LEVEL_ZH = {
+    Level.school: "学校",
+    Level.major: "专业",
+    Level.course: "课程",
+    Level.teacher: "教师",
+    Level.student: "学生",
+}
+
+
+class EntityKind(str, Enum):
+    """Kinds of entity in the directory. A department (二级学院) and a class (班级) are entities
+    that carry responsible people and roll-ups, but they are not 诊改 levels themselves."""
+
+    school = "school"
+    department = "department"
+    major = "major"
+    class_ = "class"
+    course = "course"
+    teacher = "teacher"
+    student = "student"
+
+    @property
+    def zh(self) -> str:
+        return _KIND_ZH[self]
+
+
+_KIND_ZH = {
+    EntityKind.school: "学校",
+    EntityKind.department: "二级学院",
+    EntityKind.major: "专业",
+    EntityKind.class_: "班级",
+    EntityKind.course: "课程",
+    EntityKind.teacher: "教师",
+    EntityKind.student: "学生",
+}
+
+
+class Band(str, Enum):
+    excellent = "excellent"
+    normal = "normal"
+    yellow = "yellow"
+    red = "red"
+    stale = "stale"
+
+    @property
+    def zh(self) -> str:
+        return _BAND_ZH[self]
+
+    @property
+    def is_breach(self) -> bool:
+        return self in (Band.yellow, Band.red)
+
+
+_BAND_ZH = {
+    Band.excellent: "达成目标",
+    Band.normal: "达标",
+    Band.yellow: "黄色预警",
+    Band.red: "红色预警",
+    Band.stale: "数据缺失",
+}
+
+
+class Direction(str, Enum):
+    higher_is_better = "higher_is_better"
+    lower_is_better = "lower_is_better"
+    boolean = "boolean"
+    range = "range"
+
+
+class Role(str, Enum):
+    """Responsible roles, as the seeds name them (004:601–607 responsibility chain)."""
+
+    course_teacher = "course_teacher"  # 任课教师
+    course_owner = "course_owner"  # 课程负责人
+    counsellor = "counsellor"  # 辅导员
+    class_teacher = "class_teacher"  # 班主任
+    major_leader = "major_leader"  # 专业带头人 / 专业负责人
+    dean = "dean"  # 二级学院院长
+    teacher = "teacher"  # 教师本人
+    office = "office"  # 职能部门 (named by the rule)
+    quality_office = "quality_office"  # 质量办
+
+    @property
+    def zh(self) -> str:
+        return _ROLE_ZH[self]
+
+
+_ROLE_ZH = {
+    Role.course_teacher: "任课教师",
+    Role.course_owner: "课程负责人",
+    Role.counsellor: "辅导员",
+    Role.class_teacher: "班主任",
+    Role.major_leader: "专业带头人",
+    Role.dean: "二级学院院长",
+    Role.teacher: "教师本人",
+    Role.office: "职能部门",
+    Role.quality_office: "质量办",
+}
+
+_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
+_METRIC = r"^[a-z]+\.[a-z0-9_]{1,63}$"
+
+# Periods: term 2025-2026-1, month 2026-03, year 2026, ISO week 2026-W09, day 2026-03-05.
+_PERIOD_PATTERNS = {
+    "term": re.compile(r"^(\d{4})-(\d{4})-([12])$"),
+    "week": re.compile(r"^(\d{4})-W(\d{2})$"),
+    "day": re.compile(r"^(\d{4})-(\d{2})-(\d{2})$"),
+    "month": re.compile(r"^(\d{4})-(\d{2})$"),
+    "year": re.compile(r"^(\d{4})$"),
+}
+
+
+def period_kind(period: str) -> str:
+    """The kind of a period string, or ValueError saying what is accepted."""
+    for kind, pattern in _PERIOD_PATTERNS.items():
+        m = pattern.match(period)
+        if not m:
+            continue
+        if kind == "term" and int(m.group(2)) != int(m.group(1)) + 1:
+            raise ValueError(f"term {period!r}: the second year must follow the first")
+        if kind == "week" and not 1 <= int(m.group(2)) <= 53:
+            raise ValueError(f"week {period!r}: week number must be 01..53")
+        if kind in ("month", "day") and not 1 <= int(m.group(2)) <= 12:
+            raise ValueError(f"{kind} {period!r}: month must be 01..12")
+        return kind
+    raise ValueError(
+        f"period {period!r} is not one of: term 2025-2026-1, year 2026, month 2026-03, "
+        "ISO week 2026-W09, day 2026-03-05"
+    )
+
+
+def period_sort_key(period: str) -> tuple:
+    """Orders periods of one kind chronologically (string order already does for these forms)."""
+    return (period_kind(period), period)
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamp must carry a timezone (e.g. +08:00 or Z)")
+    return value.astimezone(timezone.utc)
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+class Person(_Record):
+    """A responsible person. Contact fields are personal data: they never go into logs or
+    metric labels, and notifications mask the mobile number."""
+
+    id: Annotated[str, Field(pattern=_ID)]
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    dingtalk_user_id: str | None = None
+    mobile: Annotated[str | None, Field(pattern=r"^\+?\d{6,15}$")] = None
+    email: Annotated[str | None, Field(pattern=r"^[^@\s]+@[^@\s]+$")] = None
+
+
+class Entity(_Record):
+    """An entry of the directory: class → major → department → school, with responsible people."""
+
+    v: Literal[1] = 1
+    id: Annotated[str, Field(pattern=_ID)]
+    kind: EntityKind
+    name: Annotated[str, Field(min_length=1, max_length=128)]
+    parent_id: Annotated[str | None, Field(pattern=_ID)] = None
+    responsible: dict[Role, Person] = Field(default_factory=dict)
+    attributes: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _parent_rule(self) -> "Entity":
+        if self.kind is EntityKind.school and self.parent_id is not None:
+            raise ValueError("a school has no parent")
+        if self.kind is not EntityKind.school and self.parent_id is None:
+            raise ValueError(f"a {self.kind.value} needs parent_id")
+        return self
+
+
+class Observation(_Record):
+    """One metric value for one entity and period. Keyed by entity on the wire."""
+
+    v: Literal[1] = 1
+    level: Level
+    entity_id: Annotated[str, Field(pattern=_ID)]
+    metric: Annotated[str, Field(pattern=_METRIC)]
+    value: bool | float
+    period: Annotated[str, Field(max_length=16)]
+    observed_at: datetime
+    source: Annotated[str, Field(min_length=1, max_length=128)]
+    key: Annotated[str, Field(min_length=1, max_length=256)] = ""
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _finite(cls, value: object) -> object:
+        if isinstance(value, bool) or value is None:
+            if value is None:
+                raise ValueError("value is missing (null); send no observation instead")
+            return value
+        if isinstance(value, (int, float)):
+            if not math.isfinite(float(value)):
+                raise ValueError(f"value must be a finite number, got {value!r}")
+            return float(value)
+        raise ValueError(f"value must be a number or a boolean, got {type(value).__name__}")
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, value: str) -> str:
+        period_kind(value)
+        return value
+
+    @field_validator("observed_at")
+    @classmethod
+    def _tz(cls, value: datetime) -> datetime:
+        return _utc(value)
+
+    @model_validator(mode="after")
+    def _default_key(self) -> "Observation":
+        if not self.key:
+            key = f"{self.source}|{self.metric}|{self.entity_id}|{self.period}"
+            object.__setattr__(self, "key", key)
+        return self
+
+
+class _Event(_Record):
+    v: Literal[1] = 1
+    occurred_at: datetime
+    source: Annotated[str, Field(min_length=1, max_length=128)]
+    key: Annotated[str, Field(min_length=1, max_length=256)]
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _tz(cls, value: datetime) -> datetime:
+        return _utc(value)
+
+    @property
+    def entity_id(self) -> str:  # the partitioning key
+        raise NotImplementedError
+
+
+class AttendanceEvent(_Event):
+    """Attendance of one student in one course: a single check-in (scheduled=1) or a tally of a
+    week's sessions. Aggregation sums ``attended`` over ``scheduled``."""
+
+    kind: Literal["attendance"] = "attendance"
+    student_id: Annotated[str, Field(pattern=_ID)]
+    course_id: Annotated[str, Field(pattern=_ID)]
+    week: Annotated[str, Field(pattern=r"^\d{4}-W\d{2}$")]
+    scheduled: Annotated[int, Field(ge=1, le=100)]
+    attended: Annotated[int, Field(ge=0, le=100)]
+    excused: Annotated[int, Field(ge=0, le=100)] = 0
+
+    @model_validator(mode="after")
+    def _counts(self) -> "AttendanceEvent":
+        if self.attended + self.excused > self.scheduled:
+            raise ValueError("attended + excused exceeds scheduled sessions")
+        return self
+
+    @property
+    def entity_id(self) -> str:
+        return self.student_id
+
+
+class GradeEvent(_Event):
+    """A final grade of one student in one course for a term (百分制)."""
+
+    kind: Literal["grade"] = "grade"
+    student_id: Annotated[str, Field(pattern=_ID)]
+    course_id: Annotated[str, Field(pattern=_ID)]
+    term: Annotated[str, Field(pattern=r"^\d{4}-\d{4}-[12]$")]
+    score: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
+    credits: Annotated[float, Field(gt=0, le=20, allow_inf_nan=False)]
+
+    @property
+    def entity_id(self) -> str:
+        return self.student_id
+
+
+FinanceCategory = Literal[
+    "public_funds",  # 年度公用经费
+    "teacher_training",  # 教师培训经费
+    "teaching",  # 教学经费（日常教学、实践教学等）
+    "tuition",  # 学费收入
+    "appropriation",  # 经常性财政拨款
+]
+
+
+class FinanceEvent(_Event):
+    """One line of a finance (财务) export, mapped to a category the indicators use (元)."""
+
+    kind: Literal["finance"] = "finance"
+    school_id: Annotated[str, Field(pattern=_ID)]
+    year: Annotated[str, Field(pattern=r"^\d{4}$")]
+    category: FinanceCategory
+    item: Annotated[str, Field(min_length=1, max_length=128)]  # the source 科目名称, kept for audit
+    budget: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    actual: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+    @property
+    def entity_id(self) -> str:
+        return self.school_id
+
+
+Event = Annotated[Union[AttendanceEvent, GradeEvent, FinanceEvent], Field(discriminator="kind")]
+
+
+class DeadLetter(_Record):
+    """A record that could not be accepted: the reason, the original bytes (as text) and where
+    it came from. Dead letters go to ``zg.dlq``; the stream goes on."""
+
+    v: Literal[1] = 1
+    source: str
+    reason: str
+    raw: str
+    at: datetime
+
+    @field_validator("raw")
+    @classmethod
+    def _bounded(cls, value: str) -> str:
+        # Keep dead letters small enough for a Kafka message; say that it was cut.
+        limit = 64 * 1024
+        return value if len(value) <= limit else value[:limit] + f"…[truncated {len(value) - limit} chars]"
+
+
+class Thresholds(_Record):
+    """The thresholds that applied to one evaluation, after overrides.
+
+    For ``range`` rules each value is a ``[low, high]`` pair; for ``boolean`` rules only
+    ``expected`` matters. ``inclusive`` says whether a value exactly on a threshold meets it.
+    """
+
+    direction: Direction
+    target: float | tuple[float, float] | None = None
+    standard: float | tuple[float, float] | None = None
+    warning: float | tuple[float, float] | None = None
+    expected: bool | None = None
+    inclusive: dict[str, bool] = Field(
+        default_factory=lambda: {"target": True, "standard": True, "warning": True}
+    )
+    applied_from: tuple[str, ...] = ()  # e.g. ("school", "department:D01") — the override chain
+    floored: bool = False  # an override below the floor was raised to the school's standard
+
+
+class Verdict(_Record):
+    """The result of evaluating one rule on one observation."""
+
+    v: Literal[1] = 1
+    rule_id: str
+    rule_version: str
+    level: Level
+    entity_id: str
+    metric: str
+    period: str
+    value: bool | float | None
+    thresholds: Thresholds
+    band: Band
+    reason: str
+    observed_at: datetime | None
+    evaluated_at: datetime
+    observation_key: str
+
+    @property
+    def key(self) -> str:
+        """Idempotency key: re-evaluating the same observation under the same rule version
+        yields the same key."""
+        return f"{self.rule_id}@{self.rule_version}|{self.observation_key}"

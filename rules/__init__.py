@@ -1,0 +1,1 @@
+"""zhengai.rules — the rulebook: typed model, loader/linter, override resolution, pure evaluator."""

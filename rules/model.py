@@ -1,0 +1,189 @@
+"""Typed models of the rulebook the quality office edits (YAML under ``rules/rulebook/``).
+
+Parsing is kept apart from executing: ``loader.py`` turns YAML into these models (collecting every
+error with file, line and field); ``evaluator.py`` executes them. Unknown keys are rejected.
+
+A rule file looks like::
+
+    rules:
+      - id: course.attendance_rate
+        name: 学生到课率
+        metric: course.attendance_rate
+        level: course
+        unit: "%"
+        direction: higher_is_better     # lower_is_better | boolean | range
+        target: 98                      # 目标值
+        standard: 90                    # 标准值
+        warning: 95                     # 预警值 (either side of the standard)
+        cycle: week
+        freshness: 21d
+        responsible: course_teacher
+    overrides:
+      - rule: course.attendance_rate
+        entity: D03                     # any directory entity: department, major, class, course …
+        standard: 88
+        reason: 实训周到课统计口径不同
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from zhengai.ingest.records import Direction, Level, Role
+
+__all__ = ["Rule", "Override", "RuleFile", "Inclusive", "Cycle", "parse_duration"]
+
+Cycle = Literal["day", "week", "month", "term", "year"]
+Number = Annotated[float, Field(allow_inf_nan=False)]
+Pair = tuple[Number, Number]
+
+_DURATION = re.compile(r"^(\d+)\s*(h|d|w)$")
+_CYCLE_FRESHNESS = {
+    "day": timedelta(days=3),
+    "week": timedelta(days=14),
+    "month": timedelta(days=45),
+    "term": timedelta(days=200),
+    "year": timedelta(days=400),
+}
+
+
+def parse_duration(text: str) -> timedelta:
+    m = _DURATION.match(text.strip())
+    if not m:
+        raise ValueError(f"duration {text!r} must look like 36h, 14d or 2w")
+    n, unit = int(m.group(1)), m.group(2)
+    return {"h": timedelta(hours=n), "d": timedelta(days=n), "w": timedelta(weeks=n)}[unit]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Inclusive(_Strict):
+    """Whether a value exactly on a threshold meets it (default: yes, ≥ / ≤)."""
+
+    target: bool = True
+    standard: bool = True
+    warning: bool = True
+
+
+def _check_pair(name: str, value: object) -> None:
+    if isinstance(value, tuple) and value[0] > value[1]:
+        raise ValueError(f"{name}: low {value[0]} is above high {value[1]}")
+
+
+class Rule(_Strict):
+    id: Annotated[str, Field(pattern=r"^[a-z]+\.[a-z0-9_]{1,63}$")]
+    name: Annotated[str, Field(min_length=1, max_length=64)]  # Chinese name, shown to people
+    name_en: str | None = None
+    metric: Annotated[str, Field(pattern=r"^[a-z]+\.[a-z0-9_]{1,63}$")]
+    level: Level
+    unit: str = ""
+    direction: Direction
+    target: Number | Pair | None = None  # 目标值
+    standard: Number | Pair | None = None  # 标准值
+    warning: Number | Pair | None = None  # 预警值
+    expected: bool | None = None  # boolean rules: the healthy value
+    fail_band: Literal["yellow", "red"] = "red"  # boolean rules: band when not as expected
+    inclusive: Inclusive = Inclusive()
+    cycle: Cycle
+    freshness: str | None = None  # e.g. 14d; default from the cycle
+    responsible: Role
+    office: str | None = None  # 职能部门 that owns the indicator (required for role `office`)
+    floor: bool = False  # overrides may not be looser than the school's base standard
+    source: str | None = None  # source system(s), e.g. 教务 / 评教
+    description: str | None = None
+    enabled: bool = True
+
+    @field_validator("freshness")
+    @classmethod
+    def _freshness(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Rule":
+        if self.metric.split(".")[0] != self.level.value:
+            raise ValueError(
+                f"metric {self.metric!r} does not belong to level {self.level.value!r} "
+                f"(its prefix must be {self.level.value}.)"
+            )
+        if self.responsible is Role.office and not self.office:
+            raise ValueError("responsible: office needs `office:` (the 职能部门 that owns it)")
+        values = {"target": self.target, "standard": self.standard, "warning": self.warning}
+        if self.direction is Direction.boolean:
+            given = [k for k, v in values.items() if v is not None]
+            if given:
+                raise ValueError(f"a boolean rule takes `expected`, not {', '.join(given)}")
+            if self.expected is None:
+                raise ValueError("a boolean rule needs `expected: true` or `expected: false`")
+            return self
+        if self.expected is not None:
+            raise ValueError("`expected` is only for direction: boolean")
+        missing = [k for k, v in values.items() if v is None]
+        if missing:
+            raise ValueError(f"missing {', '.join(missing)} (目标值/标准值/预警值 are all required)")
+        is_pair = [isinstance(v, tuple) for v in values.values()]
+        if self.direction is Direction.range:
+            if not all(is_pair):
+                raise ValueError("a range rule needs [low, high] pairs for target, standard, warning")
+            for k, v in values.items():
+                _check_pair(k, v)
+            t, s, w = self.target, self.standard, self.warning
+            for name, outer in (("standard", s), ("warning", w)):
+                if not (outer[0] <= t[0] and t[1] <= outer[1]):  # type: ignore[index]
+                    raise ValueError(f"target range {list(t)} must lie inside the {name} range {list(outer)}")
+            return self
+        if any(is_pair):
+            raise ValueError(f"only direction: range takes [low, high] pairs")
+        t, s, w = self.target, self.standard, self.warning
+        if self.direction is Direction.higher_is_better and not (t >= s and t >= w):
+            raise ValueError(
+                f"higher_is_better needs target ≥ standard and target ≥ warning (got target {t}, "
+                f"standard {s}, warning {w})"
+            )
+        if self.direction is Direction.lower_is_better and not (t <= s and t <= w):
+            raise ValueError(
+                f"lower_is_better needs target ≤ standard and target ≤ warning (got target {t}, "
+                f"standard {s}, warning {w})"
+            )
+        return self
+
+    @property
+    def freshness_window(self) -> timedelta:
+        return parse_duration(self.freshness) if self.freshness else _CYCLE_FRESHNESS[self.cycle]
+
+    @property
+    def version(self) -> str:
+        """Content hash: changes whenever anything about the rule changes."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+class Override(_Strict):
+    """A threshold override for one entity and everything below it in the directory."""
+
+    rule: str
+    entity: Annotated[str, Field(min_length=1, max_length=64)]
+    target: Number | Pair | None = None
+    standard: Number | Pair | None = None
+    warning: Number | Pair | None = None
+    reason: Annotated[str, Field(min_length=2)]  # why this unit differs — required for the audit
+
+    @model_validator(mode="after")
+    def _something(self) -> "Override":
+        if self.target is None and self.standard is None and self.warning is None:
+            raise ValueError("an override must set at least one of target, standard, warning")
+        return self
+
+
+class RuleFile(_Strict):
+    rules: list[dict] = Field(default_factory=list)  # validated one by one for located errors
+    overrides: list[dict] = Field(default_factory=list)

@@ -1,0 +1,1 @@
+"""zhengai.warnings — warning lifecycle, store, routing, notifications and reports."""

@@ -1,0 +1,1 @@
+"""Notification sinks (console, file; DingTalk and email come with the notification issue)."""

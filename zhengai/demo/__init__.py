@@ -1,0 +1,1 @@
+"""The demo college: deterministic generator, real sources (SQLite, GBK CSV, HTTP API)."""
