@@ -219,8 +219,22 @@ class Entity(_Record):
     kind: EntityKind
     name: Annotated[str, Field(min_length=1, max_length=128)]
     parent_id: Annotated[str | None, Field(pattern=_ID)] = None
-    responsible: dict[Role, Person] = Field(default_factory=dict)
+    # Keyed by a Role value ("counsellor", "dean" …) or "office:<职能部门>" on the school entity.
+    # The Person may carry only id and name; contacts are merged from Person records by id.
+    responsible: dict[str, Person] = Field(default_factory=dict)
     attributes: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+
+    @field_validator("responsible")
+    @classmethod
+    def _roles(cls, value: dict[str, Person]) -> dict[str, Person]:
+        valid = {r.value for r in Role}
+        for key in value:
+            if key not in valid and not (key.startswith("office:") and len(key) > 7):
+                raise ValueError(
+                    f"responsible key {key!r} is not a role ({', '.join(sorted(valid))}) "
+                    "nor office:<name>"
+                )
+        return value
 
     @model_validator(mode="after")
     def _parent_rule(self) -> "Entity":
