@@ -1,0 +1,51 @@
+"""Evaluate a batch of observations against a RuleSet — the loop both runtimes share.
+
+An observation that cannot be evaluated (no rule for its metric, an entity the directory does not
+know, a value of the wrong kind) becomes a dead letter with the reason; the batch goes on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Iterable
+
+from zhengai.ingest.directory import Directory
+from zhengai.ingest.records import DeadLetter, Observation, Verdict, period_sort_key
+from zhengai.rules.evaluator import EvaluationError, evaluate_observation
+from zhengai.rules.loader import RuleSet
+
+__all__ = ["BatchResult", "evaluate_batch"]
+
+
+@dataclass
+class BatchResult:
+    verdicts: list[Verdict] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+
+def _dead(obs: Observation, reason: str, now: datetime) -> DeadLetter:
+    return DeadLetter(source=obs.source, reason=reason, raw=json.dumps(obs.model_dump(mode="json"), ensure_ascii=False), at=now)
+
+
+def evaluate_batch(rules: RuleSet, observations: Iterable[Observation], directory: Directory, now: datetime) -> BatchResult:
+    """Verdicts come out ordered by (rule, entity, period) so the lifecycle sees each series in
+    time order."""
+    result = BatchResult()
+    for obs in observations:
+        matching = rules.for_metric(obs.metric)
+        if not matching:
+            result.dead_letters.append(_dead(obs, f"no enabled rule for metric {obs.metric!r}", now))
+            continue
+        if obs.entity_id not in directory:
+            result.dead_letters.append(_dead(obs, f"entity {obs.entity_id!r} is not in the directory", now))
+            continue
+        lineage = directory.lineage(obs.entity_id)
+        for rule in matching:
+            try:
+                result.verdicts.append(evaluate_observation(rule, rules.overrides_for(rule.id), lineage, obs, now))
+            except EvaluationError as exc:
+                result.dead_letters.append(_dead(obs, f"rule {rule.id}: {exc}", now))
+    result.verdicts.sort(key=lambda v: (v.rule_id, v.entity_id, period_sort_key(v.period)))
+    return result
