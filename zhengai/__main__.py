@@ -1,0 +1,3 @@
+from zhengai.cli import main
+import sys
+sys.exit(main())
