@@ -429,6 +429,7 @@ class Verdict(_Record):
 
     @property
     def key(self) -> str:
-        """Idempotency key: re-evaluating the same observation under the same rule version
-        yields the same key."""
-        return f"{self.rule_id}@{self.rule_version}|{self.observation_key}"
+        """Idempotency key: re-evaluating the same observation (same key, same value) under the
+        same rule version yields the same key; a corrected value under the same observation key
+        is a new verdict."""
+        return f"{self.rule_id}@{self.rule_version}|{self.observation_key}|{self.value!r}"

@@ -104,3 +104,25 @@ def test_store_batch_is_atomic(store):
                              due_date=lambda v: None, on_transition=explode)
     assert store.count(WarningRow) == 0
     assert apply(store, [verdict("2026-W40", Band.red)])  # the verdict was not half-stored
+
+
+def test_a_corrected_value_is_a_new_verdict_but_a_replay_is_not(store):
+    apply(store, [verdict("2026-W40", Band.red, value=80.0)])
+    assert apply(store, [verdict("2026-W40", Band.red, value=80.0, day=3)]) == []
+    corrected = apply(store, [verdict("2026-W40", Band.normal, value=96.0, day=3)])
+    assert [a.transition.kind for a in corrected] == [TransitionKind.resolved]
+
+
+def test_observations_latest_wins(store):
+    from zhengai.ingest.records import Observation
+    from zhengai.warnings.schema import ObservationRow
+
+    def obs(value):
+        return Observation(level="course", entity_id="C1", metric="course.pass_rate", value=value, period="2025-2026-2",
+                           observed_at=T0, source="t", key="k1")
+
+    assert store.add_observations([obs(70.0)]) == 1
+    assert store.add_observations([obs(70.0)]) == 0
+    assert store.add_observations([obs(85.0)]) == 1
+    with store.session() as s:
+        assert [r.value for r in s.query(ObservationRow)] == [85.0]

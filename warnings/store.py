@@ -123,21 +123,31 @@ class WarningStore:
         return found
 
     def add_observations(self, observations: Sequence[Observation]) -> int:
-        """Store observations not seen before; returns how many were new."""
+        """Store observations; a key seen before with a different value is a correction and
+        replaces it (latest wins), the same key and value is a no-op. Returns rows written."""
+        latest: dict[str, Observation] = {}
+        for o in observations:
+            latest[o.key] = o
         with self.session() as s, s.begin():
-            seen = self._existing(s, ObservationRow.key, [o.key for o in observations])
-            rows, batch_keys = [], set()
-            for o in observations:
-                if o.key in seen or o.key in batch_keys:
-                    continue
-                batch_keys.add(o.key)
-                rows.append(
-                    dict(key=o.key, level=o.level.value, entity_id=o.entity_id, metric=o.metric, period=o.period,
-                         value=float(o.value), is_bool=isinstance(o.value, bool), observed_at=o.observed_at, source=o.source)
-                )
-            if rows:
-                s.execute(insert(ObservationRow), rows)
-            return len(rows)
+            stored: dict[str, tuple[int, float]] = {}
+            for chunk in _chunks(list(latest)):
+                for rid, key, value in s.execute(
+                    select(ObservationRow.id, ObservationRow.key, ObservationRow.value).where(ObservationRow.key.in_(chunk))
+                ):
+                    stored[key] = (rid, value)
+            new, changed = [], []
+            for o in latest.values():
+                row = dict(key=o.key, level=o.level.value, entity_id=o.entity_id, metric=o.metric, period=o.period,
+                           value=float(o.value), is_bool=isinstance(o.value, bool), observed_at=o.observed_at, source=o.source)
+                if o.key not in stored:
+                    new.append(row)
+                elif stored[o.key][1] != float(o.value):
+                    changed.append({"id": stored[o.key][0], **row})
+            if new:
+                s.execute(insert(ObservationRow), new)
+            if changed:
+                s.execute(update(ObservationRow), changed)
+            return len(new) + len(changed)
 
     def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         if not letters:

@@ -1,0 +1,393 @@
+"""The connector framework: streams declare, the runner owns batching, bookmarks and dead letters.
+
+A :class:`Connector` is a named set of :class:`Stream` s. A stream declares its ``name``,
+``primary_key`` and ``cursor_field`` (``None`` = full refresh) and implements two hooks:
+
+* ``read(cursor)`` — called once per run with the last *acknowledged* bookmark (or ``None``);
+  yields source rows, for incremental streams in ascending cursor order.
+* ``map(row)`` — called once per row; returns the records for that row (possibly none). Raising
+  :class:`MappingError` or a pydantic ``ValidationError`` turns the row into a ``DeadLetter``.
+
+:func:`run_connector` reads each stream in batches of rows, maps them, hands every batch to the
+:class:`Delivery` and stores the bookmark only after ``deliver()`` returned. A failing source
+or delivery stops that stream (its bookmark stays at the last acknowledged batch) and is
+reported in :class:`RunReport`; the other streams still run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from pydantic import ValidationError
+
+from zhengai.ingest.records import (
+    AttendanceEvent,
+    DeadLetter,
+    Entity,
+    FinanceEvent,
+    GradeEvent,
+    Observation,
+    Person,
+)
+
+from . import _metrics
+from .errors import FatalSourceError, MappingError, RetryableSourceError, SourceError
+from .privacy import row_json
+from .retry import RetryPolicy
+
+__all__ = [
+    "Record",
+    "Row",
+    "Delivery",
+    "BookmarkStore",
+    "MemoryBookmarks",
+    "MappingError",
+    "SourceError",
+    "RetryableSourceError",
+    "FatalSourceError",
+    "RetryPolicy",
+    "Reject",
+    "Stream",
+    "Connector",
+    "StreamStats",
+    "RunReport",
+    "run_connector",
+    "validation_reason",
+    "dump_cursor",
+]
+
+Record = Entity | Person | Observation | AttendanceEvent | GradeEvent | FinanceEvent | DeadLetter
+Row = Mapping[str, Any]
+
+log = logging.getLogger("zhengai.connectors")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def dump_cursor(value: Mapping[str, Any]) -> str:
+    """Serialize a structured cursor compactly and deterministically."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+
+
+class Delivery(Protocol):
+    """Where records go (Kafka producer, in-process queue, a list in tests)."""
+
+    def deliver(self, records: Sequence[Record]) -> None:
+        """Returning means acknowledged (e.g. Kafka acks=all); raising means not delivered."""
+        ...
+
+
+@runtime_checkable
+class BookmarkStore(Protocol):
+    """Persists one serialized cursor per (connector, stream)."""
+
+    def get(self, connector: str, stream: str) -> str | None: ...
+
+    def put(self, connector: str, stream: str, value: str) -> None: ...
+
+
+class MemoryBookmarks:
+    """A dict-backed BookmarkStore (embedded runner, tests)."""
+
+    def __init__(self, initial: Mapping[tuple[str, str], str] | None = None) -> None:
+        self._values: dict[tuple[str, str], str] = dict(initial or {})
+
+    def get(self, connector: str, stream: str) -> str | None:
+        return self._values.get((connector, stream))
+
+    def put(self, connector: str, stream: str, value: str) -> None:
+        self._values[(connector, stream)] = value
+
+    def items(self) -> dict[tuple[str, str], str]:
+        return dict(self._values)
+
+    def __repr__(self) -> str:
+        return f"MemoryBookmarks({len(self._values)} bookmarks)"
+
+
+@dataclass(frozen=True)
+class Reject:
+    """Returned by ``map`` beside good records when one part of a row is bad but the rest is
+    usable; the runner turns it into a DeadLetter (masked raw row, clock, source)."""
+
+    reason: str
+
+
+class Stream(ABC):
+    """One table / endpoint / file of a source.
+
+    Subclasses declare ``connector`` (the owning connector's name), ``name``, ``primary_key``
+    and ``cursor_field``; ``personal_fields`` names extra keys to mask in dead letters (the
+    usual 身份证号/mobile/phone keys are always masked).
+    """
+
+    connector: ClassVar[str]
+    name: ClassVar[str]
+    primary_key: ClassVar[tuple[str, ...]]
+    cursor_field: ClassVar[str | None] = None
+    personal_fields: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def source(self) -> str:
+        """``<connector>.<stream>``: the ``source`` of every record and dead letter it emits."""
+        return f"{self.connector}.{self.name}"
+
+    @abstractmethod
+    def read(self, cursor: str | None) -> Iterable[Row]:
+        """Called once per run with the last acknowledged bookmark (``None`` on the first run
+        and always for full refresh). Incremental streams yield rows in ascending cursor order;
+        re-reading some rows (a lookback window) is fine because records carry stable keys."""
+
+    @abstractmethod
+    def map(self, row: Row) -> Sequence[Record | Reject]:
+        """Called once per row. Return the records (may be empty to skip the row). Raise
+        MappingError (or let a pydantic ValidationError escape) for a bad row; return a
+        :class:`Reject` among the records when only part of the row is bad."""
+
+    def cursor_of(self, row: Row) -> str | None:
+        """The serialized bookmark a row advances to; ``None`` for full-refresh streams."""
+        if self.cursor_field is None:
+            return None
+        value = row.get(self.cursor_field)
+        return None if value is None else str(value)
+
+    def cursor_order(self, cursor: str) -> Any:
+        """A sort key for serialized cursors, so a re-read (lookback) never moves the bookmark
+        backwards. The default compares the strings."""
+        return cursor
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.source}>"
+
+
+class Connector(ABC):
+    """A campus system: a name and its streams. ``close()`` releases clients it created."""
+
+    name: ClassVar[str]
+    streams: Sequence[Stream]
+
+    def close(self) -> None:
+        """Release resources (HTTP clients, database engines). Safe to call twice."""
+
+    def __enter__(self) -> "Connector":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}: {', '.join(s.name for s in self.streams)}>"
+
+
+@dataclass
+class StreamStats:
+    """What one stream did in one run. ``read`` counts source rows; ``sent`` counts acknowledged
+    records other than dead letters; ``rejected`` counts acknowledged dead letters."""
+
+    read: int = 0
+    sent: int = 0
+    rejected: int = 0
+    batches: int = 0
+    bookmark: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class RunReport:
+    connector: str
+    started: datetime
+    finished: datetime | None = None
+    streams: dict[str, StreamStats] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(s.error is None for s in self.streams.values())
+
+    @property
+    def errors(self) -> dict[str, str]:
+        return {name: s.error for name, s in self.streams.items() if s.error is not None}
+
+    def total(self, what: str) -> int:
+        """Sum of one counter (``read``, ``sent``, ``rejected``, ``batches``) over all streams."""
+        return sum(getattr(s, what) for s in self.streams.values())
+
+
+def validation_reason(exc: ValidationError) -> str:
+    """``Entity invalid: parent_id: String should match pattern …`` — fields and why, never the
+    input values (they may be personal data)."""
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "(record)"
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    return f"{exc.title} invalid: " + "; ".join(parts)
+
+
+def _dead_letter(stream: Stream, row: Row, reason: str, now: datetime) -> DeadLetter:
+    return DeadLetter(source=stream.source, reason=reason,
+                      raw=row_json(row, stream.personal_fields), at=now)
+
+
+def _map_row(stream: Stream, row: Row, now: datetime) -> list[Record]:
+    """``stream.map(row)``, turning a bad row into a DeadLetter instead of an exception."""
+    try:
+        return [
+            _dead_letter(stream, row, r.reason, now) if isinstance(r, Reject) else r
+            for r in stream.map(row)
+        ]
+    except MappingError as exc:
+        reason = str(exc)
+    except ValidationError as exc:
+        reason = validation_reason(exc)
+    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+        # The row's shape does not fit the mapping (missing column, wrong type). Only the exception
+        # type and the column name are kept: a ValueError message may quote personal data.
+        detail = f" {exc.args[0]!r}" if isinstance(exc, KeyError) and exc.args else ""
+        reason = f"row does not fit the mapping ({type(exc).__name__}{detail})"
+        log.warning("%s: unexpected %s while mapping a row", stream.source, type(exc).__name__)
+    return [_dead_letter(stream, row, reason, now)]
+
+
+class _NotDelivered(Exception):
+    """The delivery raised: the batch was not acknowledged."""
+
+
+class _StreamRun:
+    """The state of one stream during one run: pending records and the bookmark to store."""
+
+    def __init__(self, connector: Connector, stream: Stream, delivery: Delivery,
+                 bookmarks: BookmarkStore, stats: StreamStats,
+                 on_batch: Callable[[str, int], None] | None) -> None:
+        self.connector, self.stream, self.delivery = connector, stream, delivery
+        self.bookmarks, self.stats, self.on_batch = bookmarks, stats, on_batch
+        self.records: list[Record] = []
+        self.rows = 0
+        self.acked = stats.bookmark
+        self.pending = stats.bookmark
+        self._order: Any = None  # cursor_order(pending), computed once
+
+    def _pending_order(self) -> Any:
+        if self._order is None and self.pending is not None:
+            self._order = self.stream.cursor_order(self.pending)
+        return self._order
+
+    def add(self, row: Row, records: list[Record]) -> None:
+        self.rows += 1
+        self.records.extend(records)
+        try:
+            cursor = self.stream.cursor_of(row)
+            if cursor is None:
+                return
+            order = self.stream.cursor_order(cursor)
+            if self.pending is None or order > self._pending_order():
+                self.pending, self._order = cursor, order
+        except (KeyError, TypeError, ValueError) as exc:
+            # A row whose cursor value is unusable cannot move the bookmark; map() has already
+            # dead-lettered it or kept it, and the rows around it still advance the bookmark.
+            log.warning("%s: row without a usable cursor (%s)", self.stream.source,
+                        type(exc).__name__)
+
+    def flush(self) -> None:
+        """Deliver the batch; only then store the bookmark (commit after delivery)."""
+        if self.rows == 0:
+            return
+        if self.records:
+            try:
+                self.delivery.deliver(self.records)
+            except Exception as exc:  # not acknowledged: nothing below may happen
+                raise _NotDelivered(f"{type(exc).__name__}: {exc}") from exc
+        rejected = sum(isinstance(r, DeadLetter) for r in self.records)
+        sent = len(self.records) - rejected
+        self.stats.sent += sent
+        self.stats.rejected += rejected
+        self.stats.batches += 1
+        labels = (self.connector.name, self.stream.name)
+        _metrics.RECORDS_SENT.labels(*labels).inc(sent)
+        _metrics.ROWS.labels(*labels, "rejected").inc(rejected)
+        if self.pending is not None and self.pending != self.acked:
+            self.bookmarks.put(self.connector.name, self.stream.name, self.pending)
+            self.acked = self.stats.bookmark = self.pending
+        if self.on_batch is not None:
+            self.on_batch(self.stream.source, len(self.records))
+        self.records, self.rows = [], 0
+
+
+def run_connector(
+    connector: Connector,
+    delivery: Delivery,
+    bookmarks: BookmarkStore,
+    *,
+    batch_size: int = 1000,
+    on_batch: Callable[[str, int], None] | None = None,
+    now: Callable[[], datetime] = _utcnow,
+) -> RunReport:
+    """Run every stream of ``connector`` once, from its stored bookmark to the end of the source.
+
+    ``batch_size`` counts source rows; the records of a batch go to ``delivery.deliver`` in one
+    call. ``on_batch(source, n_records)`` is called after each acknowledged batch. A stream whose
+    source or delivery fails stops there; the error is in ``report.streams[name].error`` and the
+    next streams still run.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    report = RunReport(connector=connector.name, started=now())
+    for stream in connector.streams:
+        if stream.connector != connector.name:
+            raise ValueError(f"stream {stream.name!r} belongs to {stream.connector!r}, "
+                             f"not to connector {connector.name!r}")
+        stats = StreamStats(bookmark=bookmarks.get(connector.name, stream.name))
+        report.streams[stream.name] = stats
+        _run_stream(connector, stream, delivery, bookmarks, stats, batch_size, on_batch, now)
+    report.finished = now()
+    log.info("connector %s finished: read=%d sent=%d rejected=%d errors=%d", connector.name,
+             report.total("read"), report.total("sent"), report.total("rejected"),
+             len(report.errors))
+    return report
+
+
+def _run_stream(connector: Connector, stream: Stream, delivery: Delivery,
+                bookmarks: BookmarkStore, stats: StreamStats, batch_size: int,
+                on_batch: Callable[[str, int], None] | None,
+                now: Callable[[], datetime]) -> None:
+    run = _StreamRun(connector, stream, delivery, bookmarks, stats, on_batch)
+    labels = (connector.name, stream.name)
+    rows: Iterator[Row] = iter(())
+    try:
+        rows = iter(stream.read(stats.bookmark))
+        for row in rows:
+            stats.read += 1
+            _metrics.ROWS.labels(*labels, "read").inc()
+            run.add(row, _map_row(stream, row, now()))
+            if run.rows >= batch_size:
+                run.flush()
+        run.flush()
+    except _NotDelivered as exc:
+        stats.error = f"delivery failed: {exc}"
+    except SourceError as exc:
+        # Retryable errors arrive here only after the source's RetryPolicy gave up.
+        kind = "retryable" if isinstance(exc, RetryableSourceError) else "fatal"
+        stats.error = f"source failed ({kind}): {exc}"
+    except Exception as exc:  # noqa: BLE001 — one broken stream must not stop the others
+        stats.error = f"unexpected {type(exc).__name__}: {exc}"
+        log.exception("%s: unexpected error", stream.source)
+    finally:
+        # A generator stopped early (delivery failed) releases its cursor/connection now.
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
+    if stats.error is None:
+        _metrics.STREAM_RUNS.labels(*labels, "ok").inc()
+        log.info("%s: read=%d sent=%d rejected=%d bookmark=%s", stream.source, stats.read,
+                 stats.sent, stats.rejected, stats.bookmark)
+    else:
+        result = "delivery_error" if stats.error.startswith("delivery") else "source_error"
+        _metrics.STREAM_RUNS.labels(*labels, result).inc()
+        log.error("%s: stopped at bookmark %s: %s", stream.source, stats.bookmark, stats.error)
+

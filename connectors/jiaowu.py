@@ -1,0 +1,194 @@
+"""教务 (academic affairs): the teaching database — directory, attendance, grades, plans.
+
+Dimension tables are read in full each run (they feed the compacted entity directory);
+attendance and grades are incremental by (updated_at, id) with a lookback window. Student
+身份证号 and mobile are never selected: personal data stays in the source database.
+See SOURCES.md for the schema and ADDING.md for the field mapping.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import ClassVar
+
+from zhengai.ingest.records import (
+    AttendanceEvent,
+    Entity,
+    EntityKind,
+    GradeEvent,
+    Level,
+    Observation,
+    Person,
+)
+
+from .base import Connector, Record, Row
+from .errors import MappingError
+from .retry import RetryPolicy
+from .sql import FullRefreshSqlStream, IncrementalSqlStream, SqlSource
+from .values import field, normalize_text, parse_int, parse_number, parse_timestamp
+
+__all__ = ["JiaowuConnector"]
+
+
+def _responsible(row: Row, role: str, id_key: str, name_key: str) -> dict[str, Person]:
+    """``{role: Person(id, name)}``, or nothing when the post is vacant (no id)."""
+    person_id = row.get(id_key)
+    if person_id in (None, ""):
+        return {}
+    name = normalize_text(row.get(name_key)) or str(person_id)
+    return {role: Person(id=str(person_id), name=name)}
+
+
+class _Dimension(FullRefreshSqlStream):
+    connector: ClassVar[str] = "jiaowu"
+    primary_key: ClassVar[tuple[str, ...]] = ("id",)
+
+    def __init__(self, db: SqlSource, school_id: str) -> None:
+        super().__init__(db)
+        self.school_id = school_id
+
+
+class Departments(_Dimension):
+    name = table = "departments"
+
+    def map(self, row: Row) -> list[Record]:
+        return [Entity(id=row["id"], kind=EntityKind.department, name=row["name"],
+                       parent_id=self.school_id,
+                       responsible=_responsible(row, "dean", "dean_id", "dean_name"))]
+
+
+class Majors(_Dimension):
+    name = table = "majors"
+
+    def map(self, row: Row) -> list[Record]:
+        return [Entity(id=row["id"], kind=EntityKind.major, name=row["name"],
+                       parent_id=field(row, "department_id"),
+                       responsible=_responsible(row, "major_leader", "leader_id", "leader_name"))]
+
+
+class Classes(_Dimension):
+    name = table = "classes"
+
+    def map(self, row: Row) -> list[Record]:
+        cohort = field(row, "cohort", parse_int, required=False)
+        return [Entity(id=row["id"], kind=EntityKind.class_, name=row["name"],
+                       parent_id=field(row, "major_id"),
+                       responsible=_responsible(row, "counsellor", "counsellor_id",
+                                                "counsellor_name"),
+                       attributes={"cohort": cohort})]
+
+
+class Students(_Dimension):
+    name = table = "students"
+    # id_card and mobile are deliberately absent: they are not needed for any indicator.
+    columns = ("id", "name", "class_id", "status", "updated_at")
+
+    def map(self, row: Row) -> list[Record]:
+        return [Entity(id=str(row["id"]), kind=EntityKind.student, name=row["name"],
+                       parent_id=field(row, "class_id"),
+                       attributes={"status": normalize_text(row.get("status")) or None})]
+
+
+class Courses(_Dimension):
+    name = table = "courses"
+
+    def map(self, row: Row) -> list[Record]:
+        return [Entity(id=row["id"], kind=EntityKind.course, name=row["name"],
+                       parent_id=field(row, "major_id"),
+                       responsible=_responsible(row, "course_teacher", "teacher_id",
+                                                "teacher_name"),
+                       attributes={
+                           "teacher_id": row.get("teacher_id"),
+                           "weekly_hours": field(row, "weekly_hours", parse_number, required=False),
+                           "credits": field(row, "credits", parse_number, required=False),
+                       })]
+
+
+class _Fact(IncrementalSqlStream):
+    connector: ClassVar[str] = "jiaowu"
+    primary_key: ClassVar[tuple[str, ...]] = ("id",)
+
+    def key(self, row: Row) -> str:
+        return f"jiaowu:{self.name}:{row['id']}"
+
+
+class Attendance(_Fact):
+    name = table = "attendance"
+
+    def map(self, row: Row) -> list[Record]:
+        return [AttendanceEvent(
+            occurred_at=field(row, "updated_at", parse_timestamp), source=self.source,
+            key=self.key(row), student_id=str(field(row, "student_id")),
+            course_id=field(row, "course_id"), week=normalize_text(field(row, "week")),
+            scheduled=field(row, "scheduled", parse_int),
+            attended=field(row, "attended", parse_int),
+            excused=field(row, "excused", parse_int, required=False) or 0,
+        )]
+
+
+class Grades(_Fact):
+    name = table = "grades"
+
+    def map(self, row: Row) -> list[Record]:
+        return [GradeEvent(
+            occurred_at=field(row, "updated_at", parse_timestamp), source=self.source,
+            key=self.key(row), student_id=str(field(row, "student_id")),
+            course_id=field(row, "course_id"), term=normalize_text(field(row, "term")),
+            score=field(row, "score", parse_number), credits=field(row, "credits", parse_number),
+        )]
+
+
+class TeachingPlans(FullRefreshSqlStream):
+    """Only the newest cohort's plan of each major counts (the plan now being taught)."""
+
+    connector: ClassVar[str] = "jiaowu"
+    name = "teaching_plans"
+    primary_key: ClassVar[tuple[str, ...]] = ("major_id", "cohort")
+    query = (
+        "SELECT p.major_id, p.cohort, p.total_hours, p.practice_hours, p.updated_at "
+        "FROM teaching_plans p WHERE p.cohort = "
+        "(SELECT MAX(n.cohort) FROM teaching_plans n WHERE n.major_id = p.major_id)"
+    )
+
+    def map(self, row: Row) -> list[Record]:
+        total = field(row, "total_hours", parse_number)
+        practice = field(row, "practice_hours", parse_number)
+        if total <= 0:
+            raise MappingError(f"total_hours: must be positive to compute a ratio, got {total:g}")
+        if not 0 <= practice <= total:
+            raise MappingError(f"practice_hours: {practice:g} is outside 0..total_hours "
+                               f"({total:g})")
+        updated = field(row, "updated_at", parse_timestamp)
+        return [Observation(
+            level=Level.major, entity_id=field(row, "major_id"),
+            metric="major.practice_hours_ratio",
+            value=round(100 * practice / total, 4), period=str(updated.year),
+            observed_at=updated, source=self.source,
+        )]
+
+
+class JiaowuConnector(Connector):
+    """教务 over any SQLAlchemy URL (the demo: ``sqlite:///…/jiaowu.sqlite``)."""
+
+    name: ClassVar[str] = "jiaowu"
+
+    def __init__(self, url: str, school_id: str, lookback: timedelta = timedelta(hours=1), *,
+                 retry: RetryPolicy | None = None) -> None:
+        self.db = SqlSource(url, retry=retry)
+        self.school_id = school_id
+        self.streams = (
+            Departments(self.db, school_id),
+            Majors(self.db, school_id),
+            Classes(self.db, school_id),
+            Students(self.db, school_id),
+            Courses(self.db, school_id),
+            Attendance(self.db, lookback=lookback),
+            Grades(self.db, lookback=lookback),
+            TeachingPlans(self.db),
+        )
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __repr__(self) -> str:
+        return f"JiaowuConnector({self.db!r}, school_id={self.school_id!r})"
