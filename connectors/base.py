@@ -38,7 +38,7 @@ from zhengai.ingest.records import (
 
 from . import _metrics
 from .errors import FatalSourceError, MappingError, RetryableSourceError, SourceError
-from .privacy import row_json
+from zhengai.ingest.privacy import row_json
 from .retry import RetryPolicy
 
 __all__ = [

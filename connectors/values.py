@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import TypeVar
 
 from .errors import MappingError
-from .privacy import is_personal_key
+from zhengai.ingest.privacy import is_personal_key
 
 __all__ = [
     "CHINA_TZ",

@@ -25,7 +25,7 @@ from zhengai.connectors import (
 )
 from zhengai.connectors.base import Row, validation_reason
 from zhengai.connectors.errors import FatalSourceError
-from zhengai.connectors.privacy import mask_row, mask_value
+from zhengai.ingest.privacy import mask_row, mask_value
 from zhengai.connectors.testing import ListDelivery
 from zhengai.ingest.records import GradeEvent, Person
 
