@@ -29,9 +29,14 @@ def _dead(obs: Observation, reason: str, now: datetime) -> DeadLetter:
     return DeadLetter(source=obs.source, reason=reason, raw=json.dumps(obs.model_dump(mode="json"), ensure_ascii=False), at=now)
 
 
-def evaluate_batch(rules: RuleSet, observations: Iterable[Observation], directory: Directory, now: datetime) -> BatchResult:
+def evaluate_batch(rules: RuleSet, observations: Iterable[Observation], directory: Directory, now: datetime,
+                   *, replay: bool = False) -> BatchResult:
     """Verdicts come out ordered by (rule, entity, period) so the lifecycle sees each series in
-    time order."""
+    time order.
+
+    ``replay=True`` evaluates each observation as of the moment it was observed — what a live
+    worker would have done when it arrived. Use it when a batch carries history (a first load, a
+    backtest); otherwise every past week would be judged stale against today's clock."""
     result = BatchResult()
     for obs in observations:
         matching = rules.for_metric(obs.metric)
@@ -44,7 +49,8 @@ def evaluate_batch(rules: RuleSet, observations: Iterable[Observation], director
         lineage = directory.lineage(obs.entity_id)
         for rule in matching:
             try:
-                result.verdicts.append(evaluate_observation(rule, rules.overrides_for(rule.id), lineage, obs, now))
+                at = obs.observed_at if replay else now
+                result.verdicts.append(evaluate_observation(rule, rules.overrides_for(rule.id), lineage, obs, at))
             except EvaluationError as exc:
                 result.dead_letters.append(_dead(obs, f"rule {rule.id}: {exc}", now))
     result.verdicts.sort(key=lambda v: (v.rule_id, v.entity_id, period_sort_key(v.period)))

@@ -136,7 +136,7 @@ class Pipeline:
             def on_batch(stream: str, n: int, _name=connector.name) -> None:
                 nonlocal rows
                 rows += n
-                self.progress(f"读取 {_name}.{stream}", rows, 0)
+                self.progress(f"读取 {stream}", rows, 0)
 
             result.connector_reports[connector.name] = run_connector(connector, self.collector, bookmarks, on_batch=on_batch)
             self.progress(f"连接器 {connector.name} 完成", i, len(connectors))
@@ -168,7 +168,9 @@ class Pipeline:
 
     def evaluate_and_store(self, observations: list[Observation], now: datetime, result: PipelineResult, chunk: int = 20000) -> None:
         result.observations = self.store.add_observations(observations)
-        batch = evaluate_batch(self.rules, observations, self.directory, now)
+        # The embedded run loads the term's history at once: judge each observation as of when it
+        # was observed, as the streaming worker does live.
+        batch = evaluate_batch(self.rules, observations, self.directory, now, replay=True)
         result.verdicts = len(batch.verdicts)
         for v in batch.verdicts:
             result.bands[v.band.value] = result.bands.get(v.band.value, 0) + 1
