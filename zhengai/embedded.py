@@ -133,7 +133,7 @@ class Pipeline:
         for i, connector in enumerate(connectors, 1):
             rows = 0
 
-            def on_batch(stream: str, n: int, _name=connector.name) -> None:
+            def on_batch(stream: str, n: int) -> None:
                 nonlocal rows
                 rows += n
                 self.progress(f"读取 {stream}", rows, 0)

@@ -86,7 +86,7 @@ def check_planted(store: WarningStore, college: College) -> tuple[list[PlantedCh
         rows = by_pair.get((a.rule_id, a.entity_id), [])
         match = [w for w in rows if w.level == a.level.value and w.worst_band == a.band.value
                  and w.responsible_person_id == a.responsible_person_id
-                 and (a.period is None or w.opened_period <= a.period <= w.last_period or w.opened_period == a.period)]
+                 and (a.period is None or w.opened_period <= a.period <= w.last_period)]
         if match:
             checks.append(PlantedCheck(a, True, f"预警 #{match[0].id}（{match[0].status}）"))
         else:

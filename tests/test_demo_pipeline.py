@@ -1,0 +1,92 @@
+"""The whole embedded loop on the small demo college: every planted anomaly produces its warning
+with the right band, level, entity and responsible person; healthy references produce none;
+re-running the same data opens nothing new; notifications are masked."""
+
+import io
+import json
+import re
+
+import pytest
+
+from zhengai.demo.run import run_demo
+from zhengai.ingest.records import Level
+from zhengai.warnings.schema import WarningEventRow
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = io.StringIO()
+    run = run_demo(tmp_path_factory.mktemp("demo") / "out", "small", out=out, progress=False)
+    run.console = out.getvalue()
+    return run
+
+
+def test_every_planted_anomaly_has_its_warning(demo):
+    warnings = demo.store.warnings()
+    assert len(demo.college.planted) >= 10
+    assert {a.level for a in demo.college.planted} == set(Level), "anomalies on all five levels"
+    for a in demo.college.planted:
+        rows = [w for w in warnings if w.rule_id == a.rule_id and w.entity_id == a.entity_id]
+        assert rows, f"no warning for planted {a}"
+        w = rows[0]
+        assert w.level == a.level.value
+        assert w.worst_band == a.band.value, (a, w.worst_band)
+        assert w.responsible_person_id == a.responsible_person_id, (a, w.responsible_person_id)
+        if a.period is not None:  # the breach shows in that period: it lies inside the episode
+            assert w.opened_period <= a.period <= w.last_period, (a, w.opened_period, w.last_period)
+
+
+def test_healthy_references_have_no_warning(demo):
+    assert len(demo.college.healthy) >= 4
+    flagged = {w.entity_id for w in demo.store.warnings()}
+    assert not flagged & set(demo.college.healthy)
+
+
+def test_a_one_week_dip_opens_and_resolves(demo):
+    dips = [a for a in demo.college.planted if a.rule_id == "course.attendance_rate"]
+    assert dips
+    for a in dips:
+        w = next(w for w in demo.store.warnings() if w.rule_id == a.rule_id and w.entity_id == a.entity_id)
+        assert w.status == "resolved"
+        assert [e.kind for e in demo.store.events(w.id)] == ["opened", "resolved"]
+
+
+def test_rerunning_the_same_data_opens_nothing(demo):
+    before = (len(demo.store.warnings()), demo.store.count(WarningEventRow))
+    c = demo.college
+    observations = demo.pipeline.aggregate(term=c.current_term, year=str(c.as_of.year), as_of=c.as_of)
+    from zhengai.embedded import PipelineResult
+
+    again = PipelineResult()
+    demo.pipeline.evaluate_and_store(observations, c.as_of, again)
+    assert again.transitions == []
+    assert again.observations == 0
+    assert (len(demo.store.warnings()), demo.store.count(WarningEventRow)) == before
+
+
+def test_notifications_are_sent_masked_and_reach_the_owner(demo):
+    path = demo.report_path.parent / "notifications.jsonl"
+    lines = [json.loads(l) for l in path.read_text(encoding="utf-8").splitlines()]
+    events = demo.store.count(WarningEventRow)
+    assert len(lines) == events  # one file notification per transition
+    assert demo.result.dispatch["file"].sent == events and demo.result.dispatch["console"].sent == events
+    text = path.read_text(encoding="utf-8")
+    assert not re.search(r"(?<!\d)1[3-9]\d{9}(?!\d)", text), "a mobile number leaked"
+    assert not re.search(r"(?<!\d)\d{10}(?!\d)", text), "a student ID leaked"
+    assert not re.search(r"\d{17}[\dX]", text), "an ID-card number leaked"
+    student = next(a for a in demo.college.planted if a.level is Level.student)
+    masked = student.entity_id[:4] + "****" + student.entity_id[-2:]
+    assert any(masked in l["body"] for l in lines)
+    assert all(l["to"] for l in lines)
+
+
+def test_summary_and_report_are_chinese(demo):
+    assert "预警汇总" in demo.console and f"{len(demo.college.planted)}/{len(demo.college.planted)} 已发现" in demo.console
+    report = demo.report_path.read_text(encoding="utf-8")
+    assert report.startswith("# ") and "诊改监测预警报告" in report and "未关闭预警明细" in report
+
+
+def test_bad_finance_row_is_a_dead_letter_and_the_rest_flows(demo):
+    dead = [d for d in demo.result.dead_letters if d.source.startswith("caiwu")]
+    assert len(dead) == 1 and "待核实" in dead[0].raw
+    assert any(w.rule_id == "school.teaching_investment_ratio" for w in demo.store.warnings())
