@@ -1,0 +1,30 @@
+"""Kafka topics: names, partition counts and configs, in one place.
+
+Every topic is keyed by entity id so one entity's records stay ordered within a partition.
+Topics are created explicitly (never auto-created) because Faust needs the source topics and
+table changelogs to agree on partition counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["TopicSpec", "TOPICS", "OBSERVATIONS", "EVENTS", "ENTITIES", "VERDICTS", "TRANSITIONS", "DLQ"]
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+    doc: str = ""
+
+
+OBSERVATIONS = TopicSpec("zg.observations", 6, doc="metric observations from connectors and aggregation")
+EVENTS = TopicSpec("zg.events", 6, doc="raw events (attendance, grades, finance lines) before aggregation")
+ENTITIES = TopicSpec("zg.entities", 3, {"cleanup.policy": "compact"}, doc="the entity directory and persons, latest per key")
+VERDICTS = TopicSpec("zg.verdicts", 6, doc="rule verdicts, input of the warning store")
+TRANSITIONS = TopicSpec("zg.warnings", 3, doc="warning transitions (opened, severity, resolved …)")
+DLQ = TopicSpec("zg.dlq", 3, {"retention.ms": str(30 * 24 * 3600 * 1000)}, doc="dead letters with reason, raw bytes and source")
+
+TOPICS: tuple[TopicSpec, ...] = (OBSERVATIONS, EVENTS, ENTITIES, VERDICTS, TRANSITIONS, DLQ)

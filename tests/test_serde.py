@@ -1,0 +1,45 @@
+"""Records on the wire: round trip, and every poison input gets a precise reason."""
+
+import pytest
+
+from zhengai.ingest.records import Observation
+from zhengai.ingest.serde import MAX_BYTES, DecodeError, decode, encode, key_of
+
+OBS = Observation(level="course", entity_id="C1", metric="course.pass_rate", value=80, period="2025-2026-2",
+                  observed_at="2026-01-01T08:00:00+08:00", source="jiaowu.grades")
+
+
+def test_round_trip_and_key():
+    assert decode(encode(OBS)) == OBS
+    assert key_of(OBS) == b"C1"
+
+
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        (b"{not json", "bad JSON"),
+        (b"\xff\xfe", "not UTF-8"),
+        (b'{"type":"observation","v":1,"data":{"value":NaN}}', "non-finite number NaN"),
+        (b'{"type":"spaceship","v":1,"data":{}}', "unknown record type"),
+        (b'{"type":"observation","v":9,"data":{}}', "schema version 9 is not supported"),
+        (b"[1,2]", "not an envelope"),
+        (encode(OBS).replace(b"80.0", b'"eighty"'), "observation.value"),
+        (encode(OBS).replace(b'"course.pass_rate"', b'"Course Pass"'), "observation.metric"),
+        (b'{"type":"observation","v":1,"data":{"x":"' + b"a" * MAX_BYTES + b'"}}', "exceeds"),
+    ],
+)
+def test_poison(raw, reason):
+    with pytest.raises(DecodeError, match=reason):
+        decode(raw)
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [("period", "2026-13", "month must be 01..12"), ("period", "last week", "is not one of"),
+     ("observed_at", "2026-01-01T00:00:00", "timezone"), ("value", None, "missing"), ("level", "dorm", "level")],
+)
+def test_record_validation_names_the_field(field, value, message):
+    data = OBS.model_dump(mode="json") | {field: value}
+    with pytest.raises(ValueError) as info:
+        Observation.model_validate(data)
+    assert field in str(info.value) and message in str(info.value)
