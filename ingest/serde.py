@@ -10,7 +10,6 @@ message over ``MAX_BYTES`` is refused before parsing.
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 from pydantic import BaseModel, ValidationError

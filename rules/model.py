@@ -142,7 +142,7 @@ class Rule(_Strict):
                     raise ValueError(f"target range {list(t)} must lie inside the {name} range {list(outer)}")
             return self
         if any(is_pair):
-            raise ValueError(f"only direction: range takes [low, high] pairs")
+            raise ValueError("only direction: range takes [low, high] pairs")
         t, s, w = self.target, self.standard, self.warning
         if self.direction is Direction.higher_is_better and not (t >= s and t >= w):
             raise ValueError(

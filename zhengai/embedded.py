@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import datetime
 from typing import Callable, Sequence
 
 from zhengai.connectors.base import Connector, MemoryBookmarks, Record, RunReport, run_connector
@@ -24,39 +23,25 @@ from zhengai.ingest.aggregate import (
 from zhengai.ingest.directory import Directory
 from zhengai.ingest.records import (
     AttendanceEvent,
-    Band,
     DeadLetter,
     Entity,
     FinanceEvent,
     GradeEvent,
     Observation,
     Person,
-    Verdict,
 )
 from zhengai.rules.engine import evaluate_batch
 from zhengai.rules.loader import RuleSet
-from zhengai.warnings.lifecycle import Transition
-from zhengai.warnings.messages import load_template, render
 from zhengai.warnings.notify.base import Sink
 from zhengai.warnings.notify.dispatch import DispatchReport, dispatch
-from zhengai.warnings.routing import route
-from zhengai.warnings.schema import WarningRow
-from zhengai.warnings.store import AppliedTransition, OutboxItem, WarningStore
+from zhengai.warnings.service import WarningService
+from zhengai.warnings.store import AppliedTransition, WarningStore
 
-__all__ = ["Collector", "Pipeline", "PipelineResult", "due_after"]
+__all__ = ["Collector", "Pipeline", "PipelineResult"]
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
-
-# 限期改进: days to record an improvement, by band (the store issue makes this configurable per rule).
-DUE_DAYS = {Band.red: 7, Band.yellow: 14}
-
-
-def due_after(verdict: Verdict) -> datetime | None:
-    days = DUE_DAYS.get(verdict.band)
-    return verdict.evaluated_at + timedelta(days=days) if days else None
-
 
 @dataclass
 class Collector:
@@ -121,7 +106,7 @@ class Pipeline:
         self.clock = clock
         self.channels = tuple(channels)
         self.collector = Collector(store)
-        self.template = load_template()
+        self.service = WarningService(store, lambda: self.rules, lambda: self.directory, channels=channels)
         self.progress = progress or (lambda step, done, total: None)
 
     @property
@@ -151,21 +136,6 @@ class Pipeline:
         out += teacher_evaluation_metrics(c.observations, c.directory)
         return out
 
-    def _on_transition(self, row: WarningRow, t: Transition) -> list[OutboxItem]:
-        rule = self.rules.rules[row.rule_id]
-        recipient = route(rule, row.entity_id, self.directory)
-        verdict = self._verdicts_by_key.get(t.verdict_key)
-        subject, body = render(
-            self.template, rule=rule, transition=t, thresholds=verdict.thresholds if verdict else None,
-            entity_id=row.entity_id, directory=self.directory, recipient=recipient, due=row.due_date,
-        )
-        person = recipient.person.id if recipient else None
-        return [OutboxItem(channel, person, subject, body) for channel in self.channels]
-
-    def _responsible(self, verdict: Verdict) -> tuple[str, str] | tuple[None, None]:
-        recipient = route(self.rules.rules[verdict.rule_id], verdict.entity_id, self.directory)
-        return (recipient.role, recipient.person.id) if recipient else (None, None)
-
     def evaluate_and_store(self, observations: list[Observation], now: datetime, result: PipelineResult, chunk: int = 20000) -> None:
         result.observations = self.store.add_observations(observations)
         # The embedded run loads the term's history at once: judge each observation as of when it
@@ -177,16 +147,10 @@ class Pipeline:
         if batch.dead_letters:
             self.store.add_dead_letters(batch.dead_letters)
         result.dead_letters = self.collector.dead_letters + batch.dead_letters
-        names = {r.id: r.name for r in self.rules.rules.values()}
         total = len(batch.verdicts)
         for start in range(0, total, chunk):
-            part = batch.verdicts[start : start + chunk]
-            self._verdicts_by_key = {v.key: v for v in part}
-            result.transitions += self.store.apply_verdicts(
-                part, rule_names=names, responsible=self._responsible, due_date=due_after, on_transition=self._on_transition
-            )
+            result.transitions += self.service.handle(batch.verdicts[start : start + chunk])
             self.progress("评估与预警", min(start + chunk, total), total)
-        self._verdicts_by_key = {}
 
     def notify(self, sinks: Sequence[Sink], result: PipelineResult) -> None:
         for sink in sinks:

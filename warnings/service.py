@@ -1,0 +1,75 @@
+"""The warning service: verdicts in → lifecycle, routing, messages and outbox, in one place.
+
+Both runtimes hand verdicts here — the embedded pipeline in-process, the Faust store agent from
+``zg.verdicts`` — so a warning is routed and worded the same everywhere. The rules and the
+directory are read through callables, so a worker can swap in a reloaded rulebook or a directory
+that grows as ``zg.entities`` is consumed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Callable, Sequence
+
+from zhengai.ingest.directory import Directory
+from zhengai.ingest.records import Band, Verdict
+from zhengai.rules.loader import RuleSet
+from zhengai.warnings.lifecycle import Transition
+from zhengai.warnings.messages import load_template, render
+from zhengai.warnings.routing import route
+from zhengai.warnings.schema import WarningRow
+from zhengai.warnings.store import AppliedTransition, OutboxItem, WarningStore
+
+__all__ = ["WarningService", "DUE_DAYS", "due_after"]
+
+# 限期改进: days to record an improvement, by band.
+DUE_DAYS = {Band.red: 7, Band.yellow: 14}
+
+
+def due_after(verdict: Verdict) -> datetime | None:
+    days = DUE_DAYS.get(verdict.band)
+    return verdict.evaluated_at + timedelta(days=days) if days else None
+
+
+class WarningService:
+    def __init__(self, store: WarningStore, rules: Callable[[], RuleSet], directory: Callable[[], Directory],
+                 *, channels: Sequence[str] = ("console", "file")):
+        self.store = store
+        self._rules = rules
+        self._directory = directory
+        self.channels = tuple(channels)
+        self.template = load_template()
+        self._verdicts: dict[str, Verdict] = {}
+
+    def _rule(self, rule_id: str):
+        return self._rules().rules.get(rule_id)
+
+    def _responsible(self, verdict: Verdict) -> tuple[str, str] | tuple[None, None]:
+        rule = self._rule(verdict.rule_id)
+        recipient = route(rule, verdict.entity_id, self._directory()) if rule else None
+        return (recipient.role, recipient.person.id) if recipient else (None, None)
+
+    def _on_transition(self, row: WarningRow, t: Transition) -> list[OutboxItem]:
+        rule = self._rule(row.rule_id)
+        if rule is None:  # the rule was removed since the verdict: record, do not notify
+            return []
+        directory = self._directory()
+        recipient = route(rule, row.entity_id, directory)
+        verdict = self._verdicts.get(t.verdict_key)
+        subject, body = render(
+            self.template, rule=rule, transition=t, thresholds=verdict.thresholds if verdict else None,
+            entity_id=row.entity_id, directory=directory, recipient=recipient, due=row.due_date,
+        )
+        person = recipient.person.id if recipient else None
+        return [OutboxItem(channel, person, subject, body) for channel in self.channels]
+
+    def handle(self, verdicts: Sequence[Verdict]) -> list[AppliedTransition]:
+        """Store the verdicts (idempotently) and apply them; one transaction."""
+        self._verdicts = {v.key: v for v in verdicts}
+        try:
+            names = {r.id: r.name for r in self._rules().rules.values()}
+            return self.store.apply_verdicts(
+                verdicts, rule_names=names, responsible=self._responsible, due_date=due_after, on_transition=self._on_transition
+            )
+        finally:
+            self._verdicts = {}
