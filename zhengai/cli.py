@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from pathlib import Path
@@ -39,6 +40,10 @@ def _lint(args: argparse.Namespace) -> int:
     return 0
 
 
+# Subcommand modules under zhengai/commands/, each with register(subparsers).
+_COMMAND_MODULES = ("worker", "connectors", "warnings")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="zhengai", description="诊改 monitoring and early warning for higher-vocational colleges")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -57,6 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     lint = rsub.add_parser("lint", help="validate a rulebook folder; every error with file, line and field")
     lint.add_argument("folder", nargs="?", default=None, help="default: the shipped rulebook")
     lint.set_defaults(func=_lint)
+
+    for module in _COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(f"zhengai.commands.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"zhengai.commands.{module}":
+                raise
+            continue
+        mod.register(sub)
     return p
 
 

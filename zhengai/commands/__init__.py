@@ -1,0 +1,1 @@
+"""Subcommands of `zhengai`, one module each; every module offers `register(subparsers)`."""
