@@ -19,7 +19,7 @@ from typing import Mapping, Sequence
 from zhengai.ingest.records import Band, Direction, Observation, Thresholds, Verdict
 from zhengai.rules.model import Override, Rule
 
-__all__ = ["EvaluationError", "resolve_thresholds", "classify", "evaluate", "evaluate_observation"]
+__all__ = ["EvaluationError", "resolve_thresholds", "classify", "evaluate", "evaluate_observation", "meets_recovery"]
 
 _NAMES_ZH = {"target": "目标值", "standard": "标准值", "warning": "预警值"}
 
@@ -189,3 +189,22 @@ def evaluate_observation(rule: Rule, overrides: Mapping[str, Override], lineage:
         now=now,
         observation_key=obs.key,
     )
+
+
+def meets_recovery(value: float | bool | None, thresholds: Thresholds, margin: float = 0.0) -> bool:
+    """Hysteresis: does the value clear the inner threshold by ``margin`` (towards the target)?
+    A warning recovers only on values that do, so one hovering at the line does not flap."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return False
+    d = thresholds.direction
+    if d is Direction.boolean:
+        return value == thresholds.expected
+    if isinstance(value, bool):
+        return False
+    if d is Direction.range:
+        lo = max(thresholds.standard[0], thresholds.warning[0]) + margin
+        hi = min(thresholds.standard[1], thresholds.warning[1]) - margin
+        return lo <= value <= hi
+    if d is Direction.higher_is_better:
+        return value >= max(thresholds.standard, thresholds.warning) + margin
+    return value <= min(thresholds.standard, thresholds.warning) - margin

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from zhengai.ingest.records import Direction, Level, Role
 
-__all__ = ["Rule", "Override", "RuleFile", "Inclusive", "Cycle", "parse_duration"]
+__all__ = ["Rule", "Override", "RuleFile", "Inclusive", "Cycle", "LifecyclePolicy", "DueDays", "parse_duration"]
 
 Cycle = Literal["day", "week", "month", "term", "year"]
 Number = Annotated[float, Field(allow_inf_nan=False)]
@@ -78,6 +78,32 @@ def _check_pair(name: str, value: object) -> None:
         raise ValueError(f"{name}: low {value[0]} is above high {value[1]}")
 
 
+class DueDays(_Strict):
+    """限期改进: days from opening to the improvement due date, by band."""
+
+    yellow: Annotated[int, Field(ge=1, le=365)] = 14
+    red: Annotated[int, Field(ge=1, le=365)] = 7
+
+
+class LifecyclePolicy(_Strict):
+    """How a rule's warnings live (architecture "Warning lifecycle").
+
+    pending_periods: consecutive breaching periods before a warning opens (1 = at once).
+    recovery_periods: consecutive periods the recovery threshold must hold before recovery.
+    recovery_margin: hysteresis — how far past the inner threshold (towards the target, in the
+        metric's unit) a value must be to count towards recovery, so a value hovering at the
+        line does not flap.
+    escalate_every_days: after the due date passes, escalate one level up the responsibility
+        chain, and again every this many days while still unresolved.
+    """
+
+    pending_periods: Annotated[int, Field(ge=1, le=12)] = 1
+    recovery_periods: Annotated[int, Field(ge=1, le=12)] = 1
+    recovery_margin: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+    due_days: DueDays = DueDays()
+    escalate_every_days: Annotated[int, Field(ge=1, le=365)] = 7
+
+
 class Rule(_Strict):
     id: Annotated[str, Field(pattern=r"^[a-z]+\.[a-z0-9_]{1,63}$")]
     name: Annotated[str, Field(min_length=1, max_length=64)]  # Chinese name, shown to people
@@ -100,6 +126,7 @@ class Rule(_Strict):
     source: str | None = None  # source system(s), e.g. 教务 / 评教
     description: str | None = None
     enabled: bool = True
+    lifecycle: "LifecyclePolicy" = Field(default_factory=lambda: LifecyclePolicy())
 
     @field_validator("freshness")
     @classmethod

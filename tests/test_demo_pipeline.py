@@ -47,8 +47,8 @@ def test_a_one_week_dip_opens_and_resolves(demo):
     assert dips
     for a in dips:
         w = next(w for w in demo.store.warnings() if w.rule_id == a.rule_id and w.entity_id == a.entity_id)
-        assert w.status == "resolved"
-        assert [e.kind for e in demo.store.events(w.id)] == ["opened", "resolved"]
+        assert w.status == "recovered"
+        assert [e.kind for e in demo.store.events(w.id)] == ["opened", "recovered"]
 
 
 def test_rerunning_the_same_data_opens_nothing(demo):
@@ -67,7 +67,7 @@ def test_rerunning_the_same_data_opens_nothing(demo):
 def test_notifications_are_sent_masked_and_reach_the_owner(demo):
     path = demo.report_path.parent / "notifications.jsonl"
     lines = [json.loads(l) for l in path.read_text(encoding="utf-8").splitlines()]
-    events = demo.store.count(WarningEventRow)
+    events = demo.store.count(WarningEventRow)  # opened and recovered only here: all are notified
     assert len(lines) == events  # one file notification per transition
     assert demo.result.dispatch["file"].sent == events and demo.result.dispatch["console"].sent == events
     text = path.read_text(encoding="utf-8")

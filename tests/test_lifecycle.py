@@ -1,128 +1,163 @@
-"""The first-version warning lifecycle: pure transitions, then the same through the SQL store."""
+"""The warning lifecycle as a pure state machine: every transition, table-driven where it fits."""
 
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from zhengai.ingest.records import Band, Direction, Thresholds, Verdict
-from zhengai.warnings.lifecycle import Status, TransitionKind, step
-from zhengai.warnings.schema import WarningEventRow, WarningRow
-from zhengai.warnings.store import OutboxItem, WarningStore
+from zhengai.rules.model import LifecyclePolicy
+from zhengai.warnings.lifecycle import (
+    Acknowledge, LifecycleError, MarkFalsePositive, Observe, Resolution, Review, StartImprovement, Status, Tick,
+    TransitionKind as K, step,
+)
 
-T0 = datetime(2026, 10, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 9, 7, 8, tzinfo=timezone.utc)
 TH = Thresholds(direction=Direction.higher_is_better, target=98, standard=90, warning=95)
+BAND_VALUE = {Band.excellent: 99.0, Band.normal: 96.0, Band.yellow: 93.0, Band.red: 80.0, Band.stale: None}
 
 
-def verdict(period: str, band: Band, value: float = 80.0, rule="course.attendance_rate", entity="C0001", key=None, day=0):
-    return Verdict(rule_id=rule, rule_version="v1", level="course", entity_id=entity, metric=rule, period=period,
-                   value=value, thresholds=TH, band=band, reason=f"{band.value} {value}", observed_at=T0,
-                   evaluated_at=T0 + timedelta(days=day), observation_key=key or f"obs|{entity}|{period}")
+def week(n: int) -> str:
+    return f"2026-W{n:02d}"
 
 
-def run(bands):
-    state, kinds = None, []
-    for i, (period, band) in enumerate(bands):
-        state, ts = step(state, verdict(period, band, day=i))
+def verdict(n: int, band: Band, value: float | None = None, key: str | None = None) -> Verdict:
+    value = BAND_VALUE[band] if value is None else value
+    at = T0 + timedelta(weeks=n - 37)
+    return Verdict(rule_id="course.attendance_rate", rule_version="v1", level="course", entity_id="C0001",
+                   metric="course.attendance_rate", period=week(n), value=value, thresholds=TH, band=band,
+                   reason=f"{band.value} {value}", observed_at=at, evaluated_at=at,
+                   observation_key=key or f"obs|C0001|{week(n)}")
+
+
+def run(series, policy=LifecyclePolicy(), state=None):
+    kinds = []
+    for n, band, *value in series:
+        state, ts = step(state, Observe(verdict(n, band, *value), policy))
         kinds += [t.kind for t in ts]
     return state, kinds
 
 
+P2 = LifecyclePolicy(pending_periods=2)
+R2 = LifecyclePolicy(recovery_periods=2)
+MARGIN = LifecyclePolicy(recovery_margin=2.0)  # recovery needs ≥ 97 (inner line 95 + 2)
+
+
 @pytest.mark.parametrize(
-    "series, kinds, final",
+    "series, policy, kinds, status",
     [
-        ([("2026-W40", Band.normal)], [], None),
-        ([("2026-W40", Band.yellow)], [TransitionKind.opened], Status.open),
-        ([("2026-W40", Band.yellow), ("2026-W41", Band.yellow)], [TransitionKind.opened], Status.open),
-        ([("2026-W40", Band.yellow), ("2026-W41", Band.red)], [TransitionKind.opened, TransitionKind.severity_up], Status.open),
-        ([("2026-W40", Band.red), ("2026-W41", Band.yellow)], [TransitionKind.opened, TransitionKind.severity_down], Status.open),
-        ([("2026-W40", Band.red), ("2026-W41", Band.excellent)], [TransitionKind.opened, TransitionKind.resolved], Status.resolved),
-        ([("2026-W40", Band.red), ("2026-W41", Band.stale)], [TransitionKind.opened], Status.open),  # no data ≠ recovery
-        ([("2026-W41", Band.red), ("2026-W40", Band.normal)], [TransitionKind.opened], Status.open),  # late old data
-        ([("2026-W40", Band.red), ("2026-W40", Band.red)], [TransitionKind.opened], Status.open),  # replay
+        ([(40, Band.normal)], LifecyclePolicy(), [], None),
+        ([(40, Band.yellow)], LifecyclePolicy(), [K.opened], Status.open),
+        ([(40, Band.yellow), (41, Band.yellow)], LifecyclePolicy(), [K.opened], Status.open),
+        ([(40, Band.yellow), (41, Band.red)], LifecyclePolicy(), [K.opened, K.severity_up], Status.open),
+        ([(40, Band.red), (41, Band.yellow)], LifecyclePolicy(), [K.opened, K.severity_down], Status.open),
+        ([(40, Band.red), (41, Band.excellent)], LifecyclePolicy(), [K.opened, K.recovered], Status.recovered),
+        ([(40, Band.red), (41, Band.stale)], LifecyclePolicy(), [K.opened], Status.open),  # no data ≠ recovery
+        ([(41, Band.red), (40, Band.normal)], LifecyclePolicy(), [K.opened], Status.open),  # late, older data
+        ([(40, Band.red), (40, Band.red)], LifecyclePolicy(), [K.opened], Status.open),  # replay
+        # pending: N consecutive breaching periods before opening; a normal period clears it
+        ([(40, Band.yellow)], P2, [K.pending], Status.pending),
+        ([(40, Band.yellow), (40, Band.yellow)], P2, [K.pending], Status.pending),  # same period twice ≠ 2 periods
+        ([(40, Band.yellow), (41, Band.red)], P2, [K.pending, K.opened], Status.open),
+        ([(40, Band.yellow), (41, Band.normal)], P2, [K.pending, K.cleared], Status.closed),
+        # hysteresis: M consecutive periods past the recovery line
+        ([(40, Band.red), (41, Band.normal)], R2, [K.opened], Status.open),
+        ([(40, Band.red), (41, Band.normal), (42, Band.normal)], R2, [K.opened, K.recovered], Status.recovered),
+        ([(40, Band.red), (41, Band.normal), (42, Band.yellow), (43, Band.normal)], R2, [K.opened, K.severity_down], Status.open),
+        # margin: 96 is normal (≥ 95) but short of 97, so it does not count; 97 exactly does
+        ([(40, Band.red), (41, Band.normal, 96.0)], MARGIN, [K.opened], Status.open),
+        ([(40, Band.red), (41, Band.normal, 97.0)], MARGIN, [K.opened, K.recovered], Status.recovered),
+        # a recovered warning that breaches again before review relapses into the same episode
+        ([(40, Band.red), (41, Band.normal), (42, Band.yellow)], LifecyclePolicy(), [K.opened, K.recovered, K.relapsed], Status.open),
     ],
 )
-def test_transitions(series, kinds, final):
-    state, got = run(series)
+def test_observe(series, policy, kinds, status):
+    state, got = run(series, policy)
     assert got == kinds
-    assert (state.status if state else None) is final
+    assert (state.status if state else None) is status
 
 
-def test_new_episode_after_recovery():
-    state, kinds = run([("2026-W40", Band.red), ("2026-W41", Band.normal), ("2026-W42", Band.yellow)])
-    assert kinds == [TransitionKind.opened, TransitionKind.resolved, TransitionKind.opened]
-    assert state.episode == 2 and state.opened_period == "2026-W42"
-    # an old breach arriving late changes nothing
-    again, ts = step(state, verdict("2026-W39", Band.red))
+def test_value_hovering_at_the_line_does_not_flap():
+    # 94.9 / 95.1 alternate around the warning line: with a margin of 2 the warning stays open
+    series = [(40, Band.yellow, 94.9)] + [(41 + i, Band.yellow if i % 2 else Band.normal, 94.9 if i % 2 else 95.1) for i in range(8)]
+    state, kinds = run(series, MARGIN)
+    assert kinds == [K.opened] and state.status is Status.open and state.episode == 1
+    # without hysteresis the same series flaps: recover, relapse, recover …
+    _, flapping = run(series, LifecyclePolicy())
+    assert flapping.count(K.recovered) == 4 and flapping.count(K.relapsed) == 4
+
+
+def test_episode_numbering_and_late_history():
+    state, _ = run([(40, Band.red), (41, Band.normal)])
+    state, ts = step(state, Review("质量办", T0 + timedelta(weeks=5)))
+    assert [t.kind for t in ts] == [K.reviewed] and state.resolution is Resolution.reviewed
+    again, ts = step(state, Observe(verdict(40, Band.red, key="late")))  # a late breach from the closed episode
     assert ts == [] and again is state
-    resolved, _ = run([("2026-W40", Band.red), ("2026-W41", Band.normal)])
-    after, ts = step(resolved, verdict("2026-W40", Band.red, key="late"))
-    assert ts == [] and after is resolved
+    new, ts = step(state, Observe(verdict(43, Band.yellow)))
+    assert [t.kind for t in ts] == [K.opened] and new.episode == 2 and new.opened_period == week(43)
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = WarningStore(f"sqlite:///{tmp_path / 'w.sqlite'}")
-    s.create_schema()
-    return s
+def test_due_date_from_band_and_escalation_with_a_controlled_clock():
+    policy = LifecyclePolicy(escalate_every_days=7)
+    state, _ = run([(40, Band.red)], policy)
+    opened = T0 + timedelta(weeks=3)
+    assert state.due_date == opened + timedelta(days=7)  # red: 7 days to improve
+    before, ts = step(state, Tick(state.due_date - timedelta(seconds=1), policy, timedelta(days=30)))
+    assert ts == [] and before.status is Status.open
+    esc, ts = step(state, Tick(state.due_date, policy, timedelta(days=30)))
+    assert [t.kind for t in ts] == [K.escalated] and esc.status is Status.escalated and esc.escalation_level == 1
+    same, ts = step(esc, Tick(state.due_date + timedelta(days=3), policy, timedelta(days=30)))
+    assert ts == []  # not again until the next step
+    esc2, ts = step(esc, Tick(state.due_date + timedelta(days=7), policy, timedelta(days=30)))
+    assert esc2.escalation_level == 2 and ts[0].cause == "tick:escalated:2"
 
 
-def apply(store, verdicts):
-    return store.apply_verdicts(
-        verdicts, rule_names={"course.attendance_rate": "学生到课率"},
-        responsible=lambda v: ("course_teacher", "T0001"), due_date=lambda v: v.evaluated_at + timedelta(days=7),
-        on_transition=lambda row, t: [OutboxItem("memory", "T0001", f"{t.kind.value}", "body")],
-    )
+def test_yellow_gets_the_longer_due_date():
+    state, _ = run([(40, Band.yellow)])
+    assert state.due_date == T0 + timedelta(weeks=3, days=14)
 
 
-def test_store_one_warning_per_episode_and_idempotent_replay(store):
-    series = [verdict("2026-W40", Band.yellow), verdict("2026-W41", Band.red), verdict("2026-W42", Band.normal),
-              verdict("2026-W43", Band.red)]
-    applied = apply(store, series)
-    assert [a.transition.kind for a in applied] == [TransitionKind.opened, TransitionKind.severity_up,
-                                                     TransitionKind.resolved, TransitionKind.opened]
-    assert apply(store, series) == []  # the same verdicts again: nothing new
-    # re-evaluating the same observations (new evaluation time, same keys) changes nothing either
-    assert apply(store, [verdict("2026-W43", Band.red, day=5)]) == []
-    rows = store.warnings()
-    assert [(w.episode, w.status, w.band, w.worst_band) for w in rows] == [(1, "resolved", "normal", "red"), (2, "open", "red", "red")]
-    assert store.count(WarningEventRow) == 4
-    assert len(store.pending_notifications("memory")) == 4
-    first = rows[0]
-    assert first.responsible_person_id == "T0001" and first.due_date == T0 + timedelta(days=7)
-    assert [e.kind for e in store.events(first.id)] == ["opened", "severity_up", "resolved"]
+def test_people_actions():
+    state, _ = run([(40, Band.red)])
+    t1 = T0 + timedelta(weeks=3, hours=5)
+    ack, ts = step(state, Acknowledge("T0001", t1))
+    assert [t.kind for t in ts] == [K.acknowledged] and ack.acknowledged_at == t1 and ts[0].actor == "T0001"
+    due = t1 + timedelta(days=20)
+    imp, ts = step(ack, StartImprovement("T0001", t1, due, "调整授课时间，增加课堂签到"))
+    assert [t.kind for t in ts] == [K.improvement_started] and imp.status is Status.improving
+    assert imp.due_date == due and imp.next_escalation_at == due
+    with pytest.raises(LifecycleError):
+        step(imp, Acknowledge("T0001", t1))  # already acting on it
+    with pytest.raises(LifecycleError):
+        step(imp, Review("质量办", t1))  # 复评 only after recovery
+    with pytest.raises(LifecycleError):
+        step(ack, StartImprovement("T0001", t1, t1 - timedelta(days=1), "过去的期限"))
+    rec, ts = step(imp, Observe(verdict(44, Band.excellent)))
+    assert [t.kind for t in ts] == [K.recovered]
+    closed, ts = step(rec, Review("Q001", t1 + timedelta(days=30), "复评：连续两周达标"))
+    assert closed.status is Status.closed and closed.resolution is Resolution.reviewed
 
 
-def test_store_batch_is_atomic(store):
-    class Boom(Exception):
-        pass
-
-    def explode(row, t):
-        raise Boom()
-
-    with pytest.raises(Boom):
-        store.apply_verdicts([verdict("2026-W40", Band.red)], rule_names={}, responsible=lambda v: (None, None),
-                             due_date=lambda v: None, on_transition=explode)
-    assert store.count(WarningRow) == 0
-    assert apply(store, [verdict("2026-W40", Band.red)])  # the verdict was not half-stored
+@pytest.mark.parametrize("status_series", [[(40, Band.red)], [(40, Band.yellow)]])
+def test_false_positive_from_any_live_status_needs_a_reason(status_series):
+    state, _ = run(status_series, P2 if status_series[0][1] is Band.yellow else LifecyclePolicy())
+    with pytest.raises(LifecycleError):
+        step(state, MarkFalsePositive("Q001", T0, " "))
+    closed, ts = step(state, MarkFalsePositive("Q001", T0 + timedelta(days=30), "考勤机故障，数据缺失导致误报"))
+    assert [t.kind for t in ts] == [K.false_positive]
+    assert closed.resolution is Resolution.false_positive and closed.close_reason == "考勤机故障，数据缺失导致误报"
+    with pytest.raises(LifecycleError):
+        step(closed, MarkFalsePositive("Q001", T0, "again"))
 
 
-def test_a_corrected_value_is_a_new_verdict_but_a_replay_is_not(store):
-    apply(store, [verdict("2026-W40", Band.red, value=80.0)])
-    assert apply(store, [verdict("2026-W40", Band.red, value=80.0, day=3)]) == []
-    corrected = apply(store, [verdict("2026-W40", Band.normal, value=96.0, day=3)])
-    assert [a.transition.kind for a in corrected] == [TransitionKind.resolved]
-
-
-def test_observations_latest_wins(store):
-    from zhengai.ingest.records import Observation
-    from zhengai.warnings.schema import ObservationRow
-
-    def obs(value):
-        return Observation(level="course", entity_id="C1", metric="course.pass_rate", value=value, period="2025-2026-2",
-                           observed_at=T0, source="t", key="k1")
-
-    assert store.add_observations([obs(70.0)]) == 1
-    assert store.add_observations([obs(70.0)]) == 0
-    assert store.add_observations([obs(85.0)]) == 1
-    with store.session() as s:
-        assert [r.value for r in s.query(ObservationRow)] == [85.0]
+def test_stale_and_data_resumed():
+    policy = LifecyclePolicy(due_days={"red": 60, "yellow": 60})  # keep escalation out of this test
+    state, _ = run([(40, Band.red)], policy)
+    last = state.last_data_at
+    fresh, ts = step(state, Tick(last + timedelta(days=14), policy, timedelta(days=14)))
+    assert ts == [] and not fresh.stale  # exactly at the window is still fresh
+    stale, ts = step(state, Tick(last + timedelta(days=15), policy, timedelta(days=14)))
+    assert [t.kind for t in ts] == [K.stale] and stale.stale and stale.status is Status.open
+    again, ts = step(stale, Tick(last + timedelta(days=16), policy, timedelta(days=14)))
+    assert ts == []  # stale once
+    resumed, ts = step(stale, Observe(verdict(44, Band.red)))
+    assert [t.kind for t in ts] == [K.data_resumed] and not resumed.stale

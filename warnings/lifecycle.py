@@ -1,55 +1,110 @@
-"""Warning lifecycle as a pure state machine (first version).
+"""The warning lifecycle as a pure state machine.
 
-One warning per (rule, entity, episode). ``step(state, verdict)`` returns the next state and the
-transitions it caused; it never reads a clock or a database, so replays and backtests give the
-same answer. This version knows ``open`` (yellow or red, with severity changes) and ``resolved``
-(the metric is back to normal). The store issue extends it with pending periods, acknowledgement,
-improvement with a due date, escalation, hysteresis on recovery, closure on review or as a false
-positive, and staleness — new statuses and transition kinds slot into the same two types.
+::
 
-Rules of this version:
-- a breach (yellow/red) with no open warning opens a new episode;
-- a breach of another colour on an open warning changes its severity;
-- normal/excellent on an open warning resolves it;
-- a stale verdict changes nothing (absence of data is not recovery);
-- a verdict for an older period than the warning last saw changes nothing (late data does not
-  rewrite the present), and the same period with the same band is a no-op (idempotent replay).
+    pending ─(N periods)─▶ open(yellow|red) ─▶ acknowledged ─▶ improving(改进措施, due date)
+       │                      │  ▲ severity up/down            │
+       └─ cleared             └──┴── recovered (hold M periods past the recovery line) ─▶ closed (复评)
+    open/acknowledged/improving past due ─▶ escalated (next level, again every k days)
+    any live status ─▶ closed as 误报 (false positive, with a reason)
+    no data within the freshness window ─▶ stale (a flag; fresh data clears it)
+
+One warning per (rule, entity, episode). ``step(state, command)`` returns the next state and the
+transitions it caused; it reads no clock and no database (``Tick`` carries ``now``), so replays,
+races resolved by the store, and backtests all give the same answer. Every transition becomes a
+warning event in the store.
+
+Rules of thumb encoded here:
+- stale verdicts change nothing: absence of data is not recovery (``Tick`` marks staleness);
+- a verdict for an older period than the warning last saw changes nothing; the same period with
+  the same value is a no-op (idempotent replay); a corrected value for the same period is applied;
+- while a warning is active its band is its severity (yellow/red): good periods count towards
+  recovery but do not lower the severity;
+- recovery needs ``recovery_periods`` consecutive periods at or past the recovery line
+  (hysteresis); a recovered warning that breaches again before review relapses to open.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
+from typing import Union
 
 from zhengai.ingest.records import Band, Verdict, period_kind
+from zhengai.rules.evaluator import meets_recovery
+from zhengai.rules.model import LifecyclePolicy
 
-__all__ = ["Status", "TransitionKind", "WarningState", "Transition", "step"]
+__all__ = [
+    "Status", "TransitionKind", "Resolution", "WarningState", "Transition", "LifecycleError",
+    "Observe", "Acknowledge", "StartImprovement", "Review", "MarkFalsePositive", "Tick", "Command",
+    "step", "ACTIVE", "LIVE", "MAX_ESCALATION",
+]
+
+MAX_ESCALATION = 4  # 任课教师 → 课程负责人 → 专业负责人 → 二级学院 → 质量办
 
 
 class Status(str, Enum):
+    pending = "pending"
     open = "open"
-    resolved = "resolved"
+    acknowledged = "acknowledged"
+    improving = "improving"
+    escalated = "escalated"
+    recovered = "recovered"
+    closed = "closed"
 
     @property
     def zh(self) -> str:
-        return {"open": "预警中", "resolved": "已恢复"}[self.value]
+        return _STATUS_ZH[self]
+
+
+_STATUS_ZH = {
+    Status.pending: "待确认", Status.open: "预警中", Status.acknowledged: "已确认", Status.improving: "改进中",
+    Status.escalated: "已升级督办", Status.recovered: "已恢复待复评", Status.closed: "已关闭",
+}
+ACTIVE = frozenset({Status.open, Status.acknowledged, Status.improving, Status.escalated})
+LIVE = ACTIVE | {Status.pending, Status.recovered}
+
+
+class Resolution(str, Enum):
+    reviewed = "reviewed"  # 复评 closed a recovered warning
+    false_positive = "false_positive"  # 误报
+    cleared = "cleared"  # a pending breach that never held for N periods
 
 
 class TransitionKind(str, Enum):
+    pending = "pending"
     opened = "opened"
     severity_up = "severity_up"
     severity_down = "severity_down"
-    resolved = "resolved"
+    acknowledged = "acknowledged"
+    improvement_started = "improvement_started"
+    escalated = "escalated"
+    recovered = "recovered"
+    relapsed = "relapsed"
+    reviewed = "reviewed"
+    false_positive = "false_positive"
+    cleared = "cleared"
+    stale = "stale"
+    data_resumed = "data_resumed"
 
     @property
     def zh(self) -> str:
-        return {
-            "opened": "新预警",
-            "severity_up": "预警升级",
-            "severity_down": "预警降级",
-            "resolved": "指标恢复",
-        }[self.value]
+        return _KIND_ZH[self]
+
+
+_KIND_ZH = {
+    TransitionKind.pending: "待确认", TransitionKind.opened: "新预警", TransitionKind.severity_up: "预警升级",
+    TransitionKind.severity_down: "预警降级", TransitionKind.acknowledged: "已确认",
+    TransitionKind.improvement_started: "开始改进", TransitionKind.escalated: "逾期升级督办",
+    TransitionKind.recovered: "指标恢复", TransitionKind.relapsed: "再次预警", TransitionKind.reviewed: "复评关闭",
+    TransitionKind.false_positive: "误报关闭", TransitionKind.cleared: "未确认即恢复",
+    TransitionKind.stale: "数据中断", TransitionKind.data_resumed: "数据恢复",
+}
+
+
+class LifecycleError(ValueError):
+    """A command that is not allowed in the warning's current status (e.g. 复评 before recovery)."""
 
 
 @dataclass(frozen=True)
@@ -58,13 +113,26 @@ class WarningState:
     entity_id: str
     episode: int
     status: Status
-    band: Band
-    opened_period: str
+    band: Band  # the latest band seen
+    worst_band: Band
+    opened_period: str  # first breaching period of the episode
     last_period: str
     value: float | bool | None
     reason: str
     opened_at: datetime
     updated_at: datetime
+    pending_count: int = 0
+    recovery_count: int = 0
+    escalation_level: int = 0
+    due_date: datetime | None = None
+    next_escalation_at: datetime | None = None
+    stale: bool = False
+    last_data_at: datetime | None = None
+    acknowledged_at: datetime | None = None
+    recovered_at: datetime | None = None
+    closed_at: datetime | None = None
+    resolution: Resolution | None = None
+    close_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,72 +146,214 @@ class Transition:
     period: str
     value: float | bool | None
     reason: str
-    verdict_key: str
+    cause: str  # the verdict key, or "<actor>:<kind>" for people's actions, or "tick:<kind>:<level>"
     at: datetime
+    actor: str | None = None
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Observe:
+    verdict: Verdict
+    policy: LifecyclePolicy = LifecyclePolicy()
+
+
+@dataclass(frozen=True)
+class Acknowledge:
+    actor: str
+    at: datetime
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class StartImprovement:
+    actor: str
+    at: datetime
+    due: datetime  # 限期改进
+    text: str
+
+
+@dataclass(frozen=True)
+class Review:
+    actor: str
+    at: datetime
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class MarkFalsePositive:
+    actor: str
+    at: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class Tick:
+    at: datetime
+    policy: LifecyclePolicy
+    freshness: timedelta
+
+
+Command = Union[Observe, Acknowledge, StartImprovement, Review, MarkFalsePositive, Tick]
 
 
 def _older(period: str, than: str) -> bool:
-    """Is ``period`` older than ``than``? Periods of different kinds are not comparable: treat
-    them as current (the rule's cycle changed)."""
+    """Periods of different kinds are not comparable: treat them as current (the cycle changed)."""
     if period_kind(period) != period_kind(than):
         return False
     return period < than
 
 
-def step(state: WarningState | None, verdict: Verdict) -> tuple[WarningState | None, list[Transition]]:
-    band = verdict.band
+def _severity(band: Band) -> int:
+    return {Band.red: 2, Band.yellow: 1}.get(band, 0)
+
+
+def _t(state: WarningState | None, new: WarningState, kind: TransitionKind, cause: str, at: datetime,
+       actor: str | None = None, reason: str | None = None) -> Transition:
+    return Transition(
+        kind=kind, episode=new.episode, from_status=state.status if state else None, to_status=new.status,
+        from_band=state.band if state else None, to_band=new.band, period=new.last_period, value=new.value,
+        reason=reason if reason is not None else new.reason, cause=cause, at=at, actor=actor,
+    )
+
+
+def step(state: WarningState | None, command: Command) -> tuple[WarningState | None, list[Transition]]:
+    if isinstance(command, Observe):
+        return _observe(state, command.verdict, command.policy)
+    if isinstance(command, Tick):
+        return _tick(state, command)
+    return _act(state, command)
+
+
+def _open_fields(verdict: Verdict, policy: LifecyclePolicy) -> dict:
+    days = policy.due_days.red if verdict.band is Band.red else policy.due_days.yellow
+    due = verdict.evaluated_at + timedelta(days=days)
+    return dict(status=Status.open, due_date=due, next_escalation_at=due)
+
+
+def _observe(state: WarningState | None, v: Verdict, policy: LifecyclePolicy) -> tuple[WarningState | None, list[Transition]]:
+    band, at = v.band, v.evaluated_at
     if band is Band.stale:
         return state, []
-    if state is not None and state.status is Status.open:
-        if _older(verdict.period, state.last_period):
+    live = state is not None and state.status in LIVE
+    if live:
+        if _older(v.period, state.last_period):
             return state, []
-        if verdict.period == state.last_period and band is state.band:
-            return state, []
-    now = verdict.evaluated_at
+        if v.period == state.last_period and v.value == state.value:
+            return state, []  # replay of what this warning already saw
+    transitions: list[Transition] = []
+    if live and state.stale:
+        resumed = replace(state, stale=False, last_data_at=v.observed_at or at, updated_at=at)
+        transitions.append(_t(state, resumed, TransitionKind.data_resumed, v.key, at, reason="数据恢复采集"))
+        state = resumed
 
-    def transition(kind: TransitionKind, to_status: Status, episode: int) -> Transition:
-        return Transition(
-            kind=kind,
-            episode=episode,
-            from_status=state.status if state else None,
-            to_status=to_status,
-            from_band=state.band if state else None,
-            to_band=band,
-            period=verdict.period,
-            value=verdict.value,
-            reason=verdict.reason,
-            verdict_key=verdict.key,
-            at=now,
+    if not live:  # nothing open: only a breach starts an episode
+        if not band.is_breach:
+            return state, transitions
+        if state is not None and _older(v.period, state.last_period):
+            return state, []  # a late breach from before the last episode closed is history
+        new = WarningState(
+            rule_id=v.rule_id, entity_id=v.entity_id, episode=(state.episode + 1 if state else 1), status=Status.pending,
+            band=band, worst_band=band, opened_period=v.period, last_period=v.period, value=v.value, reason=v.reason,
+            opened_at=at, updated_at=at, pending_count=1, last_data_at=v.observed_at or at,
         )
+        if policy.pending_periods <= 1:
+            new = replace(new, **_open_fields(v, policy))
+            return new, transitions + [_t(None, new, TransitionKind.opened, v.key, at)]
+        return new, transitions + [_t(None, new, TransitionKind.pending, v.key, at)]
 
+    same_period = v.period == state.last_period
+    moved = replace(state, band=band, last_period=v.period, value=v.value, reason=v.reason, updated_at=at,
+                    last_data_at=v.observed_at or at,
+                    worst_band=band if _severity(band) > _severity(state.worst_band) else state.worst_band)
+
+    if state.status is Status.pending:
+        if not band.is_breach:
+            closed = replace(moved, status=Status.closed, closed_at=at, resolution=Resolution.cleared)
+            return closed, transitions + [_t(state, closed, TransitionKind.cleared, v.key, at)]
+        count = state.pending_count if same_period else state.pending_count + 1
+        moved = replace(moved, pending_count=count)
+        if count >= policy.pending_periods:
+            opened = replace(moved, **_open_fields(v, policy))
+            return opened, transitions + [_t(state, opened, TransitionKind.opened, v.key, at)]
+        return moved, transitions
+
+    if state.status is Status.recovered:
+        if band.is_breach:
+            relapsed = replace(moved, status=Status.open, recovery_count=0, recovered_at=None)
+            return relapsed, transitions + [_t(state, relapsed, TransitionKind.relapsed, v.key, at)]
+        return moved, transitions
+
+    # active: open, acknowledged, improving, escalated
     if band.is_breach:
-        if state is None or state.status is Status.resolved:
-            if state is not None and _older(verdict.period, state.last_period):
-                # A breach older than the last recovery is history, not a new episode.
-                return state, []
-            episode = state.episode + 1 if state else 1
-            new = WarningState(
-                rule_id=verdict.rule_id,
-                entity_id=verdict.entity_id,
-                episode=episode,
-                status=Status.open,
-                band=band,
-                opened_period=verdict.period,
-                last_period=verdict.period,
-                value=verdict.value,
-                reason=verdict.reason,
-                opened_at=now,
-                updated_at=now,
-            )
-            return new, [transition(TransitionKind.opened, Status.open, episode)]
-        moved = replace(state, last_period=verdict.period, value=verdict.value, reason=verdict.reason, updated_at=now)
-        if band is state.band:
-            return moved, []
-        kind = TransitionKind.severity_up if band is Band.red else TransitionKind.severity_down
-        return replace(moved, band=band), [transition(kind, Status.open, state.episode)]
+        moved = replace(moved, recovery_count=0)
+        if _severity(band) != _severity(state.band):
+            kind = TransitionKind.severity_up if _severity(band) > _severity(state.band) else TransitionKind.severity_down
+            return moved, transitions + [_t(state, moved, kind, v.key, at)]
+        return moved, transitions
+    if meets_recovery(v.value, v.thresholds, policy.recovery_margin):
+        count = state.recovery_count if same_period else state.recovery_count + 1
+    else:
+        count = 0  # normal but short of the recovery line: the hold starts again
+    # While active, `band` is the warning's severity: a good period does not lower it (only
+    # recovery does), so a value hovering at the line cannot flap severity either.
+    moved = replace(moved, recovery_count=count, band=state.band)
+    if count >= policy.recovery_periods:
+        recovered = replace(moved, status=Status.recovered, recovered_at=at)
+        return recovered, transitions + [_t(state, recovered, TransitionKind.recovered, v.key, at)]
+    return moved, transitions
 
-    # normal or excellent
-    if state is None or state.status is Status.resolved:
+
+def _tick(state: WarningState | None, tick: Tick) -> tuple[WarningState | None, list[Transition]]:
+    if state is None or state.status not in LIVE:
         return state, []
-    new = replace(state, status=Status.resolved, band=band, last_period=verdict.period, value=verdict.value, reason=verdict.reason, updated_at=now)
-    return new, [transition(TransitionKind.resolved, Status.resolved, state.episode)]
+    now, transitions = tick.at, []
+    if not state.stale and state.last_data_at is not None and now - state.last_data_at > tick.freshness:
+        stale = replace(state, stale=True, updated_at=now)
+        reason = f"超过 {tick.freshness.days} 天无新数据（最近一次 {state.last_data_at:%Y-%m-%d}）"
+        transitions.append(_t(state, stale, TransitionKind.stale, f"tick:stale:{state.last_data_at.isoformat()}", now, reason=reason))
+        state = stale
+    if (state.status in ACTIVE and state.next_escalation_at is not None and now >= state.next_escalation_at
+            and state.escalation_level < MAX_ESCALATION):
+        level = state.escalation_level + 1
+        escalated = replace(state, status=Status.escalated, escalation_level=level, updated_at=now,
+                            next_escalation_at=state.next_escalation_at + timedelta(days=tick.policy.escalate_every_days))
+        reason = f"改进期限 {state.due_date:%Y-%m-%d} 已过，升级至第 {level} 级督办" if state.due_date else f"升级至第 {level} 级督办"
+        transitions.append(_t(state, escalated, TransitionKind.escalated, f"tick:escalated:{level}", now, reason=reason))
+        state = escalated
+    return state, transitions
+
+
+def _act(state: WarningState | None, cmd: Command) -> tuple[WarningState | None, list[Transition]]:
+    if state is None:
+        raise LifecycleError("no such warning")
+    name = type(cmd).__name__
+    if isinstance(cmd, MarkFalsePositive):
+        if state.status not in LIVE:
+            raise LifecycleError(f"cannot mark a {state.status.value} warning as a false positive")
+        if len(cmd.reason.strip()) < 2:
+            raise LifecycleError("a false positive needs a reason (误报原因)")
+        new = replace(state, status=Status.closed, closed_at=cmd.at, resolution=Resolution.false_positive,
+                      close_reason=cmd.reason.strip(), updated_at=cmd.at)
+        return new, [_t(state, new, TransitionKind.false_positive, f"{cmd.actor}:false_positive", cmd.at, cmd.actor, cmd.reason.strip())]
+    if isinstance(cmd, Acknowledge):
+        if state.status not in (Status.open, Status.escalated):
+            raise LifecycleError(f"{name}: only an open or escalated warning can be acknowledged (it is {state.status.value})")
+        new = replace(state, status=Status.acknowledged, acknowledged_at=state.acknowledged_at or cmd.at, updated_at=cmd.at)
+        return new, [_t(state, new, TransitionKind.acknowledged, f"{cmd.actor}:acknowledged:{cmd.at.isoformat()}", cmd.at, cmd.actor, cmd.note or "已确认预警")]
+    if isinstance(cmd, StartImprovement):
+        if state.status not in ACTIVE:
+            raise LifecycleError(f"{name}: an improvement is recorded on an active warning (it is {state.status.value})")
+        if cmd.due <= cmd.at:
+            raise LifecycleError("the improvement's due date must lie in the future")
+        new = replace(state, status=Status.improving, due_date=cmd.due, next_escalation_at=cmd.due, updated_at=cmd.at,
+                      acknowledged_at=state.acknowledged_at or cmd.at)
+        return new, [_t(state, new, TransitionKind.improvement_started, f"{cmd.actor}:improvement:{cmd.at.isoformat()}", cmd.at, cmd.actor, cmd.text)]
+    if isinstance(cmd, Review):
+        if state.status is not Status.recovered:
+            raise LifecycleError(f"{name}: 复评 closes a recovered warning (it is {state.status.value})")
+        new = replace(state, status=Status.closed, closed_at=cmd.at, resolution=Resolution.reviewed, updated_at=cmd.at)
+        return new, [_t(state, new, TransitionKind.reviewed, f"{cmd.actor}:reviewed", cmd.at, cmd.actor, cmd.note or "复评通过")]
+    raise TypeError(f"unknown command {cmd!r}")

@@ -17,6 +17,8 @@ __all__ = [
     "VerdictRow",
     "WarningRow",
     "WarningEventRow",
+    "ImprovementRow",
+    "RuleVersionRow",
     "OutboxRow",
     "DeadLetterRow",
     "BookmarkRow",
@@ -56,6 +58,9 @@ class EntityRow(Base):
     kind: Mapped[str] = mapped_column(String(16), index=True)
     name: Mapped[str] = mapped_column(String(128))
     parent_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # denormalised from the lineage so dashboards group without recursive queries
+    department_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    major_id: Mapped[str | None] = mapped_column(String(64))
     responsible: Mapped[dict] = mapped_column(JSON, default=dict)  # role → person id
     attributes: Mapped[dict] = mapped_column(JSON, default=dict)
 
@@ -126,18 +131,29 @@ class WarningRow(Base):
     reason: Mapped[str] = mapped_column(Text)
     responsible_role: Mapped[str | None] = mapped_column(String(64))
     responsible_person_id: Mapped[str | None] = mapped_column(String(64))
+    pending_count: Mapped[int] = mapped_column(Integer, default=0)
+    recovery_count: Mapped[int] = mapped_column(Integer, default=0)
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)
     due_date: Mapped[datetime | None] = mapped_column(TS)  # 限期改进
+    next_escalation_at: Mapped[datetime | None] = mapped_column(TS)
+    stale: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_data_at: Mapped[datetime | None] = mapped_column(TS)
     opened_at: Mapped[datetime] = mapped_column(TS)
     updated_at: Mapped[datetime] = mapped_column(TS)
-    resolved_at: Mapped[datetime | None] = mapped_column(TS)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(TS)
+    recovered_at: Mapped[datetime | None] = mapped_column(TS)
+    closed_at: Mapped[datetime | None] = mapped_column(TS)
+    resolution: Mapped[str | None] = mapped_column(String(16))
+    close_reason: Mapped[str | None] = mapped_column(Text)  # 误报原因 and review notes
     __table_args__ = (
         UniqueConstraint("rule_id", "entity_id", "episode", name="uq_warning_episode"),
         Index("ix_warnings_rule_entity", "rule_id", "entity_id"),
+        Index("ix_warnings_next_escalation", "next_escalation_at"),
     )
 
 
 class WarningEventRow(Base):
-    """The audit trail: every transition of every warning, and what caused it."""
+    """The audit trail: every transition of every warning, and what or who caused it."""
 
     __tablename__ = "warning_events"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -150,9 +166,42 @@ class WarningEventRow(Base):
     period: Mapped[str] = mapped_column(String(16))
     value: Mapped[float | None] = mapped_column(Float)
     reason: Mapped[str] = mapped_column(Text)
-    cause: Mapped[str] = mapped_column(String(320))  # the verdict key (or the actor, later)
-    at: Mapped[datetime] = mapped_column(TS)
+    cause: Mapped[str] = mapped_column(String(320))  # the verdict key, the actor's action, or the tick
+    actor: Mapped[str | None] = mapped_column(String(64))  # who, for people's actions
+    at: Mapped[datetime] = mapped_column(TS, index=True)
     __table_args__ = (UniqueConstraint("warning_id", "kind", "cause", name="uq_event_cause"),)
+
+
+class ImprovementRow(Base):
+    """改进措施: owner, text, evidence, due date, and the measured effect (实际效果, not a forecast)."""
+
+    __tablename__ = "improvements"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    warning_id: Mapped[int] = mapped_column(ForeignKey("warnings.id"), index=True)
+    owner_id: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[list] = mapped_column(JSON, default=list)  # links to 佐证材料
+    due_date: Mapped[datetime] = mapped_column(TS)
+    created_at: Mapped[datetime] = mapped_column(TS)
+    value_before: Mapped[float | None] = mapped_column(Float)
+    value_after: Mapped[float | None] = mapped_column(Float)
+    effect_measured_at: Mapped[datetime | None] = mapped_column(TS)
+    effect: Mapped[str | None] = mapped_column(Text)
+
+
+class RuleVersionRow(Base):
+    """Who changed which threshold, when and why: one row per published rule version."""
+
+    __tablename__ = "rule_versions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    rule_id: Mapped[str] = mapped_column(String(80))
+    version: Mapped[str] = mapped_column(String(16))
+    content: Mapped[dict] = mapped_column(JSON)
+    changes: Mapped[dict] = mapped_column(JSON, default=dict)  # field → [old, new]
+    author: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    published_at: Mapped[datetime] = mapped_column(TS)
+    __table_args__ = (UniqueConstraint("rule_id", "version", name="uq_rule_version"),)
 
 
 class OutboxRow(Base):

@@ -12,23 +12,22 @@ from datetime import datetime, timedelta
 from typing import Callable, Sequence
 
 from zhengai.ingest.directory import Directory
-from zhengai.ingest.records import Band, Verdict
+from zhengai.ingest.records import Verdict
 from zhengai.rules.loader import RuleSet
-from zhengai.warnings.lifecycle import Transition
+from zhengai.rules.model import LifecyclePolicy
+from zhengai.warnings.lifecycle import Command, Transition, TransitionKind
 from zhengai.warnings.messages import load_template, render
 from zhengai.warnings.routing import route
 from zhengai.warnings.schema import WarningRow
 from zhengai.warnings.store import AppliedTransition, OutboxItem, WarningStore
 
-__all__ = ["WarningService", "DUE_DAYS", "due_after"]
+__all__ = ["WarningService", "NOTIFY_KINDS"]
 
-# 限期改进: days to record an improvement, by band.
-DUE_DAYS = {Band.red: 7, Band.yellow: 14}
-
-
-def due_after(verdict: Verdict) -> datetime | None:
-    days = DUE_DAYS.get(verdict.band)
-    return verdict.evaluated_at + timedelta(days=days) if days else None
+# Transitions people are told about; the others (pending, acknowledged, …) are recorded only.
+NOTIFY_KINDS = frozenset({
+    TransitionKind.opened, TransitionKind.severity_up, TransitionKind.severity_down, TransitionKind.escalated,
+    TransitionKind.recovered, TransitionKind.relapsed, TransitionKind.stale,
+})
 
 
 class WarningService:
@@ -49,13 +48,17 @@ class WarningService:
         recipient = route(rule, verdict.entity_id, self._directory()) if rule else None
         return (recipient.role, recipient.person.id) if recipient else (None, None)
 
+    def _policy(self, rule_id: str) -> LifecyclePolicy:
+        rule = self._rule(rule_id)
+        return rule.lifecycle if rule else LifecyclePolicy()
+
     def _on_transition(self, row: WarningRow, t: Transition) -> list[OutboxItem]:
         rule = self._rule(row.rule_id)
-        if rule is None:  # the rule was removed since the verdict: record, do not notify
+        if rule is None or t.kind not in NOTIFY_KINDS:  # removed rule, or a kind that is only recorded
             return []
         directory = self._directory()
         recipient = route(rule, row.entity_id, directory)
-        verdict = self._verdicts.get(t.verdict_key)
+        verdict = self._verdicts.get(t.cause)
         subject, body = render(
             self.template, rule=rule, transition=t, thresholds=verdict.thresholds if verdict else None,
             entity_id=row.entity_id, directory=directory, recipient=recipient, due=row.due_date,
@@ -69,7 +72,21 @@ class WarningService:
         try:
             names = {r.id: r.name for r in self._rules().rules.values()}
             return self.store.apply_verdicts(
-                verdicts, rule_names=names, responsible=self._responsible, due_date=due_after, on_transition=self._on_transition
+                verdicts, rule_names=names, responsible=self._responsible, policy_for=self._policy,
+                on_transition=self._on_transition,
             )
         finally:
             self._verdicts = {}
+
+    def act(self, warning_id: int, command: Command, evidence: Sequence[str] = ()) -> list[AppliedTransition]:
+        """A person's action on a warning: acknowledge, improvement, 复评, 误报."""
+        return self.store.act(warning_id, command, on_transition=self._on_transition, evidence=evidence)
+
+    def tick(self, now: datetime) -> list[AppliedTransition]:
+        """Escalate overdue warnings and mark those without fresh data stale."""
+
+        def policy_for(rule_id: str) -> tuple[LifecyclePolicy, timedelta]:
+            rule = self._rule(rule_id)
+            return (rule.lifecycle, rule.freshness_window) if rule else (LifecyclePolicy(), timedelta(days=400))
+
+        return self.store.tick(now, policy_for=policy_for, on_transition=self._on_transition)

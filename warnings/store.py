@@ -1,28 +1,50 @@
-"""The warning store: observations, verdicts, warnings, their audit trail and the outbox.
+"""The warning store: observations, verdicts, warnings, their audit trail, improvements and the
+outbox, on SQLite (embedded) or PostgreSQL (production) through SQLAlchemy.
 
-Writes are idempotent: an observation or verdict whose key is already stored is skipped, and a
-skipped verdict never reaches the lifecycle, so re-evaluating the same data never opens a second
-warning nor writes a second event. A batch is one transaction: verdicts, warning states, events
-and outbox rows commit together or not at all.
+Writes are idempotent and safe under concurrency:
+- a verdict is inserted with ``ON CONFLICT (key) DO NOTHING RETURNING key`` and only verdicts that
+  were really new reach the lifecycle, so a replay never opens a second warning or event;
+- on PostgreSQL the batch takes a transaction-scoped advisory lock per (rule, entity), in sorted
+  order, before reading warning state, so two workers racing on one entity serialise instead of
+  both opening episode N; the unique (rule, entity, episode) and (warning, kind, cause)
+  constraints back this up, and a conflicting batch is retried whole;
+- one batch is one transaction: verdicts, warning states, events and outbox rows commit together.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable, Iterable, Iterator, Sequence
 
-from sqlalchemy import create_engine, func, insert, select, update
+from sqlalchemy import create_engine, func, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from zhengai.ingest.records import Band, DeadLetter, Entity, Observation, Person, Verdict
-from zhengai.warnings.lifecycle import Status, Transition, WarningState, step
+from zhengai.ingest.directory import Directory
+from zhengai.ingest.records import Band, DeadLetter, Entity, EntityKind, Observation, Person, Verdict
+from zhengai.rules.model import LifecyclePolicy
+from zhengai.warnings.lifecycle import (
+    LIVE,
+    Command,
+    Observe,
+    Resolution,
+    StartImprovement,
+    Status,
+    Tick,
+    Transition,
+    WarningState,
+    step,
+)
 from zhengai.warnings.schema import (
-    Base,
     BookmarkRow,
     DeadLetterRow,
     EntityRow,
+    ImprovementRow,
     ObservationRow,
     OutboxRow,
     PersonRow,
@@ -31,10 +53,11 @@ from zhengai.warnings.schema import (
     WarningRow,
 )
 
-__all__ = ["WarningStore", "AppliedTransition", "OutboxItem", "SqlBookmarks"]
+__all__ = ["WarningStore", "AppliedTransition", "OutboxItem", "SqlBookmarks", "ConcurrentUpdate"]
 
+log = logging.getLogger(__name__)
 _CHUNK = 500
-_SEVERITY = {"yellow": 1, "red": 2}
+_RETRIES = 5
 
 
 @dataclass(frozen=True)
@@ -53,12 +76,16 @@ class AppliedTransition:
     state: WarningState
 
 
+class ConcurrentUpdate(RuntimeError):
+    """A batch kept conflicting with another writer after every retry."""
+
+
 # Called inside the batch transaction for every transition; returns the notifications to enqueue.
 OnTransition = Callable[[WarningRow, Transition], Sequence[OutboxItem]]
 # Decides the responsible (role, person id) of a new warning.
 Responsible = Callable[[Verdict], tuple[str, str] | tuple[None, None]]
-# Decides the due date (限期改进) of a new warning.
-DueDate = Callable[[Verdict], datetime | None]
+# The lifecycle policy of a rule (pending/recovery periods, due days, escalation).
+PolicyFor = Callable[[str], LifecyclePolicy]
 
 
 def _chunks(items: Sequence, n: int = _CHUNK) -> Iterator[Sequence]:
@@ -66,24 +93,35 @@ def _chunks(items: Sequence, n: int = _CHUNK) -> Iterator[Sequence]:
         yield items[i : i + n]
 
 
+def _num(value: float | bool | None) -> float | None:
+    return None if value is None else float(value)
+
+
+_STATE_FIELDS = (
+    "status", "band", "worst_band", "opened_period", "last_period", "reason", "opened_at", "updated_at",
+    "pending_count", "recovery_count", "escalation_level", "due_date", "next_escalation_at", "stale",
+    "last_data_at", "acknowledged_at", "recovered_at", "closed_at", "resolution", "close_reason",
+)
+
+
 def _state_of(row: WarningRow) -> WarningState:
     return WarningState(
-        rule_id=row.rule_id,
-        entity_id=row.entity_id,
-        episode=row.episode,
-        status=Status(row.status),
-        band=Band(row.band),
-        opened_period=row.opened_period,
-        last_period=row.last_period,
-        value=row.value,
-        reason=row.reason,
-        opened_at=row.opened_at,
-        updated_at=row.updated_at,
+        rule_id=row.rule_id, entity_id=row.entity_id, episode=row.episode, status=Status(row.status),
+        band=Band(row.band), worst_band=Band(row.worst_band), opened_period=row.opened_period,
+        last_period=row.last_period, value=row.value, reason=row.reason, opened_at=row.opened_at,
+        updated_at=row.updated_at, pending_count=row.pending_count or 0, recovery_count=row.recovery_count or 0,
+        escalation_level=row.escalation_level or 0, due_date=row.due_date, next_escalation_at=row.next_escalation_at,
+        stale=bool(row.stale), last_data_at=row.last_data_at, acknowledged_at=row.acknowledged_at,
+        recovered_at=row.recovered_at, closed_at=row.closed_at,
+        resolution=Resolution(row.resolution) if row.resolution else None, close_reason=row.close_reason,
     )
 
 
-def _num(value: float | bool | None) -> float | None:
-    return None if value is None else float(value)
+def _write_state(row: WarningRow, state: WarningState) -> None:
+    for name in _STATE_FIELDS:
+        value = getattr(state, name)
+        setattr(row, name, value.value if hasattr(value, "value") and not isinstance(value, (int, float)) else value)
+    row.value = _num(state.value)
 
 
 class WarningStore:
@@ -91,37 +129,41 @@ class WarningStore:
         self.engine = create_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
         self._session = sessionmaker(self.engine, expire_on_commit=False)
 
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
     def create_schema(self) -> None:
-        Base.metadata.create_all(self.engine)
+        """Bring the database to the newest schema version (versioned migrations)."""
+        from zhengai.warnings.migrate import upgrade  # late: alembic is only needed here
+
+        upgrade(self.engine)
 
     def session(self) -> Session:
         return self._session()
 
+    def _insert(self, table):
+        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+
     # --- directory --------------------------------------------------------------------------
-    def upsert_directory(self, records: Iterable[Entity | Person]) -> None:
+    def upsert_directory(self, records: Iterable[Entity | Person], directory: Directory | None = None) -> None:
+        """Store entities and persons (latest wins). With the directory, each entity also gets its
+        department and major, denormalised for dashboards."""
         with self.session() as s, s.begin():
             for r in records:
                 if isinstance(r, Person):
                     s.merge(PersonRow(id=r.id, name=r.name, dingtalk_user_id=r.dingtalk_user_id, mobile=r.mobile, email=r.email))
-                else:
-                    s.merge(
-                        EntityRow(
-                            id=r.id,
-                            kind=r.kind.value,
-                            name=r.name,
-                            parent_id=r.parent_id,
-                            responsible={role: p.id for role, p in r.responsible.items()},
-                            attributes=dict(r.attributes),
-                        )
-                    )
+                    continue
+                dept = major = None
+                if directory is not None:
+                    d = directory.ancestor(r.id, EntityKind.department)
+                    m = directory.ancestor(r.id, EntityKind.major)
+                    dept, major = (d.id if d else None), (m.id if m else None)
+                s.merge(EntityRow(id=r.id, kind=r.kind.value, name=r.name, parent_id=r.parent_id, department_id=dept,
+                                  major_id=major, responsible={role: p.id for role, p in r.responsible.items()},
+                                  attributes=dict(r.attributes)))
 
     # --- observations and dead letters ---------------------------------------------------------
-    def _existing(self, s: Session, column, keys: Sequence[str]) -> set[str]:
-        found: set[str] = set()
-        for chunk in _chunks(list(keys)):
-            found.update(s.scalars(select(column).where(column.in_(chunk))))
-        return found
-
     def add_observations(self, observations: Sequence[Observation]) -> int:
         """Store observations; a key seen before with a different value is a correction and
         replaces it (latest wins), the same key and value is a no-op. Returns rows written."""
@@ -144,7 +186,7 @@ class WarningStore:
                 elif stored[o.key][1] != float(o.value):
                     changed.append({"id": stored[o.key][0], **row})
             if new:
-                s.execute(insert(ObservationRow), new)
+                s.execute(self._insert(ObservationRow).on_conflict_do_nothing(index_elements=["key"]), new)
             if changed:
                 s.execute(update(ObservationRow), changed)
             return len(new) + len(changed)
@@ -162,72 +204,105 @@ class WarningStore:
         *,
         rule_names: dict[str, str],
         responsible: Responsible,
-        due_date: DueDate,
+        policy_for: PolicyFor | None = None,
         on_transition: OnTransition | None = None,
     ) -> list[AppliedTransition]:
-        """Store new verdicts and run them through the lifecycle, in the order given (callers
-        sort by period). Verdicts already stored are skipped entirely."""
-        applied: list[AppliedTransition] = []
-        with self.session() as s, s.begin():
-            known = self._existing(s, VerdictRow.key, [v.key for v in verdicts])
-            fresh: list[Verdict] = []
-            for v in verdicts:
-                if v.key not in known:
-                    known.add(v.key)
-                    fresh.append(v)
-            if not fresh:
-                return applied
+        """Store new verdicts and run them through the lifecycle, in the order given (callers sort
+        by rule, entity and period). Verdicts already stored are skipped entirely."""
+        if not verdicts:
+            return []
+        policy_for = policy_for or (lambda rule_id: LifecyclePolicy())
+        return self._retrying(lambda s: self._apply(s, verdicts, rule_names, responsible, policy_for, on_transition))
+
+    def _retrying(self, work: Callable[[Session], list]) -> list:
+        for attempt in range(1, _RETRIES + 1):
+            try:
+                with self.session() as s, s.begin():
+                    return work(s)
+            except (IntegrityError, DBAPIError) as exc:
+                retryable = isinstance(exc, IntegrityError) or getattr(exc.orig, "pgcode", None) in ("40001", "40P01")
+                if not retryable or attempt == _RETRIES:
+                    if retryable:
+                        raise ConcurrentUpdate(f"batch conflicted {attempt} times: {exc.orig}") from exc
+                    raise
+                log.info("store batch conflicted (attempt %d), retrying: %s", attempt, exc.orig)
+                time.sleep(0.05 * attempt)
+        raise AssertionError("unreachable")
+
+    def _lock_pairs(self, s: Session, pairs: Iterable[tuple[str, str]]) -> None:
+        if self.dialect != "postgresql":
+            return  # SQLite serialises writers itself
+        keys = sorted({f"{r}|{e}" for r, e in pairs})
+        for chunk in _chunks(keys, 2000):
             s.execute(
-                insert(VerdictRow),
-                [
-                    dict(key=v.key, rule_id=v.rule_id, rule_version=v.rule_version, level=v.level.value, entity_id=v.entity_id,
-                         metric=v.metric, period=v.period, value=_num(v.value), band=v.band.value, reason=v.reason,
-                         thresholds=v.thresholds.model_dump(mode="json"), observed_at=v.observed_at, evaluated_at=v.evaluated_at)
-                    for v in fresh
-                ],
+                text("SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM "
+                     "(SELECT k FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k) AS ordered"),
+                {"keys": list(chunk)},
             )
-            current = self._latest_warnings(s, {(v.rule_id, v.entity_id) for v in fresh if v.band is not Band.stale})
-            for v in fresh:
-                pair = (v.rule_id, v.entity_id)
-                row = current.get(pair)
-                state, transitions = step(_state_of(row) if row is not None else None, v)
-                if not transitions:
-                    if row is not None and state is not None and state.last_period != row.last_period:
-                        row.last_period, row.value, row.reason, row.updated_at = state.last_period, _num(state.value), state.reason, state.updated_at
-                    continue
-                for t in transitions:
-                    if row is None or t.episode != row.episode:
-                        role, person = responsible(v)
-                        row = WarningRow(
-                            rule_id=v.rule_id, rule_name=rule_names.get(v.rule_id, v.rule_id), entity_id=v.entity_id,
-                            episode=t.episode, level=v.level.value, metric=v.metric, status=state.status.value,
-                            band=state.band.value, worst_band=state.band.value, opened_period=state.opened_period,
-                            last_period=state.last_period, value=_num(state.value), reason=state.reason,
-                            responsible_role=role, responsible_person_id=person, due_date=due_date(v),
-                            opened_at=state.opened_at, updated_at=state.updated_at,
-                        )
-                        s.add(row)
-                        s.flush()
-                        current[pair] = row
-                    else:
-                        row.status, row.band, row.last_period = state.status.value, state.band.value, state.last_period
-                        row.value, row.reason, row.updated_at = _num(state.value), state.reason, state.updated_at
-                        if state.band.is_breach and _SEVERITY[state.band.value] > _SEVERITY.get(row.worst_band, 0):
-                            row.worst_band = state.band.value
-                        if state.status is Status.resolved:
-                            row.resolved_at = t.at
-                    event = WarningEventRow(
-                        warning_id=row.id, kind=t.kind.value, from_status=t.from_status.value if t.from_status else None,
-                        to_status=t.to_status.value, from_band=t.from_band.value if t.from_band else None,
-                        to_band=t.to_band.value, period=t.period, value=_num(t.value), reason=t.reason, cause=t.verdict_key, at=t.at,
-                    )
-                    s.add(event)
-                    s.flush()
-                    for item in on_transition(row, t) if on_transition else ():
-                        s.add(OutboxRow(event_id=event.id, channel=item.channel, recipient_id=item.recipient_id,
-                                        subject=item.subject, body=item.body, status="pending", created_at=t.at))
-                    applied.append(AppliedTransition(row.id, event.id, t, state))
+
+    def _insert_new_verdicts(self, s: Session, verdicts: Sequence[Verdict]) -> set[str]:
+        unique: dict[str, Verdict] = {}
+        for v in verdicts:
+            unique.setdefault(v.key, v)
+        rows = [
+            dict(key=v.key, rule_id=v.rule_id, rule_version=v.rule_version, level=v.level.value, entity_id=v.entity_id,
+                 metric=v.metric, period=v.period, value=_num(v.value), band=v.band.value, reason=v.reason,
+                 thresholds=v.thresholds.model_dump(mode="json"), observed_at=v.observed_at, evaluated_at=v.evaluated_at)
+            for v in unique.values()
+        ]
+        new: set[str] = set()
+        for chunk in _chunks(rows, 1000):
+            stmt = self._insert(VerdictRow).on_conflict_do_nothing(index_elements=["key"]).returning(VerdictRow.key)
+            new.update(s.scalars(stmt, list(chunk)))
+        return new
+
+    def _apply(self, s: Session, verdicts: Sequence[Verdict], rule_names: dict[str, str], responsible: Responsible,
+               policy_for: PolicyFor, on_transition: OnTransition | None) -> list[AppliedTransition]:
+        self._lock_pairs(s, {(v.rule_id, v.entity_id) for v in verdicts})
+        new_keys = self._insert_new_verdicts(s, verdicts)
+        fresh, seen = [], set()
+        for v in verdicts:
+            if v.key in new_keys and v.key not in seen:
+                seen.add(v.key)
+                fresh.append(v)
+        current = self._latest_warnings(s, {(v.rule_id, v.entity_id) for v in fresh if v.band is not Band.stale})
+        applied: list[AppliedTransition] = []
+        for v in fresh:
+            pair = (v.rule_id, v.entity_id)
+            row = current.get(pair)
+            state, transitions = step(_state_of(row) if row is not None else None, Observe(v, policy_for(v.rule_id)))
+            if state is None:
+                continue
+            if row is None or state.episode != row.episode:
+                role, person = responsible(v)
+                row = WarningRow(rule_id=v.rule_id, rule_name=rule_names.get(v.rule_id, v.rule_id), entity_id=v.entity_id,
+                                 episode=state.episode, level=v.level.value, metric=v.metric,
+                                 responsible_role=role, responsible_person_id=person)
+                _write_state(row, state)
+                s.add(row)
+                s.flush()
+                current[pair] = row
+            else:
+                _write_state(row, state)
+            applied += self._record(s, row, state, transitions, on_transition)
         return applied
+
+    def _record(self, s: Session, row: WarningRow, state: WarningState, transitions: Sequence[Transition],
+                on_transition: OnTransition | None) -> list[AppliedTransition]:
+        out = []
+        for t in transitions:
+            event = WarningEventRow(
+                warning_id=row.id, kind=t.kind.value, from_status=t.from_status.value if t.from_status else None,
+                to_status=t.to_status.value, from_band=t.from_band.value if t.from_band else None, to_band=t.to_band.value,
+                period=t.period, value=_num(t.value), reason=t.reason, cause=t.cause[:320], actor=t.actor, at=t.at,
+            )
+            s.add(event)
+            s.flush()
+            for item in on_transition(row, t) if on_transition else ():
+                s.add(OutboxRow(event_id=event.id, channel=item.channel, recipient_id=item.recipient_id,
+                                subject=item.subject, body=item.body, status="pending", created_at=t.at))
+            out.append(AppliedTransition(row.id, event.id, t, state))
+        return out
 
     def _latest_warnings(self, s: Session, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], WarningRow]:
         out: dict[tuple[str, str], WarningRow] = {}
@@ -236,12 +311,63 @@ class WarningStore:
             by_rule.setdefault(rule_id, []).append(entity_id)
         for rule_id, entities in by_rule.items():
             for chunk in _chunks(entities):
-                rows = s.scalars(select(WarningRow).where(WarningRow.rule_id == rule_id, WarningRow.entity_id.in_(chunk)))
-                for row in rows:
+                for row in s.scalars(select(WarningRow).where(WarningRow.rule_id == rule_id, WarningRow.entity_id.in_(chunk))):
                     key = (row.rule_id, row.entity_id)
                     if key not in out or row.episode > out[key].episode:
                         out[key] = row
         return out
+
+    # --- people's actions and the clock ----------------------------------------------------
+    def act(self, warning_id: int, command: Command, *, on_transition: OnTransition | None = None,
+            evidence: Sequence[str] = ()) -> list[AppliedTransition]:
+        """Acknowledge, start an improvement (改进措施), review (复评) or mark a false positive (误报).
+        Raises ``LifecycleError`` when the warning's status does not allow it."""
+
+        def work(s: Session) -> list[AppliedTransition]:
+            row = s.get(WarningRow, warning_id, with_for_update=self.dialect == "postgresql")
+            if row is None:
+                raise KeyError(f"no warning #{warning_id}")
+            state, transitions = step(_state_of(row), command)
+            _write_state(row, state)
+            if isinstance(command, StartImprovement):
+                s.add(ImprovementRow(warning_id=row.id, owner_id=command.actor, text=command.text, evidence=list(evidence),
+                                     due_date=command.due, created_at=command.at, value_before=row.value))
+            return self._record(s, row, state, transitions, on_transition)
+
+        return self._retrying(work)
+
+    def tick(self, now: datetime, *, policy_for: Callable[[str], tuple[LifecyclePolicy, timedelta]],
+             on_transition: OnTransition | None = None) -> list[AppliedTransition]:
+        """Advance the clock: escalate overdue warnings, mark those without fresh data stale."""
+
+        def work(s: Session) -> list[AppliedTransition]:
+            live = [st.value for st in LIVE]
+            rows = list(s.scalars(select(WarningRow).where(WarningRow.status.in_(live)).order_by(WarningRow.id)
+                                  .with_for_update(skip_locked=True) if self.dialect == "postgresql" else
+                                  select(WarningRow).where(WarningRow.status.in_(live)).order_by(WarningRow.id)))
+            applied = []
+            for row in rows:
+                policy, freshness = policy_for(row.rule_id)
+                state, transitions = step(_state_of(row), Tick(now, policy, freshness))
+                if transitions:
+                    _write_state(row, state)
+                    applied += self._record(s, row, state, transitions, on_transition)
+            return applied
+
+        return self._retrying(work)
+
+    def measure_effects(self, warning_ids: Iterable[int], at: datetime) -> None:
+        """Record the realised effect (改进效果) of improvements whose warning recovered: the value
+        at recovery against the value when the improvement started."""
+        with self.session() as s, s.begin():
+            for wid in warning_ids:
+                w = s.get(WarningRow, wid)
+                if w is None or w.status not in (Status.recovered.value, Status.closed.value):
+                    continue
+                for imp in s.scalars(select(ImprovementRow).where(ImprovementRow.warning_id == wid, ImprovementRow.effect_measured_at.is_(None))):
+                    imp.value_after, imp.effect_measured_at = w.value, at
+                    before = "—" if imp.value_before is None else f"{imp.value_before:g}"
+                    imp.effect = f"{w.rule_name}由 {before} 变为 {w.value:g}（{w.last_period}），预警已恢复"
 
     # --- outbox ------------------------------------------------------------------------------
     def pending_notifications(self, channel: str, limit: int = 1000) -> list[OutboxRow]:
@@ -261,10 +387,14 @@ class WarningStore:
                 .values(status="pending" if retryable else "failed", last_error=error[:2000], attempts=OutboxRow.attempts + 1)
             )
 
-    # --- reading for summaries ----------------------------------------------------------------
+    # --- reading -----------------------------------------------------------------------------
     def count(self, table) -> int:
         with self.session() as s:
             return s.scalar(select(func.count()).select_from(table)) or 0
+
+    def warning(self, warning_id: int) -> WarningRow | None:
+        with self.session() as s:
+            return s.get(WarningRow, warning_id)
 
     def warnings(self, *, status: str | None = None) -> list[WarningRow]:
         with self.session() as s:
@@ -279,6 +409,10 @@ class WarningStore:
             if warning_id is not None:
                 q = q.where(WarningEventRow.warning_id == warning_id)
             return list(s.scalars(q))
+
+    def improvements(self, warning_id: int) -> list[ImprovementRow]:
+        with self.session() as s:
+            return list(s.scalars(select(ImprovementRow).where(ImprovementRow.warning_id == warning_id).order_by(ImprovementRow.id)))
 
 
 class SqlBookmarks:

@@ -77,9 +77,9 @@ class Collector:
             elif isinstance(r, DeadLetter):
                 dead.append(r)
         if directory_records:
-            self.store.upsert_directory(directory_records)
             for r in directory_records:
                 self.directory.add(r)
+            self.store.upsert_directory(directory_records, self.directory)
         if dead:
             self.store.add_dead_letters(dead)
             self.dead_letters.extend(dead)

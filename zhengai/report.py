@@ -12,13 +12,14 @@ from sqlalchemy import func, select
 from zhengai.ingest.directory import Directory
 from zhengai.ingest.privacy import mask_student_id
 from zhengai.ingest.records import Band, EntityKind, Level
+from zhengai.warnings.lifecycle import ACTIVE
 from zhengai.warnings.schema import DeadLetterRow, WarningRow
 from zhengai.warnings.store import WarningStore
 
 __all__ = ["Summary", "summarize", "render_summary", "render_report"]
 
 _LEVELS = list(Level)
-_BREACH = [Band.yellow, Band.red]
+_ACTIVE = {s.value for s in ACTIVE}
 
 
 @dataclass
@@ -41,13 +42,13 @@ def summarize(store: WarningStore, directory: Directory, top: int = 10) -> Summa
     per_entity: dict[str, Counter] = defaultdict(Counter)
     recipients: Counter = Counter()
     for w in rows:
-        if w.status == "open":
+        if w.status in _ACTIVE:
             s.open_by_level_band[(w.level, w.band)] = s.open_by_level_band.get((w.level, w.band), 0) + 1
             per_entity[w.entity_id][w.band] += 1
             s.open_warnings.append(w)
             if w.responsible_person_id:
                 recipients[w.responsible_person_id] += 1
-        else:
+        elif w.status == "recovered" or w.resolution == "reviewed":
             s.resolved_by_level[w.level] = s.resolved_by_level.get(w.level, 0) + 1
     levels = {w.entity_id: w.level for w in rows}
     ranked = sorted(per_entity.items(), key=lambda kv: (-kv[1]["red"], -kv[1]["yellow"], kv[0]))

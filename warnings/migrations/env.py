@@ -1,0 +1,11 @@
+"""Alembic environment: run with a connection handed in by zhengai.warnings.migrate."""
+
+from alembic import context
+
+from zhengai.warnings.schema import Base
+
+config = context.config
+connection = config.attributes["connection"]
+context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=connection.dialect.name == "sqlite")
+with context.begin_transaction():
+    context.run_migrations()
