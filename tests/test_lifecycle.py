@@ -161,3 +161,26 @@ def test_stale_and_data_resumed():
     assert ts == []  # stale once
     resumed, ts = step(stale, Observe(verdict(44, Band.red)))
     assert [t.kind for t in ts] == [K.data_resumed] and not resumed.stale
+
+
+def test_rule_versions_record_who_changed_which_threshold(tmp_path):
+    import shutil
+
+    from zhengai.rules.loader import default_rulebook_path, load_rulebook
+    from zhengai.warnings.store import WarningStore
+
+    store = WarningStore(f"sqlite:///{tmp_path / 'w.sqlite'}")
+    store.create_schema()
+    shutil.copytree(default_rulebook_path(), tmp_path / "rb")
+    first = store.record_rule_versions(load_rulebook(tmp_path / "rb"), author="质量办 王老师", reason="首次发布", at=T0)
+    assert len(first) >= 50 and all(r.changes == {} for r in first)
+    assert store.record_rule_versions(load_rulebook(tmp_path / "rb"), author="x", reason="无变化", at=T0) == []
+    course = tmp_path / "rb" / "course.yaml"
+    text = course.read_text(encoding="utf-8")
+    i = text.index("id: course.attendance_rate")
+    j = text.index("standard: 90", i)
+    course.write_text(text[:j] + "standard: 88" + text[j + len("standard: 90"):], encoding="utf-8")
+    changed = store.record_rule_versions(load_rulebook(tmp_path / "rb"), author="质量办 王老师", reason="实训周口径调整", at=T0)
+    assert [(r.rule_id, r.changes["standard"], r.reason) for r in changed] == [("course.attendance_rate", [90.0, 88.0], "实训周口径调整")]
+    with pytest.raises(ValueError):
+        store.record_rule_versions(load_rulebook(tmp_path / "rb"), author=" ", reason="x", at=T0)

@@ -17,7 +17,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 from sqlalchemy import create_engine, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -48,10 +48,14 @@ from zhengai.warnings.schema import (
     ObservationRow,
     OutboxRow,
     PersonRow,
+    RuleVersionRow,
     VerdictRow,
     WarningEventRow,
     WarningRow,
 )
+
+if TYPE_CHECKING:
+    from zhengai.rules.loader import RuleSet
 
 __all__ = ["WarningStore", "AppliedTransition", "OutboxItem", "SqlBookmarks", "ConcurrentUpdate"]
 
@@ -162,6 +166,18 @@ class WarningStore:
                 s.merge(EntityRow(id=r.id, kind=r.kind.value, name=r.name, parent_id=r.parent_id, department_id=dept,
                                   major_id=major, responsible={role: p.id for role, p in r.responsible.items()},
                                   attributes=dict(r.attributes)))
+
+    def load_directory(self) -> Directory:
+        """The directory as stored (for routing outside a streaming worker, e.g. the CLI)."""
+        with self.session() as s:
+            persons = {p.id: Person(id=p.id, name=p.name, dingtalk_user_id=p.dingtalk_user_id, mobile=p.mobile, email=p.email)
+                       for p in s.scalars(select(PersonRow))}
+            records: list[Entity | Person] = list(persons.values())
+            for e in s.scalars(select(EntityRow)):
+                responsible = {role: persons.get(pid) or Person(id=pid, name=pid) for role, pid in (e.responsible or {}).items()}
+                records.append(Entity(id=e.id, kind=e.kind, name=e.name, parent_id=e.parent_id, responsible=responsible,
+                                      attributes=e.attributes or {}))
+        return Directory(records)
 
     # --- observations and dead letters ---------------------------------------------------------
     def add_observations(self, observations: Sequence[Observation]) -> int:
@@ -368,6 +384,32 @@ class WarningStore:
                     imp.value_after, imp.effect_measured_at = w.value, at
                     before = "—" if imp.value_before is None else f"{imp.value_before:g}"
                     imp.effect = f"{w.rule_name}由 {before} 变为 {w.value:g}（{w.last_period}），预警已恢复"
+
+    # --- rule versions -----------------------------------------------------------------------
+    def record_rule_versions(self, rules: "RuleSet", *, author: str, reason: str, at: datetime) -> list[RuleVersionRow]:
+        """Publish a rulebook: one row per rule whose content changed since its last published
+        version, with the changed fields (old → new), the author and the reason."""
+        if not author.strip() or not reason.strip():
+            raise ValueError("publishing rules needs an author and a reason (谁、为什么修改)")
+        written: list[RuleVersionRow] = []
+        with self.session() as s, s.begin():
+            latest: dict[str, RuleVersionRow] = {}
+            for row in s.scalars(select(RuleVersionRow).order_by(RuleVersionRow.id)):
+                latest[row.rule_id] = row
+            for rule in rules.rules.values():
+                content = rule.model_dump(mode="json")
+                prev = latest.get(rule.id)
+                if prev is not None and prev.version == rule.version:
+                    continue
+                changes = {}
+                if prev is not None:
+                    keys = set(prev.content) | set(content)
+                    changes = {k: [prev.content.get(k), content.get(k)] for k in sorted(keys) if prev.content.get(k) != content.get(k)}
+                row = RuleVersionRow(rule_id=rule.id, version=rule.version, content=content, changes=changes,
+                                     author=author.strip(), reason=reason.strip(), published_at=at)
+                s.add(row)
+                written.append(row)
+        return written
 
     # --- outbox ------------------------------------------------------------------------------
     def pending_notifications(self, channel: str, limit: int = 1000) -> list[OutboxRow]:
