@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -44,6 +45,28 @@ def _lint(args: argparse.Namespace) -> int:
 _COMMAND_MODULES = ("worker", "connectors", "warnings")
 
 
+def _publish(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from zhengai.rules.loader import RulebookError, load_rulebook
+    from zhengai.warnings.store import WarningStore
+
+    try:
+        rs = load_rulebook(args.folder)
+    except RulebookError as exc:
+        print(exc, file=sys.stderr)
+        print("规则库未通过校验，未发布。", file=sys.stderr)
+        return 1
+    store = WarningStore(args.store)
+    store.create_schema()
+    rows = store.record_rule_versions(rs, author=args.author, reason=args.reason, at=datetime.now(timezone.utc))
+    for r in rows:
+        change = "，".join(f"{k}: {old} → {new}" for k, (old, new) in r.changes.items()) or "首次发布"
+        print(f"{r.rule_id} 版本 {r.version}：{change}")
+    print(f"已发布 {len(rows)} 条规则的新版本（作者：{args.author}；原因：{args.reason}）")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="zhengai", description="诊改 monitoring and early warning for higher-vocational colleges")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -62,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     lint = rsub.add_parser("lint", help="validate a rulebook folder; every error with file, line and field")
     lint.add_argument("folder", nargs="?", default=None, help="default: the shipped rulebook")
     lint.set_defaults(func=_lint)
+    pub = rsub.add_parser("publish", help="record a new version of every changed rule: who, when, why, which thresholds")
+    pub.add_argument("folder", nargs="?", default=None, help="default: the shipped rulebook")
+    pub.add_argument("--author", required=True)
+    pub.add_argument("--reason", required=True)
+    pub.add_argument("--store", default=os.environ.get("ZHENGAI_STORE_URL", "sqlite:///zhengai-demo-out/zhengai.sqlite"))
+    pub.set_defaults(func=_publish)
 
     for module in _COMMAND_MODULES:
         try:
