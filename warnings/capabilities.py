@@ -20,7 +20,7 @@ TIMEZONE = "Asia/Shanghai"
 @dataclass(frozen=True)
 class Capabilities:
     dialect: str
-    timescale_available: bool = False  # packaged and preloaded: CREATE EXTENSION would work
+    timescale_available: bool = False  # packaged on the server (CREATE EXTENSION may still need it preloaded)
     timescale_installed: bool = False  # the extension exists in this database
 
     @property
@@ -31,10 +31,11 @@ class Capabilities:
 def detect(conn: Connection) -> Capabilities:
     if conn.dialect.name != "postgresql":
         return Capabilities(conn.dialect.name)
+    # shared_preload_libraries is readable only by superusers, so whether the extension can really
+    # be created is found out by trying (see migration 0002), not by reading settings.
     available = conn.execute(text("SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'")).scalar() > 0
-    preload = conn.execute(text("SELECT current_setting('shared_preload_libraries', true)")).scalar() or ""
     installed = conn.execute(text("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'")).scalar() > 0
-    return Capabilities("postgresql", timescale_available=available and "timescaledb" in preload, timescale_installed=installed)
+    return Capabilities("postgresql", timescale_available=available, timescale_installed=installed)
 
 
 def day_bucket(caps: Capabilities, column: str) -> str:

@@ -301,7 +301,7 @@ def _observe(state: WarningState | None, v: Verdict, policy: LifecyclePolicy) ->
     # recovery does), so a value hovering at the line cannot flap severity either.
     moved = replace(moved, recovery_count=count, band=state.band)
     if count >= policy.recovery_periods:
-        recovered = replace(moved, status=Status.recovered, recovered_at=at)
+        recovered = replace(moved, status=Status.recovered, recovered_at=at, band=band)
         return recovered, transitions + [_t(state, recovered, TransitionKind.recovered, v.key, at)]
     return moved, transitions
 

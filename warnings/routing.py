@@ -4,17 +4,22 @@ A course warning goes to its teacher, a student's to the counsellor of the class
 the major leader, a teacher's to the teacher, a school-level indicator to the office the rule
 names. When the directory has nobody for the role, the quality office (质量办) receives it, and
 the warning says so — a warning nobody owns is the one that never closes.
+
+Escalation (the lifecycle's ``escalated`` transitions, one level per step past the due date) walks
+up a configured chain, e.g. 任课教师 → 课程负责人 → 专业负责人 → 二级学院院长 → 质量办:
+``escalation_route`` finds who holds level *k* for the entity, skipping roles nobody holds there
+and people already on the warning; a warning at the top of its chain stays with the top.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from zhengai.ingest.directory import Directory
 from zhengai.ingest.records import Person, Role
 from zhengai.rules.model import Rule
 
-__all__ = ["Recipient", "route"]
+__all__ = ["Recipient", "route", "EscalationChains", "DEFAULT_CHAINS", "escalation_path", "escalation_route"]
 
 
 @dataclass(frozen=True)
@@ -50,3 +55,50 @@ def route(rule: Rule, entity_id: str, directory: Directory) -> Recipient | None:
         if qo is not None:
             return Recipient(qo[0], Role.quality_office.value, qo[1], fallback=True)
     return None
+
+
+DEFAULT_CHAINS: tuple[tuple[str, ...], ...] = (
+    ("course_teacher", "course_owner", "major_leader", "dean", "quality_office"),
+    ("counsellor", "class_teacher", "dean", "quality_office"),
+    ("teacher", "major_leader", "dean", "quality_office"),
+)
+
+
+@dataclass(frozen=True)
+class EscalationChains:
+    """A warning follows the first chain that names its responsible role; a role in no chain
+    (an office, ``office:教务处``) escalates straight to ``fallback``."""
+
+    chains: tuple[tuple[str, ...], ...] = field(default=DEFAULT_CHAINS)
+    fallback: str = Role.quality_office.value
+
+    def above(self, role: str | None) -> tuple[str, ...]:
+        for chain in self.chains:
+            if role in chain:
+                return chain[chain.index(role) + 1:]
+        return () if role == self.fallback else (self.fallback,)
+
+
+def escalation_path(rule: Rule, entity_id: str, directory: Directory,
+                    chains: EscalationChains = EscalationChains()) -> list[Recipient]:
+    """Everyone above the responsible person, in escalation order (distinct people only)."""
+    start = route(rule, entity_id, directory)
+    role = start.role if start is not None else None
+    seen = {start.person.id} if start is not None else set()
+    path = []
+    for candidate in chains.above(role):
+        found = directory.responsible(entity_id, candidate)
+        if found is not None and found[0].id not in seen:
+            seen.add(found[0].id)
+            path.append(Recipient(found[0], candidate, found[1]))
+    return path
+
+
+def escalation_route(rule: Rule, entity_id: str, directory: Directory, level: int,
+                     chains: EscalationChains = EscalationChains()) -> Recipient | None:
+    """Who receives escalation ``level`` (1 = the first step above the responsible person); past
+    the top of the chain, the top. None when nobody above is known."""
+    path = escalation_path(rule, entity_id, directory, chains)
+    if not path or level < 1:
+        return None
+    return path[min(level, len(path)) - 1]

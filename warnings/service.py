@@ -17,7 +17,7 @@ from zhengai.rules.loader import RuleSet
 from zhengai.rules.model import LifecyclePolicy
 from zhengai.warnings.lifecycle import Command, Transition, TransitionKind
 from zhengai.warnings.messages import load_template, render
-from zhengai.warnings.routing import route
+from zhengai.warnings.routing import EscalationChains, escalation_route, route
 from zhengai.warnings.schema import WarningRow
 from zhengai.warnings.store import AppliedTransition, OutboxItem, WarningStore
 
@@ -32,8 +32,9 @@ NOTIFY_KINDS = frozenset({
 
 class WarningService:
     def __init__(self, store: WarningStore, rules: Callable[[], RuleSet], directory: Callable[[], Directory],
-                 *, channels: Sequence[str] = ("console", "file")):
+                 *, channels: Sequence[str] = ("console", "file"), escalation: EscalationChains | None = None):
         self.store = store
+        self.escalation = escalation or EscalationChains()  # who receives each escalation level
         self._rules = rules
         self._directory = directory
         self.channels = tuple(channels)
@@ -58,10 +59,15 @@ class WarningService:
             return []
         directory = self._directory()
         recipient = route(rule, row.entity_id, directory)
+        escalated_from, level = None, 0
+        if t.kind is TransitionKind.escalated:  # goes one level further up the chain each time
+            escalated_from, level = recipient, row.escalation_level
+            recipient = escalation_route(rule, row.entity_id, directory, level, self.escalation) or recipient
         verdict = self._verdicts.get(t.cause)
         subject, body = render(
             self.template, rule=rule, transition=t, thresholds=verdict.thresholds if verdict else None,
             entity_id=row.entity_id, directory=directory, recipient=recipient, due=row.due_date,
+            escalated_from=escalated_from, level=level,
         )
         person = recipient.person.id if recipient else None
         return [OutboxItem(channel, person, subject, body) for channel in self.channels]

@@ -1,18 +1,22 @@
-"""Hand pending outbox rows to their sinks; a failed send stays in the outbox."""
+"""``dispatch(store, sink, clock)``: one pass of the notification pipeline for one sink, one
+message per outbox row, no waiting — the embedded runner's console and file channels.
+
+Everything goes through the pipeline (``pipeline.py``); this keeps the runner's call site small.
+Rows that fail retryably stay pending for a later pass (with backoff); a fatal failure is parked
+as ``failed`` with its error for people to see.
+"""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable
+from typing import Any, Callable
 
-from zhengai.warnings.notify.base import Message, Sink, SinkError
-from zhengai.warnings.store import WarningStore
+from zhengai.warnings.notify.base import Sink
+from zhengai.warnings.notify.config import DIRECT
+from zhengai.warnings.notify.pipeline import Channel, NotifyPipeline
 
 __all__ = ["DispatchReport", "dispatch"]
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -22,27 +26,8 @@ class DispatchReport:
     failed: int = 0
 
 
-def dispatch(store: WarningStore, sink: Sink, clock: Callable[[], datetime], batch: int = 1000) -> DispatchReport:
-    """Send every pending row of the sink's channel once. Rows that fail retryably stay pending
-    for the next call; a fatal failure is parked as ``failed`` with its error for people to see."""
-    report = DispatchReport()
-    seen: set[int] = set()
-    while True:
-        rows = [r for r in store.pending_notifications(sink.channel, limit=batch) if r.id not in seen]
-        if not rows:
-            return report
-        for row in rows:
-            seen.add(row.id)
-            try:
-                sink.send(Message(row.id, row.recipient_id, row.subject, row.body))
-            except SinkError as exc:
-                store.mark_failed(row.id, str(exc), retryable=exc.retryable)
-                if exc.retryable:
-                    report.retry_later += 1
-                else:
-                    report.failed += 1
-                log.warning("notification %s on %s failed (%s): %s", row.id, sink.channel,
-                            "retryable" if exc.retryable else "fatal", exc)
-                continue
-            store.mark_sent(row.id, clock())
-            report.sent += 1
+def dispatch(store: Any, sink: Sink, clock: Callable[[], datetime], batch: int = 1000) -> DispatchReport:
+    """Send every due pending row of the sink's channel once. (``batch`` is kept for callers of
+    the first version; the pipeline reads what is due in one go.) The sink is not closed."""
+    counts = NotifyPipeline(store, [Channel(sink, DIRECT)]).run(clock()).of(sink.channel)
+    return DispatchReport(sent=counts.sent, retry_later=counts.retry_later + counts.rate_limited, failed=counts.failed)

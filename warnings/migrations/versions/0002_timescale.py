@@ -11,9 +11,15 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-23
 """
+import logging
+
 from alembic import op
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from zhengai.warnings.capabilities import detect
+
+log = logging.getLogger(__name__)
 
 revision = "0002"
 down_revision = "0001"
@@ -23,7 +29,6 @@ depends_on = None
 RETENTION = "1825 days"  # keep five years: a full 诊改 cycle plus the reporting year
 
 STATEMENTS = [
-    "CREATE EXTENSION IF NOT EXISTS timescaledb",
     # warning_events: (id, at) primary key; the (warning, kind, cause) constraint gains `at`,
     # which is deterministic for a given cause (the verdict's or the action's time).
     "ALTER TABLE notification_outbox DROP CONSTRAINT IF EXISTS notification_outbox_event_id_fkey",
@@ -42,8 +47,17 @@ STATEMENTS = [
 def upgrade() -> None:
     conn = op.get_bind()
     caps = detect(conn)
-    if not caps.timescale_available:
+    if not (caps.timescale_available or caps.timescale_installed):
         return
+    if not caps.timescale_installed:
+        savepoint = conn.begin_nested()
+        try:
+            conn.execute(text("CREATE EXTENSION IF NOT EXISTS timescaledb"))
+            savepoint.commit()
+        except DBAPIError as exc:  # packaged but not preloaded, or no privilege: plain PostgreSQL
+            savepoint.rollback()
+            log.warning("timescaledb is packaged but cannot be created here (%s); using plain tables", exc.orig)
+            return
     for statement in STATEMENTS:
         op.execute(statement)
 

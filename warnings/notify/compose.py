@@ -1,0 +1,131 @@
+"""Messages people act on: notices and grouped messages from the editable templates.
+
+Templates live in ``warnings/templates/`` and are Chinese; the quality office edits them.
+Format: ``<!-- … -->`` blocks are comments for the editor; in templates that have a subject
+(``group.md``, ``digest.md``, ``reminder.md``) the first line is the subject
+and the rest the body. Placeholders are ``$name``; a line whose placeholder has no value (no
+trend yet, no link base URL) is left out whole, so a template never shows a dangling label.
+
+Every text that leaves here passes ``mask_text`` (student IDs, ID-card and mobile numbers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Sequence
+
+from zoneinfo import ZoneInfo
+
+from zhengai.ingest.privacy import mask_text
+from zhengai.ingest.records import Band
+from zhengai.warnings.messages import fill, format_value, load_template
+from zhengai.warnings.notify.base import Contact, Link, Message, Notice
+from zhengai.warnings.notify.config import LinkSettings
+from zhengai.warnings.notify.pending import Pending
+
+__all__ = ["TEMPLATES", "Composer", "NoticeTemplate", "load", "trend_text"]
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+
+
+@dataclass(frozen=True)
+class NoticeTemplate:
+    subject: str
+    body: str
+
+
+def load(name: str, directory: Path | None = None, *, with_subject: bool = True) -> NoticeTemplate:
+    text = load_template(Path(directory or TEMPLATES) / name).template.strip("\n")
+    if not with_subject:
+        return NoticeTemplate("", text)
+    subject, _, body = text.partition("\n")
+    return NoticeTemplate(subject.strip(), body.lstrip("\n"))
+
+
+def trend_text(values: Sequence[float], unit: str) -> str | None:
+    """``92% → 88% → 80%（连续 2 期下降）`` from the last few values, oldest first."""
+    if len(values) < 2:
+        return None
+    text = " → ".join(format_value(v, unit) for v in values)
+    run, rising = 0, None
+    for a, b in zip(reversed(values[:-1]), reversed(values[1:])):
+        step = b > a if b != a else None
+        if step is None or (rising is not None and step != rising):
+            break
+        rising, run = step, run + 1
+    if run >= 2:
+        text += f"（连续 {run} 期{'上升' if rising else '下降'}）"
+    return text
+
+
+def _band_label(band: str) -> str:
+    try:
+        b = Band(band)
+    except ValueError:
+        return band
+    return b.zh if b.is_breach else "已恢复/关闭"
+
+
+class Composer:
+    def __init__(self, links: LinkSettings, tz: ZoneInfo, *, unit_of: Callable[[str], str] | None = None,
+                 template_dir: Path | None = None):
+        self.links = links
+        self.tz = tz
+        self.unit_of = unit_of or (lambda rule_id: "")
+        self.footer = load("notice.md", template_dir, with_subject=False)
+        self.group = load("group.md", template_dir)
+        self.digest = load("digest.md", template_dir)
+
+    def _links(self, p: Pending) -> tuple[Link, ...]:
+        if p.warning_id is None or not self.links.base_url:
+            return ()
+        improve = self.links.url(self.links.improve, warning_id=p.warning_id)
+        if p.closing:
+            return (Link("登记改进成效", improve),)  # type: ignore[arg-type]
+        return (Link("确认预警", self.links.url(self.links.ack, warning_id=p.warning_id)),  # type: ignore[arg-type]
+                Link("登记改进措施", improve))  # type: ignore[arg-type]
+
+    def notice(self, p: Pending, trend: Sequence[float] = ()) -> Notice:
+        links = self._links(p)
+        values = {
+            "trend": trend_text(trend, self.unit_of(p.rule_id or "")) if trend else None,
+            "warning_ref": f"W{p.warning_id}" if p.warning_id is not None else None,
+            "actions": " · ".join(f"[{l.title}]({l.url})" for l in links) or None,
+        }
+        body = p.body.rstrip()
+        with_links = mask_text(body + "\n" + fill(self.footer.body, values))
+        bare = mask_text(body + "\n" + fill(self.footer.body, values | {"actions": None}))
+        return Notice(p.outbox_id, p.warning_id, p.kind, p.band, mask_text(p.subject), with_links, links, bare)
+
+    def message(self, notices: Sequence[Notice], *, recipient: Contact | None, digest: bool, at: datetime,
+                buttons: bool) -> Message:
+        """One message for one recipient. ``buttons``: the sink shows ``Message.links`` as
+        buttons — a single notice then leaves its action line out of the text."""
+        if len(notices) == 1 and not digest:
+            n = notices[0]
+            if buttons and n.links:
+                return Message(n.subject, n.markdown_for_buttons, recipient, (n,), at, links=n.links)
+            return Message(n.subject, n.markdown, recipient, (n,), at)
+        counts: dict[str, int] = {}
+        for n in notices:
+            label = _band_label(n.band)
+            counts[label] = counts.get(label, 0) + 1
+        mine = self.links.url(self.links.mine) if self.links.base_url else None
+        items = []
+        for i, n in enumerate(notices, 1):
+            first, _, rest = n.markdown.partition("\n")
+            items.append(f"**{i}. {first}**\n{rest}".rstrip())
+        values = {
+            "name": (recipient.name if recipient and recipient.name else "质量办"),
+            "count": len(notices),
+            "summary": " · ".join(f"{label} {k} 条" for label, k in counts.items()),
+            "items": "\n\n".join(items),
+            "mine": f"[我的预警]({mine})" if mine else None,
+            "date": f"{at.astimezone(self.tz):%Y-%m-%d}",
+        }
+        template = self.digest if digest else self.group
+        links = (Link("查看我的预警", mine),) if buttons and mine else ()
+        return Message(mask_text(fill(template.subject, values)), mask_text(fill(template.body, values)), recipient,
+                       tuple(notices), at, links=links, kind="digest" if digest else "group")
