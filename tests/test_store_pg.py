@@ -294,3 +294,50 @@ def test_readonly_role_reads_views_only(service, store, rules, pg_url):
         with store.engine.begin() as c:
             c.execute(text(f"REVOKE CONNECT ON DATABASE {url.database} FROM {login}"))
             c.execute(text(f"DROP ROLE {login}"))
+
+
+DASHBOARD = Path(__file__).resolve().parents[1] / "deploy" / "grafana" / "dashboards" / "zhengai-overview.json"
+
+
+def _expand(sql: str, departments: list[str]) -> str:
+    """Grafana's macros and template variables, expanded as Grafana's PostgreSQL source does."""
+    import re
+
+    sql = re.sub(r"\$__timeFilter\((\w+)\)", r"\1 BETWEEN '2026-01-01T00:00:00Z' AND '2027-01-01T00:00:00Z'", sql)
+    quoted = ",".join("'" + d.replace("'", "''") + "'" for d in departments)
+    return sql.replace("${department}", quoted).replace("$department", quoted)
+
+
+def test_every_dashboard_panel_runs_as_the_readonly_role(service, store, rules, pg_url):
+    import json
+
+    _fixture_for_views(service, store, rules)
+    dash = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    assert dash["title"].startswith("诊改") and all(not p["title"].isascii() for p in dash["panels"])
+    url = make_url(pg_url)
+    login = f"grafana_{url.database[-8:]}"
+    with store.engine.begin() as c:
+        c.execute(text(f"DROP ROLE IF EXISTS {login}"))
+        c.execute(text(f"CREATE ROLE {login} LOGIN PASSWORD 'grafana-test' IN ROLE zhengai_readonly"))
+        c.execute(text(f"GRANT CONNECT ON DATABASE {url.database} TO {login}"))
+    reader = create_engine(url.set(username=login, password="grafana-test"))
+    try:
+        with reader.connect() as c:
+            var = dash["templating"]["list"][0]
+            departments = list(c.execute(text(var["query"])).scalars())
+            assert departments == ["信息工程学院", "智能制造学院"]
+            results = {}
+            for panel in dash["panels"]:
+                for t in panel["targets"]:
+                    rows = c.execute(text(_expand(t["rawSql"], departments))).all()
+                    assert rows, f"panel {panel['title']} returned nothing"
+                    results[panel["title"]] = rows
+    finally:
+        reader.dispose()
+        with store.engine.begin() as c:
+            c.execute(text(f"REVOKE CONNECT ON DATABASE {url.database} FROM {login}"))
+            c.execute(text(f"DROP ROLE {login}"))
+    assert results["未关闭预警（红色）"][0][0] == 1  # C0003
+    assert results["改进闭环率（%）"][0][0] == 50.0
+    assert [r[0] for r in results["误报最多的规则"]] == ["学生到课率"]
+    assert sum(r[2] for r in results["每日新增预警"]) == 3
