@@ -6,7 +6,14 @@ STAMP  := $(VENV)/.installed
 # Never let the working directory shadow installed packages (e.g. `warnings/`).
 export PYTHONSAFEPATH := 1
 
-.PHONY: demo test install clean bench
+.PHONY: demo test install clean bench services services-down
+
+# Local real services for the integration tests (deploy/local/README.md); `make demo` needs none.
+ZHENGAI_PG_PORT    ?= 15432
+ZHENGAI_KAFKA_PORT ?= 19092
+export ZHENGAI_PG_PORT ZHENGAI_KAFKA_PORT
+export ZHENGAI_TEST_PG_URL ?= postgresql+psycopg2://zhengai:zhengai@127.0.0.1:$(ZHENGAI_PG_PORT)/zhengai
+export ZHENGAI_TEST_KAFKA  ?= 127.0.0.1:$(ZHENGAI_KAFKA_PORT)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,11 +26,17 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/zhengai demo $(DEMO_ARGS)
 
-test: $(STAMP)
+test: $(STAMP) services
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_evaluator.py
+
+services:
+	deploy/local/services.sh up
+
+services-down:
+	deploy/local/services.sh down
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info zhengai-demo-out
