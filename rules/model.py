@@ -31,6 +31,7 @@ import hashlib
 import json
 import re
 from datetime import timedelta
+from functools import cached_property
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -183,11 +184,11 @@ class Rule(_Strict):
             )
         return self
 
-    @property
+    @cached_property
     def freshness_window(self) -> timedelta:
         return parse_duration(self.freshness) if self.freshness else _CYCLE_FRESHNESS[self.cycle]
 
-    @property
+    @cached_property
     def version(self) -> str:
         """Content hash: changes whenever anything about the rule changes."""
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
