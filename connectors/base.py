@@ -7,6 +7,8 @@ A :class:`Connector` is a named set of :class:`Stream` s. A stream declares its 
   yields source rows, for incremental streams in ascending cursor order.
 * ``map(row)`` — called once per row; returns the records for that row (possibly none). Raising
   :class:`MappingError` or a pydantic ``ValidationError`` turns the row into a ``DeadLetter``.
+* ``after_delivery(delivered)`` (optional) — called after a batch was acknowledged and its
+  bookmark stored, with the batch's rows and their records (a file drop moves finished files).
 
 :func:`run_connector` reads each stream in batches of rows, maps them, hands every batch to the
 :class:`Delivery` and stores the bookmark only after ``deliver()`` returned. A failing source
@@ -37,7 +39,14 @@ from zhengai.ingest.records import (
 )
 
 from . import _metrics
-from .errors import FatalSourceError, MappingError, RetryableSourceError, SourceError
+from .errors import (
+    DeliveryError,
+    FatalSourceError,
+    MappingError,
+    RetryableSourceError,
+    SourceError,
+    is_retryable,
+)
 from zhengai.ingest.privacy import row_json
 from .retry import RetryPolicy
 
@@ -58,6 +67,7 @@ __all__ = [
     "StreamStats",
     "RunReport",
     "run_connector",
+    "map_row",
     "validation_reason",
     "dump_cursor",
 ]
@@ -164,6 +174,16 @@ class Stream(ABC):
         backwards. The default compares the strings."""
         return cursor
 
+    def cursor_time(self, cursor: str) -> datetime | None:
+        """The source time a bookmark stands for, if it has one (health reports the lag
+        ``now - cursor_time``). The default: none."""
+        return None
+
+    def after_delivery(self, delivered: Sequence[tuple[Row, Sequence[Record]]]) -> None:
+        """Called after a batch was acknowledged and its bookmark stored, with each source row
+        of the batch and the records it became (dead letters included). Never called by
+        ``connectors check``. The default does nothing."""
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.source}>"
 
@@ -198,6 +218,8 @@ class StreamStats:
     batches: int = 0
     bookmark: str | None = None
     error: str | None = None
+    error_kind: str | None = None  # "retryable" or "fatal" when error is set
+    stopped: bool = False  # asked to stop between batches; the rest is read next run
 
 
 @dataclass
@@ -214,6 +236,12 @@ class RunReport:
     @property
     def errors(self) -> dict[str, str]:
         return {name: s.error for name, s in self.streams.items() if s.error is not None}
+
+    @property
+    def retryable(self) -> bool:
+        """Failed, and every failure may pass if tried again soon (backoff, not the next tick)."""
+        kinds = {s.error_kind for s in self.streams.values() if s.error is not None}
+        return bool(kinds) and kinds == {"retryable"}
 
     def total(self, what: str) -> int:
         """Sum of one counter (``read``, ``sent``, ``rejected``, ``batches``) over all streams."""
@@ -235,7 +263,7 @@ def _dead_letter(stream: Stream, row: Row, reason: str, now: datetime) -> DeadLe
                       raw=row_json(row, stream.personal_fields), at=now)
 
 
-def _map_row(stream: Stream, row: Row, now: datetime) -> list[Record]:
+def map_row(stream: Stream, row: Row, now: datetime) -> list[Record]:
     """``stream.map(row)``, turning a bad row into a DeadLetter instead of an exception."""
     try:
         return [
@@ -258,6 +286,10 @@ def _map_row(stream: Stream, row: Row, now: datetime) -> list[Record]:
 class _NotDelivered(Exception):
     """The delivery raised: the batch was not acknowledged."""
 
+    def __init__(self, message: str, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
 
 class _StreamRun:
     """The state of one stream during one run: pending records and the bookmark to store."""
@@ -268,6 +300,7 @@ class _StreamRun:
         self.connector, self.stream, self.delivery = connector, stream, delivery
         self.bookmarks, self.stats, self.on_batch = bookmarks, stats, on_batch
         self.records: list[Record] = []
+        self.pairs: list[tuple[Row, Sequence[Record]]] = []
         self.rows = 0
         self.acked = stats.bookmark
         self.pending = stats.bookmark
@@ -281,6 +314,7 @@ class _StreamRun:
     def add(self, row: Row, records: list[Record]) -> None:
         self.rows += 1
         self.records.extend(records)
+        self.pairs.append((row, records))
         try:
             cursor = self.stream.cursor_of(row)
             if cursor is None:
@@ -302,7 +336,10 @@ class _StreamRun:
             try:
                 self.delivery.deliver(self.records)
             except Exception as exc:  # not acknowledged: nothing below may happen
-                raise _NotDelivered(f"{type(exc).__name__}: {exc}") from exc
+                # A delivery that does not say otherwise (a broker outage, a dropped
+                # connection) is assumed transient; DeliveryError subclasses say which.
+                retryable = is_retryable(exc) or not isinstance(exc, DeliveryError)
+                raise _NotDelivered(f"{type(exc).__name__}: {exc}", retryable) from exc
         rejected = sum(isinstance(r, DeadLetter) for r in self.records)
         sent = len(self.records) - rejected
         self.stats.sent += sent
@@ -314,9 +351,10 @@ class _StreamRun:
         if self.pending is not None and self.pending != self.acked:
             self.bookmarks.put(self.connector.name, self.stream.name, self.pending)
             self.acked = self.stats.bookmark = self.pending
+        pairs, self.records, self.pairs, self.rows = self.pairs, [], [], 0
+        self.stream.after_delivery(pairs)
         if self.on_batch is not None:
-            self.on_batch(self.stream.source, len(self.records))
-        self.records, self.rows = [], 0
+            self.on_batch(self.stream.source, sum(len(r) for _, r in pairs))
 
 
 def run_connector(
@@ -327,13 +365,15 @@ def run_connector(
     batch_size: int = 1000,
     on_batch: Callable[[str, int], None] | None = None,
     now: Callable[[], datetime] = _utcnow,
+    should_stop: Callable[[], bool] | None = None,
 ) -> RunReport:
     """Run every stream of ``connector`` once, from its stored bookmark to the end of the source.
 
     ``batch_size`` counts source rows; the records of a batch go to ``delivery.deliver`` in one
     call. ``on_batch(source, n_records)`` is called after each acknowledged batch. A stream whose
     source or delivery fails stops there; the error is in ``report.streams[name].error`` and the
-    next streams still run.
+    next streams still run. ``should_stop()`` is asked after every acknowledged batch (a
+    shutdown): when true, the run ends there and the rest is read next time.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
@@ -342,9 +382,12 @@ def run_connector(
         if stream.connector != connector.name:
             raise ValueError(f"stream {stream.name!r} belongs to {stream.connector!r}, "
                              f"not to connector {connector.name!r}")
+        if should_stop is not None and should_stop():
+            break
         stats = StreamStats(bookmark=bookmarks.get(connector.name, stream.name))
         report.streams[stream.name] = stats
-        _run_stream(connector, stream, delivery, bookmarks, stats, batch_size, on_batch, now)
+        _run_stream(connector, stream, delivery, bookmarks, stats, batch_size, on_batch, now,
+                    should_stop)
     report.finished = now()
     log.info("connector %s finished: read=%d sent=%d rejected=%d errors=%d", connector.name,
              report.total("read"), report.total("sent"), report.total("rejected"),
@@ -355,7 +398,8 @@ def run_connector(
 def _run_stream(connector: Connector, stream: Stream, delivery: Delivery,
                 bookmarks: BookmarkStore, stats: StreamStats, batch_size: int,
                 on_batch: Callable[[str, int], None] | None,
-                now: Callable[[], datetime]) -> None:
+                now: Callable[[], datetime],
+                should_stop: Callable[[], bool] | None = None) -> None:
     run = _StreamRun(connector, stream, delivery, bookmarks, stats, on_batch)
     labels = (connector.name, stream.name)
     rows: Iterator[Row] = iter(())
@@ -364,18 +408,25 @@ def _run_stream(connector: Connector, stream: Stream, delivery: Delivery,
         for row in rows:
             stats.read += 1
             _metrics.ROWS.labels(*labels, "read").inc()
-            run.add(row, _map_row(stream, row, now()))
+            run.add(row, map_row(stream, row, now()))
             if run.rows >= batch_size:
                 run.flush()
-        run.flush()
+                if should_stop is not None and should_stop():
+                    stats.stopped = True
+                    break
+        else:
+            run.flush()
     except _NotDelivered as exc:
         stats.error = f"delivery failed: {exc}"
+        stats.error_kind = "retryable" if exc.retryable else "fatal"
     except SourceError as exc:
         # Retryable errors arrive here only after the source's RetryPolicy gave up.
         kind = "retryable" if isinstance(exc, RetryableSourceError) else "fatal"
         stats.error = f"source failed ({kind}): {exc}"
+        stats.error_kind = kind
     except Exception as exc:  # noqa: BLE001 — one broken stream must not stop the others
         stats.error = f"unexpected {type(exc).__name__}: {exc}"
+        stats.error_kind = "fatal"
         log.exception("%s: unexpected error", stream.source)
     finally:
         # A generator stopped early (delivery failed) releases its cursor/connection now.
@@ -383,9 +434,10 @@ def _run_stream(connector: Connector, stream: Stream, delivery: Delivery,
         if close is not None:
             close()
     if stats.error is None:
-        _metrics.STREAM_RUNS.labels(*labels, "ok").inc()
-        log.info("%s: read=%d sent=%d rejected=%d bookmark=%s", stream.source, stats.read,
-                 stats.sent, stats.rejected, stats.bookmark)
+        _metrics.STREAM_RUNS.labels(*labels, "stopped" if stats.stopped else "ok").inc()
+        log.info("%s: read=%d sent=%d rejected=%d bookmark=%s%s", stream.source, stats.read,
+                 stats.sent, stats.rejected, stats.bookmark,
+                 " (stopped on request)" if stats.stopped else "")
     else:
         result = "delivery_error" if stats.error.startswith("delivery") else "source_error"
         _metrics.STREAM_RUNS.labels(*labels, result).inc()

@@ -1,15 +1,23 @@
-"""教务 (academic affairs): the teaching database — directory, attendance, grades, plans.
+"""教务 (academic affairs): the teaching database — directory, attendance, grades, enrollments,
+teaching plans.
 
 Dimension tables are read in full each run (they feed the compacted entity directory);
 attendance and grades are incremental by (updated_at, id) with a lookback window. Student
 身份证号 and mobile are never selected: personal data stays in the source database.
+
+Soft deletes (a ``deleted``/``is_deleted``/``deleted_at`` column): a deleted directory row still
+becomes its Entity, with ``attributes.status = "deleted"``, so the directory learns that the
+department, class, student … is gone; a deleted attendance or grade row is skipped (the v1 wire
+contract has no retraction record — see ADDING.md).
 See SOURCES.md for the schema and ADDING.md for the field mapping.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import ClassVar
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, ClassVar
+
+from pydantic import Field
 
 from zhengai.ingest.records import (
     AttendanceEvent,
@@ -22,12 +30,22 @@ from zhengai.ingest.records import (
 )
 
 from .base import Connector, Record, Row
+from .config import ConnectorConfig, Duration, Model, SqlSourceConfig
 from .errors import MappingError
 from .retry import RetryPolicy
 from .sql import FullRefreshSqlStream, IncrementalSqlStream, SqlSource
 from .values import field, normalize_text, parse_int, parse_number, parse_timestamp
 
-__all__ = ["JiaowuConnector"]
+__all__ = ["JiaowuConnector", "JiaowuOptions"]
+
+_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
+
+
+class JiaowuOptions(Model):
+    """``options:`` of a 教务 configuration."""
+
+    school_id: Annotated[str, Field(pattern=_ID)]
+    lookback: Duration = timedelta(hours=1)
 
 
 def _responsible(row: Row, role: str, id_key: str, name_key: str) -> dict[str, Person]:
@@ -47,11 +65,21 @@ class _Dimension(FullRefreshSqlStream):
         super().__init__(db)
         self.school_id = school_id
 
+    def map(self, row: Row) -> list[Record]:
+        entities = self.entities(row)
+        if self.soft_deleted(row):
+            return [e.model_copy(update={"attributes": {**e.attributes, "status": "deleted"}})
+                    for e in entities]
+        return entities
+
+    def entities(self, row: Row) -> list[Entity]:
+        raise NotImplementedError
+
 
 class Departments(_Dimension):
     name = table = "departments"
 
-    def map(self, row: Row) -> list[Record]:
+    def entities(self, row: Row) -> list[Entity]:
         return [Entity(id=row["id"], kind=EntityKind.department, name=row["name"],
                        parent_id=self.school_id,
                        responsible=_responsible(row, "dean", "dean_id", "dean_name"))]
@@ -60,7 +88,7 @@ class Departments(_Dimension):
 class Majors(_Dimension):
     name = table = "majors"
 
-    def map(self, row: Row) -> list[Record]:
+    def entities(self, row: Row) -> list[Entity]:
         return [Entity(id=row["id"], kind=EntityKind.major, name=row["name"],
                        parent_id=field(row, "department_id"),
                        responsible=_responsible(row, "major_leader", "leader_id", "leader_name"))]
@@ -69,7 +97,7 @@ class Majors(_Dimension):
 class Classes(_Dimension):
     name = table = "classes"
 
-    def map(self, row: Row) -> list[Record]:
+    def entities(self, row: Row) -> list[Entity]:
         cohort = field(row, "cohort", parse_int, required=False)
         return [Entity(id=row["id"], kind=EntityKind.class_, name=row["name"],
                        parent_id=field(row, "major_id"),
@@ -83,7 +111,7 @@ class Students(_Dimension):
     # id_card and mobile are deliberately absent: they are not needed for any indicator.
     columns = ("id", "name", "class_id", "status", "updated_at")
 
-    def map(self, row: Row) -> list[Record]:
+    def entities(self, row: Row) -> list[Entity]:
         return [Entity(id=str(row["id"]), kind=EntityKind.student, name=row["name"],
                        parent_id=field(row, "class_id"),
                        attributes={"status": normalize_text(row.get("status")) or None})]
@@ -92,7 +120,7 @@ class Students(_Dimension):
 class Courses(_Dimension):
     name = table = "courses"
 
-    def map(self, row: Row) -> list[Record]:
+    def entities(self, row: Row) -> list[Entity]:
         return [Entity(id=row["id"], kind=EntityKind.course, name=row["name"],
                        parent_id=field(row, "major_id"),
                        responsible=_responsible(row, "course_teacher", "teacher_id",
@@ -111,11 +139,19 @@ class _Fact(IncrementalSqlStream):
     def key(self, row: Row) -> str:
         return f"jiaowu:{self.name}:{row['id']}"
 
+    def map(self, row: Row) -> list[Record]:
+        if self.soft_deleted(row):
+            return []  # no retraction record in the v1 contract: see the module docstring
+        return self.events(row)
+
+    def events(self, row: Row) -> list[Record]:
+        raise NotImplementedError
+
 
 class Attendance(_Fact):
     name = table = "attendance"
 
-    def map(self, row: Row) -> list[Record]:
+    def events(self, row: Row) -> list[Record]:
         return [AttendanceEvent(
             occurred_at=field(row, "updated_at", parse_timestamp), source=self.source,
             key=self.key(row), student_id=str(field(row, "student_id")),
@@ -129,7 +165,7 @@ class Attendance(_Fact):
 class Grades(_Fact):
     name = table = "grades"
 
-    def map(self, row: Row) -> list[Record]:
+    def events(self, row: Row) -> list[Record]:
         return [GradeEvent(
             occurred_at=field(row, "updated_at", parse_timestamp), source=self.source,
             key=self.key(row), student_id=str(field(row, "student_id")),
@@ -167,14 +203,41 @@ class TeachingPlans(FullRefreshSqlStream):
         )]
 
 
+class Enrollments(FullRefreshSqlStream):
+    """选课: the number of students enrolled in each course per term (``enrollments`` has one
+    row per student × course × term and no timestamp, so it is counted whole each run)."""
+
+    connector: ClassVar[str] = "jiaowu"
+    name = "enrollments"
+    primary_key: ClassVar[tuple[str, ...]] = ("course_id", "term")
+    query = ("SELECT e.course_id, e.term, COUNT(DISTINCT e.student_id) AS students "
+             "FROM enrollments e GROUP BY e.course_id, e.term")
+
+    def map(self, row: Row) -> list[Record]:
+        students = field(row, "students", parse_int)
+        return [Observation(
+            level=Level.course, entity_id=str(field(row, "course_id")),
+            metric="course.enrolled_students", value=students,
+            period=normalize_text(field(row, "term")),
+            # The table has no time of its own: the count is as of this read.
+            observed_at=datetime.now(timezone.utc), source=self.source,
+        )]
+
+
 class JiaowuConnector(Connector):
     """教务 over any SQLAlchemy URL (the demo: ``sqlite:///…/jiaowu.sqlite``)."""
 
     name: ClassVar[str] = "jiaowu"
+    source_kind: ClassVar[str] = "sql"
+    options_model: ClassVar[type[Model]] = JiaowuOptions
+    stream_names: ClassVar[tuple[str, ...]] = (
+        "departments", "majors", "classes", "students", "courses", "enrollments",
+        "attendance", "grades", "teaching_plans")
 
-    def __init__(self, url: str, school_id: str, lookback: timedelta = timedelta(hours=1), *,
+    def __init__(self, url: str | SqlSource, school_id: str,
+                 lookback: timedelta = timedelta(hours=1), *,
                  retry: RetryPolicy | None = None) -> None:
-        self.db = SqlSource(url, retry=retry)
+        self.db = url if isinstance(url, SqlSource) else SqlSource(url, retry=retry)
         self.school_id = school_id
         self.streams = (
             Departments(self.db, school_id),
@@ -182,10 +245,17 @@ class JiaowuConnector(Connector):
             Classes(self.db, school_id),
             Students(self.db, school_id),
             Courses(self.db, school_id),
+            Enrollments(self.db),
             Attendance(self.db, lookback=lookback),
             Grades(self.db, lookback=lookback),
             TeachingPlans(self.db),
         )
+
+    @classmethod
+    def from_config(cls, config: ConnectorConfig) -> "JiaowuConnector":
+        assert isinstance(config.source, SqlSourceConfig)
+        options: JiaowuOptions = config.options
+        return cls(config.source.build(), options.school_id, options.lookback)
 
     def close(self) -> None:
         self.db.close()

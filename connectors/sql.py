@@ -9,6 +9,17 @@
 Timestamps are compared in the source's own representation: a text column must hold ISO 8601
 with one uniform offset (the contract writes ``+08:00``), so that text order is time order.
 Rows whose cursor column is NULL cannot be read incrementally and are left out.
+
+**Soft deletes.** A table with a ``deleted`` / ``is_deleted`` flag or a ``deleted_at`` time keeps
+deleted rows; :meth:`SqlStream.soft_deleted` recognises them (the column is selected even when a
+stream lists its ``columns``), and the system module decides what a deletion means — in 教务 a
+deleted directory row becomes its Entity with ``attributes.status = "deleted"`` (so the directory
+learns it is gone), and a deleted fact row (attendance, grade) is skipped, since the v1 wire
+contract has no retraction record. Hard deletes are invisible to an incremental read.
+
+**Drivers.** PostgreSQL (psycopg2) and SQLite come with zhengai; MySQL/MariaDB, SQL Server and
+Oracle drivers are extras. A URL whose driver is missing raises :class:`MissingDriverError`
+naming the extra, e.g. ``pip install 'zhengai[mysql]'``.
 """
 
 from __future__ import annotations
@@ -18,22 +29,91 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, ClassVar
 
-from sqlalchemy import and_, column, create_engine, literal_column, or_, select, table, text
+from pydantic import SecretStr
+from sqlalchemy import and_, column, create_engine, inspect, literal_column, or_, select, table, text
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
+    NoSuchModuleError,
     NoSuchTableError,
     OperationalError,
     SQLAlchemyError,
 )
 
 from .base import Row, Stream, dump_cursor
-from .errors import FatalSourceError, RetryableSourceError
+from .errors import FatalSourceError, MissingDriverError, RetryableSourceError
 from .retry import RetryPolicy
-from .values import CHINA_TZ, parse_timestamp
+from .values import CHINA_TZ, normalize_text, parse_timestamp
 
-__all__ = ["SqlSource", "SqlStream", "IncrementalSqlStream", "FullRefreshSqlStream"]
+__all__ = ["SqlSource", "SqlStream", "IncrementalSqlStream", "FullRefreshSqlStream",
+           "DRIVER_EXTRAS", "SOFT_DELETE_COLUMNS", "is_soft_deleted"]
+
+# drivername → (module the driver imports, the zhengai extra that installs it, what to write).
+# SQLAlchemy's default driver for mysql:// (mysqlclient) and oracle:// (cx_Oracle) need C
+# libraries; the extras install the pure-Python ones, so the hint names those URLs.
+DRIVER_EXTRAS: dict[str, tuple[str, str, str]] = {
+    "mysql": ("MySQLdb", "mysql", "mysql+pymysql://"),
+    "mysql+mysqldb": ("MySQLdb", "mysql", "mysql+pymysql://"),
+    "mysql+pymysql": ("pymysql", "mysql", "mysql+pymysql://"),
+    "mariadb": ("MySQLdb", "mysql", "mariadb+pymysql://"),
+    "mariadb+pymysql": ("pymysql", "mysql", "mariadb+pymysql://"),
+    "mssql": ("pyodbc", "mssql", "mssql+pymssql://"),
+    "mssql+pyodbc": ("pyodbc", "mssql-odbc", "mssql+pyodbc://"),
+    "mssql+pymssql": ("pymssql", "mssql", "mssql+pymssql://"),
+    "oracle": ("cx_Oracle", "oracle", "oracle+oracledb://"),
+    "oracle+cx_oracle": ("cx_Oracle", "oracle", "oracle+oracledb://"),
+    "oracle+oracledb": ("oracledb", "oracle", "oracle+oracledb://"),
+}
+
+# Connection timeout argument, by dialect (each DBAPI names it differently).
+_TIMEOUT_ARG = {"postgresql": "connect_timeout", "mysql": "connect_timeout",
+                "mariadb": "connect_timeout", "sqlite": "timeout", "mssql": "login_timeout"}
+
+SOFT_DELETE_COLUMNS: tuple[str, ...] = ("deleted", "is_deleted", "deleted_at")
+_TRUE = {"1", "true", "t", "y", "yes", "是"}
+
+
+def is_soft_deleted(row: Row, columns: Sequence[str] = SOFT_DELETE_COLUMNS) -> bool:
+    """A ``deleted``/``is_deleted`` flag that is true (1, true, Y, 是), or a ``deleted_at`` that
+    is set."""
+    for name in columns:
+        value = row.get(name)
+        if value is None or value == "":
+            continue
+        if name.endswith("_at"):
+            return True
+        if isinstance(value, bool):
+            if value:
+                return True
+        elif normalize_text(value).lower() in _TRUE:
+            return True
+    return False
+
+
+def _engine(url: URL, connect_timeout: float | None) -> Engine:
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    arg = _TIMEOUT_ARG.get(url.get_backend_name())
+    if connect_timeout is not None and arg is not None:
+        kwargs["connect_args"] = {arg: connect_timeout if arg == "timeout"
+                                  else max(1, int(connect_timeout))}
+    try:
+        return create_engine(url, **kwargs)
+    except NoSuchModuleError:
+        raise MissingDriverError(
+            f"no SQLAlchemy dialect for {url.drivername!r} URLs; supported: postgresql, sqlite, "
+            "mysql/mariadb, mssql, oracle") from None
+    except ImportError as exc:
+        module, extra, form = DRIVER_EXTRAS.get(
+            url.drivername, (exc.name or "?", "", url.drivername + "://"))
+        how = f"pip install 'zhengai[{extra}]'" if extra else f"pip install {exc.name}"
+        if url.drivername == form.removesuffix("://"):
+            advice = f": {how}"
+        else:  # a default driver that needs C libraries: point at the pure-Python one
+            advice = f"; write the URL as {form}… and {how}"
+        raise MissingDriverError(
+            f"the database driver {module!r} for {url.drivername!r} URLs is not installed"
+            + advice) from None
 
 # OperationalError covers both "try again" (locked, connection lost) and "never works"
 # (missing table or column, bad credentials); these markers pick out the second kind.
@@ -48,21 +128,39 @@ class SqlSource:
     """One database. The engine is created from the URL (or injected); the URL's password is
     never shown in repr or errors."""
 
-    def __init__(self, url: str | URL, *, retry: RetryPolicy | None = None,
-                 tz: tzinfo = CHINA_TZ, engine: Engine | None = None) -> None:
+    def __init__(self, url: str | URL | SecretStr, *, retry: RetryPolicy | None = None,
+                 tz: tzinfo = CHINA_TZ, engine: Engine | None = None,
+                 password: SecretStr | None = None,
+                 connect_timeout: float | None = None) -> None:
+        if isinstance(url, SecretStr):
+            url = url.get_secret_value()
         try:
             self.url = make_url(url)
         except ArgumentError:
             # SQLAlchemy's message quotes the whole string, password included.
             raise ValueError(
                 "not a SQLAlchemy database URL (dialect+driver://user@host/db)") from None
-        try:
-            self.engine = engine if engine is not None else create_engine(self.url)
-        except ImportError as exc:
-            raise ImportError(f"the database driver {exc.name!r} for {self.url.drivername!r} "
-                              f"URLs is not installed: pip install {exc.name}") from None
+        if password is not None:
+            self.url = self.url.set(password=password.get_secret_value())
+        self.engine = engine if engine is not None else _engine(self.url, connect_timeout)
         self.retry = retry or RetryPolicy()
         self.tz = tz
+        self._columns: dict[str, frozenset[str]] = {}
+
+    def columns_of(self, table_name: str) -> frozenset[str]:
+        """The column names of a table (cached; empty if the table cannot be inspected)."""
+        if table_name not in self._columns:
+            self._columns[table_name] = self.retry.call(
+                lambda: self._inspect(table_name), what=f"inspect {table_name}")
+        return self._columns[table_name]
+
+    def _inspect(self, table_name: str) -> frozenset[str]:
+        try:
+            return frozenset(c["name"] for c in inspect(self.engine).get_columns(table_name))
+        except NoSuchTableError:
+            return frozenset()  # the read reports the missing table, typed as fatal
+        except SQLAlchemyError as exc:
+            raise RetryableSourceError(f"inspect {table_name}: {type(exc).__name__}") from None
 
     def fetch(self, stmt: Any, *, what: str) -> list[dict[str, Any]]:
         """All rows of one statement as dicts, retried on transient errors."""
@@ -101,23 +199,40 @@ class SqlStream(Stream):
     query: ClassVar[str | None] = None
     columns: ClassVar[tuple[str, ...] | None] = None  # None = every column
     page_size: ClassVar[int] = 1000
+    # Soft-delete columns to recognise; () turns recognition off for a stream.
+    soft_delete_columns: ClassVar[tuple[str, ...]] = SOFT_DELETE_COLUMNS
 
     def __init__(self, db: SqlSource) -> None:
         if (self.table is None) == (self.query is None):
             raise TypeError(f"{type(self).__name__}: declare exactly one of table or query")
         self.db = db
 
+    def soft_deleted(self, row: Row) -> bool:
+        """Whether the source marked this row deleted (see the module docstring)."""
+        return is_soft_deleted(row, self.soft_delete_columns)
+
+    def _selected(self) -> tuple[str, ...] | None:
+        """The declared columns plus the soft-delete columns this table has."""
+        if self.columns is None:
+            return None
+        extra: tuple[str, ...] = ()
+        if self.table is not None and self.soft_delete_columns:
+            present = self.db.columns_of(self.table)
+            extra = tuple(c for c in self.soft_delete_columns if c in present)
+        return tuple(dict.fromkeys([*self.columns, *extra]))
+
     def _from(self, *needed: str) -> Any:
-        names = list(dict.fromkeys([*(self.columns or ()), *needed]))
+        self._cols = self._selected()
+        names = list(dict.fromkeys([*(self._cols or ()), *needed]))
         cols = [column(n) for n in names]
         if self.query is not None:
             return text(self.query).columns(*cols).subquery("q")
         return table(self.table, *cols)
 
     def _select(self, frm: Any) -> Any:
-        if self.columns is None:
+        if self._cols is None:
             return select(literal_column("*")).select_from(frm)
-        return select(*(frm.c[c] for c in self.columns))
+        return select(*(frm.c[c] for c in self._cols))
 
     def _pages(self, frm: Any, first: Any, after: Any, order: Sequence[Any]) -> Iterator[Row]:
         """Keyset pagination: ``first`` filters the first page, ``after(last_row)`` the next."""
@@ -174,6 +289,9 @@ class IncrementalSqlStream(SqlStream):
     def cursor_order(self, cursor: str) -> Any:
         ts, ident = self._load(cursor)
         return (parse_timestamp(ts, self.db.tz), ident)
+
+    def cursor_time(self, cursor: str) -> datetime | None:
+        return parse_timestamp(self._load(cursor)[0], self.db.tz)
 
     def _load(self, cursor: str) -> tuple[str, Any]:
         try:

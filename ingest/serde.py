@@ -90,7 +90,11 @@ def decode(raw: bytes) -> BaseModel:
 
 
 def key_of(record: BaseModel) -> bytes:
-    """The partitioning key: the entity the record belongs to."""
+    """The partitioning key: the entity the record belongs to. On the compacted directory topic a
+    teacher's Entity and Person share an id, so persons are keyed ``person:<id>`` — otherwise
+    compaction would keep only one of the two."""
+    if isinstance(record, Person):
+        return f"person:{record.id}".encode("utf-8")
     for attr in ("entity_id", "id"):
         value = getattr(record, attr, None)
         if isinstance(value, str):

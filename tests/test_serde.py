@@ -43,3 +43,11 @@ def test_record_validation_names_the_field(field, value, message):
     with pytest.raises(ValueError) as info:
         Observation.model_validate(data)
     assert field in str(info.value) and message in str(info.value)
+
+
+def test_person_and_entity_with_one_id_get_distinct_keys_on_the_compacted_topic():
+    from zhengai.ingest.records import Entity, Person
+
+    teacher = Entity(id="T0001", kind="teacher", name="王老师", parent_id="D01")
+    person = Person(id="T0001", name="王老师", mobile="13812345678")
+    assert key_of(teacher) == b"T0001" and key_of(person) == b"person:T0001"
