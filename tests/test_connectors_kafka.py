@@ -86,7 +86,7 @@ def test_records_go_to_their_topics_with_entity_keys(kafka_bootstrap: str, kafka
     assert placed == {
         (OBSERVATIONS.name, "C1"): records[0], (EVENTS.name, "S1"): records[1],
         (EVENTS.name, "S2"): records[2], (EVENTS.name, "SCH"): records[3],
-        (ENTITIES.name, "K1"): records[4], (ENTITIES.name, "T1"): records[5],
+        (ENTITIES.name, "K1"): records[4], (ENTITIES.name, "person:T1"): records[5],
         (DLQ.name, "t.a"): records[6],
     }
 
