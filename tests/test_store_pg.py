@@ -341,3 +341,21 @@ def test_every_dashboard_panel_runs_as_the_readonly_role(service, store, rules, 
     assert results["改进闭环率（%）"][0][0] == 50.0
     assert [r[0] for r in results["误报最多的规则"]] == ["学生到课率"]
     assert sum(r[2] for r in results["每日新增预警"]) == 3
+
+
+def test_storage_path_follows_the_detected_capability(store):
+    """TimescaleDB cannot be installed from the registries these machines reach, so here the plain
+    path must have been taken: no extension, plain tables, date_trunc buckets in the views. Where the
+    extension exists (deploy/compose uses the timescale image) migration 0002 converts instead."""
+    from zhengai.warnings.capabilities import day_bucket, detect
+
+    with store.engine.connect() as c:
+        caps = detect(c)
+        hypertables = c.execute(text("SELECT count(*) FROM pg_class WHERE relname = 'hypertable'")).scalar()
+        view_sql = c.execute(text("SELECT pg_get_viewdef('reporting.daily_counts'::regclass)")).scalar()
+    if caps.timescale:
+        assert "time_bucket" in view_sql
+    else:
+        assert hypertables == 0
+        assert "date_trunc" in view_sql and "Asia/Shanghai" in view_sql
+        assert day_bucket(caps, "x") == "date_trunc('day', x AT TIME ZONE 'Asia/Shanghai')::date"
