@@ -7,6 +7,7 @@
     zhengai warnings review ID --by Q001 [--note "复评意见"]
     zhengai warnings false-positive ID --by Q001 --reason "误报原因"
     zhengai warnings tick [--now 2026-12-01T09:00+08:00]
+    zhengai warnings migrate
 
 The store is ``--store URL`` or ``$ZHENGAI_STORE_URL`` (default: the demo's SQLite file).
 """
@@ -108,6 +109,16 @@ def _tick(args) -> int:
     return 0
 
 
+def _migrate(args) -> int:
+    from zhengai.warnings.migrate import current
+    from zhengai.warnings.store import WarningStore
+
+    store = WarningStore(args.store)
+    store.create_schema()
+    print(f"store schema at revision {current(store.engine)} ({store.dialect})")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("warnings", help="list warnings and act on them (确认、改进措施、复评、误报)")
     p.add_argument("--store", default=os.environ.get("ZHENGAI_STORE_URL", DEFAULT_STORE))
@@ -138,6 +149,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         if name == "false-positive":
             a.add_argument("--reason", required=True)
         a.set_defaults(func=_act, action=name)
+
+    m = ws.add_parser("migrate", help="bring the store to the newest schema (versioned migrations, views, read-only role)")
+    m.set_defaults(func=_migrate)
 
     t = ws.add_parser("tick", help="escalate overdue warnings, mark warnings without fresh data stale")
     t.add_argument("--now", help="ISO time (default: now)")
