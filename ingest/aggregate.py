@@ -29,6 +29,8 @@ __all__ = [
     "SENIOR_TITLES",
     "observation",
     "attendance_metrics",
+    "ROLLUP_METRICS",
+    "attendance_rollups",
     "grade_metrics",
     "directory_metrics",
     "finance_metrics",
@@ -77,14 +79,20 @@ class _Tally:
         return (self.scheduled - self.attended - self.excused) * HOURS_PER_SESSION
 
 
-def attendance_metrics(events: Iterable[AttendanceEvent], term: str) -> list[Observation]:
-    """Attendance per course-week and per student-week, and unexcused absence hours per student
-    for the term to date. Later events for the same key replace earlier ones (a corrected tally)."""
+def _latest_attendance(events: Iterable[AttendanceEvent]) -> dict[str, AttendanceEvent]:
+    """Later events for the same key replace earlier ones (a corrected tally)."""
     latest: dict[str, AttendanceEvent] = {}
     for e in events:
         prior = latest.get(e.key)
         if prior is None or e.occurred_at >= prior.occurred_at:
             latest[e.key] = e
+    return latest
+
+
+def attendance_metrics(events: Iterable[AttendanceEvent], term: str) -> list[Observation]:
+    """Attendance per course-week and per student-week, and unexcused absence hours per student
+    for the term to date. Later events for the same key replace earlier ones (a corrected tally)."""
+    latest = _latest_attendance(events)
     course_week: dict[tuple[str, str], _Tally] = defaultdict(_Tally)
     student_week: dict[tuple[str, str], _Tally] = defaultdict(_Tally)
     student_term: dict[str, _Tally] = defaultdict(_Tally)
@@ -96,6 +104,29 @@ def attendance_metrics(events: Iterable[AttendanceEvent], term: str) -> list[Obs
     out += [observation(Level.student, s, "student.attendance_rate", t.rate, w, t.last) for (s, w), t in student_week.items()]
     out += [observation(Level.student, s, "student.absence_hours", t.unexcused_hours, term, t.last) for s, t in student_term.items()]
     return out
+
+
+# Roll-ups of students' weekly attendance to the units above them. A class, major or department
+# is not a 诊改 level, so the roll-up is a student-level metric on the unit's entity (as the
+# rulebook does for student.dropout_rate): the metric says what is measured, the entity where.
+ROLLUP_METRICS: dict[EntityKind, str] = {
+    EntityKind.class_: "student.class_attendance_rate",
+    EntityKind.major: "student.major_attendance_rate",
+    EntityKind.department: "student.department_attendance_rate",
+}
+
+
+def attendance_rollups(events: Iterable[AttendanceEvent], directory: Directory) -> list[Observation]:
+    """Weekly attendance of every class, major and department: the sessions their students
+    attended over the sessions scheduled (weighted by sessions, so a big class weighs more in its
+    major than a small one). Students the directory cannot place are left out of the roll-ups."""
+    tallies: dict[tuple[str, str, str], _Tally] = defaultdict(_Tally)
+    for e in _latest_attendance(events).values():
+        for kind, metric in ROLLUP_METRICS.items():
+            unit = directory.ancestor(e.student_id, kind)
+            if unit is not None:
+                tallies[(metric, unit.id, e.week)].add(e)
+    return [observation(Level.student, unit, metric, t.rate, week, t.last) for (metric, unit, week), t in tallies.items()]
 
 
 def _grade_point(score: float) -> float:

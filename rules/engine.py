@@ -23,6 +23,13 @@ __all__ = ["BatchResult", "evaluate_batch"]
 class BatchResult:
     verdicts: list[Verdict] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    # Beside each dead letter: the observation and a reason code for metrics (unknown_metric,
+    # unknown_entity, evaluation_error) — the words stay in the dead letter.
+    rejected: list[tuple[Observation, str]] = field(default_factory=list)
+
+    def _reject(self, obs: Observation, code: str, reason: str, now: datetime) -> None:
+        self.dead_letters.append(_dead(obs, reason, now))
+        self.rejected.append((obs, code))
 
 
 def _dead(obs: Observation, reason: str, now: datetime) -> DeadLetter:
@@ -41,10 +48,10 @@ def evaluate_batch(rules: RuleSet, observations: Iterable[Observation], director
     for obs in observations:
         matching = rules.for_metric(obs.metric)
         if not matching:
-            result.dead_letters.append(_dead(obs, f"no enabled rule for metric {obs.metric!r}", now))
+            result._reject(obs, "unknown_metric", f"no enabled rule for metric {obs.metric!r}", now)
             continue
         if obs.entity_id not in directory:
-            result.dead_letters.append(_dead(obs, f"entity {obs.entity_id!r} is not in the directory", now))
+            result._reject(obs, "unknown_entity", f"entity {obs.entity_id!r} is not in the directory", now)
             continue
         lineage = directory.lineage(obs.entity_id)
         for rule in matching:
@@ -52,6 +59,6 @@ def evaluate_batch(rules: RuleSet, observations: Iterable[Observation], director
                 at = obs.observed_at if replay else now
                 result.verdicts.append(evaluate_observation(rule, rules.overrides_for(rule.id), lineage, obs, at))
             except EvaluationError as exc:
-                result.dead_letters.append(_dead(obs, f"rule {rule.id}: {exc}", now))
+                result._reject(obs, "evaluation_error", f"rule {rule.id}: {exc}", now)
     result.verdicts.sort(key=lambda v: (v.rule_id, v.entity_id, period_sort_key(v.period)))
     return result

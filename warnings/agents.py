@@ -71,7 +71,7 @@ def _refused(refused, sources, what: str) -> list[tuple[DeadLetter, str]]:
 async def store_verdicts(stream):
     """zg.verdicts → WarningService.handle (verdicts, lifecycle, outbox in one transaction)."""
     await replica.wait_ready(_s.directory_wait)  # routing needs the directory
-    async for batch in batches(stream, _s.batch_size, _s.batch_within, VERDICTS.name):
+    async for batch in batches(stream, _s.batch_size, _s.batch_within, VERDICTS.name, "store_verdicts"):
         verdicts, sources, rejected = _decode(batch, (Verdict,))
         # Each series in time order; stable, so two verdicts of one period keep their arrival order.
         verdicts.sort(key=lambda v: (v.rule_id, v.entity_id, period_sort_key(v.period)))
@@ -84,7 +84,9 @@ async def store_verdicts(stream):
 async def store_observations(stream):
     """zg.observations → the observations table (latest value per key). Records that are not
     observations are dead-lettered by the evaluation agent on the same topic, not here."""
-    async for batch in batches(stream, _s.batch_size, _s.batch_within, OBSERVATIONS.name):
+    # Not on the way to a warning, so it takes bigger, slower batches: the store's cost per row
+    # falls with the batch, and this agent's queue lets the evaluation agent run ahead meanwhile.
+    async for batch in batches(stream, 4 * _s.batch_size, 5 * _s.batch_within, OBSERVATIONS.name, "store_observations"):
         observations, sources, _ = _decode(batch, (Observation,))
         refused = await store_batch(store().add_observations, observations, "observations")
         await send_dead_letters(dlq_topic, _refused(refused, sources, "observation"))
@@ -95,7 +97,7 @@ async def store_observations(stream):
 async def store_directory(stream):
     """zg.entities → the entities and persons tables (each worker also keeps the whole directory
     in memory: ``zhengai.ingest.agents.replica``)."""
-    async for batch in batches(stream, _s.batch_size, _s.batch_within, ENTITIES.name):
+    async for batch in batches(stream, _s.batch_size, _s.batch_within, ENTITIES.name, "store_directory"):
         records, sources, rejected = _decode(batch, (Entity, Person))
         rejected = [(d, code) for d, code in rejected if code != "tombstone"]  # legitimate on a compacted topic
         refused = await store_batch(lambda rs: store().upsert_directory(rs, replica.directory), records, "directory")

@@ -1,0 +1,79 @@
+"""Worker settings: pydantic-settings, environment prefix ``ZHENGAI_``.
+
+Every value can come from the environment (``ZHENGAI_BROKER``, ``ZHENGAI_STORE_URL`` …) or from
+the ``zhengai worker`` options, which override the environment. The store URL carries a password,
+so it is a ``SecretStr``: it never appears in ``repr``, logs or metrics; ask for it with
+``settings.store_url.get_secret_value()`` at the one place that connects.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ZHENGAI_", extra="ignore", frozen=True)
+
+    # --- where things are ------------------------------------------------------------------
+    broker: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers: host:port[,host:port] or kafka://host:port")
+    store_url: SecretStr = Field(SecretStr("sqlite:///zhengai.sqlite"), description="SQLAlchemy URL of the warning store")
+    rulebook: Path | None = Field(None, description="rulebook folder (default: the shipped rulebook)")
+    topic_prefix: str = Field("", description="prefix of every topic name, e.g. 'test1.' (isolates tests and tenants)")
+    app_id: str = Field("zhengai", description="Faust app id = Kafka consumer group")
+    metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus /metrics port; 0 = off")
+
+    # --- batching and timing (seconds) -----------------------------------------------------
+    batch_size: int = Field(500, ge=1, le=100_000, description="records per agent batch")
+    batch_within: float = Field(0.2, gt=0, description="longest wait to fill a batch")
+    commit_interval: float = Field(1.0, gt=0, description="how often acknowledged offsets are committed")
+    produce_linger: float = Field(0.005, ge=0, description="how long the producer gathers a batch's records into one request")
+    stream_buffer: int = Field(16384, ge=64, description="messages each agent may have fetched ahead of its batches")
+    fetch_bytes: int = Field(256 * 1024, ge=64 * 1024, description="bytes fetched per partition at a time; smaller interleaves topics sooner")
+    rules_poll_interval: float = Field(5.0, gt=0, description="how often the rulebook folder is checked for changes")
+    directory_wait: float = Field(60.0, ge=0, description="how long agents wait at start for the directory replica")
+    lag_interval: float = Field(10.0, gt=0, description="how often consumer lag is measured")
+    session_timeout: float = Field(30.0, ge=6, le=300, description="a worker silent this long leaves the group (its partitions move)")
+    heartbeat_interval: float = Field(3.0, gt=0, description="heartbeats to the group coordinator")
+
+    # --- windows ------------------------------------------------------------------------------
+    window_grace: float = Field(6 * 3600.0, ge=0, description="a week window closes this long after the week ends")
+    window_settle: float = Field(2.0, ge=0, description="a closed window is emitted once no event touched it for this long")
+    window_flush_interval: float = Field(1.0, gt=0, description="how often closed windows are looked for")
+
+    # --- evaluation ---------------------------------------------------------------------------
+    evaluate_as_observed: bool = Field(
+        False, description="judge each observation as of when it was observed (history loads); default: as of now"
+    )
+    notify_channels: tuple[str, ...] = Field(("console", "file"), description="outbox channels a warning is queued for")
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if value and not all(c.isalnum() or c in "._-" for c in value):
+            raise ValueError("topic_prefix may contain letters, digits, '.', '_' and '-' only")
+        return value
+
+    @field_validator("broker")
+    @classmethod
+    def _broker(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("broker is empty")
+        return value.strip()
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """host:port[,host:port] for the Kafka clients."""
+        return ",".join(part.split("://", 1)[-1] for part in self.broker.split(","))
+
+    @property
+    def faust_broker(self) -> str:
+        """kafka://host:port[;kafka://host:port] for Faust."""
+        return ";".join(f"kafka://{hp}" for hp in self.bootstrap_servers.split(","))
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"

@@ -1,0 +1,78 @@
+"""Run the streaming worker: the Faust app with every agent, in this process, until signalled.
+
+Before Faust starts: the store schema is brought up to date, the topics are created if missing
+(with their partition counts), and ``/metrics`` is served. Then Faust's own worker owns the event
+loop and the signals (SIGTERM/SIGINT stop it cleanly; after SIGKILL the next start simply
+re-reads what was not committed — every sink is idempotent).
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from typing import Iterator
+
+from zhengai.ingest.settings import Settings
+
+__all__ = ["prepare", "run_worker"]
+
+log = logging.getLogger("zhengai.worker")
+
+
+@contextmanager
+def _one_at_a_time(url: str) -> Iterator[None]:
+    """Workers of a deployment often start together: on PostgreSQL, one migrates, the others wait."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        if engine.dialect.name != "postgresql":
+            yield
+            return
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(hashtext('zhengai schema'))"))
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(hashtext('zhengai schema'))"))
+                conn.commit()
+    finally:
+        engine.dispose()
+
+
+def prepare(settings: Settings, *, create_topics: bool = True) -> None:
+    """Everything the worker needs outside Kafka's consumer group: schema and topics."""
+    from zhengai.ingest.app import all_topic_specs, ensure_topics
+    from zhengai.ingest.windows import AttendanceWindows
+    from zhengai.warnings.store import WarningStore
+
+    url = settings.store_url.get_secret_value()
+    with _one_at_a_time(url):
+        WarningStore(url).create_schema()
+        AttendanceWindows(url).create_schema()
+    if create_topics:
+        report = ensure_topics(settings.bootstrap_servers, all_topic_specs(), prefix=settings.topic_prefix)
+        created = [name for name, state in report.items() if state == "created"]
+        if created:
+            log.info("created topics: %s", ", ".join(created))
+
+
+def run_worker(settings: Settings, *, create_topics: bool = True, loglevel: str = "warning") -> int:
+    import faust
+
+    from zhengai.ingest import app as app_module
+    from zhengai.ingest import metrics
+
+    prepare(settings, create_topics=create_topics)
+    app = app_module.configure(settings)
+    metrics.serve(settings.metrics_port)
+    app.finalize()
+    app.worker_init()
+    app.discover()  # imports the agent modules listed in zhengai.ingest.app.AGENT_MODULES
+    app.worker_init_post_autodiscover()
+    from zhengai.rules.agents import watcher
+
+    watcher()  # load the rulebook now: a worker never starts on a rulebook that does not load
+    worker = faust.Worker(app, loglevel=loglevel, redirect_stdouts=False)
+    worker.execute_from_commandline()  # returns only by SystemExit
+    return 0
