@@ -43,7 +43,7 @@ DEAD_LETTER_REASONS = frozenset({
     "unsupported_version",
     "invalid_record",  # the envelope is fine, a field is not
     "wrong_topic",  # a valid record of a type this topic does not carry
-    "unknown_metric",  # no enabled rule for the metric
+    "unknown_metric",  # no rule (enabled or not) knows the metric
     "unknown_entity",  # the entity is not in the directory
     "evaluation_error",  # the rule cannot judge this value (e.g. a boolean for a numeric rule)
     "store_rejected",  # the store refused the record itself (not an outage)

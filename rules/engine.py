@@ -1,7 +1,8 @@
 """Evaluate a batch of observations against a RuleSet — the loop both runtimes share.
 
-An observation that cannot be evaluated (no rule for its metric, an entity the directory does not
-know, a value of the wrong kind) becomes a dead letter with the reason; the batch goes on.
+An observation that cannot be evaluated (a metric no rule knows, an entity the directory does not
+know, a value of the wrong kind) becomes a dead letter with the reason; the batch goes on. A
+metric whose rule is disabled is informational: stored, not judged, not an error.
 """
 
 from __future__ import annotations
@@ -48,8 +49,9 @@ def evaluate_batch(rules: RuleSet, observations: Iterable[Observation], director
     for obs in observations:
         matching = rules.for_metric(obs.metric)
         if not matching:
-            result._reject(obs, "unknown_metric", f"no enabled rule for metric {obs.metric!r}", now)
-            continue
+            if not rules.knows(obs.metric):
+                result._reject(obs, "unknown_metric", f"no rule for metric {obs.metric!r}", now)
+            continue  # informational metric (its rule is disabled): stored, not judged
         if obs.entity_id not in directory:
             result._reject(obs, "unknown_entity", f"entity {obs.entity_id!r} is not in the directory", now)
             continue

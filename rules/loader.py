@@ -52,6 +52,11 @@ class RuleSet:
     def for_metric(self, metric: str) -> tuple[Rule, ...]:
         return self.by_metric.get(metric, ())
 
+    def knows(self, metric: str) -> bool:
+        """A metric with a rule, enabled or not. Disabled rules declare informational metrics
+        (stored for dashboards and 画像, not judged) — observations of them are not errors."""
+        return metric in self.by_metric or any(r.metric == metric for r in self.rules.values())
+
     def overrides_for(self, rule_id: str) -> Mapping[str, Override]:
         return self.overrides.get(rule_id, {})
 

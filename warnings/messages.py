@@ -13,10 +13,11 @@ from datetime import datetime
 from pathlib import Path
 from string import Template
 from typing import Mapping
+from zoneinfo import ZoneInfo
 
 from zhengai.ingest.directory import Directory
 from zhengai.ingest.privacy import mask_student_id, mask_text
-from zhengai.ingest.records import Band, EntityKind, Thresholds
+from zhengai.ingest.records import EntityKind, Thresholds
 from zhengai.rules.model import Rule
 from zhengai.warnings.lifecycle import Transition, TransitionKind
 from zhengai.warnings.routing import Recipient
@@ -58,13 +59,12 @@ def format_value(v, unit: str) -> str:
     return (f"{v:.2f}".rstrip("0").rstrip(".")) + unit
 
 
-_fmt = format_value
-
-
+_CHINA = ZoneInfo("Asia/Shanghai")
 _CLOSING = {"recovered", "reviewed", "false_positive", "cleared", "resolved"}
 
 
 def _action(kind: TransitionKind, due: datetime | None) -> str:
+    due = due.astimezone(_CHINA) if due is not None else None  # people read dates on the campus clock
     k = kind.value
     if k in ("opened", "severity_up", "relapsed"):
         when = f"请于 {due:%Y-%m-%d} 前" if due else "请尽快"
@@ -120,11 +120,11 @@ def render(
         entity_ref=ref,
         path=("· " + " / ".join(names)) if names else "",
         rule_name=rule.name,
-        value=_fmt(transition.value, rule.unit),
+        value=format_value(transition.value, rule.unit),
         period=transition.period,
-        target=_fmt(th.target if th else rule.target, rule.unit),
-        standard=_fmt(th.standard if th else rule.standard, rule.unit),
-        warning=_fmt(th.warning if th else rule.warning, rule.unit),
+        target=format_value(th.target if th else rule.target, rule.unit),
+        standard=format_value(th.standard if th else rule.standard, rule.unit),
+        warning=format_value(th.warning if th else rule.warning, rule.unit),
         applied=applied,
         reason=transition.reason,
         role_zh=owner.role_zh if owner else "质量办",

@@ -155,6 +155,7 @@ class Pipeline:
     def notify(self, sinks: Sequence[Sink], result: PipelineResult) -> None:
         for sink in sinks:
             try:
-                result.dispatch[sink.channel] = dispatch(self.store, sink, self.clock)
+                result.dispatch[sink.channel] = dispatch(self.store, sink, self.clock, rules=lambda: self.rules,
+                                                         directory=lambda: self.directory)
             finally:
                 sink.close()

@@ -24,14 +24,14 @@ The file (``deploy/notify/calendar.yaml``)::
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, model_validator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from zhengai.ingest.records import Band, Level
 
-__all__ = ["MuteWindow", "AcademicCalendar"]
+__all__ = ["MuteWindow", "AcademicCalendar", "TimeZoneName"]
 
 
 class _Strict(BaseModel):
@@ -72,18 +72,20 @@ def _as_dt(value: date | datetime, tz: ZoneInfo, *, end: bool) -> datetime:
     return datetime.combine(day, time(0), tzinfo=tz)
 
 
-class AcademicCalendar(_Strict):
-    timezone: str = "Asia/Shanghai"
-    windows: list[MuteWindow] = []
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (e.g. Asia/Shanghai)") from None
+    return value
 
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (e.g. Asia/Shanghai)") from None
-        return value
+
+TimeZoneName = Annotated[str, AfterValidator(_zone)]
+
+
+class AcademicCalendar(_Strict):
+    timezone: TimeZoneName = "Asia/Shanghai"
+    windows: list[MuteWindow] = []
 
     def mute_until(self, now: datetime, *, level: str | None, band: str | None,
                    channel: str | None) -> tuple[datetime, MuteWindow] | None:

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable
 
+from zhengai.ingest.directory import Directory
+from zhengai.rules.loader import RuleSet
 from zhengai.warnings.notify.base import Sink
-from zhengai.warnings.notify.config import DIRECT
+from zhengai.warnings.notify.config import DIRECT, NotifyConfig
 from zhengai.warnings.notify.pipeline import Channel, NotifyPipeline
 
 __all__ = ["DispatchReport", "dispatch"]
@@ -26,8 +28,12 @@ class DispatchReport:
     failed: int = 0
 
 
-def dispatch(store: Any, sink: Sink, clock: Callable[[], datetime], batch: int = 1000) -> DispatchReport:
-    """Send every due pending row of the sink's channel once. (``batch`` is kept for callers of
-    the first version; the pipeline reads what is due in one go.) The sink is not closed."""
-    counts = NotifyPipeline(store, [Channel(sink, DIRECT)]).run(clock()).of(sink.channel)
+def dispatch(store: Any, sink: Sink, clock: Callable[[], datetime], batch: int = 1000, *,
+             rules: Callable[[], RuleSet] | None = None, directory: Callable[[], Directory] | None = None,
+             config: NotifyConfig | None = None) -> DispatchReport:
+    """Send every due pending row of the sink's channel once. ``rules`` and ``directory`` give
+    units and names to the messages; ``config`` links, silences and calendar. (``batch`` is kept
+    for callers of the first version.) The sink is not closed."""
+    pipeline = NotifyPipeline(store, [Channel(sink, DIRECT)], config, rules=rules, directory=directory)
+    counts = pipeline.run(clock()).of(sink.channel)
     return DispatchReport(sent=counts.sent, retry_later=counts.retry_later + counts.rate_limited, failed=counts.failed)

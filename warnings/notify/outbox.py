@@ -57,6 +57,7 @@ __all__ = [
 ]
 
 _CHUNK = 500
+NOT_ROUTED = "not routed to this channel (route.match)"
 
 
 def _chunks(items: Sequence, n: int = _CHUNK) -> Iterator[Sequence]:
@@ -65,26 +66,34 @@ def _chunks(items: Sequence, n: int = _CHUNK) -> Iterator[Sequence]:
 
 
 def admit(s: Session, routes: Mapping[str, RoutePolicy], now: datetime, tz: ZoneInfo) -> int:
-    """Take new pending outbox rows of our channels into the pipeline. Digest notices get the
-    next digest hour as their earliest time."""
+    """Take new pending outbox rows of our channels into the pipeline. A row the channel's route
+    does not match is suppressed there; digest notices get the next digest hour as their
+    earliest time."""
     q = (
         select(OutboxRow.id, OutboxRow.channel, OutboxRow.recipient_id, WarningEventRow.warning_id,
-               WarningEventRow.kind, WarningEventRow.to_band)
+               WarningEventRow.kind, WarningEventRow.to_band, WarningRow.level)
         .join(WarningEventRow, WarningEventRow.id == OutboxRow.event_id)
+        .join(WarningRow, WarningRow.id == WarningEventRow.warning_id)
         .outerjoin(DeliveryRow, DeliveryRow.outbox_id == OutboxRow.id)
         .where(OutboxRow.status == "pending", OutboxRow.channel.in_(list(routes)), DeliveryRow.outbox_id.is_(None))
         .order_by(OutboxRow.id)
     )
-    n = 0
-    for oid, channel, recipient, warning_id, kind, band in s.execute(q).all():
+    n, unrouted = 0, []
+    for oid, channel, recipient, warning_id, kind, band, level in s.execute(q).all():
         route = routes[channel]
-        digest = wants_digest(route, band=band, kind=kind)
+        routed = route.match is None or route.match.accepts(band=band, level=level, kind=kind)
+        digest = routed and wants_digest(route, band=band, kind=kind)
         s.add(DeliveryRow(
             outbox_id=oid, channel=channel, recipient_id=recipient, warning_id=warning_id,
-            group_key=group_key(channel, recipient, digest), digest=digest, state="queued", admitted_at=now,
+            group_key=group_key(channel, recipient, digest), digest=digest, state="queued" if routed else "suppressed",
+            reason=None if routed else NOT_ROUTED, admitted_at=now, finished_at=None if routed else now,
             next_attempt_at=next_digest(now, route.digest.at, tz) if digest and route.digest else None, attempts=0,
         ))
+        if not routed:
+            unrouted.append(oid)
         n += 1
+    for chunk in _chunks(unrouted):
+        s.execute(update(OutboxRow).where(OutboxRow.id.in_(chunk)).values(status="suppressed", last_error=NOT_ROUTED))
     return n
 
 

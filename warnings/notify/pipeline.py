@@ -18,13 +18,16 @@ failed with the error. Nothing is ever dropped for a retryable reason.
 from __future__ import annotations
 
 import logging
+import threading
 import time as _time
-from fnmatch import fnmatchcase
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from fnmatch import fnmatchcase
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from zhengai.ingest.directory import Directory
@@ -37,12 +40,14 @@ from zhengai.warnings.notify.config import NotifyConfig, RoutePolicy
 from zhengai.warnings.notify.grouping import due_now, pack
 from zhengai.warnings.notify.inhibit import HOLD, SUPPRESS, decide, find_inhibitor
 from zhengai.warnings.notify.pending import Pending
+from zhengai.warnings.notify.ratelimit import SlidingWindow
 from zhengai.warnings.notify.silence import active_silences, reason_of, silenced_until
 from zhengai.warnings.notify_schema import create_notify_schema
 
 __all__ = ["Channel", "Counts", "RunReport", "TickReport", "NotifyPipeline"]
 
 log = logging.getLogger(__name__)
+_LOCK_KEY = 0x7A67_4E54  # "zgNT": the notifier's advisory lock
 
 
 @dataclass
@@ -114,7 +119,7 @@ class NotifyPipeline:
         self.config = config or NotifyConfig()
         self._directory = directory
         self._rules = rules
-        self.composer = Composer(self.config.links, self.config.tz, unit_of=self._unit, template_dir=template_dir)
+        self.composer = Composer(self.config.links, self.config.tz, unit_of=self.unit_of, template_dir=template_dir)
 
     @classmethod
     def from_config(cls, store: Any, config: NotifyConfig, *, directory: Callable[[], Directory] | None = None,
@@ -132,7 +137,10 @@ class NotifyPipeline:
         for c in self.channels.values():
             c.sink.close()
 
-    def _unit(self, rule_id: str) -> str:
+    def directory(self) -> Directory | None:
+        return self._directory() if self._directory is not None else None
+
+    def unit_of(self, rule_id: str) -> str:
         rule = self._rules().rules.get(rule_id) if self._rules else None
         return rule.unit if rule else ""
 
@@ -143,12 +151,54 @@ class NotifyPipeline:
         from zhengai.warnings.notify.reminders import remind
 
         report = TickReport()
-        if self.config.reminders.repeat_interval is not None:
-            report.reminders = remind(self, now, list(self.channels))
-        report.run = self.run(now)
+        with self._exclusive() as mine:
+            if not mine:
+                return report
+            if self.config.reminders.repeat_interval is not None:
+                report.reminders = remind(self, now, list(self.channels))
+            report.run = self._run(now)
         return report
 
+    def serve(self, clock: Callable[[], datetime], stop: threading.Event, *, every: timedelta = timedelta(seconds=15),
+              before: Callable[[datetime], object] | None = None) -> None:
+        """The notifier's loop: ``before(now)`` (e.g. ``WarningService.tick``: escalation and
+        staleness), then ``tick(now)``, every ``every`` until ``stop`` is set. A pass that fails
+        (database away) is logged and tried again next time; nothing is lost, it is all in the
+        outbox."""
+        while not stop.is_set():
+            now = clock()
+            try:
+                if before is not None:
+                    before(now)
+                self.tick(now)
+            except Exception:  # noqa: BLE001 — keep the notifier alive; the next pass retries
+                log.exception("notification pass at %s failed; retrying in %s", now.isoformat(), every)
+            stop.wait(every.total_seconds())
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[bool]:
+        """One notifier at a time: on PostgreSQL a session advisory lock, so a second replica's
+        pass does nothing instead of sending the same rows twice. (SQLite: one process anyway.)"""
+        if self.engine.dialect.name != "postgresql":
+            yield True
+            return
+        with self.engine.connect() as conn:
+            mine = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _LOCK_KEY}).scalar())
+            conn.commit()  # the lock is the session's; keep no transaction open meanwhile
+            try:
+                yield mine
+            finally:
+                if mine:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _LOCK_KEY})
+                conn.commit()
+
     def run(self, now: datetime) -> RunReport:
+        """One pass (see the module docstring). Returns an empty report when another notifier
+        holds the lock."""
+        with self._exclusive() as mine:
+            return self._run(now) if mine else RunReport()
+
+    def _run(self, now: datetime) -> RunReport:
         report = RunReport()
         routes = {name: c.route for name, c in self.channels.items()}
         with self.session() as s:
@@ -175,7 +225,8 @@ class NotifyPipeline:
         announced = outbox.announced(s, closing) if closing else set()
         earlier = outbox.earlier_inhibited(s, [(w, c) for w, c, _ in closing]) if closing else set()
         silences = active_silences(s, now)
-        lineage = self._directory().lineage if self._directory is not None else None
+        directory = self.directory()
+        lineage = directory.lineage if directory is not None else None
         passing: list[Pending] = []
         changed: list[Pending] = []
         reasons: dict[int, str | None] = {}
@@ -233,7 +284,7 @@ class NotifyPipeline:
         keys = {(p.rule_id, p.entity_id, p.period) for _, items in due for p in items if p.rule_id and p.entity_id and p.period}
         history = outbox.trends(s, keys)
         notices = {p.outbox_id: self.composer.notice(p, history.get((p.rule_id, p.entity_id, p.period), ()))
-                         for _, items in due for p in items}
+                   for _, items in due for p in items}
         batches = []
         for key, items in due:
             channel = self.channels[items[0].channel]
@@ -247,8 +298,8 @@ class NotifyPipeline:
     def _contacts(self, s: Session, batches: list[_Batch]) -> dict[str, Contact]:
         ids = {p.recipient_id for b in batches for p in b.items if p.recipient_id}
         found = outbox.contacts(s, ids)
-        if self._directory is not None:
-            directory = self._directory()
+        directory = self.directory()
+        if directory is not None:
             for pid in ids:
                 person = directory.person(pid)
                 if person is not None:
@@ -264,7 +315,8 @@ class NotifyPipeline:
         if not batches:
             return
         contacts = self._contacts(s, batches)
-        windows: dict[str, Any] = {}
+        windows: dict[str, SlidingWindow] = {}
+        queues: dict[str, SlidingWindow] = {}  # the window as it will be once the queue ahead has gone
         down: dict[str, datetime] = {}
         for b in batches:
             sink, name = b.channel.sink, b.channel.name
@@ -280,9 +332,12 @@ class NotifyPipeline:
             if bucket is not None:
                 window = windows.get(bucket) or outbox.rate_window(s, bucket, sink.rate_limit, now)  # type: ignore[arg-type]
                 windows[bucket] = window
-                free = window.next_free(now)
-                if free > now:
-                    outbox.defer(s, b.items, free, "rate limit: queued for the next free slot")
+                if window.next_free(now) > now:
+                    # queued: each waiting message gets its own slot, so later passes load only what is due
+                    queue = queues.setdefault(bucket, window.copy())
+                    slot = queue.next_free(now)
+                    queue.record(slot)
+                    outbox.defer(s, b.items, slot, "rate limit: queued for a free slot")
                     s.commit()
                     counts.rate_limited += len(b.items)
                     metrics.HELD.labels(name, "rate_limited").inc(len(b.items))
@@ -316,8 +371,8 @@ class NotifyPipeline:
             metrics.MESSAGES.labels(name, "sent").inc()
             metrics.NOTICES.labels(name, "sent").inc(len(b.items))
 
-    def _failed(self, s: Session, b: _Batch, exc: BaseException, retryable: bool, retry_after, now: datetime,
-                counts: Counts, window, down: dict[str, datetime]) -> None:
+    def _failed(self, s: Session, b: _Batch, exc: BaseException, retryable: bool, retry_after: timedelta | None,
+                now: datetime, counts: Counts, window: SlidingWindow | None, down: dict[str, datetime]) -> None:
         name = b.channel.name
         bucket = b.channel.sink.rate_bucket if b.channel.sink.rate_limit is not None else None
         attempts = max(p.attempts for p in b.items) + 1

@@ -53,6 +53,9 @@ class SlidingWindow:
     def record(self, at: datetime) -> None:
         self.calls.insert(bisect_right(self.calls, at), at)
 
+    def copy(self) -> "SlidingWindow":
+        return SlidingWindow(self.limit, list(self.calls), self.blocked_until)
+
     def block(self, until: datetime) -> None:
         if self.blocked_until is None or until > self.blocked_until:
             self.blocked_until = until

@@ -41,7 +41,7 @@ def due_reminders(warnings: Sequence[WarningRow], last_sent: dict[int, datetime]
 
 def _values(w: WarningRow, pipeline: "NotifyPipeline", now: datetime) -> dict[str, object]:
     tz = pipeline.config.tz
-    directory = pipeline._directory() if pipeline._directory is not None else None
+    directory = pipeline.directory()
     entity = directory.get(w.entity_id) if directory is not None else None
     person = directory.person(w.responsible_person_id) if directory and w.responsible_person_id else None
     kind = entity.kind if entity else None
@@ -60,7 +60,7 @@ def _values(w: WarningRow, pipeline: "NotifyPipeline", now: datetime) -> dict[st
         entity_ref=mask_student_id(w.entity_id) if kind is EntityKind.student else w.entity_id,
         rule_name=w.rule_name,
         band_zh=band.zh if band else w.band,
-        value=format_value(w.value, pipeline._unit(w.rule_id)),
+        value=format_value(w.value, pipeline.unit_of(w.rule_id)),
         period=w.last_period,
         days=max(0, (now - w.opened_at).days),
         role_zh=Recipient(person, role, "").role_zh if person and role else "负责人",
