@@ -2,10 +2,16 @@
 
 from alembic import context
 
+import zhengai.warnings.notify_schema  # noqa: F401 — registers the notification tables on Base
+from zhengai.ingest import windows
 from zhengai.warnings.schema import Base
 
 config = context.config
 connection = config.attributes["connection"]
-context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=connection.dialect.name == "sqlite")
+context.configure(
+    connection=connection,
+    target_metadata=[Base.metadata, windows.metadata],
+    render_as_batch=connection.dialect.name == "sqlite",
+)
 with context.begin_transaction():
     context.run_migrations()
