@@ -111,6 +111,19 @@ def test_due_date_from_band_and_escalation_with_a_controlled_clock():
     assert esc2.escalation_level == 2 and ts[0].cause == "tick:escalated:2"
 
 
+def test_escalation_catches_up_in_one_step_after_downtime():
+    policy = LifecyclePolicy(escalate_every_days=7)
+    state, _ = run([(40, Band.red)], policy)
+    late, ts = step(state, Tick(state.due_date + timedelta(days=15), policy, timedelta(days=400)))
+    assert [t.kind for t in ts] == [K.escalated] and late.escalation_level == 3  # due, +7, +14 have passed
+    assert late.next_escalation_at == state.due_date + timedelta(days=21)
+    again, ts = step(late, Tick(state.due_date + timedelta(days=15, minutes=1), policy, timedelta(days=400)))
+    assert ts == []
+    top, ts = step(state, Tick(state.due_date + timedelta(days=300), policy, timedelta(days=400)))
+    assert top.escalation_level == 4 and len(ts) == 1
+    assert step(top, Tick(state.due_date + timedelta(days=400), policy, timedelta(days=900)))[1] == []
+
+
 def test_yellow_gets_the_longer_due_date():
     state, _ = run([(40, Band.yellow)])
     assert state.due_date == T0 + timedelta(weeks=3, days=14)

@@ -317,9 +317,13 @@ def _tick(state: WarningState | None, tick: Tick) -> tuple[WarningState | None, 
         state = stale
     if (state.status in ACTIVE and state.next_escalation_at is not None and now >= state.next_escalation_at
             and state.escalation_level < MAX_ESCALATION):
-        level = state.escalation_level + 1
+        # After downtime several steps may be due at once: jump to the level the schedule has
+        # reached in one transition (one notice to the right person), not one level per tick.
+        step_len = timedelta(days=tick.policy.escalate_every_days)
+        steps = 1 + int((now - state.next_escalation_at) / step_len)
+        level = min(MAX_ESCALATION, state.escalation_level + steps)
         escalated = replace(state, status=Status.escalated, escalation_level=level, updated_at=now,
-                            next_escalation_at=state.next_escalation_at + timedelta(days=tick.policy.escalate_every_days))
+                            next_escalation_at=state.next_escalation_at + step_len * steps)
         reason = f"改进期限 {state.due_date:%Y-%m-%d} 已过，升级至第 {level} 级督办" if state.due_date else f"升级至第 {level} 级督办"
         transitions.append(_t(state, escalated, TransitionKind.escalated, f"tick:escalated:{level}", now, reason=reason))
         state = escalated

@@ -42,7 +42,7 @@ def _lint(args: argparse.Namespace) -> int:
 
 
 # Subcommand modules under zhengai/commands/, each with register(subparsers).
-_COMMAND_MODULES = ("worker", "connectors", "warnings")
+_COMMAND_MODULES = ("worker", "connectors", "warnings", "notify")
 
 
 def _publish(args: argparse.Namespace) -> int:

@@ -47,7 +47,7 @@ class ConsoleSink(Sink):
 
     def close(self) -> None:
         if self.sent > self.limit:
-            print(f"\n…另有 {self.sent - self.limit} 条通知已写入通知文件。", file=self.stream)
+            print(f"\n…另有 {self.sent - self.limit} 条通知未在控制台展开（见其他渠道或通知记录）。", file=self.stream)
 
 
 @register

@@ -1,0 +1,125 @@
+"""`zhengai notify …`: the notifier process between the outbox and the channels.
+
+    zhengai notify lint [--config deploy/notify/notify.yaml]      check the config, secrets not needed
+    zhengai notify once [--now ISO]                                one pass: escalate/stale, then send
+    zhengai notify serve [--every 15s]                             the long-running notifier
+
+Each pass first advances the lifecycle clock (``WarningService.tick``: escalation at the due date,
+staleness), then runs the notification pipeline (inhibition, silences, calendar mute windows,
+grouping and digests, rate limits, retries). On PostgreSQL only one notifier sends at a time.
+The store is ``--store URL`` or ``$ZHENGAI_STORE_URL``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+DEFAULT_CONFIG = "deploy/notify/notify.yaml"
+DEFAULT_STORE = "sqlite:///zhengai-demo-out/zhengai.sqlite"
+
+
+def _parse_every(text: str) -> timedelta:
+    unit = {"s": 1, "m": 60, "h": 3600}[text[-1]]
+    return timedelta(seconds=int(text[:-1]) * unit)
+
+
+def _load(args, *, require_secrets: bool = True):
+    from zhengai.warnings.notify.config import NotifyConfigError, load_notify_config
+
+    try:
+        return load_notify_config(Path(args.config), secrets_dir=Path(args.secrets_dir) if args.secrets_dir else None,
+                                  require_secrets=require_secrets)
+    except NotifyConfigError as exc:
+        print(exc, file=sys.stderr)
+        print("通知配置未通过校验（见上方每处错误的文件、行号和字段）。", file=sys.stderr)
+        return None
+
+
+def _build(args, config):
+    from zhengai.rules.loader import load_rulebook
+    from zhengai.warnings.notify.pipeline import NotifyPipeline
+    from zhengai.warnings.service import WarningService
+    from zhengai.warnings.store import WarningStore
+
+    store = WarningStore(args.store)
+    store.create_schema()
+    rules = load_rulebook(args.rules)
+    cache = {"directory": store.load_directory(), "at": time.monotonic()}
+
+    def directory():
+        if time.monotonic() - cache["at"] > 600:  # the directory changes slowly: refresh every 10 minutes
+            cache["directory"], cache["at"] = store.load_directory(), time.monotonic()
+        return cache["directory"]
+
+    service = WarningService(store, lambda: rules, directory, channels=tuple(config.channels),
+                             escalation=config.escalation.routing())
+    pipeline = NotifyPipeline.from_config(store, config, directory=directory, rules=lambda: rules)
+    return service, pipeline
+
+
+def _lint(args) -> int:
+    config = _load(args, require_secrets=False)
+    if config is None:
+        return 1
+    print(f"通知配置校验通过：{len(config.channels)} 个渠道（{', '.join(config.channels)}）")
+    return 0
+
+
+def _when(text: str | None) -> datetime:
+    if not text:
+        return datetime.now(timezone.utc)
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=timezone(timedelta(hours=8)))
+
+
+def _once(args) -> int:
+    config = _load(args)
+    if config is None:
+        return 1
+    service, pipeline = _build(args, config)
+    now = _when(args.now)
+    try:
+        changed = service.tick(now)
+        report = pipeline.tick(now)
+    finally:
+        pipeline.close()
+    print(f"lifecycle transitions: {len(changed)}; notification pass: {report}")
+    return 0
+
+
+def _serve(args) -> int:
+    config = _load(args)
+    if config is None:
+        return 1
+    service, pipeline = _build(args, config)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        pipeline.serve(lambda: datetime.now(timezone.utc), stop, every=_parse_every(args.every), before=service.tick)
+    finally:
+        pipeline.close()
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("notify", help="the notifier: escalate, then send the outbox through the notification pipeline")
+    p.add_argument("--config", default=os.environ.get("ZHENGAI_NOTIFY_CONFIG", DEFAULT_CONFIG))
+    p.add_argument("--secrets-dir", default=os.environ.get("ZHENGAI_SECRETS_DIR"), help="folder of secret files (e.g. /run/secrets)")
+    p.add_argument("--store", default=os.environ.get("ZHENGAI_STORE_URL", DEFAULT_STORE))
+    p.add_argument("--rules", default=None, help="rulebook folder (default: the shipped one)")
+    ns = p.add_subparsers(dest="notify_command", required=True)
+    ns.add_parser("lint", help="check notify.yaml and its calendar; secrets need not be set").set_defaults(func=_lint)
+    once = ns.add_parser("once", help="one pass now (or --now)")
+    once.add_argument("--now")
+    once.set_defaults(func=_once)
+    serve = ns.add_parser("serve", help="run until SIGTERM")
+    serve.add_argument("--every", default="15s", help="pass interval, e.g. 15s, 1m")
+    serve.set_defaults(func=_serve)
