@@ -197,3 +197,18 @@ def test_rule_versions_record_who_changed_which_threshold(tmp_path):
     assert [(r.rule_id, r.changes["standard"], r.reason) for r in changed] == [("course.attendance_rate", [90.0, 88.0], "实训周口径调整")]
     with pytest.raises(ValueError):
         store.record_rule_versions(load_rulebook(tmp_path / "rb"), author=" ", reason="x", at=T0)
+
+
+def test_directory_upsert_latest_wins_and_keeps_contacts(tmp_path):
+    from zhengai.ingest.records import Entity, Person
+    from zhengai.warnings.store import WarningStore
+
+    store = WarningStore(f"sqlite:///{tmp_path / 'd.sqlite'}")
+    store.create_schema()
+    store.upsert_directory([Entity(id="SCH", kind="school", name="示范学院"),
+                            Person(id="T1", name="王老师", mobile="13812345678", email="w@example.edu.cn")])
+    store.upsert_directory([Entity(id="SCH", kind="school", name="示范职业技术学院"), Person(id="T1", name="王老师", email="w2@example.edu.cn")])
+    d = store.load_directory()
+    assert d.get("SCH").name == "示范职业技术学院"
+    p = d.person("T1")
+    assert (p.mobile, p.email) == ("13812345678", "w2@example.edu.cn")

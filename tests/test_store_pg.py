@@ -359,3 +359,18 @@ def test_storage_path_follows_the_detected_capability(store):
         assert hypertables == 0
         assert "date_trunc" in view_sql and "Asia/Shanghai" in view_sql
         assert day_bucket(caps, "x") == "date_trunc('day', x AT TIME ZONE 'Asia/Shanghai')::date"
+
+
+def test_observations_upsert_latest_wins_on_postgres(store):
+    from zhengai.ingest.records import Observation
+    from zhengai.warnings.schema import ObservationRow
+
+    def obs(key, value):
+        return Observation(level="course", entity_id="C0001", metric="course.pass_rate", value=value, period="2025-2026-2",
+                           observed_at=T0, source="t", key=key)
+
+    assert store.add_observations([obs("k1", 70.0), obs("k2", 80.0), obs("k1", 71.0)]) == 2  # in-batch: latest wins
+    assert store.add_observations([obs("k1", 71.0), obs("k2", 80.0)]) == 0  # replay writes nothing
+    assert store.add_observations([obs("k2", 85.0)]) == 1  # a correction
+    with store.session() as s:
+        assert sorted((r.key, r.value) for r in s.query(ObservationRow)) == [("k1", 71.0), ("k2", 85.0)]

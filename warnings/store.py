@@ -154,21 +154,35 @@ class WarningStore:
 
     # --- directory --------------------------------------------------------------------------
     def upsert_directory(self, records: Iterable[Entity | Person], directory: Directory | None = None) -> None:
-        """Store entities and persons (latest wins). With the directory, each entity also gets its
-        department and major, denormalised for dashboards."""
-        with self.session() as s, s.begin():
-            for r in records:
-                if isinstance(r, Person):
-                    s.merge(PersonRow(id=r.id, name=r.name, dingtalk_user_id=r.dingtalk_user_id, mobile=r.mobile, email=r.email))
-                    continue
-                dept = major = None
-                if directory is not None:
-                    d = directory.ancestor(r.id, EntityKind.department)
-                    m = directory.ancestor(r.id, EntityKind.major)
-                    dept, major = (d.id if d else None), (m.id if m else None)
-                s.merge(EntityRow(id=r.id, kind=r.kind.value, name=r.name, parent_id=r.parent_id, department_id=dept,
+        """Store entities and persons (latest wins; a person's missing contact field keeps the stored
+        one). With the directory, each entity also gets its department and major, denormalised for
+        dashboards. One bulk upsert per table."""
+        entities: dict[str, dict] = {}
+        persons: dict[str, dict] = {}
+        for r in records:
+            if isinstance(r, Person):
+                persons[r.id] = dict(id=r.id, name=r.name, dingtalk_user_id=r.dingtalk_user_id, mobile=r.mobile, email=r.email)
+                continue
+            dept = major = None
+            if directory is not None:
+                d = directory.ancestor(r.id, EntityKind.department)
+                m = directory.ancestor(r.id, EntityKind.major)
+                dept, major = (d.id if d else None), (m.id if m else None)
+            entities[r.id] = dict(id=r.id, kind=r.kind.value, name=r.name, parent_id=r.parent_id, department_id=dept,
                                   major_id=major, responsible={role: p.id for role, p in r.responsible.items()},
-                                  attributes=dict(r.attributes)))
+                                  attributes=dict(r.attributes))
+        with self.session() as s, s.begin():
+            for rows in _chunks(list(entities.values()), 1000):
+                stmt = self._insert(EntityRow)
+                stmt = stmt.on_conflict_do_update(index_elements=["id"], set_={
+                    c: getattr(stmt.excluded, c) for c in ("kind", "name", "parent_id", "department_id", "major_id", "responsible", "attributes")})
+                s.execute(stmt, list(rows))
+            for rows in _chunks(list(persons.values()), 1000):
+                stmt = self._insert(PersonRow)
+                stmt = stmt.on_conflict_do_update(index_elements=["id"], set_={
+                    "name": stmt.excluded.name,
+                    **{c: func.coalesce(getattr(stmt.excluded, c), getattr(PersonRow, c)) for c in ("dingtalk_user_id", "mobile", "email")}})
+                s.execute(stmt, list(rows))
 
     def load_directory(self) -> Directory:
         """The directory as stored (for routing outside a streaming worker, e.g. the CLI)."""
@@ -189,6 +203,9 @@ class WarningStore:
         latest: dict[str, Observation] = {}
         for o in observations:
             latest[o.key] = o
+        if self.dialect == "postgresql":
+            with self.session() as s, s.begin():
+                return self._copy_observations(s, list(latest.values()))
         with self.session() as s, s.begin():
             stored: dict[str, tuple[int, float]] = {}
             for chunk in _chunks(list(latest)):
@@ -209,6 +226,30 @@ class WarningStore:
             if changed:
                 s.execute(update(ObservationRow), changed)
             return len(new) + len(changed)
+
+    _OBS_COLUMNS = ("key", "level", "entity_id", "metric", "period", "value", "is_bool", "observed_at", "source")
+
+    def _copy_observations(self, s: Session, observations: list[Observation]) -> int:
+        """PostgreSQL: COPY into a temporary table, then one upsert that writes only new keys and
+        changed values (latest wins) — replays cost one round trip and write nothing."""
+        if not observations:
+            return 0
+        cols = ", ".join(self._OBS_COLUMNS)
+        s.execute(text("CREATE TEMP TABLE IF NOT EXISTS observations_in (LIKE observations INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"))
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        for o in observations:
+            writer.writerow([o.key, o.level.value, o.entity_id, o.metric, o.period, repr(float(o.value)),
+                             "t" if isinstance(o.value, bool) else "f", o.observed_at.isoformat(), o.source])
+        buf.seek(0)
+        with s.connection().connection.cursor() as cur:
+            cur.copy_expert(f"COPY observations_in ({cols}) FROM STDIN WITH (FORMAT csv)", buf)
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in self._OBS_COLUMNS if c != "key")
+        written = s.execute(text(
+            f"INSERT INTO observations ({cols}) SELECT {cols} FROM observations_in ON CONFLICT (key) DO UPDATE SET {updates} "
+            "WHERE observations.value IS DISTINCT FROM EXCLUDED.value RETURNING 1")).all()
+        s.execute(text("TRUNCATE observations_in"))
+        return len(written)
 
     def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         if not letters:
