@@ -121,11 +121,16 @@ def attendance_rollups(events: Iterable[AttendanceEvent], directory: Directory) 
     attended over the sessions scheduled (weighted by sessions, so a big class weighs more in its
     major than a small one). Students the directory cannot place are left out of the roll-ups."""
     tallies: dict[tuple[str, str, str], _Tally] = defaultdict(_Tally)
+    units_of: dict[str, list[tuple[str, str]]] = {}  # a student's (metric, unit) pairs, looked up once
     for e in _latest_attendance(events).values():
-        for kind, metric in ROLLUP_METRICS.items():
-            unit = directory.ancestor(e.student_id, kind)
-            if unit is not None:
-                tallies[(metric, unit.id, e.week)].add(e)
+        units = units_of.get(e.student_id)
+        if units is None:
+            units = units_of[e.student_id] = [
+                (metric, unit.id) for kind, metric in ROLLUP_METRICS.items()
+                if (unit := directory.ancestor(e.student_id, kind)) is not None
+            ]
+        for metric, unit_id in units:
+            tallies[(metric, unit_id, e.week)].add(e)
     return [observation(Level.student, unit, metric, t.rate, week, t.last) for (metric, unit, week), t in tallies.items()]
 
 

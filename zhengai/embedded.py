@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 from zhengai.connectors.base import Connector, MemoryBookmarks, Record, RunReport, run_connector
 from zhengai.ingest.aggregate import (
     attendance_metrics,
+    attendance_rollups,
     directory_metrics,
     finance_metrics,
     grade_metrics,
@@ -130,6 +131,7 @@ class Pipeline:
         c = self.collector
         out = list(c.observations)
         out += attendance_metrics(c.attendance, term)
+        out += attendance_rollups(c.attendance, c.directory)  # class, major, department weeks
         out += grade_metrics(c.grades)
         out += directory_metrics(c.directory, year=year, term=term, as_of=as_of)
         out += finance_metrics(c.finance, c.directory)
