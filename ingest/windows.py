@@ -32,13 +32,13 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Iterable, Iterator, Sequence
 
 from sqlalchemy import (
-    Boolean, Column, DateTime, Index, Integer, MetaData, String, Table, bindparam, case, create_engine, or_, select, update,
+    Boolean, Column, Index, Integer, MetaData, String, Table, bindparam, case, create_engine, or_, select, update,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.types import TypeDecorator
 
 from zhengai.ingest.aggregate import ROLLUP_METRICS, attendance_metrics, attendance_rollups
 from zhengai.ingest.directory import Directory
+from zhengai.ingest.sqltypes import UTCDateTime
 from zhengai.ingest.records import AttendanceEvent, EntityKind, Observation
 
 __all__ = ["CST", "WindowRef", "AttendanceWindows", "term_of_week", "week_end", "KINDS"]
@@ -47,25 +47,6 @@ CST = timezone(timedelta(hours=8))  # the academic calendar's clock (China has n
 KINDS = ("course", "student", "class", "major", "department")
 _ROLLUP_KINDS = {"class": EntityKind.class_, "major": EntityKind.major, "department": EntityKind.department}
 _CHUNK = 500
-
-
-class _UTC(TypeDecorator):
-    """Timestamps stored in UTC and read back timezone-aware (SQLite drops the zone)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value, dialect):
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime; pass a timezone-aware one")
-        return value.astimezone(timezone.utc)
-
-    def process_result_value(self, value, dialect):
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value
 
 
 metadata = MetaData()
@@ -80,7 +61,7 @@ tallies = Table(
     Column("scheduled", Integer, nullable=False),
     Column("attended", Integer, nullable=False),
     Column("excused", Integer, nullable=False),
-    Column("occurred_at", _UTC(), nullable=False),
+    Column("occurred_at", UTCDateTime(), nullable=False),
     Column("source", String(128), nullable=False),
     Index("ix_attendance_tallies_course_week", "course_id", "week"),
     Index("ix_attendance_tallies_student_term", "student_id", "term"),
@@ -93,12 +74,12 @@ windows = Table(
     Column("unit_id", String(64), primary_key=True),
     Column("week", String(8), primary_key=True),
     Column("term", String(16), nullable=False),
-    Column("week_end", _UTC(), nullable=False),
+    Column("week_end", UTCDateTime(), nullable=False),
     Column("dirty", Boolean, nullable=False),
     Column("version", Integer, nullable=False),  # bumped by every event that touches the window
-    Column("updated_at", _UTC(), nullable=False),
-    Column("claimed_until", _UTC()),  # the lease of the worker emitting it
-    Column("emitted_at", _UTC()),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("claimed_until", UTCDateTime()),  # the lease of the worker emitting it
+    Column("emitted_at", UTCDateTime()),
     Index("ix_attendance_windows_due", "dirty", "week_end"),
 )
 

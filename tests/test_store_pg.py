@@ -2,6 +2,7 @@
 race idempotency, migrations, reporting views with known answers, and the read-only role."""
 
 import threading
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -267,8 +268,9 @@ def test_reporting_views_have_the_expected_numbers(service, store, rules):
             ("course.attendance_rate", 3, 1, 33.3, "课程停开，名单未更新")]
 
 
-def test_readonly_role_reads_views_only(service, store, rules, pg_url):
-    _fixture_for_views(service, store, rules)
+@contextmanager
+def readonly_engine(store, pg_url):
+    """A Grafana-like login that is a member of zhengai_readonly, for the duration of a test."""
     url = make_url(pg_url)
     login = f"grafana_{url.database[-8:]}"
     with store.engine.begin() as c:
@@ -277,7 +279,17 @@ def test_readonly_role_reads_views_only(service, store, rules, pg_url):
         c.execute(text(f"GRANT CONNECT ON DATABASE {url.database} TO {login}"))
     reader = create_engine(url.set(username=login, password="grafana-test"))
     try:
-        with reader.connect() as c:
+        yield reader
+    finally:
+        reader.dispose()
+        with store.engine.begin() as c:
+            c.execute(text(f"REVOKE CONNECT ON DATABASE {url.database} FROM {login}"))
+            c.execute(text(f"DROP ROLE {login}"))
+
+
+def test_readonly_role_reads_views_only(service, store, rules, pg_url):
+    _fixture_for_views(service, store, rules)
+    with readonly_engine(store, pg_url) as reader, reader.connect() as c:
             assert c.execute(text("SELECT count(*) FROM reporting.open_warnings")).scalar() == 2
             for sql in ("SELECT * FROM warnings", "SELECT * FROM persons", "SELECT * FROM improvements",
                         "INSERT INTO warnings (id) VALUES (999)", "UPDATE warnings SET status = 'closed'",
@@ -289,11 +301,6 @@ def test_readonly_role_reads_views_only(service, store, rules, pg_url):
             with pytest.raises(DBAPIError, match="permission denied|not automatically updatable"):
                 c.execute(text("DELETE FROM reporting.open_warnings"))
             c.rollback()
-    finally:
-        reader.dispose()
-        with store.engine.begin() as c:
-            c.execute(text(f"REVOKE CONNECT ON DATABASE {url.database} FROM {login}"))
-            c.execute(text(f"DROP ROLE {login}"))
 
 
 DASHBOARD = Path(__file__).resolve().parents[1] / "deploy" / "grafana" / "dashboards" / "zhengai-overview.json"
@@ -314,15 +321,7 @@ def test_every_dashboard_panel_runs_as_the_readonly_role(service, store, rules, 
     _fixture_for_views(service, store, rules)
     dash = json.loads(DASHBOARD.read_text(encoding="utf-8"))
     assert dash["title"].startswith("诊改") and all(not p["title"].isascii() for p in dash["panels"])
-    url = make_url(pg_url)
-    login = f"grafana_{url.database[-8:]}"
-    with store.engine.begin() as c:
-        c.execute(text(f"DROP ROLE IF EXISTS {login}"))
-        c.execute(text(f"CREATE ROLE {login} LOGIN PASSWORD 'grafana-test' IN ROLE zhengai_readonly"))
-        c.execute(text(f"GRANT CONNECT ON DATABASE {url.database} TO {login}"))
-    reader = create_engine(url.set(username=login, password="grafana-test"))
-    try:
-        with reader.connect() as c:
+    with readonly_engine(store, pg_url) as reader, reader.connect() as c:
             var = dash["templating"]["list"][0]
             departments = list(c.execute(text(var["query"])).scalars())
             assert departments == ["信息工程学院", "智能制造学院"]
@@ -332,11 +331,6 @@ def test_every_dashboard_panel_runs_as_the_readonly_role(service, store, rules, 
                     rows = c.execute(text(_expand(t["rawSql"], departments))).all()
                     assert rows, f"panel {panel['title']} returned nothing"
                     results[panel["title"]] = rows
-    finally:
-        reader.dispose()
-        with store.engine.begin() as c:
-            c.execute(text(f"REVOKE CONNECT ON DATABASE {url.database} FROM {login}"))
-            c.execute(text(f"DROP ROLE {login}"))
     assert results["未关闭预警（红色）"][0][0] == 1  # C0003
     assert results["改进闭环率（%）"][0][0] == 50.0
     assert [r[0] for r in results["误报最多的规则"]] == ["学生到课率"]

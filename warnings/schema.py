@@ -1,13 +1,14 @@
 """SQLAlchemy models of the warning store. The same models run on SQLite (embedded) and
-PostgreSQL. (Versioned migrations and the TimescaleDB path come with the store issue.)"""
+PostgreSQL; the schema is created and evolved by the versioned migrations in ``migrations/``."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
+
+from zhengai.ingest.sqltypes import UTCDateTime
 
 __all__ = [
     "Base",
@@ -24,25 +25,6 @@ __all__ = [
     "BookmarkRow",
 ]
 
-
-
-class UTCDateTime(TypeDecorator):
-    """Timestamps stored in UTC and always read back timezone-aware (SQLite drops the zone)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value, dialect):
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the store; pass a timezone-aware one")
-        return value.astimezone(timezone.utc)
-
-    def process_result_value(self, value, dialect):
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value
 
 
 TS = UTCDateTime()
