@@ -7,6 +7,7 @@ integration test that skipped because a service was missing has not shown anythi
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
@@ -110,12 +111,22 @@ def pg_database(pg_admin_url: str) -> Iterator[Callable[[], str]]:
     finally:
         with admin.connect() as conn:
             for name in created:
+                # Only our own client sessions: an autovacuum worker may be in the fresh database,
+                # and terminating it needs a superuser (DROP DATABASE stops it by itself).
                 conn.execute(
                     sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                            "WHERE datname = :name AND pid <> pg_backend_pid()"),
+                            "WHERE datname = :name AND pid <> pg_backend_pid() "
+                            "AND backend_type = 'client backend' AND usename = current_user"),
                     {"name": name},
                 )
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                for attempt in range(5):
+                    try:
+                        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                        break
+                    except sa.exc.DBAPIError:
+                        if attempt == 4:
+                            raise
+                        time.sleep(0.2 * (attempt + 1))
         admin.dispose()
 
 
