@@ -1,8 +1,9 @@
 """教务 (academic affairs): the teaching database — directory, attendance, grades, enrollments,
-teaching plans.
+teaching plans, teaching progress (授课计划 vs. 教学日志).
 
 Dimension tables are read in full each run (they feed the compacted entity directory);
-attendance and grades are incremental by (updated_at, id) with a lookback window. Student
+attendance, grades and course progress are incremental by (updated_at, id) with a lookback
+window. Student
 身份证号 and mobile are never selected: personal data stays in the source database.
 
 Soft deletes (a ``deleted``/``is_deleted``/``deleted_at`` column): a deleted directory row still
@@ -27,6 +28,7 @@ from zhengai.ingest.records import (
     Level,
     Observation,
     Person,
+    period_kind,
 )
 
 from .base import Connector, Record, Row
@@ -174,6 +176,42 @@ class Grades(_Fact):
         )]
 
 
+class CourseProgress(_Fact):
+    """教学进度: one row per course × teaching week with the sessions (课次) the 授课计划
+    plans up to that week and those the 教学日志 records as taught. The deviation is how many
+    weeks of the plan are still untaught; a course ahead of its plan counts 0."""
+
+    name = table = "course_progress"
+    columns = ("id", "course_id", "week", "sessions_per_week", "planned_sessions_cum",
+               "taught_sessions_cum", "updated_at")
+
+    def events(self, row: Row) -> list[Record]:
+        per_week = field(row, "sessions_per_week", parse_number)
+        planned = field(row, "planned_sessions_cum", parse_number)
+        taught = field(row, "taught_sessions_cum", parse_number)
+        if per_week <= 0:
+            raise MappingError(f"sessions_per_week: must be positive to count weeks, "
+                               f"got {per_week:g}")
+        for key, value in (("planned_sessions_cum", planned), ("taught_sessions_cum", taught)):
+            if value < 0:
+                raise MappingError(f"{key}: must not be negative, got {value:g}")
+        week = normalize_text(field(row, "week"))
+        try:
+            kind = period_kind(week)
+        except ValueError as exc:
+            raise MappingError(f"week: {exc}") from None
+        if kind != "week":
+            raise MappingError(f"week: {week!r} is not an ISO week such as 2026-W37")
+        updated = field(row, "updated_at", parse_timestamp)
+        return [Observation(
+            level=Level.course, entity_id=str(field(row, "course_id")),
+            metric="course.schedule_deviation",
+            value=round(max(0.0, planned - taught) / per_week, 1),
+            period=week,
+            observed_at=updated, source=self.source,
+        )]
+
+
 class TeachingPlans(FullRefreshSqlStream):
     """Only the newest cohort's plan of each major counts (the plan now being taught)."""
 
@@ -232,7 +270,7 @@ class JiaowuConnector(Connector):
     options_model: ClassVar[type[Model]] = JiaowuOptions
     stream_names: ClassVar[tuple[str, ...]] = (
         "departments", "majors", "classes", "students", "courses", "enrollments",
-        "attendance", "grades", "teaching_plans")
+        "attendance", "grades", "teaching_plans", "course_progress")
 
     def __init__(self, url: str | SqlSource, school_id: str,
                  lookback: timedelta = timedelta(hours=1), *,
@@ -249,6 +287,7 @@ class JiaowuConnector(Connector):
             Attendance(self.db, lookback=lookback),
             Grades(self.db, lookback=lookback),
             TeachingPlans(self.db),
+            CourseProgress(self.db, lookback=lookback),
         )
 
     @classmethod

@@ -15,6 +15,8 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from zhengai.ingest.privacy import mask_text
+
 SCHEMA_VERSION = 1
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "DeadLetter",
     "Thresholds",
     "Verdict",
+    "WarningTransition",
     "period_kind",
     "period_sort_key",
 ]
@@ -433,3 +436,43 @@ class Verdict(_Record):
         same rule version yields the same key; a corrected value under the same observation key
         is a new verdict."""
         return f"{self.rule_id}@{self.rule_version}|{self.observation_key}|{self.value!r}"
+
+
+_NAME = r"^[a-z_]{1,24}$"  # a lifecycle TransitionKind or Status value (zhengai.warnings.lifecycle)
+
+
+class WarningTransition(_Record):
+    """One committed transition of a warning (opened, severity_up, recovered …), published on
+    ``zg.warnings`` for other systems (a campus portal, the DingTalk app). Keyed by entity.
+
+    Delivery is at least once: a crash between the store's commit and the send repeats a
+    transition, so consumers dedupe by ``(warning_id, kind, at)``. No responsible person and no
+    contact data travel here; ``reason`` is masked of ID-card, mobile and student numbers.
+    """
+
+    v: Literal[1] = 1
+    warning_id: Annotated[int, Field(ge=1)]
+    rule_id: str
+    entity_id: Annotated[str, Field(pattern=_ID)]
+    level: Level
+    episode: Annotated[int, Field(ge=1)]
+    kind: Annotated[str, Field(pattern=_NAME)]
+    from_status: Annotated[str | None, Field(pattern=_NAME)] = None
+    to_status: Annotated[str, Field(pattern=_NAME)]
+    from_band: Band | None = None
+    to_band: Band
+    period: Annotated[str, Field(max_length=16)]
+    value: bool | float | None = None
+    reason: str
+    actor: Annotated[str | None, Field(max_length=64)] = None
+    at: datetime
+
+    @field_validator("reason")
+    @classmethod
+    def _masked(cls, value: str) -> str:
+        return mask_text(value)
+
+    @field_validator("at")
+    @classmethod
+    def _tz(cls, value: datetime) -> datetime:
+        return _utc(value)

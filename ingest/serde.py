@@ -24,6 +24,7 @@ from zhengai.ingest.records import (
     Observation,
     Person,
     Verdict,
+    WarningTransition,
 )
 
 __all__ = ["DecodeError", "encode", "decode", "key_of", "MAX_BYTES", "TYPES"]
@@ -39,6 +40,7 @@ TYPES: dict[str, type[BaseModel]] = {
     "person": Person,
     "verdict": Verdict,
     "dead_letter": DeadLetter,
+    "warning_transition": WarningTransition,
 }
 _NAMES = {cls: name for name, cls in TYPES.items()}
 # Readers know these versions per type; a writer always writes SCHEMA_VERSION.

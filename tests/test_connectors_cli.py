@@ -46,10 +46,11 @@ def test_check_jiaowu_on_the_demo_database(college: College, capsys: pytest.Capt
     assert lines[0] == f"jiaowu（教务） · sql sqlite:///{college.jiaowu_db} · every 15m"
     streams = [ln.split()[1] for ln in lines if ln.startswith(("✓", "✗"))]
     assert streams == ["departments", "majors", "classes", "students", "courses", "enrollments",
-                       "attendance", "grades", "teaching_plans"]
+                       "attendance", "grades", "teaching_plans", "course_progress"]
     assert re.search(r"^✓ students +20 行 → entity 20$", out, re.M)
     assert re.search(r"^✓ attendance +20 行 → attendance 20$", out, re.M)
-    assert lines[-1] == "共 9 个数据流：9 个可读取，0 个出错；映射错误 0 条。"
+    assert re.search(r"^✓ course_progress +20 行 → observation 20$", out, re.M)
+    assert lines[-1] == "共 10 个数据流：10 个可读取，0 个出错；映射错误 0 条。"
     # 学号 masked wherever it appears; students' names too
     assert not re.search(r"\b20\d{8}\b", out)
     assert '"kind":"student","name":"' in out and re.search(r'"kind":"student","name":".\*+"', out)

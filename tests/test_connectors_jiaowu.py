@@ -43,7 +43,20 @@ CREATE TABLE grades (id INTEGER PRIMARY KEY, student_id TEXT, course_id TEXT, te
     score REAL, credits REAL, updated_at TEXT);
 CREATE TABLE teaching_plans (major_id TEXT, cohort INTEGER, total_hours REAL,
     practice_hours REAL, updated_at TEXT);
+CREATE TABLE course_progress (id INTEGER PRIMARY KEY, course_id TEXT, term TEXT, week TEXT,
+    sessions_per_week INTEGER, planned_sessions_cum INTEGER, taught_sessions_cum INTEGER,
+    updated_at TEXT);
 """
+PROGRESS = [  # (id, course, week, per week, planned to date, taught to date, minutes)
+    (1, "C0001", "2026-W37", 2, 2, 2, 0),  # on schedule
+    (2, "C0002", "2026-W37", 3, 3, 4, 1),  # a session ahead: counts 0
+    (3, "C0001", "2026-W38", 2, 4, 1, 2),  # 3 sessions behind at 2 a week: 1.5 weeks
+    (4, "C0002", "2026-W38", 3, 6, 2, 3),  # 4 behind at 3 a week: 1.333… → 1.3
+    (5, "C0003", "2026-W38", 0, 4, 4, 4),  # bad: no sessions a week
+    (6, "C0003", "2026-W38", 2, 4, -1, 5),  # bad: negative count
+    (7, "C0003", "第38周", 2, 4, 4, 6),  # bad: not an ISO week
+    (8, "C0003", "2026-W38", 2, "四", 4, 7),  # bad: not a number
+]
 
 
 def ts(minutes: float) -> str:
@@ -84,6 +97,9 @@ def build_db(path: Path) -> str:
         ("M0101", 2024, 2600, 1400, ts(0)),
         ("M0102", 2024, 0, 0, ts(0)),  # bad: no hours
     ])
+    con.executemany("INSERT INTO course_progress VALUES (?,?,?,?,?,?,?,?)", [
+        (i, cid, "2026-2027-1", week, n, planned, taught, ts(m))
+        for i, cid, week, n, planned, taught, m in PROGRESS])
     con.commit()
     con.close()
     return f"sqlite:///{path}"
@@ -122,7 +138,7 @@ def test_full_run_maps_every_table(url: str) -> None:
     assert attendance[0].source == "jiaowu.attendance"
     assert [g.key for g in delivery.of(GradeEvent)] == ["jiaowu:grades:1"]
 
-    [plan] = delivery.of(Observation)
+    [plan] = [o for o in delivery.of(Observation) if o.metric == "major.practice_hours_ratio"]
     assert (plan.entity_id, plan.period) == ("M0101", "2026")
     assert plan.metric == "major.practice_hours_ratio"
     assert plan.value == pytest.approx(100 * 1400 / 2600, abs=1e-3)
@@ -139,6 +155,56 @@ def test_full_run_maps_every_table(url: str) -> None:
                for s, r in reasons)
     assert report.streams["attendance"].rejected == 1
     assert report.streams["attendance"].sent == N_ATTENDANCE - 1
+    assert report.streams["course_progress"].sent == 4
+    assert report.streams["course_progress"].rejected == 4
+
+
+def deviations(delivery: ListDelivery) -> dict[tuple[str, str], float]:
+    return {(o.entity_id, o.period): o.value for o in delivery.of(Observation)
+            if o.metric == "course.schedule_deviation"}
+
+
+def test_course_progress_maps_weeks_behind_the_teaching_schedule(url: str) -> None:
+    delivery = ListDelivery()
+    with only(JiaowuConnector(url, "SCH"), "course_progress") as jw:
+        report = run_connector(jw, delivery, MemoryBookmarks())
+    assert not report.errors
+    assert deviations(delivery) == {("C0001", "2026-W37"): 0.0, ("C0002", "2026-W37"): 0.0,
+                                    ("C0001", "2026-W38"): 1.5, ("C0002", "2026-W38"): 1.3}
+    obs = next(o for o in delivery.of(Observation)
+               if (o.entity_id, o.period) == ("C0001", "2026-W38"))
+    assert obs.level.value == "course" and obs.source == "jiaowu.course_progress"
+    assert obs.observed_at == T0 + timedelta(minutes=2)
+    assert obs.key == "jiaowu.course_progress|course.schedule_deviation|C0001|2026-W38"
+    dead = {json.loads(d.raw)["id"]: d.reason for d in delivery.dead_letters}
+    assert set(dead) == {5, 6, 7, 8}
+    assert dead[5].startswith("sessions_per_week: must be positive")
+    assert dead[6] == "taught_sessions_cum: must not be negative, got -1"
+    assert dead[7].startswith("week: ")
+    assert dead[8] == "planned_sessions_cum: '四' is not a number"
+    assert all(d.source == "jiaowu.course_progress" for d in delivery.dead_letters)
+
+
+def test_course_progress_is_incremental(url: str, tmp_path: Path) -> None:
+    bookmarks = MemoryBookmarks()
+    first = ListDelivery()
+    with only(JiaowuConnector(url, "SCH", lookback=timedelta(0)), "course_progress") as jw:
+        run_connector(jw, first, bookmarks)
+    assert json.loads(bookmarks.get("jiaowu", "course_progress"))["id"] == len(PROGRESS)
+    # The teacher catches up: a corrected W38 row for C0001 with a later timestamp.
+    con = sqlite3.connect(tmp_path / "jiaowu.sqlite")
+    con.execute("INSERT INTO course_progress VALUES "
+                "(9, 'C0001', '2026-2027-1', '2026-W39', 2, 6, 5, ?)", (ts(60),))
+    con.execute("UPDATE course_progress SET taught_sessions_cum = 4, updated_at = ? WHERE id = 3",
+                (ts(61),))
+    con.commit()
+    con.close()
+    second = ListDelivery()
+    with only(JiaowuConnector(url, "SCH", lookback=timedelta(0)), "course_progress") as jw:
+        report = run_connector(jw, second, bookmarks)
+    assert report.streams["course_progress"].read == 2  # only what changed since the bookmark
+    assert deviations(second) == {("C0001", "2026-W39"): 0.5, ("C0001", "2026-W38"): 0.0}
+    assert second.dead_letters == []
 
 
 def test_student_personal_data_never_leaves(url: str) -> None:

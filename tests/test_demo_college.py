@@ -39,6 +39,7 @@ RULES = {
     "course.excellent_rate": ("range", (15, 30), (5, 45), (10, 35)),
     "course.student_evaluation_score": ("higher", 92, 80, 85),
     "course.evaluation_participation": ("higher", 95, 80, 90),
+    "course.schedule_deviation": ("lower", 0, 2, 1),  # rules/rulebook/course.yaml
     "teacher.student_evaluation_score": ("higher", 92, 80, 85),
     "teacher.training_days": ("higher", 15, 5, 10),
     "teacher.weekly_hours": ("lower", 14, 20, 18),
@@ -301,6 +302,9 @@ def recompute(c: College) -> dict[tuple[str, str, str], float]:
     for mid, total, practice in db_rows(db, "SELECT major_id, total_hours, practice_hours FROM teaching_plans p WHERE cohort = "
                                             "(SELECT MAX(cohort) FROM teaching_plans q WHERE q.major_id = p.major_id)"):
         m[("major.practice_hours_ratio", mid, year)] = 100 * practice / total
+    for cid, week, per_week, planned, taught in db_rows(db, "SELECT course_id, week, sessions_per_week, "
+                                                            "planned_sessions_cum, taught_sessions_cum FROM course_progress"):
+        m[("course.schedule_deviation", cid, week)] = round(max(0, planned - taught) / per_week, 1)
     money: dict[str, float] = defaultdict(float)
     for row in list(csv.reader(io.StringIO(c.finance_csv.read_bytes().decode("gbk"))))[1:]:
         actual = parse_amount(row[4])
@@ -340,3 +344,11 @@ def test_sources_show_planted_bands_and_nothing_else(size: str, small: College, 
     dip = next(a for a in college.planted if a.rule_id == "course.attendance_rate")
     after = college.weeks[college.weeks.index(dip.period) + 1:]
     assert after and all(m[("course.attendance_rate", dip.entity_id, w)] >= 95 for w in after)
+    # Teaching progress: every course keeps to its 授课计划 except the one planted lagging course,
+    # which breaches only in the last week; the healthy course is never behind.
+    [lag] = [a for a in college.planted if a.rule_id == "course.schedule_deviation"]
+    assert lag.period == college.weeks[-1] and lag.band in (Band.yellow, Band.red)
+    behind = {k: v for k, v in m.items() if k[0] == "course.schedule_deviation" and v > 0}
+    assert set(behind) == {(lag.rule_id, lag.entity_id, w) for w in college.weeks[-2:]}
+    assert all(m[("course.schedule_deviation", c, w)] == 0 for c in college.healthy
+               for w in college.weeks if ("course.schedule_deviation", c, w) in m)

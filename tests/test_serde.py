@@ -51,3 +51,23 @@ def test_person_and_entity_with_one_id_get_distinct_keys_on_the_compacted_topic(
     teacher = Entity(id="T0001", kind="teacher", name="王老师", parent_id="D01")
     person = Person(id="T0001", name="王老师", mobile="13812345678")
     assert key_of(teacher) == b"T0001" and key_of(person) == b"person:T0001"
+
+
+def test_warning_transition_round_trip_key_and_masked_reason():
+    from zhengai.ingest.records import WarningTransition
+    from zhengai.ingest.serde import TYPES
+
+    t = WarningTransition(
+        warning_id=7, rule_id="student.gpa", entity_id="S1001", level="student", episode=1, kind="opened",
+        from_status="pending", to_status="open", from_band="yellow", to_band="red", period="2025-2026-2", value=1.2,
+        reason="平均学分绩点 1.2 低于预警线；联系 13812345678，身份证 110101199003071234", actor=None,
+        at="2026-03-01T08:00:00+08:00",
+    )
+    assert TYPES["warning_transition"] is WarningTransition
+    raw = encode(t)
+    assert raw.startswith(b'{"type":"warning_transition","v":1,') and "平均学分绩点".encode() in raw
+    assert decode(raw) == t and key_of(t) == b"S1001"
+    assert "13812345678" not in t.reason and "110101199003071234" not in t.reason
+    assert "138****5678" in t.reason and t.at.utcoffset().total_seconds() == 0
+    with pytest.raises(ValueError, match="kind"):
+        WarningTransition.model_validate(t.model_dump(mode="json") | {"kind": "Opened!"})

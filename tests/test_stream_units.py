@@ -310,3 +310,26 @@ def test_evaluation_agent_turns_observations_into_verdicts_and_dead_letters(monk
     assert [(v.rule_id, v.entity_id, v.band.value) for v in verdicts] == [("student.gpa", "S1", "red")]
     (letter,) = [decode(v) for v in sent["dlq"]]
     assert letter.reason.startswith("bad JSON") and letter.raw == "{oops"
+
+
+def test_committed_transitions_become_wire_records(tmp_path):
+    from zhengai.ingest.records import WarningTransition
+    from zhengai.ingest.serde import decode
+    from zhengai.warnings.service import WarningService, wire_transition
+    from zhengai.warnings.store import WarningStore
+
+    store = WarningStore(f"sqlite:///{tmp_path / 'w.db'}")
+    store.create_schema()
+    rules, directory = load_rulebook(default_rulebook_path()), Directory(directory_records())
+    obs = [Observation(level=Level.student, entity_id="S1", metric="student.gpa", value=v, period=p, observed_at=T,
+                       source="t") for v, p in ((1.0, "2025-2026-1"), (1.0, "2025-2026-2"), (3.5, "2026-2027-1"))]
+    verdicts = evaluate_batch(rules, obs, directory, T).verdicts
+    service = WarningService(store, lambda: rules, lambda: directory, channels=("console",))
+    applied = service.handle(verdicts)
+    assert applied and service.handle(verdicts) == [], "a replayed batch yields no transitions"
+    wire = [wire_transition(a, Level.student) for a in applied]
+    assert all(decode(encode(t)) == t and isinstance(t, WarningTransition) for t in wire)
+    with store.engine.connect() as c:
+        rows = c.exec_driver_sql("SELECT warning_id, kind, to_status, to_band, period, reason FROM warning_events").all()
+    assert sorted((t.warning_id, t.kind, t.to_status, t.to_band.value, t.period, t.reason) for t in wire) == sorted(rows)
+    assert {t.rule_id for t in wire} == {"student.gpa"} and {t.entity_id for t in wire} == {"S1"}

@@ -30,10 +30,10 @@ from sqlalchemy import create_engine, text
 from zhengai.ingest.aggregate import attendance_metrics, attendance_rollups
 from zhengai.ingest.directory import Directory
 from zhengai.ingest.records import (
-    AttendanceEvent, DeadLetter, Entity, EntityKind, Level, Observation, Person,
+    AttendanceEvent, DeadLetter, Entity, EntityKind, Level, Observation, Person, WarningTransition,
 )
 from zhengai.ingest.serde import decode, encode, key_of
-from zhengai.ingest.topics import DLQ, ENTITIES, EVENTS, OBSERVATIONS, TOPICS, VERDICTS
+from zhengai.ingest.topics import DLQ, ENTITIES, EVENTS, OBSERVATIONS, TOPICS, TRANSITIONS, VERDICTS
 from zhengai.ingest.windows import term_of_week
 from zhengai.rules.engine import evaluate_batch
 from zhengai.rules.loader import default_rulebook_path, load_rulebook
@@ -285,6 +285,23 @@ def test_observations_in_exact_verdicts_and_warnings_out(env):
     assert routed == {"C1": "T1"}
     assert w.metric("zhengai_verdicts_total", level="student", band="red") > 0
     assert w.metric("zhengai_records_in_total", topic="zg.observations", agent="evaluate") >= len(observations)
+
+    # Every committed transition is published on zg.warnings, exactly once, before the batch is acked.
+    events = env.rows("SELECT warning_id, kind FROM warning_events")
+    assert events
+    wait_until(lambda: w.metric("zhengai_records_out_total", topic="zg.warnings") >= len(events), 30,
+               "the transitions on zg.warnings", w)
+    messages = consume(env.bootstrap, env.topic(TRANSITIONS), len(events) + 1, timeout=3)
+    published = [decode(m.value) for m in messages]
+    assert all(isinstance(t, WarningTransition) for t in published)
+    assert sorted((t.warning_id, t.kind) for t in published) == sorted((i, k) for i, k in events)
+    assert all(m.key == t.entity_id.encode() for m, t in zip(messages, published)), "keyed by entity"
+    levels = {(r[0], r[1]): r[2] for r in env.rows("SELECT id, rule_id, level FROM warnings")}
+    assert all(levels[(t.warning_id, t.rule_id)] == t.level.value for t in published)
+    assert all(re.search(r"[\u4e00-\u9fff]", t.reason) for t in published), "reasons in Chinese"
+    personal = re.compile(rb"(?<!\d)1[3-9]\d{9}(?!\d)|(?<!\d)\d{17}[\dXx](?!\d)")
+    assert not any(personal.search(m.value) for m in messages), "no mobile or ID-card number"
+    assert not any(b"13800000001" in m.value or b"example.edu" in m.value for m in messages), "no contact data"
 
 
 def test_attendance_events_become_weekly_windows_and_rollups(env):

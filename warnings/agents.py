@@ -4,6 +4,13 @@ Thin by design: verdicts go through ``WarningService.handle`` — the one place 
 verdicts into warnings — whose writes are idempotent per verdict key, so a batch redelivered after
 a crash, restart or rebalance changes nothing. A batch is acked only after its transaction
 committed (``zhengai.ingest.stream.store_batch`` waits out outages and isolates refused records).
+
+Every transition the store committed is then published on ``zg.warnings`` (one
+``WarningTransition`` each, keyed by entity) and the batch is acked only after the broker has
+them: at least once. A redelivered batch whose verdicts were stored yields no transitions, so a
+duplicate arises only from a crash between the commit and the send; consumers dedupe by
+``(warning_id, kind, at)``. Transitions made outside the worker (people's actions, the notifier's
+escalation and staleness clock) are not published here.
 """
 
 from __future__ import annotations
@@ -18,11 +25,11 @@ from zhengai.ingest.agents import replica
 from zhengai.ingest.app import get_app, settings, topic
 from zhengai.ingest.records import DeadLetter, Entity, Observation, Person, Verdict, period_sort_key
 from zhengai.ingest.stream import (
-    Rejected, ack, batches, dead_letter_for, event_source, send_dead_letters, store_batch, utcnow, validate,
+    Rejected, ack, batches, dead_letter_for, event_source, send, send_dead_letters, store_batch, utcnow, validate,
 )
-from zhengai.ingest.topics import DLQ, ENTITIES, OBSERVATIONS, VERDICTS
+from zhengai.ingest.topics import DLQ, ENTITIES, OBSERVATIONS, TRANSITIONS, VERDICTS
 from zhengai.rules.agents import current_rules
-from zhengai.warnings.service import WarningService
+from zhengai.warnings.service import WarningService, wire_transition
 from zhengai.warnings.store import WarningStore
 
 __all__ = ["store", "service", "store_verdicts", "store_observations", "store_directory"]
@@ -35,6 +42,7 @@ verdicts_topic = topic(VERDICTS)
 observations_topic = topic(OBSERVATIONS)
 entities_topic = topic(ENTITIES)
 dlq_topic = topic(DLQ)
+transitions_topic = topic(TRANSITIONS)
 
 
 @lru_cache(maxsize=1)
@@ -67,6 +75,19 @@ def _refused(refused, sources, what: str) -> list[tuple[DeadLetter, str]]:
             for r, exc in refused]
 
 
+def _wire(applied, verdicts: Sequence[Verdict]) -> list[BaseModel]:
+    """The ``zg.warnings`` records of committed transitions. One that cannot be built is logged
+    and skipped (it is in ``warning_events``): the agent must never raise after a commit."""
+    levels = {v.rule_id: v.level for v in verdicts}  # transitions here are caused by these verdicts
+    out = []
+    for a in applied:
+        try:
+            out.append(wire_transition(a, levels[a.state.rule_id]))
+        except Exception as exc:  # noqa: BLE001 — a bug, not an outage: keep the stream going
+            log.error("warning %d %s not published: %s", a.warning_id, a.transition.kind.value, type(exc).__name__)
+    return out
+
+
 @app.agent(verdicts_topic, concurrency=1)
 async def store_verdicts(stream):
     """zg.verdicts → WarningService.handle (verdicts, lifecycle, outbox in one transaction)."""
@@ -75,7 +96,9 @@ async def store_verdicts(stream):
         verdicts, sources, rejected = _decode(batch, (Verdict,))
         # Each series in time order; stable, so two verdicts of one period keep their arrival order.
         verdicts.sort(key=lambda v: (v.rule_id, v.entity_id, period_sort_key(v.period)))
-        refused = await store_batch(service().handle, verdicts, "verdicts")
+        applied = []  # what each committed transaction applied (a refused part commits nothing)
+        refused = await store_batch(lambda vs: applied.extend(service().handle(vs)), verdicts, "verdicts")
+        await send(transitions_topic, _wire(applied, verdicts), TRANSITIONS.name)
         await send_dead_letters(dlq_topic, rejected + _refused(refused, sources, "verdict"))
         await ack(stream, batch)
 

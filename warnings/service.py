@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Callable, Sequence
 
 from zhengai.ingest.directory import Directory
-from zhengai.ingest.records import Verdict
+from zhengai.ingest.records import Level, Verdict, WarningTransition
 from zhengai.rules.loader import RuleSet
 from zhengai.rules.model import LifecyclePolicy
 from zhengai.warnings.lifecycle import Command, Transition, TransitionKind
@@ -21,13 +21,25 @@ from zhengai.warnings.routing import EscalationChains, escalation_route, route
 from zhengai.warnings.schema import WarningRow
 from zhengai.warnings.store import AppliedTransition, OutboxItem, WarningStore
 
-__all__ = ["WarningService", "NOTIFY_KINDS"]
+__all__ = ["WarningService", "NOTIFY_KINDS", "wire_transition"]
 
 # Transitions people are told about; the others (pending, acknowledged, …) are recorded only.
 NOTIFY_KINDS = frozenset({
     TransitionKind.opened, TransitionKind.severity_up, TransitionKind.severity_down, TransitionKind.escalated,
     TransitionKind.recovered, TransitionKind.relapsed, TransitionKind.stale,
 })
+
+
+def wire_transition(applied: AppliedTransition, level: Level | str) -> WarningTransition:
+    """The ``zg.warnings`` record of a committed transition (``level`` is the rule's level: the
+    lifecycle state does not carry it). The record masks personal numbers in the reason."""
+    t, state = applied.transition, applied.state
+    return WarningTransition(
+        warning_id=applied.warning_id, rule_id=state.rule_id, entity_id=state.entity_id, level=level,
+        episode=t.episode, kind=t.kind.value, from_status=t.from_status.value if t.from_status else None,
+        to_status=t.to_status.value, from_band=t.from_band, to_band=t.to_band, period=t.period,
+        value=t.value, reason=t.reason, actor=t.actor, at=t.at,
+    )
 
 
 class WarningService:

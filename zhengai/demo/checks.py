@@ -7,7 +7,7 @@ unplanned. The generator refuses to return a college that fails this.
 from __future__ import annotations
 
 from zhengai.demo.people import SENIOR_TITLES
-from zhengai.demo.planting import gpa_points
+from zhengai.demo.planting import gpa_points, schedule_deviation
 from zhengai.demo.structure import (
     BUDGET_YEAR, CURRENT_TERM, PREVIOUS_TERM, SCHOOL_ID, Build, PlantedAnomaly,
 )
@@ -34,6 +34,7 @@ THRESHOLDS: dict[str, tuple] = {
     "course.excellent_rate": ("range", (15, 30), (5, 45), (10, 35)),
     "course.student_evaluation_score": ("higher", 92, 80, 85),
     "course.evaluation_participation": ("higher", 95, 80, 90),
+    "course.schedule_deviation": ("lower", 0, 2, 1),
     "teacher.student_evaluation_score": ("higher", 92, 80, 85),
     "teacher.training_days": ("higher", 15, 5, 10),
     "teacher.weekly_hours": ("lower", 14, 20, 18),
@@ -74,6 +75,7 @@ def compute(c: Build) -> Metrics:
     _attendance(c, m)
     _grades(c, m)
     _teaching(c, m)
+    _schedules(c, m)
     _majors(c, m)
     m.update(school(c, count_suspended=True))
     return m
@@ -136,6 +138,11 @@ def _teaching(c: Build, m: Metrics) -> None:
             acc[1] += r["respondents"]
         for tid, (total, n) in weighted.items():
             m[("teacher.student_evaluation_score", tid, term)] = total / n
+
+
+def _schedules(c: Build, m: Metrics) -> None:
+    for k, w, per_week, planned, taught in c.schedule:
+        m[("course.schedule_deviation", k, c.weeks[w])] = schedule_deviation(per_week, planned, taught)
 
 
 def _majors(c: Build, m: Metrics) -> None:

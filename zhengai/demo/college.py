@@ -91,6 +91,8 @@ CREATE TABLE attendance (id INTEGER PRIMARY KEY, student_id TEXT NOT NULL, cours
 CREATE INDEX attendance_updated ON attendance (updated_at, id);
 CREATE TABLE grades (id INTEGER PRIMARY KEY, student_id TEXT NOT NULL, course_id TEXT NOT NULL, term TEXT NOT NULL, score REAL NOT NULL, credits REAL NOT NULL, updated_at TEXT NOT NULL);
 CREATE INDEX grades_updated ON grades (updated_at, id);
+CREATE TABLE course_progress (id INTEGER PRIMARY KEY, course_id TEXT NOT NULL, term TEXT NOT NULL, week TEXT NOT NULL, sessions_per_week INTEGER NOT NULL, planned_sessions_cum INTEGER NOT NULL, taught_sessions_cum INTEGER NOT NULL, updated_at TEXT NOT NULL);
+CREATE INDEX course_progress_updated ON course_progress (updated_at, id);
 CREATE TABLE teaching_plans (major_id TEXT NOT NULL, cohort INTEGER NOT NULL, total_hours INTEGER NOT NULL, practice_hours INTEGER NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (major_id, cohort));
 """
 
@@ -114,6 +116,17 @@ def _attendance_rows(c: Build):
                 updated = iso(close + timedelta(milliseconds=i * step_ms), ms=step_ms < 1000)
                 i += 1
                 yield (row_id, s.id, cid, week, scheduled, scheduled - unexcused - excused, excused, updated)
+
+
+def _progress_rows(c: Build):
+    """(id, course, term, week, sessions/week, planned to date, taught to date, updated_at), id and
+    updated_at ascending: each week's 教学日志 are closed on Friday from 17:00, one row a second."""
+    rows = sorted(c.schedule, key=lambda r: (r[1], r[0]))
+    per_week = len(c.courses)
+    for row_id, (k, w, sessions, planned, taught) in enumerate(rows, start=1):
+        close = datetime.combine(FIRST_MONDAY + timedelta(weeks=w, days=4), time(17, 0), CST)
+        yield (row_id, k, CURRENT_TERM, c.weeks[w], sessions, planned, taught,
+               stamp(close, (row_id - 1) % per_week))
 
 
 def _write_sqlite(c: Build, path: Path, report: Progress) -> None:
@@ -159,6 +172,7 @@ def _write_sqlite(c: Build, path: Path, report: Progress) -> None:
                             [(i, sid, cid, PREVIOUS_TERM, float(score), c.courses[cid].credits, stamp(graded, i))
                              for i, ((sid, cid), score) in enumerate(sorted(c.grades.items()), start=1)])
             con.executemany("INSERT INTO teaching_plans VALUES (?,?,?,?,?)", c.plans)
+            con.executemany("INSERT INTO course_progress VALUES (?,?,?,?,?,?,?,?)", _progress_rows(c))
     finally:
         con.close()
 

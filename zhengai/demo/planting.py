@@ -1,5 +1,5 @@
 """The data of the demo college on top of its structure: grades, attendance, evaluations, teaching
-plans and finance — mostly healthy, with the planted anomalies and healthy references.
+plans, teaching progress and finance — mostly healthy, with the planted anomalies and healthy references.
 
 Every planted value is set so that it lies well inside its band; ``checks.verify`` proves it on
 the generated rows. ``anomalies()`` lists them with the person a warning must reach.
@@ -10,13 +10,14 @@ from __future__ import annotations
 import math
 from datetime import datetime, time, timedelta
 
+from zhengai.demo.people import COMMON_COURSES
 from zhengai.demo.structure import (
     BUDGET_YEAR, CST, CURRENT_TERM, FIRST_MONDAY, M_HEALTHY, M_PRACTICE, M_SHRINKING, M_TINY, PREVIOUS_TERM,
     SCHOOL_ID, Build, PlantedAnomaly, stamp,
 )
 from zhengai.ingest.records import Band, Level
 
-__all__ = ["plant", "anomalies", "gpa_points"]
+__all__ = ["plant", "anomalies", "gpa_points", "schedule_deviation"]
 
 DIP_WEEK = 2  # index of the week in which one course's attendance dips (and recovers after)
 _SPECIAL_STUDENTS = {  # key → (major, cohort)
@@ -43,6 +44,7 @@ def plant(c: Build) -> None:
     _absences(c)
     _sections(c)
     _teaching_plans(c)
+    _schedules(c)
     _finance(c)
 
 
@@ -107,6 +109,14 @@ def _pick_courses(c: Build) -> None:
     sp["CE"] = biggest(plain(M_TINY), c.n_current)  # evaluation participation yellow
     sp["TE"] = c.roles[(M_PRACTICE, "eval_red")]
     sp["CF"] = next(k.id for k in c.courses.values() if k.teacher_id == sp["TE"])  # its one course
+    # Teaching progress falls behind in the last two weeks (see _schedules): a professional
+    # (实训) course of two or more sessions a week, so the lag can pass one week (yellow) in the
+    # last week alone.
+    lagging = [k for k in plain(M_PRACTICE, {sp["CF"]})
+               if c.courses[k].sessions >= 2 and c.courses[k].name not in COMMON_COURSES]
+    if not lagging:
+        raise ValueError(f"{M_PRACTICE}: no course of 4+ weekly hours for the schedule anomaly")
+    sp["CG"] = min(lagging, key=lambda k: (c.courses[k].sessions != 2, k))
 
 
 def _grades(c: Build) -> None:
@@ -306,6 +316,41 @@ def _teaching_plans(c: Build) -> None:
                             f"{cohort}-06-{10 + i % 15:02d}T15:00:00+08:00"))
 
 
+def schedule_lag(c: Build) -> tuple[int, int]:
+    """Sessions the planted course CG is behind its 授课计划 at the end of the second-to-last and
+    the last week: half a week's sessions, then one whole week's more (e.g. 2 sessions a week:
+    1 → 0.5 week, 3 → 1.5 weeks — normal, then yellow, never on a threshold)."""
+    n = c.courses[c.special["CG"]].sessions
+    return n // 2, n // 2 + n
+
+
+def _schedules(c: Build) -> None:
+    """授课计划 vs. 教学日志: each course's plan is its weekly sessions every week, and the log
+    keeps up with it (deviation 0). A few courses run a session ahead for a while (超前记 0).
+    CG falls behind in the last two weeks: its 实训室 equipment broke down, one session of the
+    second-to-last week and the whole last week went to review instead of the plan's content —
+    the sessions were held (attendance is unaffected), the plan did not advance."""
+    rng = c.rng("schedules")
+    last = len(c.weeks) - 1
+    behind = dict(zip((last - 1, last), schedule_lag(c)))
+    for k in sorted(c.courses):
+        n = c.courses[k].sessions
+        ahead_from = rng.randrange(1, len(c.weeks)) if rng.random() < 0.1 and k != c.special["CG"] else None
+        for w in range(len(c.weeks)):
+            planned = n * (w + 1)
+            taught = planned
+            if k == c.special["CG"]:
+                taught -= behind.get(w, 0)
+            elif ahead_from is not None and w >= ahead_from:
+                taught += 1
+            c.schedule.append((k, w, n, planned, taught))
+
+
+def schedule_deviation(sessions_per_week: float, planned: float, taught: float) -> float:
+    """Weeks behind the plan, one decimal; ahead counts as 0 (SOURCES.md)."""
+    return round(max(0.0, planned - taught) / sessions_per_week, 1)
+
+
 def _finance(c: Build) -> None:
     """The 2026 budget execution. Teaching spending is 22 % of income (red: < 25 %), teacher
     training 5.5 % of public funds (yellow: 5–6 %), appropriation ~14,250 元 per student (normal)."""
@@ -399,6 +444,11 @@ def anomalies(c: Build, m: dict[tuple[str, str, str], float]) -> tuple[PlantedAn
     course("course.student_evaluation_score", "CF", Band.red, now,
            f"本学期学生评教仅 {v('course.student_evaluation_score', sp['CF'], now):.1f} 分，低于标准值 80"
            f"（任课教师{name(sp['TE'])}只授此一门课，教师层面同时红色预警）")
+    last, (lag_before, lag_last) = c.weeks[-1], schedule_lag(c)
+    course("course.schedule_deviation", "CG", Band.yellow, last,
+           f"实训室设备故障，第 {len(c.weeks) - 1} 周 {lag_before} 次课、第 {len(c.weeks)} 周整周改上复习课，"
+           f"授课计划内容未推进：{last} 周累计落后 {lag_last} 次课，教学进度偏差 "
+           f"{v('course.schedule_deviation', sp['CG'], last):.1f} 周，超过预警值 1 周")
 
     def teacher(metric: str, tid: str, band: Band, period: str, note: str) -> None:
         add(metric, tid, band, period, "teacher", tid, f"教师{name(tid)}（{tid}）：{note}")

@@ -171,13 +171,16 @@ class Build:
         self.courses: dict[str, Course] = {}
         self.course_counts: dict[str, int] = {}  # major → number of courses
         self.plans: list[tuple[str, int, int, int, str]] = []  # teaching plans
+        # Teaching progress (授课计划 vs. 教学日志), one row per course × week:
+        # (course, week index, sessions per week, planned sessions to date, taught sessions to date).
+        self.schedule: list[tuple[str, int, int, int, int]] = []
         # Filled by planting: grades[(student, course)] = score; absences[(student, course, week idx)]
         # = (unexcused, excused); sections[term] = [section dict]; finance rows.
         self.grades: dict[tuple[str, str], int] = {}
         self.absences: dict[tuple[str, str, int], tuple[int, int]] = {}
         self.sections: dict[str, list[dict]] = {}
         self.finance: list[tuple[str, str, str, float, float | str, str]] = []
-        self.special: dict[str, str] = {}  # planted role (SA…SE, HS, HT, HC, CA…CF, TE) → entity id
+        self.special: dict[str, str] = {}  # planted role (SA…SE, HS, HT, HC, CA…CG, TE) → entity id
         self.n_current: dict[str, int] = {}  # course → students enrolled this term
         self.n_graded: dict[str, int] = {}  # course → students graded last term
         self.dip_students = 0
