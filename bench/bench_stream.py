@@ -243,7 +243,9 @@ def main() -> None:
         judged = evaluate_batch(load_rulebook(), observations, Directory(directory), datetime.now(timezone.utc), replay=True)
         keys = {v.observation_key for v in judged.verdicts}
         if len(keys) < len(observations):
-            print(f"{len(observations) - len(keys)} observations have no rule or no entity and go to the dead-letter topic")
+            dead = len(judged.dead_letters)
+            print(f"{len(observations) - len(keys)} observations are not judged: {dead} go to the dead-letter topic, "
+                  f"{len(observations) - len(keys) - dead} are informational (their rule is disabled)")
 
         # 1. bulk
         sent: dict[str, float] = {}
