@@ -18,53 +18,18 @@ import pytest
 from zhengai.demo.api import DemoApi
 from zhengai.demo.college import SIZES, College, CollegeSize, generate
 from zhengai.ingest.records import Band, Level
+from zhengai.rules.evaluator import classify, resolve_thresholds
+from zhengai.rules.loader import load_rulebook
+
+RULEBOOK = load_rulebook()
 
 SENIOR = {"教授", "副教授", "高级工程师", "高级实验师", "正高级工程师"}
 INDICATOR_CODES = {"4001", "4002", "5001", "5002", "5003", "5004"}
 
-# metric → (direction, target, standard, warning), as in the brief's rulebook.
-RULES = {
-    "school.student_teacher_ratio": ("lower", 16, 18, 17),
-    "school.postgrad_degree_teacher_ratio": ("higher", 40, 15, 20),
-    "school.senior_title_teacher_ratio": ("higher", 35, 20, 25),
-    "school.fiscal_appropriation_per_student": ("higher", 15000, 12000, 13000),
-    "school.teaching_investment_ratio": ("higher", 30, 25, 27),
-    "school.teacher_training_budget_ratio": ("higher", 7, 5, 6),
-    "school.counselor_student_ratio": ("lower", 180, 200, 190),
-    "major.enrolled_students": ("higher", 300, 120, 150),
-    "major.dual_qualified_ratio": ("higher", 70, 50, 60),
-    "major.practice_hours_ratio": ("higher", 55, 50, 52),
-    "course.attendance_rate": ("higher", 98, 90, 95),
-    "course.pass_rate": ("higher", 95, 80, 90),
-    "course.excellent_rate": ("range", (15, 30), (5, 45), (10, 35)),
-    "course.student_evaluation_score": ("higher", 92, 80, 85),
-    "course.evaluation_participation": ("higher", 95, 80, 90),
-    "course.schedule_deviation": ("lower", 0, 2, 1),  # rules/rulebook/course.yaml
-    "teacher.student_evaluation_score": ("higher", 92, 80, 85),
-    "teacher.training_days": ("higher", 15, 5, 10),
-    "teacher.weekly_hours": ("lower", 14, 20, 18),
-    "teacher.senior_prof_teaching": ("higher", 2, 1, 1),
-    "student.attendance_rate": ("higher", 98, 90, 95),
-    "student.absence_hours": ("lower", 0, 20, 10),
-    "student.failed_courses": ("lower", 0, 3, 1),
-    "student.gpa": ("higher", 3.0, 1.5, 2.0),
-}
-
-
 def band_of(metric: str, v: float) -> Band:
-    kind, target, standard, warning = RULES[metric]
-    if kind == "range":
-        if target[0] <= v <= target[1]:
-            return Band.excellent
-        if warning[0] <= v <= warning[1]:  # warning is the narrower range here
-            return Band.normal
-        return Band.yellow if standard[0] <= v <= standard[1] else Band.red
-    meets = (lambda t: v >= t) if kind == "higher" else (lambda t: v <= t)
-    if meets(target):
-        return Band.excellent
-    if meets(standard) and meets(warning):
-        return Band.normal
-    return Band.yellow if meets(standard) or meets(warning) else Band.red
+    """The band under the shipped rulebook, by the real evaluator (tested on its own in test_evaluator)."""
+    rule = RULEBOOK.rules[metric]
+    return classify(float(v), resolve_thresholds(rule, {}, ()))[0]
 
 
 @pytest.fixture(scope="module")

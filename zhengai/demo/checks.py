@@ -6,67 +6,49 @@ unplanned. The generator refuses to return a college that fails this.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from zhengai.demo.people import SENIOR_TITLES
 from zhengai.demo.planting import gpa_points, schedule_deviation
 from zhengai.demo.structure import (
     BUDGET_YEAR, CURRENT_TERM, PREVIOUS_TERM, SCHOOL_ID, Build, PlantedAnomaly,
 )
-from zhengai.ingest.records import Band
+from zhengai.ingest.records import Band, Thresholds
+from zhengai.rules.evaluator import classify, resolve_thresholds
+from zhengai.rules.loader import load_rulebook
 
-__all__ = ["THRESHOLDS", "band", "compute", "school", "verify"]
+__all__ = ["DEMO_METRICS", "band", "compute", "school", "verify"]
 
 Metrics = dict[tuple[str, str, str], float]  # (metric, entity, period) → value
 
-# metric → (direction, target, standard, warning): the default rulebook's thresholds.
-THRESHOLDS: dict[str, tuple] = {
-    "school.student_teacher_ratio": ("lower", 16, 18, 17),
-    "school.postgrad_degree_teacher_ratio": ("higher", 40, 15, 20),
-    "school.senior_title_teacher_ratio": ("higher", 35, 20, 25),
-    "school.fiscal_appropriation_per_student": ("higher", 15000, 12000, 13000),
-    "school.teaching_investment_ratio": ("higher", 30, 25, 27),
-    "school.teacher_training_budget_ratio": ("higher", 7, 5, 6),
-    "school.counselor_student_ratio": ("lower", 180, 200, 190),
-    "major.enrolled_students": ("higher", 300, 120, 150),
-    "major.dual_qualified_ratio": ("higher", 70, 50, 60),
-    "major.practice_hours_ratio": ("higher", 55, 50, 52),
-    "course.attendance_rate": ("higher", 98, 90, 95),
-    "course.pass_rate": ("higher", 95, 80, 90),
-    "course.excellent_rate": ("range", (15, 30), (5, 45), (10, 35)),
-    "course.student_evaluation_score": ("higher", 92, 80, 85),
-    "course.evaluation_participation": ("higher", 95, 80, 90),
-    "course.schedule_deviation": ("lower", 0, 2, 1),
-    "teacher.student_evaluation_score": ("higher", 92, 80, 85),
-    "teacher.training_days": ("higher", 15, 5, 10),
-    "teacher.weekly_hours": ("lower", 14, 20, 18),
-    "teacher.senior_prof_teaching": ("higher", 2, 1, 1),
-    "student.attendance_rate": ("higher", 98, 90, 95),
-    "student.absence_hours": ("lower", 0, 20, 10),
-    "student.failed_courses": ("lower", 0, 3, 1),
-    "student.gpa": ("higher", 3.0, 1.5, 2.0),
-}
+# The metrics the demo computes; their thresholds come from the shipped rulebook — one source of
+# truth, so a recalibrated rule makes the generator re-plant (or fail loudly), never drift.
+DEMO_METRICS = (
+    "school.student_teacher_ratio", "school.postgrad_degree_teacher_ratio", "school.senior_title_teacher_ratio",
+    "school.fiscal_appropriation_per_student", "school.teaching_investment_ratio", "school.teacher_training_budget_ratio",
+    "school.counselor_student_ratio", "major.enrolled_students", "major.dual_qualified_ratio", "major.practice_hours_ratio",
+    "course.attendance_rate", "course.pass_rate", "course.excellent_rate", "course.student_evaluation_score",
+    "course.evaluation_participation", "course.schedule_deviation", "teacher.student_evaluation_score",
+    "teacher.training_days", "teacher.weekly_hours", "teacher.senior_prof_teaching", "student.attendance_rate",
+    "student.absence_hours", "student.failed_courses", "student.gpa",
+)
+
+
+@lru_cache(maxsize=1)
+def _thresholds() -> dict[str, Thresholds]:
+    rules = load_rulebook()
+    return {m: resolve_thresholds(rules.rules[m], {}, ()) for m in DEMO_METRICS}
 
 
 def band(metric: str, value: float) -> Band:
-    """Equality meets a threshold; fail the inner of (standard, warning) → yellow, the outer → red."""
-    direction, target, standard, warning = THRESHOLDS[metric]
-    if direction == "range":
-        inner, outer = sorted((standard, warning), key=lambda r: r[1] - r[0])
-        inside = lambda r: r[0] <= value <= r[1]  # noqa: E731
-        if inside(target):
-            return Band.excellent
-        return Band.normal if inside(inner) else Band.yellow if inside(outer) else Band.red
-    sign = 1 if direction == "higher" else -1
-    v = sign * value
-    if v >= sign * target:
-        return Band.excellent
-    lo, hi = sorted((sign * standard, sign * warning))
-    return Band.red if v < lo else Band.yellow if v < hi else Band.normal
+    """The band the real evaluator gives ``value`` under the shipped rulebook."""
+    return classify(float(value), _thresholds()[metric])[0]
 
 
 def _margin_ok(metric: str, value: float) -> bool:
     """Not on (or within 1 % of) any threshold: a planted value must not depend on rounding."""
-    _, *thresholds = THRESHOLDS[metric]
-    flat = [x for t in thresholds for x in (t if isinstance(t, tuple) else (t,))]
+    th = _thresholds()[metric]
+    flat = [x for t in (th.target, th.standard, th.warning) for x in (t if isinstance(t, tuple) else (t,))]
     return all(abs(value - t) >= max(0.05, 0.01 * abs(t)) for t in flat)
 
 
