@@ -332,32 +332,32 @@ def _tick(state: WarningState | None, tick: Tick) -> tuple[WarningState | None, 
 
 def _act(state: WarningState | None, cmd: Command) -> tuple[WarningState | None, list[Transition]]:
     if state is None:
-        raise LifecycleError("no such warning")
+        raise LifecycleError("没有这条预警 (no such warning)")
     name = type(cmd).__name__
     if isinstance(cmd, MarkFalsePositive):
         if state.status not in LIVE:
-            raise LifecycleError(f"cannot mark a {state.status.value} warning as a false positive")
+            raise LifecycleError(f"{state.status.zh}的预警不能再标为误报 (cannot mark a {state.status.value} warning as a false positive)")
         if len(cmd.reason.strip()) < 2:
-            raise LifecycleError("a false positive needs a reason (误报原因)")
+            raise LifecycleError("标为误报须写明原因 (a false positive needs a reason)")
         new = replace(state, status=Status.closed, closed_at=cmd.at, resolution=Resolution.false_positive,
                       close_reason=cmd.reason.strip(), updated_at=cmd.at)
         return new, [_t(state, new, TransitionKind.false_positive, f"{cmd.actor}:false_positive", cmd.at, cmd.actor, cmd.reason.strip())]
     if isinstance(cmd, Acknowledge):
         if state.status not in (Status.open, Status.escalated):
-            raise LifecycleError(f"{name}: only an open or escalated warning can be acknowledged (it is {state.status.value})")
+            raise LifecycleError(f"只能确认预警中或已升级督办的预警，当前为{state.status.zh} ({name}: it is {state.status.value})")
         new = replace(state, status=Status.acknowledged, acknowledged_at=state.acknowledged_at or cmd.at, updated_at=cmd.at)
         return new, [_t(state, new, TransitionKind.acknowledged, f"{cmd.actor}:acknowledged:{cmd.at.isoformat()}", cmd.at, cmd.actor, cmd.note or "已确认预警")]
     if isinstance(cmd, StartImprovement):
         if state.status not in ACTIVE:
-            raise LifecycleError(f"{name}: an improvement is recorded on an active warning (it is {state.status.value})")
+            raise LifecycleError(f"只能对未恢复的预警登记改进措施，当前为{state.status.zh} ({name}: it is {state.status.value})")
         if cmd.due <= cmd.at:
-            raise LifecycleError("the improvement's due date must lie in the future")
+            raise LifecycleError("改进期限须晚于现在 (the due date must lie in the future)")
         new = replace(state, status=Status.improving, due_date=cmd.due, next_escalation_at=cmd.due, updated_at=cmd.at,
                       acknowledged_at=state.acknowledged_at or cmd.at)
         return new, [_t(state, new, TransitionKind.improvement_started, f"{cmd.actor}:improvement:{cmd.at.isoformat()}", cmd.at, cmd.actor, cmd.text)]
     if isinstance(cmd, Review):
         if state.status is not Status.recovered:
-            raise LifecycleError(f"{name}: 复评 closes a recovered warning (it is {state.status.value})")
+            raise LifecycleError(f"复评只能关闭已恢复的预警，当前为{state.status.zh} ({name}: it is {state.status.value})")
         new = replace(state, status=Status.closed, closed_at=cmd.at, resolution=Resolution.reviewed, updated_at=cmd.at)
         return new, [_t(state, new, TransitionKind.reviewed, f"{cmd.actor}:reviewed", cmd.at, cmd.actor, cmd.note or "复评通过")]
     raise TypeError(f"unknown command {cmd!r}")
