@@ -174,6 +174,8 @@ def test_stale_and_data_resumed():
     assert ts == []  # stale once
     resumed, ts = step(stale, Observe(verdict(44, Band.red)))
     assert [t.kind for t in ts] == [K.data_resumed] and not resumed.stale
+    recovered, _ = run([(40, Band.red), (41, Band.excellent)], policy)
+    assert step(recovered, Tick(recovered.last_data_at + timedelta(days=60), policy, timedelta(days=14)))[1] == []
 
 
 def test_rule_versions_record_who_changed_which_threshold(tmp_path):

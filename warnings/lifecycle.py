@@ -310,7 +310,10 @@ def _tick(state: WarningState | None, tick: Tick) -> tuple[WarningState | None, 
     if state is None or state.status not in LIVE:
         return state, []
     now, transitions = tick.at, []
-    if not state.stale and state.last_data_at is not None and now - state.last_data_at > tick.freshness:
+    # A recovered warning waits for review (复评), not for data: telling its owner the feed stopped
+    # is noise, so staleness applies to pending and active warnings only.
+    if (state.status is not Status.recovered and not state.stale and state.last_data_at is not None
+            and now - state.last_data_at > tick.freshness):
         stale = replace(state, stale=True, updated_at=now)
         reason = f"超过 {tick.freshness.days} 天无新数据（最近一次 {state.last_data_at:%Y-%m-%d}）"
         transitions.append(_t(state, stale, TransitionKind.stale, f"tick:stale:{state.last_data_at.isoformat()}", now, reason=reason))
