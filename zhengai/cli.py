@@ -42,7 +42,7 @@ def _lint(args: argparse.Namespace) -> int:
 
 
 # Subcommand modules under zhengai/commands/, each with register(subparsers).
-_COMMAND_MODULES = ("worker", "connectors", "warnings", "notify")
+_COMMAND_MODULES = ("worker", "connectors", "warnings", "notify", "web")
 
 
 def _publish(args: argparse.Namespace) -> int:

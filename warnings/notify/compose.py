@@ -12,7 +12,7 @@ Every text that leaves here passes ``mask_text`` (student IDs, ID-card and mobil
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from zhengai.ingest.privacy import mask_text
 from zhengai.ingest.records import Band
+from zhengai.warnings.links import action_url, load_secret
 from zhengai.warnings.messages import fill, format_value, load_template
 from zhengai.warnings.notify.base import Contact, Link, Message, Notice
 from zhengai.warnings.notify.config import LinkSettings
@@ -28,6 +29,8 @@ from zhengai.warnings.notify.pending import Pending
 __all__ = ["TEMPLATES", "Composer", "NoticeTemplate", "load", "trend_text"]
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+LINK_TTL = timedelta(days=30)  # how long a signed action link stays valid after the notice is queued
+_FROM_ENV = object()
 
 
 @dataclass(frozen=True)
@@ -68,24 +71,50 @@ def _band_label(band: str) -> str:
     return b.zh if b.is_breach else "已恢复/关闭"
 
 
+def _mask(text: str, links: Sequence[Link]) -> str:
+    """``mask_text`` that leaves the action links whole: a signed link's expiry is a 10-digit
+    number that would otherwise read as a student ID (the links carry no personal data beyond
+    the recipient's own person id)."""
+    keep: dict[str, str] = {}
+    for i, url in enumerate(dict.fromkeys(l.url for l in links)):
+        keep[f"\x00L{i}\x00"] = url
+        text = text.replace(url, f"\x00L{i}\x00")
+    text = mask_text(text)
+    for placeholder, url in keep.items():
+        text = text.replace(placeholder, url)
+    return text
+
+
 class Composer:
     def __init__(self, links: LinkSettings, tz: ZoneInfo, *, unit_of: Callable[[str], str] | None = None,
-                 template_dir: Path | None = None):
+                 template_dir: Path | None = None, link_secret: bytes | str | None | object = _FROM_ENV,
+                 link_ttl: timedelta = LINK_TTL):
         self.links = links
+        # With a secret (default: $ZHENGAI_LINK_SECRET / $ZHENGAI_LINK_SECRET_FILE) action links are
+        # signed for the notice's recipient (warnings/links.py); without one they stay unsigned.
+        self.link_secret = load_secret() if link_secret is _FROM_ENV else link_secret
+        self.link_ttl = link_ttl
         self.tz = tz
         self.unit_of = unit_of or (lambda rule_id: "")
         self.footer = load("notice.md", template_dir, with_subject=False)
         self.group = load("group.md", template_dir)
         self.digest = load("digest.md", template_dir)
 
+    def _url(self, p: Pending, path: str, action: str) -> str:
+        url: str = self.links.url(path, warning_id=p.warning_id)  # type: ignore[assignment]
+        if self.link_secret is None or p.recipient_id is None:
+            return url
+        # expiry from when the notice was queued: a retried send carries the same link
+        return action_url(url, p.warning_id, p.recipient_id, action, p.admitted_at + self.link_ttl,  # type: ignore[arg-type]
+                          self.link_secret)  # type: ignore[arg-type]
+
     def _links(self, p: Pending) -> tuple[Link, ...]:
         if p.warning_id is None or not self.links.base_url:
             return ()
-        improve = self.links.url(self.links.improve, warning_id=p.warning_id)
+        improve = self._url(p, self.links.improve, "improvement")
         if p.closing:
-            return (Link("登记改进成效", improve),)  # type: ignore[arg-type]
-        return (Link("确认预警", self.links.url(self.links.ack, warning_id=p.warning_id)),  # type: ignore[arg-type]
-                Link("登记改进措施", improve))  # type: ignore[arg-type]
+            return (Link("登记改进成效", improve),)
+        return (Link("确认预警", self._url(p, self.links.ack, "ack")), Link("登记改进措施", improve))
 
     def notice(self, p: Pending, trend: Sequence[float] = ()) -> Notice:
         links = self._links(p)
@@ -95,7 +124,7 @@ class Composer:
             "actions": " · ".join(f"[{l.title}]({l.url})" for l in links) or None,
         }
         body = p.body.rstrip()
-        with_links = mask_text(body + "\n" + fill(self.footer.body, values))
+        with_links = _mask(body + "\n" + fill(self.footer.body, values), links)
         bare = mask_text(body + "\n" + fill(self.footer.body, values | {"actions": None}))
         return Notice(p.outbox_id, p.warning_id, p.kind, p.band, mask_text(p.subject), with_links, links, bare)
 
@@ -127,5 +156,6 @@ class Composer:
         }
         template = self.digest if digest else self.group
         links = (Link("查看我的预警", mine),) if buttons and mine else ()
-        return Message(mask_text(fill(template.subject, values)), mask_text(fill(template.body, values)), recipient,
+        return Message(mask_text(fill(template.subject, values)),
+                       _mask(fill(template.body, values), [l for n in notices for l in n.links]), recipient,
                        tuple(notices), at, links=links, kind="digest" if digest else "group")
