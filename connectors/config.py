@@ -35,6 +35,8 @@ from pydantic import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from zhengai.ingest.durations import parse_duration
+
 from .http import (
     ApiClient,
     Auth,
@@ -64,32 +66,7 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-# --- durations --------------------------------------------------------------------------------
-
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(value: object) -> timedelta:
-    """``90s``, ``15m``, ``1h30m``, ``2d``, ``500ms``, or a number of seconds."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, bool):
-        raise ValueError("a duration like 15m, 1h or 30s, not a boolean")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str) and value.strip():
-        text = value.strip().replace(" ", "")
-        parts = _PART.findall(text)
-        if not parts or "".join(n + u for n, u in parts) != text:
-            raise ValueError(f"{value!r} is not a duration like 15m, 1h30m, 30s or 2d")
-        seconds = sum(float(n) * _UNITS[u] for n, u in parts)
-    else:
-        raise ValueError("a duration like 15m, 1h or 30s")
-    if seconds < 0:
-        raise ValueError("a duration must not be negative")
-    return timedelta(seconds=seconds)
-
+# --- durations (one parser for every config file: zhengai.ingest.durations) ----------------------
 
 Duration = Annotated[timedelta, PlainValidator(parse_duration),
                      PlainSerializer(lambda d: f"{d.total_seconds():g}s")]

@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from datetime import timedelta
 from functools import cached_property
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from zhengai.ingest.durations import parse_duration as _parse_duration
 from zhengai.ingest.records import Direction, Level, Role
 
 __all__ = ["Rule", "Override", "RuleFile", "Inclusive", "Cycle", "LifecyclePolicy", "DueDays", "parse_duration"]
@@ -44,7 +44,6 @@ Cycle = Literal["day", "week", "month", "term", "year"]
 Number = Annotated[float, Field(allow_inf_nan=False)]
 Pair = tuple[Number, Number]
 
-_DURATION = re.compile(r"^(\d+)\s*(h|d|w)$")
 _CYCLE_FRESHNESS = {
     "day": timedelta(days=3),
     "week": timedelta(days=14),
@@ -55,12 +54,10 @@ _CYCLE_FRESHNESS = {
 
 
 def parse_duration(text: str) -> timedelta:
-    m = _DURATION.match(text.strip())
-    if not m:
-        raise ValueError(f"duration {text!r} must look like 36h, 14d or 2w")
-    n, unit = int(m.group(1)), m.group(2)
-    return {"h": timedelta(hours=n), "d": timedelta(days=n), "w": timedelta(weeks=n)}[unit]
-
+    try:
+        return _parse_duration(text)
+    except ValueError:
+        raise ValueError(f"duration {text!r} must look like 36h, 14d or 2w") from None
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)

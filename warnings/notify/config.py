@@ -40,6 +40,7 @@ from typing import Annotated, Any, Mapping
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from zoneinfo import ZoneInfo
 
+from zhengai.ingest.durations import parse_duration
 from zhengai.ingest.located_yaml import LocatedError, Located, Path_, parse_located, validation_errors
 from zhengai.ingest.records import Band, Level, Role
 from zhengai.warnings.lifecycle import ACTIVE
@@ -69,8 +70,6 @@ __all__ = [
     "DEFAULT_ACTIVE_STATUSES",
 ]
 
-_SPAN = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
-_SPAN_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _CHANNEL_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 # Warning statuses in which a warning still asks for action: the lifecycle's.
 DEFAULT_ACTIVE_STATUSES = tuple(sorted(s.value for s in ACTIVE))
@@ -78,14 +77,10 @@ DEFAULT_ACTIVE_STATUSES = tuple(sorted(s.value for s in ACTIVE))
 
 def parse_span(value: object) -> timedelta:
     """``30s``, ``5m``, ``2h``, ``7d``, ``2w`` (or ``0``) → timedelta."""
-    if isinstance(value, timedelta):
-        return value
-    if value == 0 or value == "0":
-        return timedelta(0)
-    m = _SPAN.match(str(value).strip()) if isinstance(value, str) else None
-    if not m:
-        raise ValueError(f"duration {value!r} must look like 30s, 5m, 2h, 7d or 2w")
-    return timedelta(**{_SPAN_UNITS[m.group(2)]: int(m.group(1))})
+    try:
+        return parse_duration(value)
+    except ValueError:
+        raise ValueError(f"duration {value!r} must look like 30s, 5m, 2h, 7d or 2w") from None
 
 
 Span = Annotated[timedelta, BeforeValidator(parse_span)]

@@ -25,11 +25,6 @@ DEFAULT_CONFIG = "deploy/notify/notify.yaml"
 DEFAULT_STORE = "sqlite:///zhengai-demo-out/zhengai.sqlite"
 
 
-def _parse_every(text: str) -> timedelta:
-    unit = {"s": 1, "m": 60, "h": 3600}[text[-1]]
-    return timedelta(seconds=int(text[:-1]) * unit)
-
-
 def _load(args, *, require_secrets: bool = True):
     from zhengai.warnings.notify.config import NotifyConfigError, load_notify_config
 
@@ -95,6 +90,8 @@ def _once(args) -> int:
 
 
 def _serve(args) -> int:
+    from zhengai.ingest.durations import parse_duration
+
     config = _load(args)
     if config is None:
         return 1
@@ -103,7 +100,7 @@ def _serve(args) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        pipeline.serve(lambda: datetime.now(timezone.utc), stop, every=_parse_every(args.every), before=service.tick)
+        pipeline.serve(lambda: datetime.now(timezone.utc), stop, every=parse_duration(args.every), before=service.tick)
     finally:
         pipeline.close()
     return 0
