@@ -22,6 +22,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from zhengai.ingest.topics import check_topic_prefix
+
 from .bookmarks import JsonFileBookmarks, SqlBookmarks
 from .config import resolve_secret
 
@@ -43,9 +45,7 @@ class ConnectorSettings(BaseSettings):
     @field_validator("topic_prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
-        if value and not all(c.isalnum() or c in "._-" for c in value):
-            raise ValueError("topic_prefix may contain letters, digits, '.', '_' and '-' only")
-        return value
+        return check_topic_prefix(value)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, **others):  # type: ignore[no-untyped-def]

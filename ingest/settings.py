@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from zhengai.ingest.topics import check_topic_prefix
+
 __all__ = ["Settings"]
 
 
@@ -54,9 +56,7 @@ class Settings(BaseSettings):
     @field_validator("topic_prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
-        if value and not all(c.isalnum() or c in "._-" for c in value):
-            raise ValueError("topic_prefix may contain letters, digits, '.', '_' and '-' only")
-        return value
+        return check_topic_prefix(value)
 
     @field_validator("broker")
     @classmethod

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["TopicSpec", "TOPICS", "OBSERVATIONS", "EVENTS", "ENTITIES", "VERDICTS", "TRANSITIONS", "DLQ"]
+__all__ = ["TopicSpec", "TOPICS", "check_topic_prefix", "OBSERVATIONS", "EVENTS", "ENTITIES", "VERDICTS", "TRANSITIONS", "DLQ"]
 
 
 @dataclass(frozen=True)
@@ -28,3 +28,10 @@ TRANSITIONS = TopicSpec("zg.warnings", 3, doc="warning transitions (opened, seve
 DLQ = TopicSpec("zg.dlq", 3, {"retention.ms": str(30 * 24 * 3600 * 1000)}, doc="dead letters with reason, raw bytes and source")
 
 TOPICS: tuple[TopicSpec, ...] = (OBSERVATIONS, EVENTS, ENTITIES, VERDICTS, TRANSITIONS, DLQ)
+
+
+def check_topic_prefix(value: str) -> str:
+    """A topic-name prefix (isolates tests and tenants): letters, digits, '.', '_' and '-' only."""
+    if value and not all(c.isalnum() or c in "._-" for c in value):
+        raise ValueError("topic_prefix may contain letters, digits, '.', '_' and '-' only")
+    return value
