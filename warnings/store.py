@@ -44,7 +44,6 @@ from zhengai.warnings.lifecycle import (
     step,
 )
 from zhengai.warnings.schema import (
-    BookmarkRow,
     DeadLetterRow,
     EntityRow,
     ImprovementRow,
@@ -60,7 +59,7 @@ from zhengai.warnings.schema import (
 if TYPE_CHECKING:
     from zhengai.rules.loader import RuleSet
 
-__all__ = ["WarningStore", "AppliedTransition", "OutboxItem", "SqlBookmarks", "ConcurrentUpdate"]
+__all__ = ["WarningStore", "AppliedTransition", "OutboxItem", "ConcurrentUpdate"]
 
 log = logging.getLogger(__name__)
 _CHUNK = 500
@@ -541,18 +540,3 @@ class WarningStore:
         with self.session() as s:
             return list(s.scalars(select(ImprovementRow).where(ImprovementRow.warning_id == warning_id).order_by(ImprovementRow.id)))
 
-
-class SqlBookmarks:
-    """Connector bookmarks in the store (implements the connectors' BookmarkStore protocol)."""
-
-    def __init__(self, store: WarningStore, clock: Callable[[], datetime]):
-        self._store, self._clock = store, clock
-
-    def get(self, connector: str, stream: str) -> str | None:
-        with self._store.session() as s:
-            row = s.get(BookmarkRow, (connector, stream))
-            return row.value if row else None
-
-    def put(self, connector: str, stream: str, value: str) -> None:
-        with self._store.session() as s, s.begin():
-            s.merge(BookmarkRow(connector=connector, stream=stream, value=value, updated_at=self._clock()))
