@@ -1,8 +1,8 @@
-"""Ingest agents: raw events → validated tallies → weekly windows → observations; the directory
-replica; consumer lag.
+"""Ingest agents: raw events → stored facts and dirty units; the directory replica; consumer lag.
 
-Thin by design: validation is ``zhengai.ingest.stream.validate``, the window state and its
-formulas are ``zhengai.ingest.windows`` over ``zhengai.ingest.aggregate``.
+Thin by design: decoding is ``zhengai.ingest.stream.decode_batch``, the facts, units and their
+formulas are ``zhengai.ingest.aggregator.Aggregator`` (the same object the embedded runner
+drives). The units are emitted and judged by the flush timer in ``zhengai.warnings.agents``.
 """
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ from datetime import timedelta
 from functools import lru_cache
 
 from zhengai.ingest import metrics
+from zhengai.ingest.aggregator import Aggregator
 from zhengai.ingest.app import get_app, settings, topic
+from zhengai.ingest.processors import Timing
 from zhengai.ingest.records import AttendanceEvent, FinanceEvent, GradeEvent
 from zhengai.ingest.stream import (
-    DirectoryReplica, Rejected, ack, batches, dead_letter_for, event_source, run_blocking, send, send_dead_letters,
-    store_batch, utcnow, validate,
+    DirectoryReplica, ack, batches, dead_letter_for, decode_batch, send_dead_letters, store_batch, utcnow,
 )
-from zhengai.ingest.topics import DLQ, ENTITIES, EVENTS, OBSERVATIONS
-from zhengai.ingest.windows import AttendanceWindows
+from zhengai.ingest.topics import DLQ, ENTITIES, EVENTS
 
-__all__ = ["replica", "windows_store", "attendance", "flush_windows"]
+__all__ = ["replica", "aggregator", "record_events"]
 
 log = logging.getLogger("zhengai.ingest")
 app = get_app()
@@ -30,13 +30,14 @@ _s = settings()
 
 replica = DirectoryReplica(_s.bootstrap_servers, _s.topic(ENTITIES.name))
 events_topic = topic(EVENTS)
-observations_topic = topic(OBSERVATIONS)
 dlq_topic = topic(DLQ)
 
 
 @lru_cache(maxsize=1)
-def windows_store() -> AttendanceWindows:
-    return AttendanceWindows(_s.store_url.get_secret_value())
+def aggregator() -> Aggregator:
+    timing = Timing(grace=timedelta(seconds=_s.window_grace), settle=timedelta(seconds=_s.window_settle),
+                    directory_settle=timedelta(seconds=_s.directory_settle))
+    return Aggregator(_s.store_url.get_secret_value(), timing=timing)
 
 
 @app.task
@@ -53,47 +54,18 @@ async def follow_directory() -> None:
 
 
 @app.agent(events_topic, concurrency=1)
-async def attendance(stream):
-    """zg.events → tallies and dirty windows in the database (one transaction), then ack."""
-    await replica.wait_ready(_s.directory_wait)
-    async for batch in batches(stream, _s.batch_size, _s.batch_within, EVENTS.name, "attendance"):
+async def record_events(stream):
+    """zg.events → facts and dirty units in the database (one transaction), then ack."""
+    async for batch in batches(stream, _s.batch_size, _s.batch_within, EVENTS.name, "record_events"):
         now = utcnow()
-        tallies, sources, rejected = [], {}, []
-        for event in batch:
-            record = validate(event.value, (AttendanceEvent, GradeEvent, FinanceEvent), event_source(event), now)
-            if isinstance(record, Rejected):
-                rejected.append((record.letter, record.code))
-            elif isinstance(record, AttendanceEvent):
-                tallies.append(record)
-                sources[id(record)] = event_source(event)
-            else:
-                metrics.EVENTS_UNAGGREGATED.labels(kind=record.kind).inc()  # grades, finance: embedded runner only
-        refused = await store_batch(lambda evs: windows_store().record(evs, replica.directory, now), tallies, "attendance")
+        records, rejected = decode_batch(batch, (AttendanceEvent, GradeEvent, FinanceEvent), now)
+        sources = {id(r): source for r, source in records}
+        events = [r for r, _ in records]
+        refused = await store_batch(lambda evs: aggregator().record(evs, now), events, "events")
         rejected += [(dead_letter_for(e, sources[id(e)], f"the store refused the event: {type(exc).__name__}", now), "store_rejected")
                      for e, exc in refused]
         await send_dead_letters(dlq_topic, rejected)
         await ack(stream, batch)
-
-
-@app.timer(_s.window_flush_interval)
-async def flush_windows() -> None:
-    """Emit closed, settled windows as observations; release them after the broker acked."""
-    if not replica.ready:
-        return
-    try:
-        while True:
-            now = utcnow()
-            refs = await run_blocking(windows_store().claim, now, grace=timedelta(seconds=_s.window_grace),
-                                      settle=timedelta(seconds=_s.window_settle))
-            if not refs:
-                return
-            observations = await run_blocking(windows_store().observations, refs, replica.directory)
-            await send(observations_topic, observations, OBSERVATIONS.name)
-            await run_blocking(windows_store().release, refs, utcnow())
-            for r in refs:
-                metrics.WINDOWS_EMITTED.labels(kind=r.kind).inc()
-    except Exception as exc:  # the leases expire and the windows are claimed again
-        log.warning("window flush failed (%s); claimed windows are retried after their lease", type(exc).__name__)
 
 
 @app.timer(_s.lag_interval)

@@ -74,6 +74,14 @@ class Directory:
             current = entity.parent_id if entity else None
         return tuple(reversed(chain))
 
+    def placed(self, entity_id: str) -> bool:
+        """Is the entity known with its whole line up to the school? Only then are its overrides,
+        roll-ups and responsible people complete — an entity whose department has not arrived
+        yet would be judged and routed as if it belonged to the school directly."""
+        lineage = self.lineage(entity_id)
+        head = self._entities.get(lineage[0]) if lineage else None
+        return entity_id in self._entities and head is not None and head.kind is EntityKind.school
+
     def ancestor(self, entity_id: str, kind: EntityKind) -> Entity | None:
         for eid in reversed(self.lineage(entity_id)):
             entity = self._entities.get(eid)

@@ -22,9 +22,10 @@ __all__ = [
     "RULEBOOK_RELOADS",
     "RULEBOOK_ERRORS",
     "RULES_LOADED",
-    "WINDOWS_EMITTED",
+    "UNITS_EMITTED",
+    "UNITS_PENDING",
+    "PARKED",
     "DIRECTORY_ENTITIES",
-    "EVENTS_UNAGGREGATED",
     "STORE_RETRIES",
     "count_dead_letter",
     "serve",
@@ -54,7 +55,7 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 RECORDS_IN = Counter("zhengai_records_in", "Messages taken by an agent, by logical topic and agent (a topic read by two agents counts twice).", ["topic", "agent"])
 RECORDS_OUT = Counter("zhengai_records_out", "Messages produced and acknowledged by the broker, by logical topic.", ["topic"])
 DEAD_LETTERS = Counter("zhengai_dead_letters", "Records sent to the dead-letter topic, by reason code.", ["reason"])
-VERDICTS = Counter("zhengai_verdicts", "Verdicts produced by the evaluation agent, by level and band.", ["level", "band"])
+VERDICTS = Counter("zhengai_verdicts", "Verdicts judged and stored, by level and band.", ["level", "band"])
 EVALUATION_SECONDS = Histogram(
     "zhengai_evaluation_seconds", "Time to evaluate one batch of observations against the rulebook.", buckets=_LATENCY_BUCKETS
 )
@@ -68,11 +69,10 @@ CONSUMER_LAG = Gauge(
 RULEBOOK_RELOADS = Counter("zhengai_rulebook_reloads", "Rulebook changes seen, by result (loaded, refused).", ["result"])
 RULEBOOK_ERRORS = Counter("zhengai_rulebook_errors", "Located errors in refused rulebook changes.")
 RULES_LOADED = Gauge("zhengai_rules_loaded", "Enabled rules in the running rulebook.")
-WINDOWS_EMITTED = Counter("zhengai_windows_emitted", "Aggregation windows emitted as observations, by window kind.", ["kind"])
+UNITS_EMITTED = Counter("zhengai_units_emitted", "Units of derived metrics emitted as observations, by unit kind.", ["kind"])
+UNITS_PENDING = Gauge("zhengai_units_pending", "Dirty units of derived metrics waiting to be emitted (not yet due, settling or claimed).")
+PARKED = Counter("zhengai_observations_parked", "Observations parked until the directory can place their entity.")
 DIRECTORY_ENTITIES = Gauge("zhengai_directory_entities", "Entities in this worker's directory replica.")
-# Grades and finance lines are valid on zg.events but the worker does not window them yet (the
-# embedded runner aggregates them per term): counted, so that an operator sees them arrive.
-EVENTS_UNAGGREGATED = Counter("zhengai_events_unaggregated", "Valid events the worker does not aggregate yet, by kind.", ["kind"])
 
 
 def count_dead_letter(reason: str) -> None:

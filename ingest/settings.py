@@ -42,15 +42,21 @@ class Settings(BaseSettings):
     session_timeout: float = Field(30.0, ge=6, le=300, description="a worker silent this long leaves the group (its partitions move)")
     heartbeat_interval: float = Field(3.0, gt=0, description="heartbeats to the group coordinator")
 
-    # --- windows ------------------------------------------------------------------------------
-    window_grace: float = Field(6 * 3600.0, ge=0, description="a week window closes this long after the week ends")
-    window_settle: float = Field(2.0, ge=0, description="a closed window is emitted once no event touched it for this long")
-    window_flush_interval: float = Field(1.0, gt=0, description="how often closed windows are looked for")
+    # --- derived metrics (units) ---------------------------------------------------------------
+    window_grace: float = Field(6 * 3600.0, ge=0, description="a week's units close this long after the week ends")
+    window_settle: float = Field(2.0, ge=0, description="a closed unit is emitted once no fact touched it for this long")
+    directory_settle: float = Field(10.0, ge=0, description="units that read the directory wait this long after it last changed")
+    window_lease: float = Field(15.0, gt=0, description="a claimed unit is claimed again this long after a worker died with it")
+    window_flush_interval: float = Field(1.0, gt=0, description="how often due units are looked for")
+    catchup_wait: float = Field(60.0, ge=0, description="while an agent catches up on a backlog, units wait at most this long")
+    park_wait: float = Field(24 * 3600.0, gt=0, description="how long an observation waits for its entity in the directory before it is dead-lettered")
 
     # --- evaluation ---------------------------------------------------------------------------
     evaluate_as_observed: bool = Field(
-        False, description="judge each observation as of when it was observed (history loads); default: as of now"
+        False, description="backfill mode: judge each observation as of when it was observed (a first load of history); "
+                           "default: as of now (live)"
     )
+    publish_verdicts: bool = Field(True, description="publish every stored verdict on zg.verdicts (a side output for other consumers)")
     notify_channels: tuple[str, ...] = Field(("console", "file"), description="outbox channels a warning is queued for")
 
     @field_validator("topic_prefix")

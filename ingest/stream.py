@@ -46,7 +46,9 @@ __all__ = [
     "event_source",
     "raw_text",
     "validate",
+    "decode_batch",
     "dead_letter_for",
+    "BACKLOG",
     "batches",
     "ack",
     "send",
@@ -129,17 +131,58 @@ def validate(raw: bytes | None, accept: tuple[type[BaseModel], ...], source: str
     return record
 
 
+def decode_batch(events: Sequence[Any], accept: tuple[type[BaseModel], ...], now: datetime,
+                 ) -> tuple[list[tuple[BaseModel, str]], list[tuple[DeadLetter, str]]]:
+    """A batch of Faust events → the records with their Kafka source, and the dead letters (with
+    reason codes) of those that are not records of the ``accept``-ed types. Every agent decodes
+    through this one function."""
+    records: list[tuple[BaseModel, str]] = []
+    rejected: list[tuple[DeadLetter, str]] = []
+    for event in events:
+        source = event_source(event)
+        record = validate(event.value, accept, source, now)
+        if isinstance(record, Rejected):
+            rejected.append((record.letter, record.code))
+        else:
+            records.append((record, source))
+    return records, rejected
+
+
 def dead_letter_for(record: BaseModel, source: str, reason: str, now: datetime) -> DeadLetter:
     return DeadLetter(source=source, reason=reason, raw=encode(record).decode("utf-8"), at=now)
 
 
 # --- batches, acks and sends ------------------------------------------------------------------
 
+class Backlog:
+    """Which agents are catching up: an agent whose batches come full has more waiting behind
+    them — facts for units that would otherwise be emitted half-complete. The flush waits while
+    any agent is catching up, but never longer than its limit (a steady full load must not
+    starve it)."""
+
+    def __init__(self) -> None:
+        self._full_since: dict[str, float] = {}
+
+    def note(self, agent: str, full: bool) -> None:
+        if full:
+            self._full_since.setdefault(agent, time.monotonic())
+        else:
+            self._full_since.pop(agent, None)
+
+    def catching_up(self, limit: float) -> bool:
+        now = time.monotonic()
+        return any(now - since < limit for since in self._full_since.values())
+
+
+BACKLOG = Backlog()
+
+
 async def batches(stream: Any, size: int, within: float, topic: str, agent: str) -> AsyncIterator[list[Any]]:
     """Batches of Faust events that nobody acks but :func:`ack` (see the module docstring)."""
     counter = metrics.RECORDS_IN.labels(topic=topic, agent=agent)
     async for events in stream.noack_take(size, within):
         counter.inc(len(events))
+        BACKLOG.note(agent, len(events) >= size)
         yield events
 
 

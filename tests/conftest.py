@@ -7,6 +7,7 @@ integration test that skipped because a service was missing has not shown anythi
 from __future__ import annotations
 
 import os
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -15,6 +16,9 @@ from dataclasses import replace
 import pytest
 
 from zhengai.ingest.topics import TopicSpec
+
+# Shared test helpers (``streamkit``) import as plain modules; pytest runs with --import-mode=importlib.
+sys.path.insert(0, os.path.dirname(__file__))
 
 
 def _strict() -> bool:
@@ -215,3 +219,12 @@ def kafka_topics(_kafka_admin) -> Iterator[Callable[..., list[str]]]:
     topics = KafkaTopics(_kafka_admin, prefix=f"test-{uuid.uuid4().hex[:10]}.")
     yield topics
     topics.cleanup()
+
+
+@pytest.fixture
+def env(tmp_path, kafka_bootstrap, pg_url, kafka_topics):
+    """A streaming deployment of this test's own: topics, database, ``python -m zhengai worker``
+    subprocesses (``streamkit.Env``)."""
+    from streamkit import stream_env
+
+    yield from stream_env(tmp_path, kafka_bootstrap, pg_url, kafka_topics)

@@ -52,16 +52,26 @@ def test_a_one_week_dip_opens_and_resolves(demo):
 
 
 def test_rerunning_the_same_data_opens_nothing(demo):
-    before = (len(demo.store.warnings()), demo.store.count(WarningEventRow))
-    c = demo.college
-    observations = demo.pipeline.aggregate(term=c.current_term, year=str(c.as_of.year), as_of=c.as_of)
-    from zhengai.embedded import PipelineResult
+    """Every stored observation judged again and every derived unit emitted again: a replay."""
+    from sqlalchemy import select
 
-    again = PipelineResult()
-    demo.pipeline.evaluate_and_store(observations, c.as_of, again)
-    assert again.transitions == []
-    assert again.observations == 0
-    assert (len(demo.store.warnings()), demo.store.count(WarningEventRow)) == before
+    from zhengai.embedded import PipelineResult
+    from zhengai.ingest.records import Observation
+    from zhengai.warnings.schema import ObservationRow, VerdictRow
+
+    store, pipeline = demo.store, demo.pipeline
+    before = (len(store.warnings()), store.count(WarningEventRow), store.count(VerdictRow), store.count(ObservationRow))
+    with store.session() as s:
+        stored = [Observation(level=r.level, entity_id=r.entity_id, metric=r.metric, value=bool(r.value) if r.is_bool else r.value,
+                              period=r.period, observed_at=r.observed_at, source=r.source, key=r.key)
+                  for r in s.scalars(select(ObservationRow))]
+    pipeline.result = PipelineResult()
+    pipeline.deliver(stored)
+    pipeline.aggregator.directory_changed(demo.college.as_of)
+    pipeline.flush()
+    assert pipeline.result.verdicts > 0, "the replay was judged"
+    assert pipeline.result.transitions == []
+    assert (len(store.warnings()), store.count(WarningEventRow), store.count(VerdictRow), store.count(ObservationRow)) == before
 
 
 def test_notifications_are_sent_masked_and_reach_the_owner(demo):

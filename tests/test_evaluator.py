@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from zhengai.ingest.records import Band, Direction
+from zhengai.ingest.records import Band
 from zhengai.rules.evaluator import EvaluationError, classify, evaluate, resolve_thresholds
 from zhengai.rules.model import Inclusive, Override, Rule
 

@@ -14,12 +14,18 @@ import pytest
 from sqlalchemy import exc as sa_exc
 
 from zhengai.ingest import metrics
-from zhengai.ingest.aggregate import attendance_metrics, attendance_rollups
+from zhengai.ingest.aggregate import (
+    ROLLUP_METRICS, attendance_metrics, attendance_rollups, directory_metrics, finance_metrics, grade_metrics, teacher_evaluation_metrics,
+)
 from zhengai.ingest.directory import Directory
-from zhengai.ingest.records import AttendanceEvent, DeadLetter, Entity, EntityKind, Level, Observation, Person
+from zhengai.ingest.records import (
+    AttendanceEvent, DeadLetter, Entity, EntityKind, FinanceEvent, GradeEvent, Level, Observation, Person,
+)
 from zhengai.ingest.serde import MAX_BYTES, encode
 from zhengai.ingest.stream import Rejected, raw_text, reason_code, store_batch, validate
-from zhengai.ingest.windows import AttendanceWindows, term_of_week, week_end
+from zhengai.ingest.aggregator import Aggregator
+from zhengai.ingest.processors import Timing
+from zhengai.ingest.units import term_of, term_of_week, week_end
 from zhengai.rules.engine import evaluate_batch
 from zhengai.rules.loader import default_rulebook_path, load_rulebook
 from zhengai.rules.reload import RulebookWatcher
@@ -149,71 +155,133 @@ def test_a_week_ends_on_monday_midnight_china_time():
     assert week_end(WEEK) == datetime(2026, 10, 5, 0, 0, tzinfo=timezone(timedelta(hours=8)))
 
 
-# --- attendance windows on SQLite ------------------------------------------------------------------
+# --- the stream processors and their units, on SQLite ---------------------------------------------
 
 @pytest.fixture
-def windows(tmp_path):
-    w = AttendanceWindows(f"sqlite:///{tmp_path}/w.sqlite")
-    w.create_schema()
-    return w
+def agg(tmp_path):
+    a = Aggregator(f"sqlite:///{tmp_path}/w.sqlite", timing=Timing(grace=timedelta(0), settle=timedelta(0),
+                                                                   directory_settle=timedelta(0)))
+    a.create_schema()
+    return a
 
 
-def _claim(w, now, **kw):
-    return w.claim(now, grace=kw.pop("grace", timedelta(0)), settle=kw.pop("settle", timedelta(0)), **kw)
+def _claim(a, now, **kw):
+    return a.claim(now, **kw)
 
 
-def test_windows_emit_closed_weeks_with_the_aggregate_formulas(windows):
+def test_units_emit_closed_weeks_with_the_aggregate_formulas(tmp_path):
+    a = Aggregator(f"sqlite:///{tmp_path}/g.sqlite", timing=Timing(grace=timedelta(hours=6), settle=timedelta(0)))
+    a.create_schema()
     d = Directory(directory_records())
     events = [att("S1", 10, 9, 1), att("S2", 10, 6), att("S3", 4, 4)]
     after_week = week_end(WEEK) + timedelta(hours=1)
-    assert windows.record(events, d, week_end(WEEK) - timedelta(hours=2)) == 1 + 3 + 2 + 1 + 1  # course; 3 students; 2 classes; major; department
+    assert a.record(events, week_end(WEEK) - timedelta(hours=2)) == 1 + 3 + 1  # the course; 3 students; the week's roll-up
 
-    assert _claim(windows, week_end(WEEK) - timedelta(minutes=1)) == []  # the week is not over
-    assert _claim(windows, after_week, grace=timedelta(hours=6)) == []  # nor is its grace period
-    refs = _claim(windows, after_week)
-    assert len(refs) == 8
-    assert _claim(windows, after_week) == []  # leased: nobody else emits them meanwhile
-    got = values(windows.observations(refs, d))
+    assert _claim(a, week_end(WEEK) - timedelta(minutes=1)) == []  # the week is not over
+    assert _claim(a, after_week) == []  # nor is its grace period
+    refs = _claim(a, after_week + timedelta(hours=6))
+    assert len(refs) == 5
+    assert _claim(a, after_week + timedelta(hours=6)) == []  # leased: nobody else emits them meanwhile
+    got = values(a.emit(refs, d))
     want = values(attendance_metrics(events, term_of_week(WEEK)) + attendance_rollups(events, d))
     assert got == want
-    windows.release(refs, after_week)
-    assert windows.pending() == 0
+    a.release(refs, after_week)
+    assert a.pending() == 0
 
 
-def test_a_late_or_racing_event_re_emits_and_an_older_one_changes_nothing(windows):
+def test_a_course_claimed_with_some_of_its_students_keeps_the_whole_course_rate(agg):
+    """Issue 9: the student pass also yields the course's rate from the claimed students only; it
+    must never overwrite the course pass's value."""
+    d = Directory(directory_records())
+    events = [att("S1", 10, 10), att("S2", 10, 2), att("S3", 10, 10)]
+    agg.record(events, REC)
+    now = week_end(WEEK) + timedelta(days=1)
+    refs = _claim(agg, now, limit=2)  # the course and the roll-up; then the students one by one
+    got = values(agg.emit(refs, d))
+    assert got[("course.attendance_rate", "C1", WEEK)] == pytest.approx(100.0 * 22 / 30, abs=1e-4)
+    agg.release(refs, now)
+    for _ in range(3):
+        refs = _claim(agg, now, limit=1)
+        assert ("course.attendance_rate", "C1", WEEK) not in values(agg.emit(refs, d))
+        agg.release(refs, now)
+
+
+def test_a_late_or_racing_event_re_emits_and_an_older_one_changes_nothing(agg):
     d = Directory(directory_records())
     now = week_end(WEEK) + timedelta(days=1)
-    windows.record([att("S1", 10, 5)], d, REC)
-    refs = _claim(windows, now)
-    windows.record([att("S1", 10, 8, at=T + timedelta(hours=1))], d, REC)  # arrives while the windows are out
-    windows.release(refs, now)
-    assert windows.pending() == 5, "emitted with the old tally: dirty again"
-    refs = _claim(windows, now)
-    assert values(windows.observations(refs, d))[("student.attendance_rate", "S1", WEEK)] == 80.0
-    windows.release(refs, now)
-    windows.record([att("S1", 10, 1, at=T - timedelta(hours=1))], d, REC)  # an older tally for the same key
-    refs = _claim(windows, now)
-    assert values(windows.observations(refs, d))[("student.attendance_rate", "S1", WEEK)] == 80.0
+    agg.record([att("S1", 10, 5)], REC)
+    refs = _claim(agg, now)
+    agg.record([att("S1", 10, 8, at=T + timedelta(hours=1))], REC)  # arrives while the units are out
+    agg.release(refs, now)
+    assert agg.pending() == 3, "emitted with the old tally: dirty again"
+    refs = _claim(agg, now)
+    assert values(agg.emit(refs, d))[("student.attendance_rate", "S1", WEEK)] == 80.0
+    agg.release(refs, now)
+    agg.record([att("S1", 10, 1, at=T - timedelta(hours=1))], REC)  # an older tally for the same key
+    refs = _claim(agg, now)
+    assert values(agg.emit(refs, d))[("student.attendance_rate", "S1", WEEK)] == 80.0
 
 
-def test_a_window_waits_until_no_event_touched_it_for_the_settle_time(windows):
-    d = Directory(directory_records())
+def test_a_unit_waits_until_no_event_touched_it_for_the_settle_time(tmp_path):
+    a = Aggregator(f"sqlite:///{tmp_path}/s.sqlite", timing=Timing(grace=timedelta(0), settle=timedelta(seconds=2)))
+    a.create_schema()
     now = week_end(WEEK) + timedelta(days=1)
-    windows.record([att("S1", 10, 5)], d, now)
-    assert _claim(windows, now, settle=timedelta(seconds=2)) == []
-    assert len(_claim(windows, now + timedelta(seconds=3), settle=timedelta(seconds=2))) == 5
+    a.record([att("S1", 10, 5)], now)
+    assert _claim(a, now) == []
+    assert len(_claim(a, now + timedelta(seconds=3))) == 3
 
 
-def test_an_expired_lease_is_claimed_again(windows):
-    d = Directory(directory_records())
+def test_an_expired_lease_is_claimed_again(agg):
     now = week_end(WEEK) + timedelta(days=1)
-    windows.record([att("S3", 4, 1)], d, REC)
-    first = _claim(windows, now, lease=timedelta(seconds=30))
-    assert first and _claim(windows, now + timedelta(seconds=10)) == []
-    assert _claim(windows, now + timedelta(seconds=31)) == first  # the first claimer died
+    agg.record([att("S3", 4, 1)], REC)
+    first = _claim(agg, now, lease=timedelta(seconds=10))
+    assert first and _claim(agg, now + timedelta(seconds=5)) == []
+    assert _claim(agg, now + timedelta(seconds=11)) == first  # the first claimer died
 
 
-# --- the rulebook watcher ----------------------------------------------------------------------------
+def test_rollups_wait_for_the_directory_and_converge_when_it_arrives(agg):
+    """Facts before their directory entries: the roll-ups of students the directory cannot place
+    are empty at first, and the same as with the directory first once it arrives."""
+    events = [att("S1", 10, 9, 1), att("S2", 10, 6), att("S3", 4, 4)]
+    now = week_end(WEEK) + timedelta(days=1)
+    agg.record(events, REC)
+    refs = _claim(agg, now)
+    early = values(agg.emit(refs, Directory()))
+    agg.release(refs, now)
+    assert not {m for m, _, _ in early} & set(ROLLUP_METRICS.values())
+    d = Directory(directory_records())
+    assert agg.directory_changed(now) >= 1
+    refs = _claim(agg, now)
+    late = values(agg.emit(refs, d))
+    assert {k: v for k, v in late.items() if k[0] in ROLLUP_METRICS.values()} == values(attendance_rollups(events, d))
+    assert ("major.enrolled_students", "M1", "2026") in late, "the directory's own metrics follow its change too"
+
+
+def test_grades_finance_scores_and_the_directory_emit_the_aggregate_formulas(agg):
+    d = Directory(directory_records() + [
+        Entity(id="T1", kind=EntityKind.teacher, name="教师", parent_id="D1", attributes={"fulltime": True, "major_id": "M1"}),
+    ])
+    d.add(Entity(id="C1", kind=EntityKind.course, name="课程", parent_id="M1", responsible={"course_teacher": Person(id="T1", name="教师")}))
+    term = "2026-2027-1"
+    grades = [GradeEvent(student_id=s, course_id="C1", term=term, score=sc, credits=2.0, occurred_at=T, source="t", key=f"g|{s}")
+              for s, sc in (("S1", 95.0), ("S2", 55.0), ("S3", 72.0))]
+    corrected = GradeEvent(student_id="S2", course_id="C1", term=term, score=61.0, credits=2.0, occurred_at=T + timedelta(hours=1),
+                           source="t", key="g|S2|fix")
+    finance = [FinanceEvent(school_id="SCH", year="2026", category=c, item=c, budget=100.0, actual=a, occurred_at=T, source="t",
+                            key=f"f|{c}") for c, a in (("tuition", 3000.0), ("appropriation", 9000.0), ("teaching", 1800.0))]
+    score = Observation(level=Level.course, entity_id="C1", metric="course.student_evaluation_score", value=91.5, period=term,
+                        observed_at=T, source="pingjiao")
+    now = T + timedelta(hours=2)
+    agg.record(grades + [corrected] + finance + [score], now)
+    agg.directory_changed(now)
+    refs = _claim(agg, now)
+    got = values(agg.emit(refs, d, as_of=now))
+    want = values(grade_metrics(grades + [corrected]) + finance_metrics(finance, d)
+                  + teacher_evaluation_metrics([score], d) + directory_metrics(d, year="2026", term=term_of(now), as_of=now))
+    assert got == want
+    assert got[("course.pass_rate", "C1", term)] == 100.0, "the corrected grade counts"
+    assert got[("teacher.student_evaluation_score", "T1", term)] == 91.5
+
 
 def test_rulebook_watcher_swaps_good_changes_and_refuses_broken_ones(tmp_path, caplog):
     folder = tmp_path / "rb"
@@ -269,14 +337,24 @@ async def _no_sleep(_delay, *args):
 
 # --- an agent through Faust's test context -------------------------------------------------------
 
-def test_evaluation_agent_turns_observations_into_verdicts_and_dead_letters(monkeypatch):
+def test_judge_agent_stores_verdicts_in_one_hop_and_publishes_side_outputs(monkeypatch, tmp_path):
     from zhengai.ingest import app as app_module
     from zhengai.ingest.agents import replica
-    from zhengai.rules import agents
+    from zhengai.warnings import agents
+    from zhengai.warnings.judge import Judge
+    from zhengai.warnings.service import WarningService
+    from zhengai.warnings.store import WarningStore
 
     records = directory_records()
     replica.use(records)
-    sent: dict[str, list] = {"verdicts": [], "dlq": []}
+    store = WarningStore(f"sqlite:///{tmp_path / 'w.db'}")
+    store.create_schema()
+    rules = load_rulebook(default_rulebook_path())
+    service = WarningService(store, lambda: rules, lambda: replica.directory, channels=("console",))
+    aggregator = Aggregator(store.engine)
+    aggregator.create_schema()
+    monkeypatch.setattr(agents, "judge", lambda: Judge(service, aggregator, lambda: rules, lambda: replica.directory))
+    sent: dict[str, list] = {"verdicts": [], "warnings": [], "dlq": []}
 
     class Capture:
         def __init__(self, name):
@@ -289,12 +367,13 @@ def test_evaluation_agent_turns_observations_into_verdicts_and_dead_letters(monk
             return done
 
     monkeypatch.setattr(agents, "verdicts_topic", Capture("verdicts"))
+    monkeypatch.setattr(agents, "transitions_topic", Capture("warnings"))
     monkeypatch.setattr(agents, "dlq_topic", Capture("dlq"))
     good = Observation(level=Level.student, entity_id="S1", metric="student.gpa", value=1.0, period="2026-2027-1",
                        observed_at=datetime.now(timezone.utc), source="t")
 
     async def run():
-        async with agents.evaluate.test_context() as agent:
+        async with agents.judge_observations.test_context() as agent:
             await agent.put(encode(good))
             await agent.put(b"{oops")
             for _ in range(100):
@@ -308,6 +387,9 @@ def test_evaluation_agent_turns_observations_into_verdicts_and_dead_letters(monk
 
     verdicts = [decode(v) for v in sent["verdicts"]]
     assert [(v.rule_id, v.entity_id, v.band.value) for v in verdicts] == [("student.gpa", "S1", "red")]
+    with store.engine.connect() as c:  # stored before it was published: one hop, no read-back
+        assert c.exec_driver_sql("SELECT rule_id, entity_id, band FROM verdicts").all() == [("student.gpa", "S1", "red")]
+        assert c.exec_driver_sql("SELECT key FROM observations").scalars().all() == [good.key]
     (letter,) = [decode(v) for v in sent["dlq"]]
     assert letter.reason.startswith("bad JSON") and letter.raw == "{oops"
 

@@ -9,253 +9,33 @@ evaluator, the aggregation), never hard-coded from a worker run.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
-from typing import Callable, Iterable
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from zhengai.ingest.aggregate import attendance_metrics, attendance_rollups
 from zhengai.ingest.directory import Directory
 from zhengai.ingest.records import (
-    AttendanceEvent, DeadLetter, Entity, EntityKind, Level, Observation, Person, WarningTransition,
+    AttendanceEvent, DeadLetter, Entity, Level, Observation, WarningTransition,
 )
 from zhengai.ingest.serde import decode, encode, key_of
-from zhengai.ingest.topics import DLQ, ENTITIES, EVENTS, OBSERVATIONS, TOPICS, TRANSITIONS, VERDICTS
-from zhengai.ingest.windows import term_of_week
-from zhengai.rules.engine import evaluate_batch
-from zhengai.rules.loader import default_rulebook_path, load_rulebook
-from zhengai.warnings.store import WarningStore
+from zhengai.ingest.topics import DLQ, ENTITIES, EVENTS, OBSERVATIONS, TRANSITIONS, VERDICTS
+from zhengai.rules.loader import default_rulebook_path
 
 pytestmark = pytest.mark.integration
 
-NOW = datetime.now(timezone.utc)
-LAST_WEEK = "{0}-W{1:02d}".format(*(NOW - timedelta(days=7)).isocalendar()[:2])
-TERM = term_of_week(LAST_WEEK)
-
-
-# --- a small college ---------------------------------------------------------------------------
-
-def college(students_per_class: int = 10, classes: int = 4) -> list[Entity | Person]:
-    """One school, two departments, a major per department, ``classes`` classes and a course per
-    major; every role that routing needs is filled."""
-    out: list[Entity | Person] = [
-        Entity(id="SCH", kind=EntityKind.school, name="测试学院", responsible={"quality_office": Person(id="Q01", name="质量办")}),
-    ]
-    for d in (1, 2):
-        out.append(Entity(id=f"D{d}", kind=EntityKind.department, name=f"二级学院{d}", parent_id="SCH",
-                          responsible={"dean": Person(id=f"DN{d}", name=f"院长{d}")}))
-        out.append(Entity(id=f"M{d}", kind=EntityKind.major, name=f"专业{d}", parent_id=f"D{d}",
-                          responsible={"major_leader": Person(id=f"ML{d}", name=f"带头人{d}")}))
-        out.append(Entity(id=f"C{d}", kind=EntityKind.course, name=f"课程{d}", parent_id=f"M{d}",
-                          responsible={"course_teacher": Person(id=f"T{d}", name=f"教师{d}")}))
-        out.append(Person(id=f"T{d}", name=f"教师{d}", mobile=f"1380000000{d}", email=f"t{d}@example.edu"))
-    for k in range(1, classes + 1):
-        d = 1 + (k - 1) % 2
-        out.append(Entity(id=f"K{k}", kind=EntityKind.class_, name=f"班级{k}", parent_id=f"M{d}",
-                          responsible={"counsellor": Person(id=f"CO{k}", name=f"辅导员{k}")}))
-        for i in range(1, students_per_class + 1):
-            out.append(Entity(id=f"S{k}{i:03d}", kind=EntityKind.student, name=f"学生{k}-{i}", parent_id=f"K{k}"))
-    return out
-
-
-def students(records: Iterable[Entity | Person]) -> list[str]:
-    return [r.id for r in records if isinstance(r, Entity) and r.kind is EntityKind.student]
-
-
-def student_observations(ids: Iterable[str], seed: int, source: str = "test") -> list[Observation]:
-    """Three student metrics per student with values spread over every band."""
-    rng = random.Random(seed)
-    out = []
-    for sid in ids:
-        out.append(Observation(level=Level.student, entity_id=sid, metric="student.attendance_rate",
-                               value=rng.choice([99.0, 96.5, 93.0, 85.0]), period=LAST_WEEK, observed_at=NOW, source=source))
-        out.append(Observation(level=Level.student, entity_id=sid, metric="student.absence_hours",
-                               value=float(rng.choice([0, 6, 14, 30])), period=TERM, observed_at=NOW, source=source))
-        out.append(Observation(level=Level.student, entity_id=sid, metric="student.gpa",
-                               value=rng.choice([3.4, 2.5, 1.8, 1.0]), period=TERM, observed_at=NOW, source=source))
-    return out
-
-
-# --- Kafka and the store -----------------------------------------------------------------------
-
-def producer(bootstrap: str):
-    from kafka import KafkaProducer
-
-    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_request_size=2_000_000)
-
-
-def produce(bootstrap: str, topic: str, records: Iterable) -> None:
-    """Records (encoded and keyed like the connectors do) or (key, raw bytes) pairs."""
-    p = producer(bootstrap)
-    try:
-        for r in records:
-            key, value = r if isinstance(r, tuple) else (key_of(r), encode(r))
-            p.send(topic, key=key, value=value)
-        p.flush()
-    finally:
-        p.close()
-
-
-def consume(bootstrap: str, topic: str, n: int, timeout: float = 30.0) -> list:
-    from kafka import KafkaConsumer
-
-    c = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
-                      consumer_timeout_ms=1000, max_partition_fetch_bytes=2_000_000)
-    out, deadline = [], time.monotonic() + timeout
-    try:
-        while len(out) < n and time.monotonic() < deadline:
-            out += list(c)
-    finally:
-        c.close()
-    return out
-
-
-def wait_until(predicate: Callable[[], object], timeout: float, what: str, worker: "Worker | None" = None, every: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if worker is not None and worker.proc.poll() is not None:
-            pytest.fail(f"worker exited ({worker.proc.returncode}) while waiting for {what}\n{worker.tail()}")
-        time.sleep(every)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}" + (f"\n{worker.tail()}" if worker else ""))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Env:
-    """One test's deployment: unique topics and group, a fresh database."""
-
-    def __init__(self, bootstrap: str, store_url: str, prefix: str, workdir: Path):
-        self.bootstrap, self.store_url, self.prefix, self.workdir = bootstrap, store_url, prefix, workdir
-        self.app_id = prefix.rstrip(".") + "-worker"
-        self.engine = create_engine(store_url)
-        self.workers: list[Worker] = []
-
-    def topic(self, spec) -> str:
-        return self.prefix + spec.name
-
-    def worker(self, **settings) -> "Worker":
-        w = Worker(self, len(self.workers), settings)
-        self.workers.append(w)
-        return w
-
-    def scalar(self, sql: str, **params):
-        with self.engine.connect() as c:
-            return c.execute(text(sql), params).scalar()
-
-    def rows(self, sql: str, **params):
-        with self.engine.connect() as c:
-            return c.execute(text(sql), params).all()
-
-    def verdict_keys(self) -> set[str]:
-        return {r[0] for r in self.rows("SELECT key FROM verdicts")}
-
-
-class Worker:
-    """``python -m zhengai worker`` as a subprocess, with short timings for tests."""
-
-    def __init__(self, env: Env, n: int, settings: dict):
-        self.env = env
-        self.log_path = env.workdir / f"worker{n}.log"
-        self.metrics_port = free_port()
-        self.environ = {
-            **os.environ,
-            "PYTHONSAFEPATH": "1",
-            "ZHENGAI_BROKER": env.bootstrap,
-            "ZHENGAI_STORE_URL": env.store_url,
-            "ZHENGAI_TOPIC_PREFIX": env.prefix,
-            "ZHENGAI_APP_ID": env.app_id,
-            "ZHENGAI_METRICS_PORT": str(self.metrics_port),
-            "ZHENGAI_BATCH_WITHIN": "0.1",
-            "ZHENGAI_COMMIT_INTERVAL": "0.5",
-            "ZHENGAI_RULES_POLL_INTERVAL": "0.5",
-            "ZHENGAI_WINDOW_GRACE": "0",
-            "ZHENGAI_WINDOW_SETTLE": "1.0",
-            "ZHENGAI_WINDOW_FLUSH_INTERVAL": "0.3",
-            "ZHENGAI_SESSION_TIMEOUT": "6",
-            "ZHENGAI_HEARTBEAT_INTERVAL": "1",
-            "ZHENGAI_LAG_INTERVAL": "1",
-            **{f"ZHENGAI_{k.upper()}": str(v) for k, v in settings.items()},
-        }
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> "Worker":
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "zhengai", "worker", "--log-level", "info"],
-                                     cwd=self.env.workdir, env=self.environ, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        wait_until(lambda: "Worker]: Ready" in self.log_text(), 90, "the worker to be ready", self)
-        return self
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def tail(self, n: int = 60) -> str:
-        return "---- worker log ----\n" + "\n".join(self.log_text().splitlines()[-n:])
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def metrics(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
-            return r.read().decode()
-
-    def metric(self, name: str, **labels) -> float:
-        want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-        for line in self.metrics().splitlines():
-            m = re.match(r"^(\w+)(?:\{(.*)\})? (\S+)$", line)
-            if m and m.group(1) == name and ",".join(sorted((m.group(2) or "").split(","))) == want:
-                return float(m.group(3))
-        return 0.0
-
-
-@pytest.fixture
-def env(tmp_path, kafka_bootstrap, pg_url, kafka_topics):
-    kafka_topics(TOPICS)
-    e = Env(kafka_bootstrap, pg_url, kafka_topics.prefix, tmp_path)
-    WarningStore(pg_url).create_schema()
-    yield e
-    for w in e.workers:
-        w.kill(signal.SIGTERM)
-        print(w.tail(120))  # shown by pytest only when the test failed
-    e.engine.dispose()
-
-
-def expected(observations: list[Observation], records: list[Entity | Person], rulebook: Path | None = None):
-    """What the worker must store: verdict keys, and the (rule, entity) pairs with a warning."""
-    result = evaluate_batch(load_rulebook(rulebook), observations, Directory(records), NOW)
-    keys = {v.key for v in result.verdicts}
-    breaches = {(v.rule_id, v.entity_id) for v in result.verdicts if v.band.is_breach}
-    return keys, breaches, result
-
-
-def warnings_by_pair(env: Env) -> list[tuple[str, str]]:
-    return [(r[0], r[1]) for r in env.rows("SELECT rule_id, entity_id FROM warnings ORDER BY id")]
+from streamkit import (  # noqa: E402 — tests/ is on sys.path (conftest)
+    LAST_WEEK, NOW, TERM, Env, college, consume, expected, produce, producer, student_observations,
+    students, wait_until, warnings_by_pair,
+)
 
 
 # --- the tests -----------------------------------------------------------------------------------
@@ -284,7 +64,7 @@ def test_observations_in_exact_verdicts_and_warnings_out(env):
     routed = dict(env.rows("SELECT entity_id, responsible_person_id FROM warnings WHERE rule_id = 'course.attendance_rate'"))
     assert routed == {"C1": "T1"}
     assert w.metric("zhengai_verdicts_total", level="student", band="red") > 0
-    assert w.metric("zhengai_records_in_total", topic="zg.observations", agent="evaluate") >= len(observations)
+    assert w.metric("zhengai_records_in_total", topic="zg.observations", agent="judge") >= len(observations)
 
     # Every committed transition is published on zg.warnings, exactly once, before the batch is acked.
     events = env.rows("SELECT warning_id, kind FROM warning_events")
@@ -330,17 +110,20 @@ def test_attendance_events_become_weekly_windows_and_rollups(env):
     produce(env.bootstrap, env.topic(EVENTS), events + [fixed, events[0]])  # the stale original again: ignored
     w = env.worker().start()
 
+    metrics = tuple(sorted({m for m, _, _ in want}))
+
     def latest():
-        rows = env.rows("SELECT metric, entity_id, period, value FROM observations WHERE source = 'aggregate'")
+        rows = env.rows("SELECT metric, entity_id, period, value FROM observations WHERE source = 'aggregate' "
+                        "AND metric IN :m", m=metrics)
         return {(m, e, p): v for m, e, p, v in rows}
 
-    wait_until(lambda: latest() == want, 60, "every window emitted with its final value", w)
+    wait_until(lambda: latest() == want, 60, "every unit emitted with its final value", w)
     # every emitted observation was evaluated; the truant and his class are warned
-    wait_until(lambda: {tuple(r) for r in env.rows("SELECT metric, entity_id, period FROM verdicts")} == set(want), 30,
-               "a verdict for every window", w)
+    wait_until(lambda: {tuple(r) for r in env.rows("SELECT metric, entity_id, period FROM verdicts WHERE metric IN :m",
+                                                   m=metrics)} == set(want), 30, "a verdict for every unit", w)
     pairs = set(warnings_by_pair(env))
     assert ("student.attendance_rate", "S1001") in pairs
-    assert w.metric("zhengai_windows_emitted_total", kind="department") >= 2
+    wait_until(lambda: w.metric("zhengai_units_emitted_total", kind="rollup") >= 1, 10, "the roll-up unit counted", w)
 
 
 def test_poison_records_go_to_the_dead_letter_topic_and_the_stream_goes_on(env):
@@ -378,7 +161,7 @@ def test_poison_records_go_to_the_dead_letter_topic_and_the_stream_goes_on(env):
 
     produce(env.bootstrap, env.topic(ENTITIES), records)
     produce(env.bootstrap, env.topic(OBSERVATIONS), stream)
-    w = env.worker().start()
+    w = env.worker(park_wait=2).start()  # an unknown entity waits for the directory this long
     wait_until(lambda: len(env.verdict_keys()) >= len(keys), 60, "the good records' verdicts", w)
     assert env.verdict_keys() == keys
     assert set(warnings_by_pair(env)) == breaches
@@ -454,8 +237,8 @@ def test_sigkill_restart_and_rebalances_lose_nothing_and_duplicate_nothing(env):
     assert env.scalar("SELECT count(*) FROM notification_outbox") == env.scalar(
         "SELECT count(*) FROM (SELECT DISTINCT event_id, channel FROM notification_outbox) AS d")
     # The test did exercise redelivery: the survivors read more verdict messages than were left to store.
-    reread = b.metric("zhengai_records_in_total", topic="zg.verdicts", agent="store_verdicts") + a2.metric("zhengai_records_in_total", topic="zg.verdicts", agent="store_verdicts")
-    print(f"verdicts {len(keys)}, stored when A was killed {at_kill}, verdict messages read afterwards {reread}")
+    reread = sum(x.metric("zhengai_records_in_total", topic="zg.observations", agent="judge") for x in (b, a2))
+    print(f"verdicts {len(keys)}, stored when A was killed {at_kill}, observation messages read afterwards {reread}")
     assert reread > len(keys) - at_kill, (reread, len(keys), at_kill)
 
 
@@ -479,6 +262,8 @@ def committed_and_end(env: Env, spec) -> tuple[int, int]:
 
 
 def test_offsets_are_committed_only_after_the_store_has_the_result(env):
+    """One hop: an observation's offset is committed only after its verdict is stored, and the
+    verdict is published on zg.verdicts (a side output) only after that too."""
     records = college(students_per_class=5)
     observations = student_observations(students(records)[:10], seed=5)
     keys, _, _ = expected(observations, records)
@@ -488,19 +273,20 @@ def test_offsets_are_committed_only_after_the_store_has_the_result(env):
         tx = hold.begin()
         hold.execute(text("LOCK TABLE verdicts IN ACCESS EXCLUSIVE MODE"))  # the store stalls
         produce(env.bootstrap, env.topic(OBSERVATIONS), observations)
-        wait_until(lambda: w.metric("zhengai_records_out_total", topic="zg.verdicts") >= len(keys), 30,
-                   "the verdicts on their topic", w)
+        wait_until(lambda: w.metric("zhengai_records_in_total", topic="zg.observations", agent="judge") >= len(observations),
+                   30, "the observations taken by the judge", w)
         time.sleep(2.0)  # four commit intervals
-        verdicts_committed, verdicts_end = committed_and_end(env, VERDICTS)
         observations_committed, observations_end = committed_and_end(env, OBSERVATIONS)
-        assert verdicts_end == len(keys) and verdicts_committed == 0, "nothing committed before the store has it"
-        assert observations_committed == observations_end, "the observations' results are on zg.verdicts: committed"
+        assert observations_end == len(observations) and observations_committed == 0, "nothing committed before the store has it"
+        assert committed_and_end(env, VERDICTS)[1] == 0, "nothing published before the store has it"
         tx.rollback()
     wait_until(lambda: env.verdict_keys() == keys, 30, "the verdicts in the store once it is back", w)
-    wait_until(lambda: committed_and_end(env, VERDICTS) == (len(keys), len(keys)), 30, "the commit after the store", w)
+    wait_until(lambda: committed_and_end(env, OBSERVATIONS) == (len(observations), len(observations)), 30,
+               "the commit after the store", w)
+    wait_until(lambda: committed_and_end(env, VERDICTS)[1] == len(keys), 30, "the verdicts published after the commit", w)
     wait_until(lambda: "zhengai_consumer_lag{" in w.metrics(), 10, "the lag gauge", w)
     lag = [line for line in w.metrics().splitlines() if line.startswith("zhengai_consumer_lag{")]
-    assert all(line.endswith(" 0.0") for line in lag if 'topic="zg.verdicts"' in line), lag
+    assert all(line.endswith(" 0.0") for line in lag if 'topic="zg.observations"' in line), lag
 
 
 def _set_warning(rulebook: Path, rule_id: str, warning: float) -> None:

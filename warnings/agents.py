@@ -1,48 +1,51 @@
-"""Warnings agents: verdicts, observations and the directory into the store.
+"""Warnings agents: observations judged and stored in one hop, derived units flushed, the
+directory stored.
 
-Thin by design: verdicts go through ``WarningService.handle`` — the one place both runtimes turn
-verdicts into warnings — whose writes are idempotent per verdict key, so a batch redelivered after
-a crash, restart or rebalance changes nothing. A batch is acked only after its transaction
-committed (``zhengai.ingest.stream.store_batch`` waits out outages and isolates refused records).
-
-Every transition the store committed is then published on ``zg.warnings`` (one
-``WarningTransition`` each, keyed by entity) and the batch is acked only after the broker has
-them: at least once. A redelivered batch whose verdicts were stored yields no transitions, so a
-duplicate arises only from a crash between the commit and the send; consumers dedupe by
-``(warning_id, kind, at)``. Transitions made outside the worker (people's actions, the notifier's
-escalation and staleness clock) are not published here.
+Thin by design: the one hop is ``zhengai.warnings.judge.Judge`` — the object the embedded runner
+drives too. Each batch is evaluated and written in **one transaction** (observations, verdicts,
+warning states, events, outbox); only after it committed are the side outputs published —
+verdicts on ``zg.verdicts`` (unless ``publish_verdicts`` is off), committed transitions on
+``zg.warnings`` (one ``WarningTransition`` each, keyed by entity), dead letters on ``zg.dlq`` — and
+only after the broker has them is the batch acked: at least once. Writes are idempotent per
+verdict key, so a batch redelivered after a crash, restart or rebalance changes nothing and yields
+no transitions; a duplicate transition arises only from a crash between the commit and the send,
+and consumers dedupe by ``(warning_id, kind, at)``. The store never reads the side outputs back.
+Transitions made outside the worker (people's actions, the notifier's clock) are not published here.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from functools import lru_cache
 from typing import Sequence
 
 from pydantic import BaseModel
 
-from zhengai.ingest.agents import replica
+from zhengai.ingest import metrics
+from zhengai.ingest.agents import aggregator, replica
 from zhengai.ingest.app import get_app, settings, topic
-from zhengai.ingest.records import DeadLetter, Entity, Observation, Person, Verdict, period_sort_key
+from zhengai.ingest.records import Entity, Observation, Person
 from zhengai.ingest.stream import (
-    Rejected, ack, batches, dead_letter_for, event_source, send, send_dead_letters, store_batch, utcnow, validate,
+    BACKLOG, ack, batches, dead_letter_for, decode_batch, run_blocking, send, send_dead_letters, store_batch, utcnow,
 )
 from zhengai.ingest.topics import DLQ, ENTITIES, OBSERVATIONS, TRANSITIONS, VERDICTS
 from zhengai.rules.agents import current_rules
+from zhengai.warnings.judge import Judge, Outcome
 from zhengai.warnings.service import WarningService, wire_transition
 from zhengai.warnings.store import WarningStore
 
-__all__ = ["store", "service", "store_verdicts", "store_observations", "store_directory"]
+__all__ = ["store", "service", "judge", "judge_observations", "flush_units", "store_directory"]
 
 log = logging.getLogger("zhengai.warnings")
 app = get_app()
 _s = settings()
 
-verdicts_topic = topic(VERDICTS)
 observations_topic = topic(OBSERVATIONS)
 entities_topic = topic(ENTITIES)
-dlq_topic = topic(DLQ)
+verdicts_topic = topic(VERDICTS)
 transitions_topic = topic(TRANSITIONS)
+dlq_topic = topic(DLQ)
 
 
 @lru_cache(maxsize=1)
@@ -55,32 +58,17 @@ def service() -> WarningService:
     return WarningService(store(), current_rules, lambda: replica.directory, channels=_s.notify_channels)
 
 
-def _decode(batch: Sequence, accept: tuple[type[BaseModel], ...]):
-    """Records with their Kafka source, and the dead letters of those that are not records."""
-    now = utcnow()
-    records, sources, rejected = [], {}, []
-    for event in batch:
-        record = validate(event.value, accept, event_source(event), now)
-        if isinstance(record, Rejected):
-            rejected.append((record.letter, record.code))
-        else:
-            records.append(record)
-            sources[id(record)] = event_source(event)
-    return records, sources, rejected
+@lru_cache(maxsize=1)
+def judge() -> Judge:
+    return Judge(service(), aggregator(), current_rules, lambda: replica.directory, replay=_s.evaluate_as_observed)
 
 
-def _refused(refused, sources, what: str) -> list[tuple[DeadLetter, str]]:
-    now = utcnow()
-    return [(dead_letter_for(r, sources[id(r)], f"the store refused the {what}: {type(exc).__name__}", now), "store_rejected")
-            for r, exc in refused]
-
-
-def _wire(applied, verdicts: Sequence[Verdict]) -> list[BaseModel]:
+def _wire(outcome: Outcome) -> list[BaseModel]:
     """The ``zg.warnings`` records of committed transitions. One that cannot be built is logged
     and skipped (it is in ``warning_events``): the agent must never raise after a commit."""
-    levels = {v.rule_id: v.level for v in verdicts}  # transitions here are caused by these verdicts
+    levels = {v.rule_id: v.level for v in outcome.verdicts}  # transitions here are caused by these verdicts
     out = []
-    for a in applied:
+    for a in outcome.transitions:
         try:
             out.append(wire_transition(a, levels[a.state.rule_id]))
         except Exception as exc:  # noqa: BLE001 — a bug, not an outage: keep the stream going
@@ -88,41 +76,88 @@ def _wire(applied, verdicts: Sequence[Verdict]) -> list[BaseModel]:
     return out
 
 
-@app.agent(verdicts_topic, concurrency=1)
-async def store_verdicts(stream):
-    """zg.verdicts → WarningService.handle (verdicts, lifecycle, outbox in one transaction)."""
-    await replica.wait_ready(_s.directory_wait)  # routing needs the directory
-    async for batch in batches(stream, _s.batch_size, _s.batch_within, VERDICTS.name, "store_verdicts"):
-        verdicts, sources, rejected = _decode(batch, (Verdict,))
-        # Each series in time order; stable, so two verdicts of one period keep their arrival order.
-        verdicts.sort(key=lambda v: (v.rule_id, v.entity_id, period_sort_key(v.period)))
-        applied = []  # what each committed transaction applied (a refused part commits nothing)
-        refused = await store_batch(lambda vs: applied.extend(service().handle(vs)), verdicts, "verdicts")
-        await send(transitions_topic, _wire(applied, verdicts), TRANSITIONS.name)
-        await send_dead_letters(dlq_topic, rejected + _refused(refused, sources, "verdict"))
-        await ack(stream, batch)
+async def _publish(outcome: Outcome, refused: Sequence[tuple[tuple[Observation, str], BaseException]]) -> None:
+    """The side outputs of committed work, each acknowledged by the broker before the caller acks."""
+    if _s.publish_verdicts:
+        await send(verdicts_topic, outcome.verdicts, VERDICTS.name)
+    await send(transitions_topic, _wire(outcome), TRANSITIONS.name)
+    now = utcnow()
+    letters = outcome.dead_letters + [
+        (dead_letter_for(obs, source, f"the store refused the observation: {type(exc).__name__}", now), "store_rejected")
+        for (obs, source), exc in refused
+    ]
+    await send_dead_letters(dlq_topic, letters)
+
+
+async def _judge(items: list[tuple[Observation, str]]) -> Outcome:
+    """Judge and store ``items`` (one transaction per batch; outages waited out, refused records
+    isolated); then publish what committed."""
+    outcome = Outcome()
+    refused = await store_batch(lambda part: outcome.add(judge().judge(part, utcnow())), items, "observations")
+    await _publish(outcome, refused)
+    return outcome
 
 
 @app.agent(observations_topic, concurrency=1)
-async def store_observations(stream):
-    """zg.observations → the observations table (latest value per key). Records that are not
-    observations are dead-lettered by the evaluation agent on the same topic, not here."""
-    # Not on the way to a warning, so it takes bigger, slower batches: the store's cost per row
-    # falls with the batch, and this agent's queue lets the evaluation agent run ahead meanwhile.
-    async for batch in batches(stream, 4 * _s.batch_size, 5 * _s.batch_within, OBSERVATIONS.name, "store_observations"):
-        observations, sources, _ = _decode(batch, (Observation,))
-        refused = await store_batch(store().add_observations, observations, "observations")
-        await send_dead_letters(dlq_topic, _refused(refused, sources, "observation"))
+async def judge_observations(stream):
+    """zg.observations → evaluated and stored in one transaction → side outputs → ack."""
+    await replica.wait_ready(_s.directory_wait)  # thresholds and routing need the directory
+    async for batch in batches(stream, _s.batch_size, _s.batch_within, OBSERVATIONS.name, "judge"):
+        items, rejected = decode_batch(batch, (Observation,), utcnow())
+        if any(not replica.directory.placed(o.entity_id) for o, _ in items):
+            await replica.catch_up()  # the replica may be just behind the directory topic
+        outcome = await _judge(items)
+        if outcome.parked:
+            metrics.PARKED.inc(outcome.parked)
+        await send_dead_letters(dlq_topic, rejected)
         await ack(stream, batch)
+
+
+@app.timer(_s.window_flush_interval)
+async def flush_units() -> None:
+    """Judge parked observations whose entity arrived, dead-letter those that waited too long, and
+    emit due units of derived metrics — judged in the same one hop — releasing them afterwards. A
+    failure leaves the units leased; they are claimed again when the lease runs out."""
+    if not replica.ready or BACKLOG.catching_up(_s.catchup_wait):
+        return  # more facts for the same units are on their way: emit once they are in
+    agg = aggregator()
+    try:
+        now = utcnow()
+        outcome = await run_blocking(judge().unpark, now)
+        await _publish(outcome, [])
+        expired = await run_blocking(judge().expire, now, timedelta(seconds=_s.park_wait))
+        await send_dead_letters(dlq_topic, expired)
+        while True:
+            now = utcnow()
+            emitted = await run_blocking(agg.step, replica.directory, now, lease=timedelta(seconds=_s.window_lease))
+            if not emitted.refs:
+                break
+            await _judge([(o, o.source) for o in emitted.observations])
+            await run_blocking(agg.release, emitted.refs, utcnow())
+            for r in emitted.refs:
+                metrics.UNITS_EMITTED.labels(kind=r.kind).inc()
+        metrics.UNITS_PENDING.set(await run_blocking(agg.pending))
+    except Exception as exc:  # the leases expire and the units are claimed again
+        log.warning("unit flush failed (%s); claimed units are retried after their lease", type(exc).__name__)
 
 
 @app.agent(entities_topic, concurrency=1)
 async def store_directory(stream):
-    """zg.entities → the entities and persons tables (each worker also keeps the whole directory
-    in memory: ``zhengai.ingest.agents.replica``)."""
+    """zg.entities → the entities and persons tables; a change marks every unit that reads the
+    directory (each worker also keeps the whole directory in memory: ``replica``)."""
     async for batch in batches(stream, _s.batch_size, _s.batch_within, ENTITIES.name, "store_directory"):
-        records, sources, rejected = _decode(batch, (Entity, Person))
+        now = utcnow()
+        records, rejected = decode_batch(batch, (Entity, Person), now)
         rejected = [(d, code) for d, code in rejected if code != "tombstone"]  # legitimate on a compacted topic
-        refused = await store_batch(lambda rs: store().upsert_directory(rs, replica.directory), records, "directory")
-        await send_dead_letters(dlq_topic, rejected + _refused(refused, sources, "directory record"))
+        sources = {id(r): source for r, source in records}
+
+        def write(rs):
+            if store().upsert_directory(rs, replica.directory):
+                aggregator().directory_changed(now)
+
+        await replica.catch_up()  # store department/major as the directory knows them now
+        refused = await store_batch(write, [r for r, _ in records], "directory")
+        rejected += [(dead_letter_for(r, sources[id(r)], f"the store refused the directory record: {type(exc).__name__}", now),
+                      "store_rejected") for r, exc in refused]
+        await send_dead_letters(dlq_topic, rejected)
         await ack(stream, batch)

@@ -9,10 +9,10 @@ that grows as ``zg.entities`` is consumed.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from zhengai.ingest.directory import Directory
-from zhengai.ingest.records import Level, Verdict, WarningTransition
+from zhengai.ingest.records import Level, Observation, Verdict, WarningTransition
 from zhengai.rules.loader import RuleSet
 from zhengai.rules.model import LifecyclePolicy
 from zhengai.warnings.lifecycle import Command, Transition, TransitionKind
@@ -51,7 +51,6 @@ class WarningService:
         self._directory = directory
         self.channels = tuple(channels)
         self.template = load_template()
-        self._verdicts: dict[str, Verdict] = {}
 
     def _rule(self, rule_id: str):
         return self._rules().rules.get(rule_id)
@@ -65,7 +64,7 @@ class WarningService:
         rule = self._rule(rule_id)
         return rule.lifecycle if rule else LifecyclePolicy()
 
-    def _on_transition(self, row: WarningRow, t: Transition) -> list[OutboxItem]:
+    def _on_transition(self, row: WarningRow, t: Transition, verdicts: Mapping[str, Verdict] | None = None) -> list[OutboxItem]:
         rule = self._rule(row.rule_id)
         if rule is None or t.kind not in NOTIFY_KINDS:  # removed rule, or a kind that is only recorded
             return []
@@ -75,7 +74,7 @@ class WarningService:
         if t.kind is TransitionKind.escalated:  # goes one level further up the chain each time
             escalated_from, level = recipient, row.escalation_level
             recipient = escalation_route(rule, row.entity_id, directory, level, self.escalation) or recipient
-        verdict = self._verdicts.get(t.cause)
+        verdict = verdicts.get(t.cause) if verdicts else None
         subject, body = render(
             self.template, rule=rule, transition=t, thresholds=verdict.thresholds if verdict else None,
             entity_id=row.entity_id, directory=directory, recipient=recipient, due=row.due_date,
@@ -84,17 +83,16 @@ class WarningService:
         person = recipient.person.id if recipient else None
         return [OutboxItem(channel, person, subject, body) for channel in self.channels]
 
-    def handle(self, verdicts: Sequence[Verdict]) -> list[AppliedTransition]:
-        """Store the verdicts (idempotently) and apply them; one transaction."""
-        self._verdicts = {v.key: v for v in verdicts}
-        try:
-            names = {r.id: r.name for r in self._rules().rules.values()}
-            return self.store.apply_verdicts(
-                verdicts, rule_names=names, responsible=self._responsible, policy_for=self._policy,
-                on_transition=self._on_transition,
-            )
-        finally:
-            self._verdicts = {}
+    def handle(self, verdicts: Sequence[Verdict], observations: Sequence[Observation] = ()) -> list[AppliedTransition]:
+        """Store the observations and verdicts (idempotently) and apply the verdicts; one transaction."""
+        # The verdicts of this call travel with it (not on self): the worker's judge agent and its
+        # flush timer share this service from two threads.
+        by_key = {v.key: v for v in verdicts}
+        names = {r.id: r.name for r in self._rules().rules.values()}
+        return self.store.record_batch(
+            observations, verdicts, rule_names=names, responsible=self._responsible, policy_for=self._policy,
+            on_transition=lambda row, t: self._on_transition(row, t, by_key),
+        )
 
     def act(self, warning_id: int, command: Command, evidence: Sequence[str] = ()) -> list[AppliedTransition]:
         """A person's action on a warning: acknowledge, improvement, 复评, 误报."""

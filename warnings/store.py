@@ -152,16 +152,28 @@ class WarningStore:
         return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
 
     # --- directory --------------------------------------------------------------------------
-    def upsert_directory(self, records: Iterable[Entity | Person], directory: Directory | None = None) -> None:
+    def upsert_directory(self, records: Iterable[Entity | Person], directory: Directory | None = None) -> int:
         """Store entities and persons (latest wins; a person's missing contact field keeps the stored
         one). With the directory, each entity also gets its department and major, denormalised for
-        dashboards. One bulk upsert per table."""
-        entities: dict[str, dict] = {}
+        dashboards — and so do the entities below the ones given, whose department or major may be
+        known only now (a teacher from 人事 before their department from 教务). Entities whose row
+        would not change are not written. Returns the number of entities new or changed."""
+        batch: dict[str, Entity] = {}
         persons: dict[str, dict] = {}
         for r in records:
             if isinstance(r, Person):
                 persons[r.id] = dict(id=r.id, name=r.name, dingtalk_user_id=r.dingtalk_user_id, mobile=r.mobile, email=r.email)
-                continue
+            else:
+                batch[r.id] = r
+        if directory is not None:
+            todo = list(batch)
+            while todo:
+                for child in directory.children(todo.pop()):
+                    if child.id not in batch:
+                        batch[child.id] = child
+                        todo.append(child.id)
+        entities: dict[str, dict] = {}
+        for r in batch.values():
             dept = major = None
             if directory is not None:
                 d = directory.ancestor(r.id, EntityKind.department)
@@ -170,18 +182,23 @@ class WarningStore:
             entities[r.id] = dict(id=r.id, kind=r.kind.value, name=r.name, parent_id=r.parent_id, department_id=dept,
                                   major_id=major, responsible={role: p.id for role, p in r.responsible.items()},
                                   attributes=dict(r.attributes))
+        columns = ("kind", "name", "parent_id", "department_id", "major_id", "responsible", "attributes")
         with self.session() as s, s.begin():
-            for rows in _chunks(list(entities.values()), 1000):
+            for chunk in _chunks(sorted(entities)):
+                for row in s.execute(select(EntityRow.id, *(getattr(EntityRow, c) for c in columns)).where(EntityRow.id.in_(chunk))):
+                    if tuple(row[1:]) == tuple(entities[row[0]][c] for c in columns):
+                        del entities[row[0]]  # stored as it is: nothing to write, nothing changed
+            for rows in _chunks([entities[k] for k in sorted(entities)], 1000):
                 stmt = self._insert(EntityRow)
-                stmt = stmt.on_conflict_do_update(index_elements=["id"], set_={
-                    c: getattr(stmt.excluded, c) for c in ("kind", "name", "parent_id", "department_id", "major_id", "responsible", "attributes")})
+                stmt = stmt.on_conflict_do_update(index_elements=["id"], set_={c: getattr(stmt.excluded, c) for c in columns})
                 s.execute(stmt, list(rows))
-            for rows in _chunks(list(persons.values()), 1000):
+            for rows in _chunks([persons[k] for k in sorted(persons)], 1000):
                 stmt = self._insert(PersonRow)
                 stmt = stmt.on_conflict_do_update(index_elements=["id"], set_={
                     "name": stmt.excluded.name,
                     **{c: func.coalesce(getattr(stmt.excluded, c), getattr(PersonRow, c)) for c in ("dingtalk_user_id", "mobile", "email")}})
                 s.execute(stmt, list(rows))
+        return len(entities)
 
     def load_directory(self) -> Directory:
         """The directory as stored (for routing outside a streaming worker, e.g. the CLI)."""
@@ -199,32 +216,36 @@ class WarningStore:
     def add_observations(self, observations: Sequence[Observation]) -> int:
         """Store observations; a key seen before with a different value is a correction and
         replaces it (latest wins), the same key and value is a no-op. Returns rows written."""
+        with self.session() as s, s.begin():
+            return self._write_observations(s, observations)
+
+    def _write_observations(self, s: Session, observations: Sequence[Observation]) -> int:
         latest: dict[str, Observation] = {}
         for o in observations:
             latest[o.key] = o
+        if not latest:
+            return 0
         if self.dialect == "postgresql":
-            with self.session() as s, s.begin():
-                return self._copy_observations(s, list(latest.values()))
-        with self.session() as s, s.begin():
-            stored: dict[str, tuple[int, float]] = {}
-            for chunk in _chunks(list(latest)):
-                for rid, key, value in s.execute(
-                    select(ObservationRow.id, ObservationRow.key, ObservationRow.value).where(ObservationRow.key.in_(chunk))
-                ):
-                    stored[key] = (rid, value)
-            new, changed = [], []
-            for o in latest.values():
-                row = dict(key=o.key, level=o.level.value, entity_id=o.entity_id, metric=o.metric, period=o.period,
-                           value=float(o.value), is_bool=isinstance(o.value, bool), observed_at=o.observed_at, source=o.source)
-                if o.key not in stored:
-                    new.append(row)
-                elif stored[o.key][1] != float(o.value):
-                    changed.append({"id": stored[o.key][0], **row})
-            if new:
-                s.execute(self._insert(ObservationRow).on_conflict_do_nothing(index_elements=["key"]), new)
-            if changed:
-                s.execute(update(ObservationRow), changed)
-            return len(new) + len(changed)
+            return self._copy_observations(s, list(latest.values()))
+        stored: dict[str, tuple[int, float]] = {}
+        for chunk in _chunks(list(latest)):
+            for rid, key, value in s.execute(
+                select(ObservationRow.id, ObservationRow.key, ObservationRow.value).where(ObservationRow.key.in_(chunk))
+            ):
+                stored[key] = (rid, value)
+        new, changed = [], []
+        for o in latest.values():
+            row = dict(key=o.key, level=o.level.value, entity_id=o.entity_id, metric=o.metric, period=o.period,
+                       value=float(o.value), is_bool=isinstance(o.value, bool), observed_at=o.observed_at, source=o.source)
+            if o.key not in stored:
+                new.append(row)
+            elif stored[o.key][1] != float(o.value):
+                changed.append({"id": stored[o.key][0], **row})
+        if new:
+            s.execute(self._insert(ObservationRow).on_conflict_do_nothing(index_elements=["key"]), new)
+        if changed:
+            s.execute(update(ObservationRow), changed)
+        return len(new) + len(changed)
 
     _OBS_COLUMNS = ("key", "level", "entity_id", "metric", "period", "value", "is_bool", "observed_at", "source")
 
@@ -268,10 +289,30 @@ class WarningStore:
     ) -> list[AppliedTransition]:
         """Store new verdicts and run them through the lifecycle, in the order given (callers sort
         by rule, entity and period). Verdicts already stored are skipped entirely."""
-        if not verdicts:
+        return self.record_batch((), verdicts, rule_names=rule_names, responsible=responsible, policy_for=policy_for,
+                                 on_transition=on_transition)
+
+    def record_batch(
+        self,
+        observations: Sequence[Observation],
+        verdicts: Sequence[Verdict],
+        *,
+        rule_names: dict[str, str],
+        responsible: Responsible,
+        policy_for: PolicyFor | None = None,
+        on_transition: OnTransition | None = None,
+    ) -> list[AppliedTransition]:
+        """One hop's write: the observations (latest wins), their new verdicts and what those do to
+        warnings, events and the outbox — one transaction, retried whole on a conflict."""
+        if not verdicts and not observations:
             return []
         policy_for = policy_for or (lambda rule_id: LifecyclePolicy())
-        return self._retrying(lambda s: self._apply(s, verdicts, rule_names, responsible, policy_for, on_transition))
+
+        def work(s: Session) -> list[AppliedTransition]:
+            self._write_observations(s, observations)
+            return self._apply(s, verdicts, rule_names, responsible, policy_for, on_transition) if verdicts else []
+
+        return self._retrying(work)
 
     def _retrying(self, work: Callable[[Session], list]) -> list:
         for attempt in range(1, _RETRIES + 1):

@@ -1,89 +1,49 @@
 """The embedded runner: the whole loop in one process, no Kafka, no PostgreSQL.
 
-Connectors deliver into an in-process collector instead of Kafka; the same aggregation, rule
-evaluation, lifecycle, routing and outbox code then runs as it would behind the Faust agents, with
-SQLite behind SQLAlchemy as the store. Only the transport and the store differ from production.
+Connectors deliver into the pipeline instead of Kafka; from there the *same* steps run as behind
+the Faust agents, with SQLite behind SQLAlchemy as the store:
+
+=====================================  ===========================================================
+Faust worker (Kafka + PostgreSQL)      embedded runner (in process + SQLite)
+=====================================  ===========================================================
+``zg.entities`` → directory agent      :meth:`Pipeline.deliver`: directory upsert, units that read
+                                       the directory marked, parked observations judged
+``zg.events`` → events agent           :meth:`Pipeline.deliver`: ``Aggregator.record``
+``zg.observations`` → judge agent      :meth:`Pipeline.deliver`: ``Judge.judge`` (one hop)
+flush timer                            :meth:`Pipeline.flush`: ``Aggregator.step`` → ``Judge.judge``
+=====================================  ===========================================================
+
+Only the transport and the store differ from production. A batch run is history, so it judges
+each observation as of when it was observed, and its final flush closes every unit.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable, Sequence
 
 from zhengai.connectors.base import Connector, MemoryBookmarks, Record, RunReport, run_connector
-from zhengai.ingest.aggregate import (
-    attendance_metrics,
-    attendance_rollups,
-    directory_metrics,
-    finance_metrics,
-    grade_metrics,
-    teacher_evaluation_metrics,
-)
+from zhengai.ingest.aggregator import Aggregator
 from zhengai.ingest.directory import Directory
-from zhengai.ingest.records import (
-    AttendanceEvent,
-    DeadLetter,
-    Entity,
-    FinanceEvent,
-    GradeEvent,
-    Observation,
-    Person,
-)
-from zhengai.rules.engine import evaluate_batch
+from zhengai.ingest.processors import Timing
+from zhengai.ingest.records import DeadLetter, Entity, Observation, Person
 from zhengai.rules.loader import RuleSet
+from zhengai.warnings.judge import Judge, Outcome
 from zhengai.warnings.notify.base import Sink
 from zhengai.warnings.notify.dispatch import DispatchReport, dispatch
 from zhengai.warnings.service import WarningService
 from zhengai.warnings.store import AppliedTransition, WarningStore
 
-__all__ = ["Collector", "Pipeline", "PipelineResult"]
+__all__ = ["Pipeline", "PipelineResult"]
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
 
-@dataclass
-class Collector:
-    """The in-process stand-in for the Kafka topics: a connector's ``Delivery``.
-
-    Directory records and dead letters are written to the store as they arrive (so a delivery
-    returns only once they are durable, like an acknowledged produce); events and observations
-    wait in memory for aggregation and evaluation in this run.
-    """
-
-    store: WarningStore
-    directory: Directory = field(default_factory=Directory)
-    observations: list[Observation] = field(default_factory=list)
-    attendance: list[AttendanceEvent] = field(default_factory=list)
-    grades: list[GradeEvent] = field(default_factory=list)
-    finance: list[FinanceEvent] = field(default_factory=list)
-    dead_letters: list[DeadLetter] = field(default_factory=list)
-
-    def deliver(self, records: Sequence[Record]) -> None:
-        directory_records: list[Entity | Person] = []
-        dead: list[DeadLetter] = []
-        for r in records:
-            if isinstance(r, (Entity, Person)):
-                directory_records.append(r)
-            elif isinstance(r, Observation):
-                self.observations.append(r)
-            elif isinstance(r, AttendanceEvent):
-                self.attendance.append(r)
-            elif isinstance(r, GradeEvent):
-                self.grades.append(r)
-            elif isinstance(r, FinanceEvent):
-                self.finance.append(r)
-            elif isinstance(r, DeadLetter):
-                dead.append(r)
-        if directory_records:
-            for r in directory_records:
-                self.directory.add(r)
-            self.store.upsert_directory(directory_records, self.directory)
-        if dead:
-            self.store.add_dead_letters(dead)
-            self.dead_letters.extend(dead)
+# A batch run has nothing left to wait for: every unit is settled and due at once.
+BATCH_TIMING = Timing(grace=timedelta(0), settle=timedelta(0), directory_settle=timedelta(0))
 
 
 @dataclass
@@ -96,6 +56,14 @@ class PipelineResult:
     dispatch: dict[str, DispatchReport] = field(default_factory=dict)
     bands: dict[str, int] = field(default_factory=dict)
 
+    def take(self, outcome: Outcome) -> None:
+        self.observations += outcome.stored
+        self.verdicts += len(outcome.verdicts)
+        self.transitions += outcome.transitions
+        self.dead_letters += [letter for letter, _ in outcome.dead_letters]
+        for v in outcome.verdicts:
+            self.bands[v.band.value] = self.bands.get(v.band.value, 0) + 1
+
 
 class Pipeline:
     """One pass of 监测 → 预警 over everything the connectors deliver, then 通知."""
@@ -106,15 +74,46 @@ class Pipeline:
         self.rules = rules
         self.clock = clock
         self.channels = tuple(channels)
-        self.collector = Collector(store)
+        self.directory = Directory()
+        self.aggregator = Aggregator(store.engine, timing=BATCH_TIMING, clock=clock)
+        self.aggregator.create_schema()
         self.service = WarningService(store, lambda: self.rules, lambda: self.directory, channels=channels)
+        self.judge = Judge(self.service, self.aggregator, lambda: self.rules, lambda: self.directory, replay=True)
+        self.result = PipelineResult()
         self.progress = progress or (lambda step, done, total: None)
 
-    @property
-    def directory(self) -> Directory:
-        return self.collector.directory
+    # --- the connectors' Delivery ------------------------------------------------------------
+    def deliver(self, records: Sequence[Record]) -> None:
+        """Returning means stored, like an acknowledged produce: directory records and dead
+        letters are written, events become facts, observations are judged."""
+        now = self.clock()
+        directory_records = [r for r in records if isinstance(r, (Entity, Person))]
+        dead = [r for r in records if isinstance(r, DeadLetter)]
+        observations = [r for r in records if isinstance(r, Observation)]
+        events = [r for r in records if self.aggregator.accepts(r) and not isinstance(r, Observation)]
+        if directory_records:
+            for r in directory_records:
+                self.directory.add(r)
+            if self.store.upsert_directory(directory_records, self.directory):
+                self.aggregator.directory_changed(now)
+            self.result.take(self.judge.unpark(now))
+        if dead:
+            self.store.add_dead_letters(dead)
+            self.result.dead_letters += dead
+        if events:
+            self.aggregator.record(events, now)
+        if observations:
+            self._judge([(o, o.source) for o in observations], now)
 
-    def ingest(self, connectors: Sequence[Connector], result: PipelineResult) -> None:
+    def _judge(self, items, now: datetime) -> None:
+        outcome = self.judge.judge(items, now)
+        if outcome.dead_letters:
+            self.store.add_dead_letters([letter for letter, _ in outcome.dead_letters])
+        self.result.take(outcome)
+
+    # --- the run ---------------------------------------------------------------------------------
+    def ingest(self, connectors: Sequence[Connector]) -> PipelineResult:
+        result = self.result
         bookmarks = MemoryBookmarks()  # the embedded run reads every source whole
         for i, connector in enumerate(connectors, 1):
             rows = 0
@@ -124,37 +123,31 @@ class Pipeline:
                 rows += n
                 self.progress(f"读取 {stream}", rows, 0)
 
-            result.connector_reports[connector.name] = run_connector(connector, self.collector, bookmarks, on_batch=on_batch)
+            result.connector_reports[connector.name] = run_connector(connector, self, bookmarks, on_batch=on_batch)
             self.progress(f"连接器 {connector.name} 完成", i, len(connectors))
+        return result
 
-    def aggregate(self, *, term: str, year: str, as_of: datetime) -> list[Observation]:
-        c = self.collector
-        out = list(c.observations)
-        out += attendance_metrics(c.attendance, term)
-        out += attendance_rollups(c.attendance, c.directory)  # class, major, department weeks
-        out += grade_metrics(c.grades)
-        out += directory_metrics(c.directory, year=year, term=term, as_of=as_of)
-        out += finance_metrics(c.finance, c.directory)
-        out += teacher_evaluation_metrics(c.observations, c.directory)
-        return out
+    def flush(self, *, limit: int = 100_000) -> PipelineResult:
+        """Close every unit and judge what it stands for (the worker's flush timer, all at once)."""
+        result = self.result
+        end = self.clock() + timedelta(days=3650)  # a batch run is over: every week has closed
+        done = 0
+        while True:
+            emitted = self.aggregator.step(self.directory, end, limit=limit)
+            if not emitted.refs:
+                break
+            self._judge([(o, o.source) for o in emitted.observations], self.clock())
+            self.aggregator.release(emitted.refs, end)
+            done += len(emitted.refs)
+            self.progress("汇总与评估", done, done + self.aggregator.pending())
+        expired = self.judge.expire(end, timedelta(0))  # still parked: the directory never had them
+        if expired:
+            self.store.add_dead_letters([letter for letter, _ in expired])
+            result.dead_letters += [letter for letter, _ in expired]
+        return result
 
-    def evaluate_and_store(self, observations: list[Observation], now: datetime, result: PipelineResult, chunk: int = 20000) -> None:
-        result.observations = self.store.add_observations(observations)
-        # The embedded run loads the term's history at once: judge each observation as of when it
-        # was observed, as the streaming worker does live.
-        batch = evaluate_batch(self.rules, observations, self.directory, now, replay=True)
-        result.verdicts = len(batch.verdicts)
-        for v in batch.verdicts:
-            result.bands[v.band.value] = result.bands.get(v.band.value, 0) + 1
-        if batch.dead_letters:
-            self.store.add_dead_letters(batch.dead_letters)
-        result.dead_letters = self.collector.dead_letters + batch.dead_letters
-        total = len(batch.verdicts)
-        for start in range(0, total, chunk):
-            result.transitions += self.service.handle(batch.verdicts[start : start + chunk])
-            self.progress("评估与预警", min(start + chunk, total), total)
-
-    def notify(self, sinks: Sequence[Sink], result: PipelineResult) -> None:
+    def notify(self, sinks: Sequence[Sink]) -> None:
+        result = self.result
         for sink in sinks:
             try:
                 result.dispatch[sink.channel] = dispatch(self.store, sink, self.clock, rules=lambda: self.rules,

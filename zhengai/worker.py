@@ -43,13 +43,13 @@ def _one_at_a_time(url: str) -> Iterator[None]:
 def prepare(settings: Settings, *, create_topics: bool = True) -> None:
     """Everything the worker needs outside Kafka's consumer group: schema and topics."""
     from zhengai.ingest.app import all_topic_specs, ensure_topics
-    from zhengai.ingest.windows import AttendanceWindows
+    from zhengai.ingest.aggregator import Aggregator
     from zhengai.warnings.store import WarningStore
 
     url = settings.store_url.get_secret_value()
     with _one_at_a_time(url):
         WarningStore(url).create_schema()
-        AttendanceWindows(url).create_schema()
+        Aggregator(url).create_schema()
     if create_topics:
         report = ensure_topics(settings.bootstrap_servers, all_topic_specs(), prefix=settings.topic_prefix)
         created = [name for name, state in report.items() if state == "created"]

@@ -3,14 +3,15 @@
 from alembic import context
 
 import zhengai.warnings.notify_schema  # noqa: F401 — registers the notification tables on Base
-from zhengai.ingest import windows
+from zhengai.ingest import aggregator  # noqa: F401 — registers the stream tables on units.metadata
+from zhengai.ingest import units
 from zhengai.warnings.schema import Base
 
 config = context.config
 connection = config.attributes["connection"]
 context.configure(
     connection=connection,
-    target_metadata=[Base.metadata, windows.metadata],
+    target_metadata=[Base.metadata, units.metadata],
     render_as_batch=connection.dialect.name == "sqlite",
 )
 with context.begin_transaction():

@@ -122,7 +122,7 @@ def run_demo(
     store = WarningStore(f"sqlite:///{out_dir / 'zhengai.sqlite'}")
     store.create_schema()
     pipeline = Pipeline(store, rules, clock=lambda: college.as_of, progress=show)
-    result = PipelineResult()
+    result = pipeline.result
 
     print("[2/5] 连接器读取数据源：教务（SQLite）、人事/评教（HTTP API）、财务（GBK CSV）", file=out, flush=True)
     with DemoApi(college.api_data) as api:
@@ -133,19 +133,19 @@ def run_demo(
             CaiwuConnector(college.finance_csv, school_id=college.school_id),
         ]
         try:
-            pipeline.ingest(connectors, result)
+            pipeline.ingest(connectors)
         finally:
             for c in connectors:
                 c.close()
 
-    print("[3/5] 汇总指标（到课率、成绩、评教、师资、经费）", file=out, flush=True)
-    observations = pipeline.aggregate(term=college.current_term, year=str(college.as_of.year), as_of=college.as_of)
+    print("[3/5] 汇总派生指标（到课率、成绩、评教、师资、经费）并评估；连接器送来的观测值已在读取时评估", file=out, flush=True)
+    pipeline.flush()
 
-    print(f"[4/5] 按规则库评估 {len(observations)} 条观测值（{len(rules.rules)} 条规则）并更新预警", file=out, flush=True)
-    pipeline.evaluate_and_store(observations, college.as_of, result)
+    print(f"[4/5] 共评估 {result.observations} 条观测值（{len(rules.rules)} 条规则），判定 {result.verdicts} 条，"
+          f"预警状态变化 {len(result.transitions)} 次", file=out, flush=True)
 
     print("[5/5] 发送通知（控制台 + 文件）", file=out, flush=True)
-    pipeline.notify([ConsoleSink(out, limit=console_limit), FileSink(out_dir / "notifications.jsonl")], result)
+    pipeline.notify([ConsoleSink(out, limit=console_limit), FileSink(out_dir / "notifications.jsonl")])
 
     summary = summarize(store, pipeline.directory)
     run = DemoRun(college, store, pipeline, result, summary)
