@@ -24,6 +24,7 @@ __all__ = [
     "RULES_LOADED",
     "WINDOWS_EMITTED",
     "DIRECTORY_ENTITIES",
+    "REPLICA_SKIPPED",
     "EVENTS_UNAGGREGATED",
     "STORE_RETRIES",
     "count_dead_letter",
@@ -37,6 +38,8 @@ DEAD_LETTER_REASONS = frozenset({
     "too_large",  # over serde.MAX_BYTES
     "not_utf8",
     "bad_json",
+    "too_deep",  # JSON nested deeper than serde.MAX_DEPTH (refused before parsing)
+    "number_too_large",  # a number literal over serde's digit limit, or a float that overflows
     "non_finite",  # NaN / Infinity in the JSON
     "not_envelope",  # JSON, but not {"type", "v", "data"}
     "unknown_type",
@@ -70,6 +73,9 @@ RULEBOOK_ERRORS = Counter("zhengai_rulebook_errors", "Located errors in refused 
 RULES_LOADED = Gauge("zhengai_rules_loaded", "Enabled rules in the running rulebook.")
 WINDOWS_EMITTED = Counter("zhengai_windows_emitted", "Aggregation windows emitted as observations, by window kind.", ["kind"])
 DIRECTORY_ENTITIES = Gauge("zhengai_directory_entities", "Entities in this worker's directory replica.")
+REPLICA_SKIPPED = Counter(
+    "zhengai_directory_replica_unexpected_errors", "Directory records the replica skipped after an error other than a refusal by decode."
+)
 # Grades and finance lines are valid on zg.events but the worker does not window them yet (the
 # embedded runner aggregates them per term): counted, so that an operator sees them arrive.
 EVENTS_UNAGGREGATED = Counter("zhengai_events_unaggregated", "Valid events the worker does not aggregate yet, by kind.", ["kind"])
