@@ -66,6 +66,15 @@ class RuleSet:
     def overrides_for(self, rule_id: str) -> Mapping[str, Override]:
         return self.overrides.get(rule_id, {})
 
+    @classmethod
+    def of(cls, rules: Mapping[str, Rule], overrides: Mapping[str, Mapping[str, Override]], version: str, **kw: Any) -> "RuleSet":
+        """A RuleSet with its metric index built (enabled rules only)."""
+        by_metric: dict[str, list[Rule]] = {}
+        for rule in rules.values():
+            if rule.enabled:
+                by_metric.setdefault(rule.metric, []).append(rule)
+        return cls(rules=rules, overrides=overrides, version=version, by_metric={k: tuple(v) for k, v in by_metric.items()}, **kw)
+
 
 def _looser(direction: Direction, candidate: Any, base: Any) -> bool:
     """Is ``candidate`` a looser (easier to meet) standard than ``base``?"""
@@ -153,18 +162,8 @@ def _load(folder: Path, files: Iterable[Path] | None) -> RuleSet:
 
     if errors:
         raise RulebookError(errors)
-    by_metric: dict[str, list[Rule]] = {}
-    for rule in rules.values():
-        if rule.enabled:
-            by_metric.setdefault(rule.metric, []).append(rule)
-    return RuleSet(
-        rules=rules,
-        overrides=overrides,
-        version=digest.hexdigest()[:12],
-        files=tuple(_label(p, folder) for p in paths),
-        by_metric={k: tuple(v) for k, v in by_metric.items()},
-        override_lines=override_lines,
-    )
+    return RuleSet.of(rules, overrides, digest.hexdigest()[:12], files=tuple(_label(p, folder) for p in paths),
+                      override_lines=override_lines)
 
 
 def unknown_override_entities(rules: RuleSet, known: Callable[[str], bool]) -> list[RuleError]:

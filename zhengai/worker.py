@@ -70,9 +70,14 @@ def run_worker(settings: Settings, *, create_topics: bool = True, loglevel: str 
     app.worker_init()
     app.discover()  # imports the agent modules listed in zhengai.ingest.app.AGENT_MODULES
     app.worker_init_post_autodiscover()
+    from zhengai.rules import reload
     from zhengai.rules.agents import watcher
+    from zhengai.warnings.published import published_rulebook
 
-    watcher()  # load the rulebook now: a worker never starts on a rulebook that does not load
+    # Load the rulebook now. A folder that does not load starts the worker on the last version
+    # published to the store (``zhengai rules publish``); with none published, it does not start.
+    reload.use_fallback(lambda: published_rulebook(settings.store_url.get_secret_value()))
+    watcher()
     worker = faust.Worker(app, loglevel=loglevel, redirect_stdouts=False)
     worker.execute_from_commandline()  # returns only by SystemExit
     return 0
