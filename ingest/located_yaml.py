@@ -80,7 +80,10 @@ class Located:
         if isinstance(node, yaml.SequenceNode):
             return [self.convert(item, path + (i,)) for i, item in enumerate(node.value)]
         try:
-            return yaml.SafeLoader.construct_object(_CONSTRUCTOR, node, deep=True)
+            value = yaml.SafeLoader.construct_object(_CONSTRUCTOR, node, deep=True)
+            if isinstance(value, bytes):  # !!binary: never meant in a file people edit
+                raise ValueError("binary data is not a value here")
+            return value
         except Exception as exc:  # noqa: BLE001 — ConstructorError, ValueError, AttributeError …
             _CONSTRUCTOR.constructed_objects.clear()
             _CONSTRUCTOR.recursive_objects.clear()
