@@ -91,14 +91,16 @@ class StallWatch:
     def __init__(self) -> None:
         self._taken: dict[str, float] = {}
         self._since: dict[str, float] = {}
+        self._waiting: dict[str, bool] = {}
 
     def observe(self, now: float, lag: Mapping[str, float], taken: Mapping[str, float]) -> dict[str, float]:
         out = {}
         for topic in set(lag) | set(self._since):
             waiting = lag.get(topic, 0) > 0
             moved = taken.get(topic, 0) != self._taken.get(topic)
-            if moved or not waiting or topic not in self._since:
+            if moved or not waiting or not self._waiting.get(topic):  # the clock starts when messages wait
                 self._since[topic] = now
+            self._waiting[topic] = waiting
             out[topic] = now - self._since[topic] if waiting else 0.0
             self._taken[topic] = taken.get(topic, 0)
         for topic, seconds in out.items():
