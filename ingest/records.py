@@ -27,7 +27,7 @@ from datetime import date, datetime, timedelta, timezone
 from enum import Enum
 from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from zhengai.ingest.privacy import mask_text
 
@@ -482,10 +482,10 @@ class DeadLetter(_Record):
 
     @field_validator("source", "reason")
     @classmethod
-    def _short(cls, value: str) -> str:
+    def _short(cls, value: str, info: ValidationInfo) -> str:
         # Cut, never refused: a dead letter must always be constructible.
-        limit = 256 if len(value) > 2000 else 2000
-        return value if len(value) <= 2000 else value[:limit] + "…"
+        limit = 256 if info.field_name == "source" else 2000
+        return value if len(value) <= limit else value[:limit] + "…"
 
 
 class Thresholds(_Record):
