@@ -11,7 +11,10 @@ Faust settings chosen for the delivery contract (see ``zhengai.ingest.stream``):
 counts, never implicitly), ``topic_disable_leader=True`` (no leader-election topic: nothing runs
 on the leader only), ``stream_wait_empty=False`` (a batch waiting for its store write is simply
 redelivered after a restart), ``consumer_auto_offset_reset="earliest"`` (a new group starts at
-the beginning), ``producer_acks=-1`` (all in-sync replicas), and no tables.
+the beginning), ``producer_acks=-1`` (all in-sync replicas), no tables, and
+``agent_supervisor=ExitOnCrashSupervisor`` (an agent that crashes ends the worker process with a
+non-zero status instead of idling — ``zhengai.ingest.supervision``, which also keeps the stall
+gauge on a timer of this app).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any, Iterable
 import faust
 
 from zhengai.ingest.settings import Settings
+from zhengai.ingest.supervision import ExitOnCrashSupervisor, StallWatch
 from zhengai.ingest.topics import TOPICS, TopicSpec
 
 __all__ = ["AGENT_MODULES", "configure", "settings", "get_app", "topic", "ensure_topics", "all_topic_specs"]
@@ -77,7 +81,16 @@ def get_app() -> faust.App:
             web_enabled=False,
             key_serializer="raw",
             value_serializer="raw",
+            agent_supervisor=ExitOnCrashSupervisor,
         )
+        stalls = StallWatch()
+
+        @_app.timer(s.lag_interval)
+        async def watch_stalls() -> None:
+            try:
+                stalls.sample()
+            except Exception as exc:  # noqa: BLE001 — a metric must never take the worker down
+                log.debug("stall measurement failed: %s", type(exc).__name__)
     return _app
 
 

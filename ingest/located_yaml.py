@@ -3,6 +3,14 @@
 Used by the rulebook (rules/) and the connector configuration (connectors/): each parses a file
 with ``parse_located`` and turns pydantic errors into ``LocatedError`` rows (file, line, field,
 message) with ``validation_errors``, so a file with five mistakes shows all five at once.
+
+Closed contract: ``parse_located`` never raises for what a file contains — every problem is a
+``LocatedError``. Limits are checked before the work: the file size before reading
+(``MAX_FILE_BYTES``), the nesting depth while composing (``MAX_DEPTH``), and the size the
+aliases would expand to (``MAX_NODES``) on the node graph *before* anything is expanded — a
+2 KB alias bomb is refused in milliseconds instead of growing to gigabytes. A value YAML cannot
+construct (``!!python/name:…``, ``2026-13-45`` read as a date, ``!!timestamp 'yesterday'``) is
+an error at its line, not an exception.
 """
 
 from __future__ import annotations
@@ -14,7 +22,12 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-__all__ = ["LocatedError", "Located", "Path_", "parse_located", "validation_errors", "dotted"]
+__all__ = ["LocatedError", "Located", "Path_", "parse_located", "validation_errors", "dotted",
+           "MAX_FILE_BYTES", "MAX_DEPTH", "MAX_NODES"]
+
+MAX_FILE_BYTES = 1024 * 1024  # the shipped rulebook's largest file is ~30 KB
+MAX_DEPTH = 64  # nesting of mappings and lists (a rule nests 4)
+MAX_NODES = 200_000  # values after alias expansion (the shipped rulebook has ~4,000)
 
 
 @dataclass(frozen=True, order=True)
@@ -66,7 +79,19 @@ class Located:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.convert(item, path + (i,)) for i, item in enumerate(node.value)]
-        return yaml.SafeLoader.construct_object(_CONSTRUCTOR, node, deep=True)
+        try:
+            value = yaml.SafeLoader.construct_object(_CONSTRUCTOR, node, deep=True)
+            if isinstance(value, bytes):  # !!binary: never meant in a file people edit
+                raise ValueError("binary data is not a value here")
+            return value
+        except Exception as exc:  # noqa: BLE001 — ConstructorError, ValueError, AttributeError …
+            _CONSTRUCTOR.constructed_objects.clear()
+            _CONSTRUCTOR.recursive_objects.clear()
+            shown = node.value if isinstance(node.value, str) else ""
+            self.errors.append(LocatedError(
+                self.file, node.start_mark.line + 1, dotted(path),
+                f"值无法读取（cannot read {shown[:40]!r} as {node.tag.rsplit(':', 1)[-1]}: {_why(exc)}）"))
+            return None
 
     def line_of(self, path: Path_) -> int:
         """Line of the longest known prefix of ``path`` (pydantic locs may add union tags)."""
@@ -79,6 +104,75 @@ class Located:
 
 
 _CONSTRUCTOR = yaml.SafeLoader("")
+
+
+def _why(exc: BaseException) -> str:
+    problem = getattr(exc, "problem", None)
+    return str(problem if problem else exc or type(exc).__name__)[:120]
+
+
+class _TooDeep(yaml.YAMLError):
+    def __init__(self, mark: yaml.Mark):
+        self.problem_mark, self.problem = mark, f"嵌套超过 {MAX_DEPTH} 层（nesting deeper than {MAX_DEPTH} levels）"
+
+
+class _DepthLimitedLoader(yaml.SafeLoader):
+    """Composes nodes (never constructs them) and stops at MAX_DEPTH — PyYAML's composer recurses."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):  # type: ignore[override]
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _TooDeep(self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _expansion_problem(root: yaml.Node) -> tuple[yaml.Node, str] | None:
+    """Walk the node graph once per distinct node (aliases share node objects): the number of
+    values and the depth the tree would have once aliases are expanded, and alias cycles —
+    all without expanding anything."""
+    sizes: dict[int, tuple[int, int]] = {}
+    on_path: set[int] = set()
+    # iterative post-order walk, so a deep graph cannot exhaust the Python stack here either
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            on_path.discard(key)
+            children = _children(node)
+            size = 1 + sum(sizes[id(c)][0] for c in children)
+            depth = 1 + max((sizes[id(c)][1] for c in children), default=0)
+            sizes[key] = (size, depth)
+            if size > MAX_NODES:
+                return node, f"别名展开后超过 {MAX_NODES} 个值（aliases expand to more than {MAX_NODES} values）"
+            if depth > MAX_DEPTH:
+                return node, f"别名展开后嵌套超过 {MAX_DEPTH} 层（aliases nest deeper than {MAX_DEPTH} levels）"
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            return node, "别名引用了自身（an alias refers to itself）"
+        on_path.add(key)
+        stack.append((node, True))
+        for child in _children(node):
+            if id(child) in on_path:
+                return child, "别名引用了自身（an alias refers to itself）"
+            if id(child) not in sizes:
+                stack.append((child, False))
+    return None
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
 
 
 def dotted(path: Path_) -> str:
@@ -96,18 +190,33 @@ def parse_located(path: Path, label: str, *, top_keys: tuple[str, ...] | None = 
     non-list values for ``lists``) are collected in ``located.errors``; the data is what parsed."""
     located = Located(label)
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            located.errors.append(LocatedError(label, 1, "(file)", f"文件过大：{size} 字节，上限 {MAX_FILE_BYTES}（file too large）"))
+            return {}, located
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         located.errors.append(LocatedError(label, 1, "(file)", f"cannot read: {exc}"))
         return {}, located
+    loader = _DepthLimitedLoader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = loader.get_single_node()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1
-        located.errors.append(LocatedError(label, line, "(syntax)", str(getattr(exc, "problem", exc))))
+        located.errors.append(LocatedError(label, line, "(syntax)", str(getattr(exc, "problem", None) or exc)[:300]))
         return {}, located
+    except (RecursionError, MemoryError, ValueError) as exc:  # the depth limit makes these unlikely
+        located.errors.append(LocatedError(label, 1, "(syntax)", f"文件无法解析（cannot parse: {type(exc).__name__}）"))
+        return {}, located
+    finally:
+        loader.dispose()
     if node is None:
+        return {}, located
+    problem = _expansion_problem(node)
+    if problem is not None:
+        where, message = problem
+        located.errors.append(LocatedError(label, where.start_mark.line + 1, "(aliases)", message))
         return {}, located
     data = located.convert(node)
     if not isinstance(data, dict):

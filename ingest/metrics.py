@@ -26,6 +26,7 @@ __all__ = [
     "UNITS_PENDING",
     "PARKED",
     "DIRECTORY_ENTITIES",
+    "REPLICA_SKIPPED",
     "STORE_RETRIES",
     "count_dead_letter",
     "serve",
@@ -38,6 +39,8 @@ DEAD_LETTER_REASONS = frozenset({
     "too_large",  # over serde.MAX_BYTES
     "not_utf8",
     "bad_json",
+    "too_deep",  # JSON nested deeper than serde.MAX_DEPTH (refused before parsing)
+    "number_too_large",  # a number literal over serde's digit limit, or a float that overflows
     "non_finite",  # NaN / Infinity in the JSON
     "not_envelope",  # JSON, but not {"type", "v", "data"}
     "unknown_type",
@@ -73,6 +76,9 @@ UNITS_EMITTED = Counter("zhengai_units_emitted", "Units of derived metrics emitt
 UNITS_PENDING = Gauge("zhengai_units_pending", "Dirty units of derived metrics waiting to be emitted (not yet due, settling or claimed).")
 PARKED = Counter("zhengai_observations_parked", "Observations parked until the directory can place their entity.")
 DIRECTORY_ENTITIES = Gauge("zhengai_directory_entities", "Entities in this worker's directory replica.")
+REPLICA_SKIPPED = Counter(
+    "zhengai_directory_replica_unexpected_errors", "Directory records the replica skipped after an error other than a refusal by decode."
+)
 
 
 def count_dead_letter(reason: str) -> None:

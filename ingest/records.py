@@ -3,17 +3,31 @@
 Every record validates at the edge; a validation error names the field and why. Records are
 immutable. ``SCHEMA_VERSION`` is carried on the wire (``v``) so a schema can evolve: readers
 accept every version they know and reject the rest with a clear reason.
+
+Plausibility, decided once here:
+
+* Periods are calendar-valid (``2026-02-31``, week 53 of a 52-week year, ``0000`` are refused)
+  and their years lie in ``PERIOD_YEARS`` (2000–2099).
+* Timestamps carry a timezone and stay within years 1–9999 once converted to UTC. The times a
+  source stamps (``observed_at``, ``occurred_at``) lie between ``EARLIEST`` (2000-01-01) and
+  ``FUTURE_SLACK`` (366 days) after the moment of validation. Not tighter: a replay only carries
+  past times, but the demo college and backfills stamp whole terms ahead of the wall clock, and
+  campus systems' clocks drift. 2999 is refused; next term's timetable is not.
+* Numbers are numbers: ``true`` is not accepted where an int or a float is expected (pydantic
+  would read it as 1).
+* Every text field has a length bound.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timezone
+import types
+from datetime import date, datetime, timedelta, timezone
 from enum import Enum
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from zhengai.ingest.privacy import mask_text
 
@@ -40,6 +54,9 @@ __all__ = [
     "WarningTransition",
     "period_kind",
     "period_sort_key",
+    "EARLIEST",
+    "FUTURE_SLACK",
+    "PERIOD_YEARS",
 ]
 
 
@@ -169,21 +186,45 @@ _PERIOD_PATTERNS = {
 }
 
 
+PERIOD_YEARS = range(2000, 2100)
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+FUTURE_SLACK = timedelta(days=366)
+
+
+def _calendar_check(kind: str, m: re.Match) -> None:
+    """ValueError unless the period names a real calendar span (2026-02-31, 2026-W53, 0000 fail)."""
+    year = int(m.group(1))
+    if year not in PERIOD_YEARS:
+        raise ValueError(f"year {m.group(1)} is outside {PERIOD_YEARS.start}..{PERIOD_YEARS.stop - 1}")
+    if kind == "term" and int(m.group(2)) != year + 1:
+        raise ValueError("the second year must follow the first")
+    if kind == "week":
+        week = int(m.group(2))
+        weeks_in_year = date(year, 12, 28).isocalendar()[1]  # 28 December is always in the last week
+        if not 1 <= week <= weeks_in_year:
+            raise ValueError(f"week number must be 01..{weeks_in_year} in {year}")
+    if kind in ("month", "day") and not 1 <= int(m.group(2)) <= 12:
+        raise ValueError("month must be 01..12")
+    if kind == "day":
+        try:
+            date(year, int(m.group(2)), int(m.group(3)))
+        except ValueError:
+            raise ValueError(f"{m.group(0)} is not a calendar day") from None
+
+
 def period_kind(period: str) -> str:
     """The kind of a period string, or ValueError saying what is accepted."""
     for kind, pattern in _PERIOD_PATTERNS.items():
         m = pattern.match(period)
         if not m:
             continue
-        if kind == "term" and int(m.group(2)) != int(m.group(1)) + 1:
-            raise ValueError(f"term {period!r}: the second year must follow the first")
-        if kind == "week" and not 1 <= int(m.group(2)) <= 53:
-            raise ValueError(f"week {period!r}: week number must be 01..53")
-        if kind in ("month", "day") and not 1 <= int(m.group(2)) <= 12:
-            raise ValueError(f"{kind} {period!r}: month must be 01..12")
+        try:
+            _calendar_check(kind, m)
+        except ValueError as exc:
+            raise ValueError(f"{kind} {period!r}: {exc}") from None
         return kind
     raise ValueError(
-        f"period {period!r} is not one of: term 2025-2026-1, year 2026, month 2026-03, "
+        f"period {period[:32]!r} is not one of: term 2025-2026-1, year 2026, month 2026-03, "
         "ISO week 2026-W09, day 2026-03-05"
     )
 
@@ -196,11 +237,51 @@ def period_sort_key(period: str) -> tuple:
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("timestamp must carry a timezone (e.g. +08:00 or Z)")
-    return value.astimezone(timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:  # 0001-01-01T00:00:00+08:00 is year 0 in UTC
+        raise ValueError("timestamp is outside years 1–9999 once converted to UTC") from None
+
+
+def _plausible(value: datetime) -> datetime:
+    """A time a source stamped: UTC, not before 2000, not more than FUTURE_SLACK ahead of now."""
+    value = _utc(value)
+    if value < EARLIEST:
+        raise ValueError(f"timestamp {value:%Y-%m-%d} is before {EARLIEST:%Y-%m-%d}")
+    if value > datetime.now(timezone.utc) + FUTURE_SLACK:
+        raise ValueError(f"timestamp {value:%Y-%m-%d} is more than {FUTURE_SLACK.days} days in the future")
+    return value
+
+
+def _numeric_only(annotation: Any) -> bool:
+    """Does this field take numbers (int, float, Literal[1]) but never a boolean?"""
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = get_args(annotation)
+        return bool not in args and any(_numeric_only(a) for a in args if a is not type(None))
+    if get_origin(annotation) is Literal:
+        return all(type(a) is int for a in get_args(annotation))
+    return annotation in (int, float)
 
 
 class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+    _numeric_fields: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        cls._numeric_fields = frozenset(n for n, f in cls.model_fields.items() if _numeric_only(f.annotation))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in cls._numeric_fields:
+                if isinstance(data.get(name), bool):
+                    raise ValueError(f"{name}: a number is expected, not a boolean")
+        return data
 
 
 class Person(_Record):
@@ -209,9 +290,9 @@ class Person(_Record):
 
     id: Annotated[str, Field(pattern=_ID)]
     name: Annotated[str, Field(min_length=1, max_length=64)]
-    dingtalk_user_id: str | None = None
+    dingtalk_user_id: Annotated[str | None, Field(max_length=64)] = None
     mobile: Annotated[str | None, Field(pattern=r"^\+?\d{6,15}$")] = None
-    email: Annotated[str | None, Field(pattern=r"^[^@\s]+@[^@\s]+$")] = None
+    email: Annotated[str | None, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")] = None
 
 
 class Entity(_Record):
@@ -224,8 +305,11 @@ class Entity(_Record):
     parent_id: Annotated[str | None, Field(pattern=_ID)] = None
     # Keyed by a Role value ("counsellor", "dean" …) or "office:<职能部门>" on the school entity.
     # The Person may carry only id and name; contacts are merged from Person records by id.
-    responsible: dict[str, Person] = Field(default_factory=dict)
-    attributes: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+    responsible: Annotated[dict[Annotated[str, Field(max_length=64)], Person], Field(max_length=32)] = Field(default_factory=dict)
+    attributes: Annotated[
+        dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=512)] | int | float | bool | None],
+        Field(max_length=64),
+    ] = Field(default_factory=dict)
 
     @field_validator("responsible")
     @classmethod
@@ -269,9 +353,13 @@ class Observation(_Record):
                 raise ValueError("value is missing (null); send no observation instead")
             return value
         if isinstance(value, (int, float)):
-            if not math.isfinite(float(value)):
+            try:
+                number = float(value)
+            except OverflowError:
+                raise ValueError("value is too large for a number") from None
+            if not math.isfinite(number):
                 raise ValueError(f"value must be a finite number, got {value!r}")
-            return float(value)
+            return number
         raise ValueError(f"value must be a number or a boolean, got {type(value).__name__}")
 
     @field_validator("period")
@@ -283,7 +371,7 @@ class Observation(_Record):
     @field_validator("observed_at")
     @classmethod
     def _tz(cls, value: datetime) -> datetime:
-        return _utc(value)
+        return _plausible(value)
 
     @model_validator(mode="after")
     def _default_key(self) -> "Observation":
@@ -302,7 +390,7 @@ class _Event(_Record):
     @field_validator("occurred_at")
     @classmethod
     def _tz(cls, value: datetime) -> datetime:
-        return _utc(value)
+        return _plausible(value)
 
     @property
     def entity_id(self) -> str:  # the partitioning key
@@ -392,6 +480,13 @@ class DeadLetter(_Record):
         limit = 64 * 1024
         return value if len(value) <= limit else value[:limit] + f"…[truncated {len(value) - limit} chars]"
 
+    @field_validator("source", "reason")
+    @classmethod
+    def _short(cls, value: str, info: ValidationInfo) -> str:
+        # Cut, never refused: a dead letter must always be constructible.
+        limit = 256 if info.field_name == "source" else 2000
+        return value if len(value) <= limit else value[:limit] + "…"
+
 
 class Thresholds(_Record):
     """The thresholds that applied to one evaluation, after overrides.
@@ -416,19 +511,24 @@ class Verdict(_Record):
     """The result of evaluating one rule on one observation."""
 
     v: Literal[1] = 1
-    rule_id: str
-    rule_version: str
+    rule_id: Annotated[str, Field(max_length=80)]
+    rule_version: Annotated[str, Field(max_length=64)]
     level: Level
-    entity_id: str
-    metric: str
-    period: str
+    entity_id: Annotated[str, Field(max_length=64)]
+    metric: Annotated[str, Field(max_length=80)]
+    period: Annotated[str, Field(max_length=16)]
     value: bool | float | None
     thresholds: Thresholds
     band: Band
-    reason: str
+    reason: Annotated[str, Field(max_length=2000)]
     observed_at: datetime | None
     evaluated_at: datetime
-    observation_key: str
+    observation_key: Annotated[str, Field(max_length=512)]
+
+    @field_validator("observed_at", "evaluated_at")
+    @classmethod
+    def _tz(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else _utc(value)
 
     @property
     def key(self) -> str:
@@ -452,7 +552,7 @@ class WarningTransition(_Record):
 
     v: Literal[1] = 1
     warning_id: Annotated[int, Field(ge=1)]
-    rule_id: str
+    rule_id: Annotated[str, Field(max_length=80)]
     entity_id: Annotated[str, Field(pattern=_ID)]
     level: Level
     episode: Annotated[int, Field(ge=1)]
@@ -463,7 +563,7 @@ class WarningTransition(_Record):
     to_band: Band
     period: Annotated[str, Field(max_length=16)]
     value: bool | float | None = None
-    reason: str
+    reason: Annotated[str, Field(max_length=2000)]
     actor: Annotated[str | None, Field(max_length=64)] = None
     at: datetime
 

@@ -4,6 +4,11 @@ A rulebook is a folder of ``*.yaml`` files. Loading either returns a complete ``
 raises ``RulebookError`` carrying *all* problems found — each with file, line and field — so the
 quality office fixes a file once, not once per error. A rejected rulebook changes nothing: the
 caller keeps running the previous ``RuleSet``.
+
+Closed contract: ``RulebookError`` is the only exception that leaves ``load_rulebook``, whatever
+the files hold (the YAML limits are ``zhengai.ingest.located_yaml``'s; a rule whose validation
+fails in an unexpected way is an error at its line; anything else is one error naming the folder).
+An empty file is an error too: it is what a non-atomic editor save leaves for a moment.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from pydantic import ValidationError
 
@@ -20,7 +25,7 @@ from zhengai.ingest.located_yaml import Located, LocatedError, Path_, dotted, pa
 from zhengai.ingest.records import Direction
 from zhengai.rules.model import Override, Rule
 
-__all__ = ["RuleError", "RulebookError", "RuleSet", "load_rulebook", "default_rulebook_path"]
+__all__ = ["RuleError", "RulebookError", "RuleSet", "load_rulebook", "default_rulebook_path", "unknown_override_entities"]
 
 
 def default_rulebook_path() -> Path:
@@ -48,6 +53,7 @@ class RuleSet:
     version: str
     files: tuple[str, ...] = ()
     by_metric: Mapping[str, tuple[Rule, ...]] = field(default_factory=dict)
+    override_lines: Mapping[tuple[str, str], tuple[str, int]] = field(default_factory=dict)  # (rule, entity) → (file, line)
 
     def for_metric(self, metric: str) -> tuple[Rule, ...]:
         return self.by_metric.get(metric, ())
@@ -59,6 +65,15 @@ class RuleSet:
 
     def overrides_for(self, rule_id: str) -> Mapping[str, Override]:
         return self.overrides.get(rule_id, {})
+
+    @classmethod
+    def of(cls, rules: Mapping[str, Rule], overrides: Mapping[str, Mapping[str, Override]], version: str, **kw: Any) -> "RuleSet":
+        """A RuleSet with its metric index built (enabled rules only)."""
+        by_metric: dict[str, list[Rule]] = {}
+        for rule in rules.values():
+            if rule.enabled:
+                by_metric.setdefault(rule.metric, []).append(rule)
+        return cls(rules=rules, overrides=overrides, version=version, by_metric={k: tuple(v) for k, v in by_metric.items()}, **kw)
 
 
 def _looser(direction: Direction, candidate: Any, base: Any) -> bool:
@@ -75,9 +90,18 @@ def _looser(direction: Direction, candidate: Any, base: Any) -> bool:
 def load_rulebook(folder: Path | str | None = None, *, files: Iterable[Path] | None = None) -> RuleSet:
     """Load every ``*.yaml`` under ``folder`` (default: the shipped rulebook) or the given files.
 
-    Raises ``RulebookError`` with every error found; nothing is partially loaded.
+    Raises ``RulebookError`` with every error found — and nothing else; nothing is partially loaded.
     """
     folder = Path(folder) if folder is not None else default_rulebook_path()
+    try:
+        return _load(folder, files)
+    except RulebookError:
+        raise
+    except (Exception, RecursionError, MemoryError) as exc:  # noqa: BLE001 — the closed contract
+        raise RulebookError([RuleError(str(folder), 1, "(rulebook)", f"规则库无法读取（cannot load: {type(exc).__name__}）")]) from None
+
+
+def _load(folder: Path, files: Iterable[Path] | None) -> RuleSet:
     paths = sorted(files) if files is not None else sorted(folder.glob("*.yaml"))
     errors: list[RuleError] = []
     if not paths:
@@ -91,7 +115,12 @@ def load_rulebook(folder: Path | str | None = None, *, files: Iterable[Path] | N
         label = _label(path, folder)
         data, located = parse_located(path, label, top_keys=("rules", "overrides"), lists=("rules", "overrides"))
         errors.extend(located.errors)
-        digest.update(path.read_bytes() if path.exists() else b"")
+        if not located.errors and not data:
+            errors.append(RuleError(label, 1, "(file)", "文件为空（empty file: no rules and no overrides — an unfinished save?）"))
+        try:
+            digest.update(path.read_bytes() if not located.errors else label.encode())
+        except OSError:  # gone between parsing and hashing
+            errors.append(RuleError(label, 1, "(file)", "文件在读取时消失（the file disappeared while it was read）"))
         for i, raw in enumerate(data.get("rules", [])):
             where = ("rules", i)
             if not isinstance(raw, dict):
@@ -109,30 +138,43 @@ def load_rulebook(folder: Path | str | None = None, *, files: Iterable[Path] | N
                 first_seen[rid] = (label, located.line_of(where + ("id",)))
             try:
                 rule = Rule.model_validate(raw)
+                rule.version  # noqa: B018 — computed now, so a rule that cannot be hashed fails here
             except ValidationError as exc:
                 errors.extend(validation_errors(exc, located, where))
+                continue
+            except Exception as exc:  # noqa: BLE001 — a validator let out something else
+                errors.append(RuleError(label, located.line_of(where), dotted(where), f"规则无法校验（cannot validate: {type(exc).__name__}）"))
                 continue
             rules[rule.id] = rule
         for i, raw in enumerate(data.get("overrides", [])):
             raw_overrides.append((raw, located, ("overrides", i)))
 
     overrides: dict[str, dict[str, Override]] = {}
+    override_lines: dict[tuple[str, str], tuple[str, int]] = {}
     for raw, located, where in raw_overrides:
-        errors.extend(_check_override(raw, located, where, rules, overrides))
+        try:
+            problems = _check_override(raw, located, where, rules, overrides)
+        except Exception as exc:  # noqa: BLE001 — see the module docstring
+            problems = [RuleError(located.file, located.line_of(where), dotted(where), f"覆盖无法校验（cannot validate: {type(exc).__name__}）")]
+        errors.extend(problems)
+        if not problems and isinstance(raw, dict):
+            override_lines[(str(raw.get("rule")).strip(), str(raw.get("entity")).strip())] = (located.file, located.line_of(where + ("entity",)))
 
     if errors:
         raise RulebookError(errors)
-    by_metric: dict[str, list[Rule]] = {}
-    for rule in rules.values():
-        if rule.enabled:
-            by_metric.setdefault(rule.metric, []).append(rule)
-    return RuleSet(
-        rules=rules,
-        overrides=overrides,
-        version=digest.hexdigest()[:12],
-        files=tuple(_label(p, folder) for p in paths),
-        by_metric={k: tuple(v) for k, v in by_metric.items()},
-    )
+    return RuleSet.of(rules, overrides, digest.hexdigest()[:12], files=tuple(_label(p, folder) for p in paths),
+                      override_lines=override_lines)
+
+
+def unknown_override_entities(rules: RuleSet, known: Callable[[str], bool]) -> list[RuleError]:
+    """Overrides naming an entity the directory does not hold (a typo overrides nothing)."""
+    out = []
+    for rule_id, by_entity in rules.overrides.items():
+        for entity in by_entity:
+            if not known(entity):
+                file, line = rules.override_lines.get((rule_id, entity), ("(rulebook)", 1))
+                out.append(RuleError(file, line, "entity", f"目录中没有实体 {entity!r}（unknown entity: this override applies to nothing）"))
+    return sorted(out)
 
 
 def _check_override(raw: Any, located: Located, where: Path_, rules: Mapping[str, Rule], out: dict) -> list[RuleError]:

@@ -35,6 +35,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from zhengai.ingest.durations import DurationTooLong
 from zhengai.ingest.durations import parse_duration as _parse_duration
 from zhengai.ingest.records import Direction, Level, Role
 
@@ -56,6 +57,8 @@ _CYCLE_FRESHNESS = {
 def parse_duration(text: str) -> timedelta:
     try:
         return _parse_duration(text)
+    except DurationTooLong:
+        raise
     except ValueError:
         raise ValueError(f"duration {text!r} must look like 36h, 14d or 2w") from None
 

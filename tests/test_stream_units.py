@@ -22,7 +22,7 @@ from zhengai.ingest.records import (
     AttendanceEvent, DeadLetter, Entity, EntityKind, FinanceEvent, GradeEvent, Level, Observation, Person,
 )
 from zhengai.ingest.serde import MAX_BYTES, encode
-from zhengai.ingest.stream import Rejected, raw_text, reason_code, store_batch, validate
+from zhengai.ingest.stream import Rejected, raw_text, store_batch, validate
 from zhengai.ingest.aggregator import Aggregator
 from zhengai.ingest.processors import Timing
 from zhengai.ingest.units import term_of, term_of_week, week_end
@@ -90,8 +90,6 @@ def test_every_refusal_is_a_dead_letter_with_a_known_reason_code(raw, code):
     assert isinstance(out, Rejected)
     assert out.code == code and code in metrics.DEAD_LETTER_REASONS
     assert out.letter.source == "kafka:zg.observations/1/42" and out.letter.reason
-    if code not in ("wrong_topic",):
-        assert reason_code(out.letter.reason) == code
 
 
 def test_a_good_record_passes():

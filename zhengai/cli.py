@@ -25,14 +25,24 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _lint(args: argparse.Namespace) -> int:
-    from zhengai.rules.loader import RulebookError, load_rulebook
+    from zhengai.rules.loader import RulebookError, load_rulebook, unknown_override_entities
 
     try:
         rs = load_rulebook(args.folder)
+        if args.store:  # overrides are checked against the directory only where one is available
+            from zhengai.warnings.store import WarningStore
+
+            directory = WarningStore(args.store).load_directory()
+            unknown = unknown_override_entities(rs, directory.__contains__)
+            if unknown:
+                raise RulebookError(unknown)
     except RulebookError as exc:
         print(exc, file=sys.stderr)
         print(f"规则库未通过校验：{len(exc.errors)} 处错误，未作任何更改。", file=sys.stderr)
         return 1
+    except Exception as exc:  # noqa: BLE001 — lint never prints a traceback (e.g. the store is unreachable)
+        print(f"无法完成校验（lint failed: {type(exc).__name__}）", file=sys.stderr)
+        return 2
     levels: dict[str, int] = {}
     for r in rs.rules.values():
         levels[r.level.zh] = levels.get(r.level.zh, 0) + 1
@@ -84,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     rsub = rules.add_subparsers(dest="rules_command", required=True)
     lint = rsub.add_parser("lint", help="validate a rulebook folder; every error with file, line and field")
     lint.add_argument("folder", nargs="?", default=None, help="default: the shipped rulebook")
+    lint.add_argument("--store", default=None,
+                      help="also check that every override names an entity of this store's directory (e.g. $ZHENGAI_STORE_URL)")
     lint.set_defaults(func=_lint)
     pub = rsub.add_parser("publish", help="record a new version of every changed rule: who, when, why, which thresholds")
     pub.add_argument("folder", nargs="?", default=None, help="default: the shipped rulebook")

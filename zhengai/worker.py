@@ -3,7 +3,9 @@
 Before Faust starts: the store schema is brought up to date, the topics are created if missing
 (with their partition counts), and ``/metrics`` is served. Then Faust's own worker owns the event
 loop and the signals (SIGTERM/SIGINT stop it cleanly; after SIGKILL the next start simply
-re-reads what was not committed — every sink is idempotent).
+re-reads what was not committed — every sink is idempotent). An agent that crashes stops the
+worker the same clean way, and the process exits with status 70 so that its supervisor restarts
+it (``zhengai.ingest.supervision``).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ def run_worker(settings: Settings, *, create_topics: bool = True, loglevel: str 
 
     from zhengai.ingest import app as app_module
     from zhengai.ingest import metrics
+    from zhengai.ingest.supervision import EXIT_AGENT_CRASHED, crash_reason
 
     prepare(settings, create_topics=create_topics)
     app = app_module.configure(settings)
@@ -70,9 +73,19 @@ def run_worker(settings: Settings, *, create_topics: bool = True, loglevel: str 
     app.worker_init()
     app.discover()  # imports the agent modules listed in zhengai.ingest.app.AGENT_MODULES
     app.worker_init_post_autodiscover()
+    from zhengai.rules import reload
     from zhengai.rules.agents import watcher
+    from zhengai.warnings.published import published_rulebook
 
-    watcher()  # load the rulebook now: a worker never starts on a rulebook that does not load
+    # Load the rulebook now. A folder that does not load starts the worker on the last version
+    # published to the store (``zhengai rules publish``); with none published, it does not start.
+    reload.use_fallback(lambda: published_rulebook(settings.store_url.get_secret_value()))
+    watcher()
     worker = faust.Worker(app, loglevel=loglevel, redirect_stdouts=False)
-    worker.execute_from_commandline()  # returns only by SystemExit
+    try:
+        worker.execute_from_commandline()  # returns only by SystemExit
+    except SystemExit:
+        if crash_reason() is not None:  # an agent crashed: stopped gracefully, but say so in the status
+            raise SystemExit(EXIT_AGENT_CRASHED) from None
+        raise
     return 0
