@@ -155,16 +155,18 @@ def test_poison_of_every_kind_on_three_topics_good_records_judged_bad_ones_dead_
 
 
 class CrashingWorker(Worker):
-    """The real worker with one planted bug: evaluating an observation of entity CRASH raises."""
+    """The real worker with one planted bug: decoding a batch with an observation of entity CRASH raises."""
 
+    # Planted outside the one-hop store transaction: a bug there is a refused record (isolated and
+    # dead-lettered by store_batch), not a crash. Decoding runs before it, in the agent itself.
     PLANT = (
-        "import sys, zhengai.rules.engine as e\n"
-        "real = e.evaluate_batch\n"
-        "def planted(rules, observations, *a, **k):\n"
-        "    if any(o.entity_id == 'CRASH' for o in observations):\n"
+        "import sys, zhengai.ingest.stream as s\n"
+        "real = s.decode_batch\n"
+        "def planted(events, *a, **k):\n"
+        "    if any(b'\"CRASH\"' in (e.value or b'') for e in events):\n"
         "        raise RuntimeError('planted bug')\n"
-        "    return real(rules, observations, *a, **k)\n"
-        "e.evaluate_batch = planted\n"
+        "    return real(events, *a, **k)\n"
+        "s.decode_batch = planted\n"
         "from zhengai.cli import main\n"
         "sys.exit(main(['worker', '--log-level', 'info']))\n"
     )
