@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -36,8 +37,9 @@ from pydantic import BaseModel
 
 from zhengai.ingest import metrics
 from zhengai.ingest.directory import Directory
+from zhengai.ingest.topics import partition_of
 from zhengai.ingest.records import DeadLetter, Entity, Person
-from zhengai.ingest.serde import DecodeError, decode, encode, key_of
+from zhengai.ingest.serde import DecodeError, decode, decode_many, encode, encode_batches, key_of
 
 __all__ = [
     "Rejected",
@@ -106,17 +108,30 @@ def validate(raw: bytes | None, accept: tuple[type[BaseModel], ...], source: str
 def decode_batch(events: Sequence[Any], accept: tuple[type[BaseModel], ...], now: datetime,
                  ) -> tuple[list[tuple[BaseModel, str]], list[tuple[DeadLetter, str]]]:
     """A batch of Faust events → the records with their Kafka source, and the dead letters (with
-    reason codes) of those that are not records of the ``accept``-ed types. Every agent decodes
-    through this one function."""
+    reason codes) of those that are not records of the ``accept``-ed types. A message may carry
+    one record or a batch (``serde``); an item's source ends in ``#<index>`` when its message
+    carried several, and a bad item
+    is dead-lettered alone while the rest of its message goes on. Every agent decodes through
+    this one function."""
     records: list[tuple[BaseModel, str]] = []
     rejected: list[tuple[DeadLetter, str]] = []
     for event in events:
         source = event_source(event)
-        record = validate(event.value, accept, source, now)
-        if isinstance(record, Rejected):
-            rejected.append((record.letter, record.code))
-        else:
-            records.append((record, source))
+        raw = event.value
+        items = decode_many(raw)
+        batch = len(items) > 1
+        for i, item in enumerate(items):
+            where = f"{source}#{i}" if batch else source
+            if isinstance(item, DecodeError):
+                text = raw_text(raw) if item.item is None else json.dumps(item.item, ensure_ascii=False)
+                rejected.append((DeadLetter(source=where, reason=str(item), raw=text, at=now), item.code))
+            elif not isinstance(item, accept):
+                names = ", ".join(sorted(a.__name__ for a in accept))
+                reason = f"a {type(item).__name__} record does not belong on this topic (expected {names})"
+                text = raw_text(raw) if not batch else item.model_dump_json()
+                rejected.append((DeadLetter(source=where, reason=reason, raw=text, at=now), "wrong_topic"))
+            else:
+                records.append((item, where))
     return records, rejected
 
 
@@ -169,15 +184,28 @@ def event_source(event: Any) -> str:
     return source_of(m.topic, m.partition, m.offset)
 
 
-async def send(topic: Any, records: Iterable[BaseModel], metric_topic: str) -> int:
-    """Produce records keyed by entity and wait until the broker acknowledged every one."""
+async def send(topic: Any, records: Iterable[BaseModel], metric_topic: str, *, partitions: int | None = None) -> int:
+    """Produce records keyed by entity and wait until the broker acknowledged every one.
+
+    With ``partitions`` (the topic's partition count) the records go as batch messages: grouped
+    by the partition their key maps to (Kafka's default partitioner), in order, so each entity's
+    records keep their order on its partition — many records for one message's cost."""
+    records = list(records)
     futures = []
-    for record in records:
-        futures.append(await topic.send(key=key_of(record), value=encode(record), force=True))
+    if partitions:
+        by_partition: dict[int, list[BaseModel]] = {}
+        for record in records:
+            by_partition.setdefault(partition_of(key_of(record), partitions), []).append(record)
+        for partition, group in sorted(by_partition.items()):
+            for first, value in encode_batches(group):
+                futures.append(await topic.send(key=key_of(first), value=value, partition=partition, force=True))
+    else:
+        for record in records:
+            futures.append(await topic.send(key=key_of(record), value=encode(record), force=True))
     if futures:
         await asyncio.gather(*futures)
-        metrics.RECORDS_OUT.labels(topic=metric_topic).inc(len(futures))
-    return len(futures)
+        metrics.RECORDS_OUT.labels(topic=metric_topic).inc(len(records))
+    return len(records)
 
 
 async def send_dead_letters(dlq: Any, rejected: Sequence[tuple[DeadLetter, str]]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["TopicSpec", "TOPICS", "check_topic_prefix", "OBSERVATIONS", "EVENTS", "ENTITIES", "VERDICTS", "TRANSITIONS", "DLQ"]
+__all__ = ["TopicSpec", "TOPICS", "check_topic_prefix", "partition_of", "OBSERVATIONS", "EVENTS", "ENTITIES", "VERDICTS", "TRANSITIONS", "DLQ"]
 
 
 @dataclass(frozen=True)
@@ -35,3 +35,12 @@ def check_topic_prefix(value: str) -> str:
     if value and not all(c.isalnum() or c in "._-" for c in value):
         raise ValueError("topic_prefix may contain letters, digits, '.', '_' and '-' only")
     return value
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2, as in the Java client, aiokafka and
+    kafka-python) chooses for a key: producers that batch records per partition use it to put
+    each batch where its records' own keys would have gone."""
+    from kafka.partitioner.default import murmur2
+
+    return (murmur2(key) & 0x7FFFFFFF) % partitions

@@ -26,7 +26,7 @@ from zhengai.ingest.directory import Directory
 from zhengai.ingest.records import (
     AttendanceEvent, DeadLetter, Entity, Level, Observation, WarningTransition,
 )
-from zhengai.ingest.serde import decode, encode, key_of
+from zhengai.ingest.serde import decode, decode_many, encode, key_of
 from zhengai.ingest.topics import DLQ, ENTITIES, EVENTS, OBSERVATIONS, TRANSITIONS, VERDICTS
 from zhengai.rules.loader import default_rulebook_path
 
@@ -206,7 +206,7 @@ def test_sigkill_restart_and_rebalances_lose_nothing_and_duplicate_nothing(env):
             for o in observations[i:i + 20]:
                 p.send(env.topic(OBSERVATIONS), key=key_of(o), value=encode(o))
             p.flush()
-            time.sleep(0.15)
+            time.sleep(0.3)
         p.close()
 
     def stored() -> int:
@@ -274,7 +274,7 @@ def test_offsets_are_committed_only_after_the_store_has_the_result(env):
         hold.execute(text("LOCK TABLE verdicts IN ACCESS EXCLUSIVE MODE"))  # the store stalls
         produce(env.bootstrap, env.topic(OBSERVATIONS), observations)
         wait_until(lambda: w.metric("zhengai_records_in_total", topic="zg.observations", agent="judge") >= len(observations),
-                   30, "the observations taken by the judge", w)
+                   90, "the observations taken by the judge", w)
         time.sleep(2.0)  # four commit intervals
         observations_committed, observations_end = committed_and_end(env, OBSERVATIONS)
         assert observations_end == len(observations) and observations_committed == 0, "nothing committed before the store has it"
@@ -283,7 +283,11 @@ def test_offsets_are_committed_only_after_the_store_has_the_result(env):
     wait_until(lambda: env.verdict_keys() == keys, 30, "the verdicts in the store once it is back", w)
     wait_until(lambda: committed_and_end(env, OBSERVATIONS) == (len(observations), len(observations)), 30,
                "the commit after the store", w)
-    wait_until(lambda: committed_and_end(env, VERDICTS)[1] == len(keys), 30, "the verdicts published after the commit", w)
+    wait_until(lambda: w.metric("zhengai_records_out_total", topic="zg.verdicts") >= len(keys), 30,
+               "the verdicts published after the commit", w)
+    messages = consume(env.bootstrap, env.topic(VERDICTS), committed_and_end(env, VERDICTS)[1], timeout=10)
+    published = [v for m in messages for v in decode_many(m.value)]
+    assert sorted(v.key for v in published) == sorted(keys), "every stored verdict, once, in batch messages"
     wait_until(lambda: "zhengai_consumer_lag{" in w.metrics(), 10, "the lag gauge", w)
     lag = [line for line in w.metrics().splitlines() if line.startswith("zhengai_consumer_lag{")]
     assert all(line.endswith(" 0.0") for line in lag if 'topic="zg.observations"' in line), lag

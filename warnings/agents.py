@@ -4,7 +4,7 @@ directory stored.
 Thin by design: the one hop is ``zhengai.warnings.judge.Judge`` — the object the embedded runner
 drives too. Each batch is evaluated and written in **one transaction** (observations, verdicts,
 warning states, events, outbox); only after it committed are the side outputs published —
-verdicts on ``zg.verdicts`` (unless ``publish_verdicts`` is off), committed transitions on
+verdicts on ``zg.verdicts`` as batch messages (unless ``publish_verdicts`` is off), committed transitions on
 ``zg.warnings`` (one ``WarningTransition`` each, keyed by entity), dead letters on ``zg.dlq`` — and
 only after the broker has them is the batch acked: at least once. Writes are idempotent per
 verdict key, so a batch redelivered after a crash, restart or rebalance changes nothing and yields
@@ -79,7 +79,7 @@ def _wire(outcome: Outcome) -> list[BaseModel]:
 async def _publish(outcome: Outcome, refused: Sequence[tuple[tuple[Observation, str], BaseException]]) -> None:
     """The side outputs of committed work, each acknowledged by the broker before the caller acks."""
     if _s.publish_verdicts:
-        await send(verdicts_topic, outcome.verdicts, VERDICTS.name)
+        await send(verdicts_topic, outcome.verdicts, VERDICTS.name, partitions=VERDICTS.partitions)
     await send(transitions_topic, _wire(outcome), TRANSITIONS.name)
     now = utcnow()
     letters = outcome.dead_letters + [
