@@ -6,7 +6,6 @@ the issue's cases as a regression corpus."""
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime, timedelta, timezone
 
 import pytest

@@ -8,7 +8,6 @@ import logging
 import os
 import re
 import shutil
-import time
 from pathlib import Path
 
 import pytest

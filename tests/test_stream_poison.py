@@ -241,3 +241,18 @@ def test_rulebook_refuses_a_renamed_file_live_and_a_restart_on_a_broken_folder_r
     observe("S1003")
     assert wait_until(lambda: version("S1003"), 30, "a verdict on the published version", w2) == published["student.attendance_rate"]
     assert w2.metric("zhengai_rules_loaded") == sum(len(v) for v in published_rulebook(env.store_url).by_metric.values())
+
+
+def test_a_broken_folder_with_nothing_published_stops_the_start_with_located_errors_not_a_traceback(env):
+    rulebook = env.workdir / "rulebook"
+    shutil.copytree(default_rulebook_path(), rulebook)
+    (rulebook / "course.yaml").write_text("rules:\n  - id: course.x\n    name_en: 2026-13-45\n", encoding="utf-8")
+    w = env.worker(rulebook=rulebook)
+    log = open(w.log_path, "ab")
+    w.proc = subprocess.Popen([sys.executable, "-m", "zhengai", "worker"], cwd=env.workdir, env=w.environ,
+                              stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    assert w.proc.wait(timeout=120) == 2
+    text = w.log_text()
+    assert "Traceback" not in text
+    assert "course.yaml:3: rules[0].name_en: 值无法读取" in text and "worker 未启动" in text

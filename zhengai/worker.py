@@ -11,6 +11,7 @@ it (``zhengai.ingest.supervision``).
 from __future__ import annotations
 
 import logging
+import sys
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -75,12 +76,17 @@ def run_worker(settings: Settings, *, create_topics: bool = True, loglevel: str 
     app.worker_init_post_autodiscover()
     from zhengai.rules import reload
     from zhengai.rules.agents import watcher
+    from zhengai.rules.loader import RulebookError
     from zhengai.warnings.published import published_rulebook
 
     # Load the rulebook now. A folder that does not load starts the worker on the last version
     # published to the store (``zhengai rules publish``); with none published, it does not start.
     reload.use_fallback(lambda: published_rulebook(settings.store_url.get_secret_value()))
-    watcher()
+    try:
+        watcher()
+    except RulebookError as exc:
+        print(f"{exc}\n规则库无法加载，且存储中没有已发布的版本：worker 未启动。", file=sys.stderr)
+        return 2
     worker = faust.Worker(app, loglevel=loglevel, redirect_stdouts=False)
     try:
         worker.execute_from_commandline()  # returns only by SystemExit
