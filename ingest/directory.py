@@ -19,11 +19,13 @@ class Directory:
         self._entities: dict[str, Entity] = {}
         self._persons: dict[str, Person] = {}
         self._children: dict[str, set[str]] = {}
+        self._lineages: dict[str, tuple[str, ...]] = {}  # cleared by every change
         for record in records:
             self.add(record)
 
     # --- building -------------------------------------------------------------------------
     def add(self, record: Entity | Person) -> None:
+        self._lineages.clear()
         if isinstance(record, Person):
             self._merge_person(record)
             return
@@ -66,13 +68,17 @@ class Directory:
     def lineage(self, entity_id: str) -> tuple[str, ...]:
         """Entity ids from the school down to ``entity_id`` (inclusive). Unknown parents end the
         chain; cycles are cut."""
+        cached = self._lineages.get(entity_id)
+        if cached is not None:
+            return cached
         chain: list[str] = []
         current: str | None = entity_id
         while current is not None and current not in chain:
             chain.append(current)
             entity = self._entities.get(current)
             current = entity.parent_id if entity else None
-        return tuple(reversed(chain))
+        self._lineages[entity_id] = lineage = tuple(reversed(chain))
+        return lineage
 
     def placed(self, entity_id: str) -> bool:
         """Is the entity known with its whole line up to the school? Only then are its overrides,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import types
+from functools import lru_cache
 from datetime import date, datetime, timedelta, timezone
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -56,8 +57,10 @@ def _calendar_check(kind: str, m: re.Match) -> None:
             raise ValueError(f"{m.group(0)} is not a calendar day") from None
 
 
+@lru_cache(maxsize=8192)
 def period_kind(period: str) -> str:
-    """The kind of a period string, or ValueError saying what is accepted."""
+    """The kind of a period string, or ValueError saying what is accepted. Cached: a stream
+    carries few distinct periods (weeks, terms, years), each checked once."""
     for kind, pattern in _PERIOD_PATTERNS.items():
         m = pattern.match(period)
         if not m:
@@ -73,6 +76,7 @@ def period_kind(period: str) -> str:
     )
 
 
+@lru_cache(maxsize=8192)
 def period_sort_key(period: str) -> tuple:
     """Orders periods of one kind chronologically (string order already does for these forms)."""
     return (period_kind(period), period)

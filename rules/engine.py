@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import Iterable
 
 from zhengai.ingest.directory import Directory
-from zhengai.ingest.records import DeadLetter, Observation, Verdict, period_sort_key
-from zhengai.rules.evaluator import EvaluationError, evaluate_observation
+from zhengai.ingest.records import DeadLetter, Observation, Thresholds, Verdict, period_sort_key
+from zhengai.rules.evaluator import EvaluationError, evaluate, resolve_thresholds
 from zhengai.rules.loader import RuleSet
 
 __all__ = ["BatchResult", "evaluate_batch"]
@@ -46,6 +46,7 @@ def evaluate_batch(rules: RuleSet, observations: Iterable[Observation], director
     worker would have done when it arrived. Use it when a batch carries history (a first load, a
     backtest); otherwise every past week would be judged stale against today's clock."""
     result = BatchResult()
+    resolved: dict[tuple[str, ...], Thresholds] = {}
     for obs in observations:
         matching = rules.for_metric(obs.metric)
         if not matching:
@@ -56,10 +57,22 @@ def evaluate_batch(rules: RuleSet, observations: Iterable[Observation], director
             result._reject(obs, "unknown_entity", f"entity {obs.entity_id!r} is not in the directory", now)
             continue
         lineage = directory.lineage(obs.entity_id)
+        at = obs.observed_at if replay else now
         for rule in matching:
             try:
-                at = obs.observed_at if replay else now
-                result.verdicts.append(evaluate_observation(rule, rules.overrides_for(rule.id), lineage, obs, at))
+                if obs.level is not rule.level:
+                    raise EvaluationError(f"metric {obs.metric} is a {rule.level.value}-level metric, "
+                                          f"observation says {obs.level.value}")
+                overrides = rules.overrides_for(rule.id)
+                # Thresholds depend only on the overrides met down the lineage: most entities
+                # share one resolution per rule, so it is made once per batch and shared.
+                chain = (rule.id, *(e for e in lineage if e in overrides)) if overrides else (rule.id,)
+                thresholds = resolved.get(chain)
+                if thresholds is None:
+                    thresholds = resolved[chain] = resolve_thresholds(rule, overrides, lineage)
+                result.verdicts.append(evaluate(rule, thresholds, value=obs.value, entity_id=obs.entity_id,
+                                                period=obs.period, observed_at=obs.observed_at, now=at,
+                                                observation_key=obs.key))
             except EvaluationError as exc:
                 result._reject(obs, "evaluation_error", f"rule {rule.id}: {exc}", now)
     result.verdicts.sort(key=lambda v: (v.rule_id, v.entity_id, period_sort_key(v.period)))

@@ -158,7 +158,9 @@ def evaluate(
         band, reason = classify(value, thresholds, rule.unit)
         if band is Band.red and rule.direction is Direction.boolean and rule.fail_band == "yellow":
             band = Band.yellow
-    return Verdict(
+    # The inputs are validated already (the observation at the edge, the rule at load): building
+    # the record without a second validation is a third of an evaluation's cost.
+    return Verdict.trusted(
         rule_id=rule.id,
         rule_version=rule.version,
         level=rule.level,

@@ -358,7 +358,7 @@ def test_judge_agent_stores_verdicts_in_one_hop_and_publishes_side_outputs(monke
         def __init__(self, name):
             self.name = name
 
-        async def send(self, *, key, value, force):
+        async def send(self, *, key, value, force, partition=None):
             sent[self.name].append(value)
             done = asyncio.get_running_loop().create_future()
             done.set_result(None)
@@ -381,9 +381,9 @@ def test_judge_agent_stores_verdicts_in_one_hop_and_publishes_side_outputs(monke
 
     assert app_module.get_app().conf.store.scheme == "memory"  # no tables: nothing to recover
     asyncio.run(run())
-    from zhengai.ingest.serde import decode
+    from zhengai.ingest.serde import decode, decode_many
 
-    verdicts = [decode(v) for v in sent["verdicts"]]
+    verdicts = [v for m in sent["verdicts"] for v in decode_many(m)]  # batch messages
     assert [(v.rule_id, v.entity_id, v.band.value) for v in verdicts] == [("student.gpa", "S1", "red")]
     with store.engine.connect() as c:  # stored before it was published: one hop, no read-back
         assert c.exec_driver_sql("SELECT rule_id, entity_id, band FROM verdicts").all() == [("student.gpa", "S1", "red")]
