@@ -1,24 +1,24 @@
 """End-to-end throughput and latency of the streaming worker on a real broker and PostgreSQL,
-against a bare aiokafka consumer reading the same topic.
+against a same-run ceiling: the same work without the framework (``bench/ceiling.py``).
 
-    python bench/bench_stream.py [--size small|default] [--broker 127.0.0.1:19092] [--url postgresql+psycopg2://…]
+    python bench/bench_stream.py [--size small|default] [--workers 1] [--broker …] [--url …]
 
-A synthetic college (``zhengai.demo``: generated sources read by the real connectors, aggregated
-by the embedded runner's functions) gives the directory and the observations. The directory goes
-to ``zg.entities``; then ``zhengai worker`` runs as its own process, and
+The demo college's sources are read by the real connectors; the embedded runner (the same
+processors) gives the full set of observations. Then, each phase on fresh topics (unique prefix)
+and a fresh database, with ``zhengai worker`` as its own process(es), judging as observed:
 
-1. **bulk**: every observation is produced at once; the benchmark polls PostgreSQL and records
-   when each observation's first verdict row and each warning's opening event are committed.
-   Observations/s is observations ÷ (last verdict committed − first produce); latency is produce →
-   row committed, so under a bulk load it includes the queue in front of the worker;
-2. **paced**: the same observations again under a new source (new keys, so new verdicts) at half
-   the bulk rate — latency at a load the worker keeps up with;
-3. **baseline**: a bare aiokafka consumer (no group, no decoding) reads the same topic from the
-   beginning; the ratio says what validation, evaluation, two more topics and the store cost.
+1. **bulk**: every observation produced at once as batch messages (what the connectors send);
+   observations/s = observations ÷ (last verdict committed − first produce); the worker's CPU per
+   observation from ``/proc``;
+2. **paced** at 2,000 and 5,000 observations/s (new keys): produce → verdict committed, p50/p99;
+3. **ceiling**: a bare aiokafka consumer reading the bulk topic with the worker's per-batch work
+   (``bare``: decode, evaluate, one COPY of verdicts; ``full``: the one-hop judge and publishing);
+4. **replay**: the college's whole input — directory, raw events, the connectors' observations —
+   through Kafka until every derived unit is emitted and judged; attendance events/s into units.
 
-Uses fresh topics (unique prefix) and a fresh database, both removed afterwards. The worker judges
-each observation as of when it was observed (``ZHENGAI_EVALUATE_AS_OBSERVED``): the demo college
-is history. No assertions: it prints figures.
+The watcher counts committed rows correctly with several writers (ids are drawn before commit,
+so it rereads above the lowest id it has not seen until that gap is older than a few seconds).
+No assertions: it prints figures; on two shared cores compare ratios within one run.
 """
 
 from __future__ import annotations
@@ -35,35 +35,46 @@ import tempfile
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from zhengai.ingest.records import Entity, EntityKind, Observation, Person
-from zhengai.ingest.serde import encode, key_of
-from zhengai.ingest.topics import ENTITIES, OBSERVATIONS, TOPICS
+from zhengai.ingest.records import Entity, Observation, Person
+from zhengai.ingest.serde import encode, encode_batches, key_of
+from zhengai.ingest.topics import ENTITIES, EVENTS, OBSERVATIONS, TOPICS, partition_of
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ceiling import run_ceiling  # noqa: E402 — the bench folder's own helper
 
 DEFAULT_PG = "postgresql+psycopg2://zhengai:zhengai@127.0.0.1:15432/zhengai"
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def college(size: str, workdir: Path) -> tuple[list[Entity | Person], list[Observation]]:
-    """The demo college through its real connectors and the shared aggregation functions."""
+class ListDelivery:
+    def __init__(self):
+        self.records = []
+
+    def deliver(self, records):
+        self.records += records
+
+
+def college(size: str, workdir: Path):
+    """The demo college through its real connectors; all its observations via the embedded runner."""
+    from zhengai.connectors.base import MemoryBookmarks, run_connector
     from zhengai.connectors.caiwu import CaiwuConnector
     from zhengai.connectors.jiaowu import JiaowuConnector
     from zhengai.connectors.pingjiao import PingjiaoConnector
     from zhengai.connectors.renshi import RenshiConnector
     from zhengai.demo.api import DemoApi
     from zhengai.demo.college import SIZES, generate
-    from zhengai.embedded import Pipeline, PipelineResult
+    from zhengai.embedded import Pipeline
     from zhengai.rules.loader import load_rulebook
+    from zhengai.warnings.schema import ObservationRow
     from zhengai.warnings.store import WarningStore
 
     c = generate(workdir / "sources", SIZES[size])
-    store = WarningStore(f"sqlite:///{workdir / 'scratch.sqlite'}")
-    store.create_schema()
-    pipeline = Pipeline(store, load_rulebook(), clock=lambda: c.as_of)
+    delivery = ListDelivery()
     with DemoApi(c.api_data) as api:
         connectors = [
             JiaowuConnector(f"sqlite:///{c.jiaowu_db}", school_id=c.school_id),
@@ -72,30 +83,61 @@ def college(size: str, workdir: Path) -> tuple[list[Entity | Person], list[Obser
             CaiwuConnector(c.finance_csv, school_id=c.school_id),
         ]
         try:
-            pipeline.ingest(connectors, PipelineResult())
+            for conn in connectors:
+                run_connector(conn, delivery, MemoryBookmarks())
         finally:
             for conn in connectors:
                 conn.close()
-    observations = pipeline.aggregate(term=c.current_term, year=str(c.as_of.year), as_of=c.as_of)
-    d = pipeline.directory
-    entities = [e for kind in EntityKind for e in d.of_kind(kind)]
-    persons = {p.id: d.person(p.id) for e in entities for p in e.responsible.values()}
-    return [p for p in persons.values() if p is not None] + entities, observations
+    records = delivery.records
+    store = WarningStore(f"sqlite:///{workdir / 'scratch.sqlite'}")
+    store.create_schema()
+    pipeline = Pipeline(store, load_rulebook(), clock=lambda: c.as_of)
+    for i in range(0, len(records), 1000):
+        pipeline.deliver(records[i:i + 1000])
+    pipeline.flush()
+    with store.session() as s:
+        observations = [Observation(level=r.level, entity_id=r.entity_id, metric=r.metric,
+                                    value=bool(r.value) if r.is_bool else r.value, period=r.period,
+                                    observed_at=r.observed_at, source=r.source, key=r.key)
+                        for r in s.query(ObservationRow).order_by(ObservationRow.id)]
+    return records, observations, pipeline.directory
 
 
-def produce(bootstrap: str, topic: str, records, sent_at: dict[str, float] | None = None, rate: float | None = None) -> None:
+# --- Kafka --------------------------------------------------------------------------------------
+
+def produce(bootstrap: str, topic: str, records, *, partitions: int, batched: bool = True,
+            sent_at: dict[str, float] | None = None, rate: float | None = None) -> None:
+    """Records as the connectors send them: batch messages per partition (or one record per
+    message for the compacted directory). Paced: a tick every 20 ms with the records due by then."""
     from kafka import KafkaProducer
 
-    p = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=256 * 1024)
+    p = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=512 * 1024,
+                      max_request_size=4 * 1024 * 1024)
+    records = list(records)
+    step = max(1, int(rate * 0.02)) if rate else 5000
     start = time.monotonic()
-    for i, r in enumerate(records):
+    for i in range(0, len(records), step):
+        chunk = records[i:i + step]
         if rate:
             delay = start + i / rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
+        now = time.monotonic()
         if sent_at is not None:
-            sent_at[r.key] = time.monotonic()
-        p.send(topic, key=key_of(r), value=encode(r))
+            for r in chunk:
+                sent_at[r.key] = now
+        if not batched:
+            for r in chunk:
+                p.send(topic, key=key_of(r), value=encode(r))
+            continue
+        groups: dict[int, list] = {}
+        for r in chunk:
+            groups.setdefault(partition_of(key_of(r), partitions), []).append(r)
+        for partition, group in groups.items():
+            for first, value in encode_batches(group):
+                p.send(topic, key=key_of(first), value=value, partition=partition)
+        if rate:
+            p.flush()
     p.flush()
     p.close()
 
@@ -106,40 +148,53 @@ def observation_key(verdict_key: str) -> str:
 
 
 class Watch:
-    """Polls the store and notes when each observation's first verdict and each warning's opening
-    event became visible (committed)."""
+    """Polls the store and notes when each observation's first verdict became visible (committed).
+
+    Row ids are drawn when a row is written, not when it commits: with several writers a lower id
+    can commit after a higher one. So the watcher rereads everything above the lowest id it has not
+    seen, until that id has been missing for ``GAP_SECONDS`` (an id a conflict or a rollback used
+    up never appears)."""
+
+    GAP_SECONDS = 5.0
 
     def __init__(self, url: str):
         self.engine = create_engine(url)
         self.verdict_seen: dict[str, float] = {}
-        self.warning_seen: dict[str, float] = {}
-        self._last = {"verdicts": 0, "warning_events": 0}
+        self._ids: set[int] = set()
+        self._floor = 0  # every id ≤ floor is seen or given up
+        self._missing_since: dict[int, float] = {}
 
     def poll(self) -> None:
         with self.engine.connect() as c:
-            now = time.monotonic()
-            rows = c.execute(text("SELECT id, key FROM verdicts WHERE id > :i ORDER BY id"), {"i": self._last["verdicts"]}).all()
-            for rid, key in rows:
+            rows = c.execute(text("SELECT id, key FROM verdicts WHERE id > :f"), {"f": self._floor}).all()
+        now = time.monotonic()
+        for rid, key in rows:
+            if rid not in self._ids:
+                self._ids.add(rid)
                 self.verdict_seen.setdefault(observation_key(key), now)
-                self._last["verdicts"] = rid
-            rows = c.execute(text("SELECT id, cause FROM warning_events WHERE id > :i AND kind = 'opened' ORDER BY id"),
-                             {"i": self._last["warning_events"]}).all()
-            for rid, cause in rows:
-                self.warning_seen.setdefault(observation_key(cause), now)
-                self._last["warning_events"] = rid
+        top = max(self._ids, default=0)
+        while self._floor < top:
+            nxt = self._floor + 1
+            if nxt in self._ids:
+                self._ids.discard(nxt)
+            elif now - self._missing_since.setdefault(nxt, now) < self.GAP_SECONDS:
+                break
+            self._floor = nxt
 
-    def until(self, keys: set[str], stall: float, worker: subprocess.Popen) -> None:
-        """Until every key has a verdict; gives up after ``stall`` seconds without progress."""
+    def until(self, keys: set[str], stall: float, workers) -> float:
+        """Until every key has a verdict; returns when the last arrived; gives up after ``stall``
+        seconds without progress."""
         progress, seen = time.monotonic(), -1
         while time.monotonic() - progress < stall:
             self.poll()
             if keys <= self.verdict_seen.keys():
-                return
+                return max(self.verdict_seen[k] for k in keys)
             if len(self.verdict_seen) != seen:
                 progress, seen = time.monotonic(), len(self.verdict_seen)
-            if worker.poll() is not None:
-                raise SystemExit(f"the worker exited with {worker.returncode}")
-            time.sleep(0.02)
+            for w in workers:
+                if w.poll() is not None:
+                    raise SystemExit(f"a worker exited with {w.returncode}")
+            time.sleep(0.05)
         missing = len(keys - self.verdict_seen.keys())
         raise SystemExit(f"no progress for {stall:.0f} s: {missing} observations without a verdict")
 
@@ -150,146 +205,232 @@ def pct(values: list[float], q: float) -> float:
 
 
 def latency_line(label: str, sent: dict[str, float], seen: dict[str, float]) -> str:
-    lat = [seen[k] - sent[k] for k in seen if k in sent]
+    lat = [seen[k] - sent[k] for k in sent if k in seen]
     if not lat:
         return f"  {label}: none"
     return f"  {label}: n={len(lat)}  p50 {pct(lat, 0.5) * 1000:.0f} ms  p99 {pct(lat, 0.99) * 1000:.0f} ms  max {max(lat) * 1000:.0f} ms"
 
 
-async def raw_consume(bootstrap: str, topic: str, n: int) -> float:
-    """Seconds a bare aiokafka consumer (no group, no decoding) needs to read n messages."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest")
-    await c.start()
-    try:
-        parts = (await c._client.fetch_all_metadata()).partitions_for_topic(topic)
-        tps = [TopicPartition(topic, p) for p in parts]
-        c.assign(tps)
-        await c.seek_to_beginning(*tps)
-        got, start = 0, time.monotonic()
-        while got < n:
-            batch = await c.getmany(timeout_ms=1000, max_records=10000)
-            got += sum(len(v) for v in batch.values())
-        return time.monotonic() - start
-    finally:
-        await c.stop()
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
 
 
-def print_worker_timings(port: int) -> None:
-    """Where the worker spent its time, from its own /metrics (sums and counts of the histograms)."""
+# --- one deployment: topics, database, workers ----------------------------------------------------
+
+class Deployment:
+    def __init__(self, broker: str, admin_url: str, workdir: Path, name: str):
+        from zhengai.ingest.app import ensure_topics
+
+        self.broker, self.workdir, self.name = broker, workdir, name
+        self.prefix = f"bench-{uuid.uuid4().hex[:8]}."
+        self.admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        self.db = f"zhengai_bench_{uuid.uuid4().hex[:8]}"
+        with self.admin.connect() as c:
+            c.execute(text(f'CREATE DATABASE "{self.db}"'))
+        self.url = make_url(admin_url).set(database=self.db).render_as_string(hide_password=False)
+        ensure_topics(broker, TOPICS, prefix=self.prefix)
+        self.workers: list[subprocess.Popen] = []
+        self.ports: list[int] = []
+
+    def topic(self, spec) -> str:
+        return self.prefix + spec.name
+
+    def start_workers(self, n: int, **settings) -> None:
+        for i in range(n):
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            env = {**os.environ, "PYTHONSAFEPATH": "1", "ZHENGAI_BROKER": self.broker, "ZHENGAI_STORE_URL": self.url,
+                   "ZHENGAI_TOPIC_PREFIX": self.prefix, "ZHENGAI_APP_ID": self.prefix + "worker",
+                   "ZHENGAI_METRICS_PORT": str(port), "ZHENGAI_EVALUATE_AS_OBSERVED": "true",
+                   **{f"ZHENGAI_{k.upper()}": str(v) for k, v in settings.items()}}
+            log_path = self.workdir / f"{self.name}-worker{i}.log"
+            with open(log_path, "wb") as log:
+                proc = subprocess.Popen([sys.executable, "-m", "zhengai", "worker", "--log-level", "info"],
+                                        cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
+            while b"Worker]: Ready" not in log_path.read_bytes():
+                if proc.poll() is not None:
+                    raise SystemExit(f"the worker exited with {proc.returncode}; see {log_path}")
+                time.sleep(0.1)
+            self.workers.append(proc)
+            self.ports.append(port)
+
+    def scalar(self, sql: str):
+        with create_engine(self.url).connect() as c:
+            return c.execute(text(sql)).scalar()
+
+    def stop_workers(self) -> None:
+        for w in self.workers:
+            if w.poll() is None:
+                w.send_signal(signal.SIGTERM)
+                try:
+                    w.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    w.kill()
+
+    def close(self) -> None:
+        from kafka.admin import KafkaAdminClient
+
+        self.stop_workers()
+        admin = KafkaAdminClient(bootstrap_servers=self.broker)
+        admin.delete_topics([self.prefix + s.name for s in TOPICS], raise_errors=False)
+        admin.close()
+        with self.admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)'))
+
+
+def print_worker_timings(ports: list[int]) -> None:
+    """Where the workers spent their time, from their own /metrics (sums and counts of the histograms)."""
     import urllib.request
 
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        text_ = r.read().decode()
     sums: dict[str, float] = {}
-    for m in re.finditer(r"^(zhengai_(?:store_write|evaluation)_seconds)_(sum|count)(\{[^}]*\})? (\S+)$", text_, re.M):
-        sums[f"{m.group(1)}{m.group(3) or ''} {m.group(2)}"] = float(m.group(4))
-    print("\nworker time (from its /metrics):")
+    for port in ports:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text_ = r.read().decode()
+        for m in re.finditer(r"^(zhengai_(?:store_write|evaluation)_seconds)_(sum|count)(\{[^}]*\})? (\S+)$", text_, re.M):
+            key = f"{m.group(1)}{m.group(3) or ''} {m.group(2)}"
+            sums[key] = sums.get(key, 0.0) + float(m.group(4))
+    print("  worker time (from /metrics):")
     for key in sorted(k for k in sums if k.endswith(" sum")):
         label = key[: -len(" sum")]
         n = sums.get(f"{label} count", 0)
-        print(f"  {label}: {n:.0f} batches, {sums[key]:.2f} s in all, {1000 * sums[key] / max(n, 1):.1f} ms each")
+        print(f"    {label}: {n:.0f} batches, {sums[key]:.2f} s in all, {1000 * sums[key] / max(n, 1):.1f} ms each")
+
+
+# --- the phases --------------------------------------------------------------------------------------
+
+def phase_bulk(args, workdir, directory_records, observations, directory) -> dict:
+    d = Deployment(args.broker, args.url, workdir, "bulk")
+    try:
+        produce(args.broker, d.topic(ENTITIES), directory_records, partitions=ENTITIES.partitions, batched=False)
+        d.start_workers(args.workers)
+        watch = Watch(d.url)
+        from datetime import datetime, timezone
+
+        from zhengai.rules.engine import evaluate_batch
+        from zhengai.rules.loader import load_rulebook
+
+        judged = evaluate_batch(load_rulebook(), observations, directory, datetime.now(timezone.utc), replay=True)
+        keys = {v.observation_key for v in judged.verdicts}
+        print(f"\nbulk ({args.workers} worker{'s' if args.workers > 1 else ''}): {len(observations)} observations, "
+              f"{len(keys)} judged ({len(observations) - len(keys)} informational or dead-lettered)")
+        sent: dict[str, float] = {}
+        cpu0 = [cpu_seconds(w.pid) for w in d.workers]
+        t0 = time.monotonic()
+        threading.Thread(target=produce, args=(args.broker, d.topic(OBSERVATIONS), observations),
+                         kwargs=dict(partitions=OBSERVATIONS.partitions, sent_at=sent), daemon=True).start()
+        last = watch.until(keys, 120, d.workers)
+        elapsed = last - t0
+        cpu = sum(cpu_seconds(w.pid) - c for w, c in zip(d.workers, cpu0))
+        rate = len(observations) / elapsed
+        print(f"  end to end: {elapsed:.2f} s → {rate:.0f} observations/s; worker CPU {cpu:.1f} s = "
+              f"{1000 * cpu / len(observations):.3f} ms per observation ({len(observations) / cpu:.0f} obs per CPU-second)")
+        print(latency_line("produce → verdict committed", sent, watch.verdict_seen))
+
+        paced = {}
+        for pace in args.paced:
+            n = min(len(keys), int(pace * args.paced_seconds))
+            again = [o.model_copy(update={"source": f"bench.paced{pace}", "key": f"paced{pace}|{o.key}"})
+                     for o in observations if o.key in keys][:n]
+            sent2: dict[str, float] = {}
+            threading.Thread(target=produce, args=(args.broker, d.topic(OBSERVATIONS), again), daemon=True,
+                             kwargs=dict(partitions=OBSERVATIONS.partitions, sent_at=sent2, rate=pace)).start()
+            watch.until({o.key for o in again}, 60, d.workers)  # polls while the producer paces
+            print(f"  paced at {pace}/s: {len(again)} observations")
+            print(latency_line("  produce → verdict committed", sent2, watch.verdict_seen))
+            paced[pace] = sent2
+        print_worker_timings(d.ports)
+        total = len(observations) + sum(len(s) for s in paced.values())
+        return {"rate": rate, "topic": d.topic(OBSERVATIONS), "total": total, "deployment": d}
+    except BaseException:
+        d.close()
+        raise
+
+
+def phase_ceiling(args, workdir, bulk: dict, directory) -> None:
+    for mode in ("bare", "full"):
+        db = Deployment(args.broker, args.url, workdir, f"ceiling-{mode}")
+        try:
+            c = asyncio.run(run_ceiling(mode, args.broker, bulk["topic"], db.url, directory, bulk["total"],
+                                        verdicts_topic=db.topic(OBSERVATIONS).replace("observations", "verdicts")
+                                        if mode == "full" else None))
+            print(c.line())
+            print(f"    worker ÷ ceiling ({mode}): {bulk['rate']:.0f} ÷ {c.rate:.0f} = {bulk['rate'] / c.rate:.2f}")
+        finally:
+            db.close()
+
+
+def phase_replay(args, workdir, records) -> None:
+    from zhengai.ingest.records import AttendanceEvent
+
+    d = Deployment(args.broker, args.url, workdir, "replay")
+    try:
+        directory = [r for r in records if isinstance(r, (Entity, Person))]
+        observations = [r for r in records if isinstance(r, Observation)]
+        events = [r for r in records if hasattr(r, "occurred_at") and not isinstance(r, (Observation, Entity, Person))]
+        attendance = sum(isinstance(e, AttendanceEvent) for e in events)
+        d.start_workers(args.workers)
+        cpu0 = [cpu_seconds(w.pid) for w in d.workers]
+        t0 = time.monotonic()
+        produce(args.broker, d.topic(ENTITIES), directory, partitions=ENTITIES.partitions, batched=False)
+        threading.Thread(target=produce, args=(args.broker, d.topic(EVENTS), events), kwargs=dict(partitions=EVENTS.partitions),
+                         daemon=True).start()
+        threading.Thread(target=produce, args=(args.broker, d.topic(OBSERVATIONS), observations),
+                         kwargs=dict(partitions=OBSERVATIONS.partitions), daemon=True).start()
+        tallies_done = None
+        stable_since, last_count = None, -1
+        while True:
+            time.sleep(0.5)
+            now = time.monotonic()
+            tallies = d.scalar("SELECT count(*) FROM attendance_tallies")
+            if tallies_done is None and tallies >= attendance:
+                tallies_done = now
+            verdicts = d.scalar("SELECT count(*) FROM verdicts")
+            dirty = d.scalar("SELECT count(*) FROM stream_units WHERE dirty")
+            if verdicts != last_count or dirty or tallies_done is None:
+                stable_since, last_count = now, verdicts
+            elif now - stable_since > 5:
+                break
+            if now - t0 > 600:
+                raise SystemExit(f"replay unfinished after 600 s: {tallies}/{attendance} tallies, {dirty} dirty units")
+        done = stable_since
+        cpu = sum(cpu_seconds(w.pid) - c for w, c in zip(d.workers, cpu0))
+        units = d.scalar("SELECT count(*) FROM stream_units")
+        print(f"\nreplay: {len(directory)} directory records, {len(events)} events ({attendance} attendance), "
+              f"{len(observations)} connector observations → {last_count} verdicts, {units} units")
+        print(f"  attendance events into units: {attendance / (tallies_done - t0):.0f} events/s")
+        print(f"  whole replay: {done - t0:.1f} s (produce → last verdict committed), worker CPU {cpu:.1f} s")
+    finally:
+        d.close()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size", choices=["small", "default"], default="small")
+    ap.add_argument("--size", choices=["small", "default"], default="default")
+    ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--broker", default=os.environ.get("ZHENGAI_TEST_KAFKA", "127.0.0.1:19092"))
     ap.add_argument("--url", default=os.environ.get("ZHENGAI_TEST_PG_URL", DEFAULT_PG), help="a role that may create databases")
-    ap.add_argument("--paced-seconds", type=float, default=10.0, help="length of the paced phase (0 = skip)")
-    ap.add_argument("--paced-rate", type=float, default=0.0, help="observations/s of the paced phase (default: half the bulk rate)")
+    ap.add_argument("--paced", type=int, nargs="*", default=[2000, 5000], help="paced rates (observations/s)")
+    ap.add_argument("--paced-seconds", type=float, default=10.0)
+    ap.add_argument("--skip", nargs="*", default=[], choices=["ceiling", "replay"])
     args = ap.parse_args()
 
-    from kafka.admin import KafkaAdminClient
-
-    from zhengai.ingest.app import ensure_topics
-
     workdir = Path(tempfile.mkdtemp(prefix="zhengai-bench-"))
-    print(f"generating the {args.size} demo college …", flush=True)
-    directory, observations = college(args.size, workdir)
-    print(f"{len(directory)} directory records, {len(observations)} observations")
+    print(f"reading the {args.size} demo college through its connectors …", flush=True)
+    records, observations, directory = college(args.size, workdir)
+    directory_records = [r for r in records if isinstance(r, (Entity, Person))]
+    print(f"{len(records)} source records ({len(directory_records)} directory), {len(observations)} observations in all")
 
-    prefix = f"bench-{uuid.uuid4().hex[:8]}."
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        metrics_port = sock.getsockname()[1]
-    admin_engine = create_engine(args.url, isolation_level="AUTOCOMMIT")
-    db = f"zhengai_bench_{uuid.uuid4().hex[:8]}"
-    with admin_engine.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{db}"'))
-    url = make_url(args.url).set(database=db).render_as_string(hide_password=False)
-    ensure_topics(args.broker, TOPICS, prefix=prefix)
-    worker = None
+    bulk = phase_bulk(args, workdir, directory_records, observations, directory)
     try:
-        produce(args.broker, prefix + ENTITIES.name, directory)
-        env = {**os.environ, "PYTHONSAFEPATH": "1", "ZHENGAI_BROKER": args.broker, "ZHENGAI_STORE_URL": url,
-               "ZHENGAI_TOPIC_PREFIX": prefix, "ZHENGAI_APP_ID": prefix + "worker", "ZHENGAI_METRICS_PORT": str(metrics_port),
-               "ZHENGAI_EVALUATE_AS_OBSERVED": "true"}
-        log = open(workdir / "worker.log", "wb")
-        worker = subprocess.Popen([sys.executable, "-m", "zhengai", "worker", "--log-level", "info"], cwd=workdir, env=env,
-                                  stdout=log, stderr=subprocess.STDOUT)
-        while b"Worker]: Ready" not in (workdir / "worker.log").read_bytes():
-            if worker.poll() is not None:
-                raise SystemExit(f"the worker exited with {worker.returncode}; see {workdir / 'worker.log'}")
-            time.sleep(0.1)
-        watch = Watch(url)
-        # Observations the rulebook has no rule for, or for entities outside the directory, are
-        # dead-lettered, not judged: wait for the verdicts of the others.
-        from zhengai.ingest.directory import Directory
-        from zhengai.rules.engine import evaluate_batch
-        from zhengai.rules.loader import load_rulebook
-
-        judged = evaluate_batch(load_rulebook(), observations, Directory(directory), datetime.now(timezone.utc), replay=True)
-        keys = {v.observation_key for v in judged.verdicts}
-        if len(keys) < len(observations):
-            dead = len(judged.dead_letters)
-            print(f"{len(observations) - len(keys)} observations are not judged: {dead} go to the dead-letter topic, "
-                  f"{len(observations) - len(keys) - dead} are informational (their rule is disabled)")
-
-        # 1. bulk
-        sent: dict[str, float] = {}
-        t0 = time.monotonic()
-        threading.Thread(target=produce, args=(args.broker, prefix + OBSERVATIONS.name, observations, sent), daemon=True).start()
-        watch.until(keys, 60, worker)
-        elapsed = max(watch.verdict_seen[k] for k in keys) - t0
-        rate = len(observations) / elapsed
-        print(f"\nbulk: {len(observations)} observations in {elapsed:.2f} s → {rate:.0f} observations/s end to end "
-              f"({len(keys)} judged, {len(judged.verdicts)} verdicts)")
-        print(latency_line("produce → verdict row committed", sent, watch.verdict_seen))
-        print(latency_line("produce → warning row committed", sent, watch.warning_seen))
-
-        # 2. paced, at half the bulk rate
-        if args.paced_seconds > 0:
-            pace = args.paced_rate or rate / 2
-            n = min(len(observations), int(pace * args.paced_seconds))
-            again = [o.model_copy(update={"source": "bench.paced", "key": f"paced|{o.key}"}) for o in observations if o.key in keys][:n]
-            sent2: dict[str, float] = {}
-            threading.Thread(target=produce, args=(args.broker, prefix + OBSERVATIONS.name, again, sent2, pace), daemon=True).start()
-            watch.until({o.key for o in again}, 60, worker)
-            n = len(again)
-            print(f"\npaced: {n} observations at {pace:.0f}/s")
-            print(latency_line("produce → verdict row committed", sent2, watch.verdict_seen))
-        total = len(observations) + (n if args.paced_seconds > 0 else 0)
-
-        # 3. the baseline: the same topic, read bare
-        seconds = asyncio.run(raw_consume(args.broker, prefix + OBSERVATIONS.name, total))
-        raw = total / seconds
-        print(f"\nbaseline: a bare aiokafka consumer reads the {total} messages at {raw:.0f} messages/s")
-        print(f"ratio: end to end {rate:.0f} obs/s ÷ raw consume {raw:.0f} msg/s = {rate / raw:.3f}")
-        print_worker_timings(metrics_port)
+        bulk["deployment"].stop_workers()  # the ceiling reads the bulk topic on a quiet machine
+        if "ceiling" not in args.skip:
+            phase_ceiling(args, workdir, bulk, directory)
     finally:
-        if worker is not None and worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-        admin = KafkaAdminClient(bootstrap_servers=args.broker)
-        admin.delete_topics([prefix + s.name for s in TOPICS], raise_errors=False)
-        admin.close()
-        with admin_engine.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+        bulk["deployment"].close()
+    if "replay" not in args.skip:
+        phase_replay(args, workdir, records)
 
 
 if __name__ == "__main__":
