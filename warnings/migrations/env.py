@@ -2,6 +2,7 @@
 
 from alembic import context
 
+import zhengai.warnings.improvement_schema  # noqa: F401 — registers the improvement tables on Base
 import zhengai.warnings.notify_schema  # noqa: F401 — registers the notification tables on Base
 from zhengai.ingest import windows
 from zhengai.warnings.schema import Base
