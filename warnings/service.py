@@ -64,6 +64,13 @@ class WarningService:
     def _rule(self, rule_id: str):
         return self._rules().rules.get(rule_id)
 
+    def rule(self, rule_id: str):
+        """The current rule of that id (None when the rulebook no longer has it)."""
+        return self._rule(rule_id)
+
+    def directory(self) -> Directory:
+        return self._directory()
+
     def _responsible(self, verdict: Verdict) -> tuple[str, str] | tuple[None, None]:
         rule = self._rule(verdict.rule_id)
         recipient = route(rule, verdict.entity_id, self._directory()) if rule else None
