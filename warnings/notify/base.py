@@ -147,7 +147,9 @@ class Sink(ABC):
     Class attributes a kind sets: ``kind`` (registry name), ``Settings`` (its settings model);
     optionally ``rate_limit`` (the pipeline queues to stay under it), ``max_bytes`` (the body
     budget the pipeline packs notices under), ``renders_links`` (True when the sink shows
-    ``Message.links`` as buttons, so the body need not repeat them).
+    ``Message.links`` as buttons, so the body need not repeat them), ``personal`` (False for a
+    channel many people read — a group robot: its messages then carry no personal action link,
+    only a link to 我的预警, which asks for the reader's own identity).
     """
 
     kind: ClassVar[str] = ""
@@ -155,6 +157,7 @@ class Sink(ABC):
     rate_limit: RateLimit | None = None
     max_bytes: int | None = None
     renders_links: bool = False
+    personal: bool = True
 
     def __init__(self, *, channel: str | None = None):
         self.channel = channel or self.kind

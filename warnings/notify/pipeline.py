@@ -283,7 +283,8 @@ class NotifyPipeline:
             return [], {}
         keys = {(p.rule_id, p.entity_id, p.period) for _, items in due for p in items if p.rule_id and p.entity_id and p.period}
         history = outbox.trends(s, keys)
-        notices = {p.outbox_id: self.composer.notice(p, history.get((p.rule_id, p.entity_id, p.period), ()))
+        notices = {p.outbox_id: self.composer.notice(p, history.get((p.rule_id, p.entity_id, p.period), ()),
+                                                     personal=self.channels[p.channel].sink.personal)
                    for _, items in due for p in items}
         batches = []
         for key, items in due:
@@ -347,7 +348,7 @@ class NotifyPipeline:
             if recipient_id and recipient is None:
                 recipient = Contact(recipient_id)
             message = self.composer.message([notices[p.outbox_id] for p in b.items], recipient=recipient,
-                                            digest=b.digest, at=now, buttons=sink.renders_links)
+                                            digest=b.digest, at=now, buttons=sink.renders_links, personal=sink.personal)
             s.commit()  # hold no transaction open while a channel answers
             started = _time.perf_counter()
             try:
