@@ -29,7 +29,7 @@ from starlette.routing import Route
 from zhengai.ingest.privacy import mask_text
 from zhengai.warnings.improvements import ACTION_ZH, EvidenceError, add_evidence, allowed_actions, revoked_before
 from zhengai.warnings.lifecycle import Acknowledge, LifecycleError, Review, StartImprovement, Status
-from zhengai.warnings.links import InvalidLink, LinkParams, issued_at, verify
+from zhengai.warnings.links import InvalidLink, LinkParams, action_url, issued_at, verify
 from zhengai.warnings.service import NotAllowed
 from zhengai.web import views
 from zhengai.web.security import CHINA, Guard, WebSettings, csrf_ok, csrf_token, proxy_user, same_site
@@ -121,7 +121,12 @@ class Pages:
         items = []
         for m in my_warnings(self.service, who.person_id):
             w = m.warning
-            items.append(dict(id=w.id, rule=w.rule_name, entity=views.entity_label(self.service.directory(), w),
+            href = f"/warnings/{w.id}"
+            if who.link is not None:  # reached by a personal link: each warning gets one for this person
+                action = "ack" if m.actions[:1] == ["ack"] else "improvement" if "improvement" in m.actions else None
+                href = (action_url(f"/warnings/{w.id}/{action}", w.id, who.person_id, action, int(who.link.expires_at),
+                                   self.secret) if action else None)
+            items.append(dict(id=w.id, href=href, rule=w.rule_name, entity=views.entity_label(self.service.directory(), w),
                               status=m.status_zh, band=w.band, due=views.day(w.due_date), role=m.role,
                               actions=m.actions_zh, period=w.last_period,
                               measures=[mask_text(i.text) for i in m.measures],
