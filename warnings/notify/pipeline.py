@@ -93,6 +93,7 @@ class RunReport:
 class TickReport:
     reminders: int = 0
     run: RunReport = field(default_factory=RunReport)
+    silences_ended: int = 0  # expiry notices sent to silences' authors
 
 
 @dataclass
@@ -157,6 +158,9 @@ class NotifyPipeline:
             if self.config.reminders.repeat_interval is not None:
                 report.reminders = remind(self, now, list(self.channels))
             report.run = self._run(now)
+            from zhengai.warnings.notify.silences import expiry_notices
+
+            report.silences_ended = expiry_notices(self, now)  # tell authors their silence ended
         return report
 
     def serve(self, clock: Callable[[], datetime], stop: threading.Event, *, every: timedelta = timedelta(seconds=15),

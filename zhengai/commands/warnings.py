@@ -9,6 +9,10 @@
     zhengai warnings review ID --by Q001 [--note "复评意见"]
     zhengai warnings false-positive ID --by Q001 --reason "误报原因"
     zhengai warnings revoke-links PERSON --by Q001 --reason "手机遗失"
+    zhengai warnings silence add --by Q001 --reason "…" --until 2026-12-10 [--rule course.*] [--entity C0001]
+                                 [--level course] [--recipient T0001] [--channel robot] [--preview]
+    zhengai warnings silence list [--all]
+    zhengai warnings silence expire ID --by Q001
     zhengai warnings tick [--now 2026-12-01T09:00+08:00]
     zhengai warnings migrate
 
@@ -197,6 +201,54 @@ def _migrate(args) -> int:
     return 0
 
 
+def _silence(args) -> int:
+    from zhengai.warnings.notify.silence import Silence
+    from zhengai.warnings.notify.silences import create, expire, list_silences, preview
+    from zhengai.warnings.store import WarningStore
+
+    store = WarningStore(args.store)
+    now = _when(args.now)
+    if args.silence_command == "list":
+        rows = list_silences(store, now, include_ended=args.all)
+        for r in rows:
+            what = " ".join(f"{k}={v}" for k, v in (("规则", r.rule), ("对象", r.entity_id), ("层面", r.level),
+                                                     ("收件人", r.recipient_id), ("渠道", r.channel)) if v)
+            state = "生效中" if r.starts_at <= now < r.ends_at else ("未开始" if now < r.starts_at else "已结束")
+            print(f"#{r.id:<4} {state} {what} · 至 {_day(r.ends_at)} · {r.created_by}：{r.comment}")
+        print(f"共 {len(rows)} 条静默")
+        return 0
+    if args.silence_command == "expire":
+        try:
+            expire(store, args.id, by=args.by, now=now)
+        except (KeyError, ValueError) as exc:
+            print(f"未执行：{exc}", file=sys.stderr)
+            return 1
+        print(f"#{args.id} 号静默已结束；被暂缓的通知将在下一轮发出")
+        return 0
+    try:
+        silence = Silence(starts_at=now, ends_at=_due(args.until), created_by=args.by, comment=args.reason,
+                          rule=args.rule or "*", entity_id=args.entity, level=args.level, recipient_id=args.recipient,
+                          channel=args.channel)
+    except ValueError as exc:
+        print(f"未执行：{exc}", file=sys.stderr)
+        return 1
+    seen = preview(store, silence, now)
+    print(f"预览：{seen.zh}")
+    for w in seen.warnings[:50]:
+        from zhengai.ingest.privacy import mask_text
+
+        print(f"  #{w.id} {w.rule_name} · {mask_text(w.entity_id)} · {w.status}")
+    if args.preview:
+        return 0
+    try:
+        sid = create(store, silence, now)
+    except ValueError as exc:
+        print(f"未执行：{exc}", file=sys.stderr)
+        return 1
+    print(f"已设置 #{sid} 号静默，至 {_day(silence.ends_at)}；到期时会通知 {args.by}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("warnings", help="list warnings and act on them (确认、改进措施、复评、误报)")
     p.add_argument("--store", default=os.environ.get("ZHENGAI_STORE_URL", DEFAULT_STORE))
@@ -244,6 +296,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     rv.add_argument("--reason", required=True)
     rv.add_argument("--now", help="ISO time (default: now)")
     rv.set_defaults(func=_revoke)
+
+    si = ws.add_parser("silence", help="silences: preview, add, list, expire early (静默)")
+    sis = si.add_subparsers(dest="silence_command", required=True)
+    add = sis.add_parser("add", help="preview what it would hide, then save it (--preview: only preview)")
+    add.add_argument("--by", required=True)
+    add.add_argument("--reason", required=True)
+    add.add_argument("--until", required=True, help="last day, YYYY-MM-DD (China time)")
+    add.add_argument("--rule", help="rule id or glob, e.g. course.*")
+    add.add_argument("--entity")
+    add.add_argument("--level", choices=["school", "major", "course", "teacher", "student"])
+    add.add_argument("--recipient", help="person id")
+    add.add_argument("--channel")
+    add.add_argument("--preview", action="store_true")
+    add.add_argument("--now", help="ISO time (default: now)")
+    lst = sis.add_parser("list")
+    lst.add_argument("--all", action="store_true", help="also ended ones")
+    lst.add_argument("--now", help="ISO time (default: now)")
+    exp = sis.add_parser("expire", help="end a silence now")
+    exp.add_argument("id", type=int)
+    exp.add_argument("--by", required=True)
+    exp.add_argument("--now", help="ISO time (default: now)")
+    si.set_defaults(func=_silence)
 
     m = ws.add_parser("migrate", help="bring the store to the newest schema (versioned migrations, views, read-only role)")
     m.set_defaults(func=_migrate)
