@@ -53,6 +53,7 @@ def main() -> None:
                          world.clock() + timedelta(days=30), SECRET)
         with ServerThread(app, settings=settings) as server, httpx.Client(base_url=server.base_url, timeout=30) as client:
             host, port = httpx.URL(server.base_url).host, httpx.URL(server.base_url).port
+            _latency(client, url, 5)  # warm up (templates, connection, database)
             baseline = _latency(client, url)
             threads_before = threading.active_count()
             socks = []

@@ -13,7 +13,12 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
-from zhengai.ingest.records import Band
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+
+from zhengai.ingest.records import Band, Level, Observation
 from zhengai.warnings.lifecycle import Acknowledge, StartImprovement
 from zhengai.warnings.links import action_url
 from zhengai.warnings.notify.testing import NotifyWorld
@@ -124,8 +129,58 @@ def test_acknowledge_record_a_measure_with_evidence_and_see_it_in_my_warnings(si
     context.close()
 
 
+class _Recorder(BaseHTTPRequestHandler):
+    seen: list[dict] = []
+
+    def do_GET(self) -> None:  # noqa: N802 — http.server's naming
+        _Recorder.seen.append({k.lower(): v for k, v in self.headers.items()} | {"path": self.path})
+        body = "支撑材料".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_token_page_never_sends_its_url_as_referer(site, browser):
+    world, base, wid = site
+    evidence = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=evidence.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{evidence.server_address[1]}/pan/sign-in.xlsx"
+        world.service.act(wid, StartImprovement("T001", world.clock(), world.clock() + timedelta(days=10), "课前点名"),
+                          evidence=[url])
+        context = browser.new_context(**PHONE)
+        page = context.new_page()
+        requests = []
+        page.on("request", lambda r: requests.append(r))
+        link = _link(world, base, wid, "improvement")
+        page.goto(link)
+        css = [r for r in requests if r.url.endswith("/static/zhengai.css")]
+        assert css and all("referer" not in r.all_headers() for r in css)  # the stylesheet fetch carries no Referer
+        with context.expect_page() as popup:
+            page.click(f"a[href='{url}']")
+        popup.value.wait_for_load_state()
+        (hit,) = [h for h in _Recorder.seen if h["path"] == "/pan/sign-in.xlsx"]
+        assert "referer" not in hit  # the evidence host never learns the page's signed URL
+        token = dict(httpx.URL(link).params)["t"]
+        assert all(token not in str(h) for h in _Recorder.seen)
+        context.close()
+    finally:
+        evidence.shutdown()
+        evidence.server_close()
+
+
 def test_the_course_owner_reviews_through_the_campus_proxy(site, browser):
     world, base, wid = site
+    world.store.add_observations([
+        Observation(level=Level.course, entity_id=c, metric="course.attendance_rate", value=v, period=f"2026-W{w}",
+                    observed_at=world.clock(), source="test", key=f"o|{c}|{w}")
+        for c, values in (("C001", (80.0, 97.0)), ("C002", (93.0, 94.0)), ("C003", (92.0, 92.5)))
+        for w, v in zip((41, 42), values)])
     t = world.clock()
     world.service.act(wid, Acknowledge("T001", t))
     world.service.act(wid, StartImprovement("T001", t, t + timedelta(days=14), "课前点名"))
@@ -140,6 +195,8 @@ def test_the_course_owner_reviews_through_the_campus_proxy(site, browser):
     page.wait_for_load_state()
     assert re.search(rf"/warnings/{wid}$", page.url)
     _fits_the_phone(page)
+    main = page.inner_text("main")
+    assert "改进效果" in main and "由 80%（2026-W41，预警时）变为 97%" in main and "当前测算" in main  # before deciding
     _shot(page, "8-review-form")
     page.fill("#review-note", "连续达标，措施有效")
     page.click("#form-review button")

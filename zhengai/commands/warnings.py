@@ -120,8 +120,16 @@ def _show(args) -> int:
         print(f"  支撑材料（{e.added_by}，{_day(e.added_at)}）：{mask_text(e.url)}{'  ' + mask_text(e.note) if e.note else ''}")
     if not evidence:
         print("  支撑材料：无")
-    for eff in effects_of(store, w.id):
+    stored = effects_of(store, w.id)
+    for eff in stored:
         print(f"  改进效果（复评 {_day(eff.measured_at)}，{eff.reviewed_by or ''}）：{mask_text(eff.summary)}")
+    if not stored:
+        from zhengai.warnings.effects import measure
+
+        live = measure(service, w.id)
+        if live is not None:
+            series = " → ".join(f"{p} {v:g}" for p, v in live.series)
+            print(f"  改进效果（当前测算，复评时记录）：{mask_text(live.summary)}\n    走势：{series}")
     return 0
 
 

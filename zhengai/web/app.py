@@ -153,7 +153,7 @@ class Pages:
         store, directory = self.store, self.service.directory()
         return self.page(
             "warning.html", status, w=w, name=self.name_of(who.person_id), rows=views.details(store, self.rules(), directory, w),
-            measures=views.measures(store, w.id), evidence=views.evidence(store, w.id), effects=views.effects(store, w.id),
+            measures=views.measures(store, w.id), evidence=views.evidence(store, w.id), effects=views.effects(self.service, w.id),
             allowed=allowed, action_zh=ACTION_ZH, hidden=self.hidden(who), error=error, form=form or {},
             default_due=default_due.isoformat(), max_text=MAX_TEXT, via=who.via,
         )

@@ -80,6 +80,14 @@ def evidence(store, warning_id: int) -> list[dict]:
             for e in evidence_of(store, warning_id)]
 
 
-def effects(store, warning_id: int) -> list[dict]:
-    return [dict(at=day(e.measured_at), by=e.reviewed_by, summary=mask_text(e.summary),
-                 series=[(p, v) for p, v in (e.detail or {}).get("series", [])]) for e in effects_of(store, warning_id)]
+def effects(service, warning_id: int) -> list[dict]:
+    """The effect stored with the review; before the review, the effect measured now (so the
+    reviewer sees it before deciding)."""
+    stored = [dict(at=day(e.measured_at), by=e.reviewed_by, summary=mask_text(e.summary), live=False,
+                   series=[(p, v) for p, v in (e.detail or {}).get("series", [])]) for e in effects_of(service.store, warning_id)]
+    if stored:
+        return stored
+    from zhengai.warnings.effects import measure
+
+    live = measure(service, warning_id)
+    return [dict(at=None, by=None, summary=mask_text(live.summary), live=True, series=live.series)] if live else []
