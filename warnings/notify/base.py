@@ -207,4 +207,4 @@ def sink_kinds() -> list[str]:
 def _load_builtin() -> None:
     # The built-in sinks register themselves on import; importing them here keeps the registry
     # complete whichever module a caller imported first.
-    from zhengai.warnings.notify import console, dingtalk, dingtalk_work, mail, wecom  # noqa: F401
+    from zhengai.warnings.notify import console, dingtalk, dingtalk_work, mail, wecom, wecom_app  # noqa: F401
