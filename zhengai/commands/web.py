@@ -8,7 +8,8 @@ Needs ``$ZHENGAI_LINK_SECRET`` (or ``$ZHENGAI_LINK_SECRET_FILE``), the same secr
 signs links with (it also signs the forms' CSRF tokens). Put it behind the campus HTTPS reverse
 proxy at ``links.base_url``. With CAS/SSO in front, ``--user-header`` names the header the proxy
 sets to the authenticated person id (trusted only from ``--trusted-proxy`` addresses); then
-people need no links at all. ``$ZHENGAI_WEB_USER_HEADER`` sets it too.
+people need no links at all. ``$ZHENGAI_WEB_USER_HEADER`` and ``$ZHENGAI_WEB_TRUSTED_PROXIES``
+(comma-separated addresses) set them too.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ def _web(args) -> int:
     from zhengai.warnings.links import SecretError
     from zhengai.web import WebSettings, build_app, serve
 
-    settings = WebSettings(user_header=args.user_header or None,
-                           trusted_proxies=tuple(args.trusted_proxy or ("127.0.0.1", "::1")))
+    proxies = args.trusted_proxy or [a.strip() for a in os.environ.get("ZHENGAI_WEB_TRUSTED_PROXIES", "").split(",") if a.strip()]
+    settings = WebSettings(user_header=args.user_header or None, trusted_proxies=tuple(proxies or ("127.0.0.1", "::1")))
     try:
         app = build_app(args.store, rules_folder=args.rules, channels=tuple(args.channels.split(",")), settings=settings)
     except (SecretError, ValueError) as exc:
