@@ -119,7 +119,8 @@ class WarningService:
     def act(self, warning_id: int, command: Command, evidence: Sequence[str] = ()) -> list[AppliedTransition]:
         """A person's action on a warning: acknowledge, improvement (改进措施, a new row each time),
         waiver (质量办), 复评, 误报. Checks who acts (``may``), bounds the due date by the rule's
-        ``max_due_days``, and gives 复评 the facts it needs (measures recorded, waiver)."""
+        ``max_due_days``, gives 复评 the facts it needs (measures recorded, waiver), and stores the
+        measured 改进效果 with the review (``effects.record_effects``)."""
         row = self.store.warning(warning_id)
         if row is None:
             raise KeyError(f"no warning #{warning_id}")
@@ -134,7 +135,12 @@ class WarningService:
         if isinstance(command, Review):
             measures, waived = review_facts(self.store, warning_id)
             command = replace(command, measures=measures, waived=waived, require_measure=policy.require_measure)
-        return self.store.act(warning_id, command, on_transition=self._on_transition, evidence=evidence)
+        applied = self.store.act(warning_id, command, on_transition=self._on_transition, evidence=evidence)
+        if isinstance(command, Review):
+            from zhengai.warnings.effects import record_effects  # the measured 改进效果, stored with the review
+
+            record_effects(self, warning_id, command.at, reviewed_by=command.actor)
+        return applied
 
     def may(self, row: WarningRow, person_id: str) -> tuple[bool, bool, bool]:
         """(holder, assessor, quality office) for a person on a warning, asked at the time of use."""

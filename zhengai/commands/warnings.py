@@ -152,10 +152,11 @@ def _act(args) -> int:
         return 1
     _print_applied(applied)
     if args.action == "review":
-        from zhengai.warnings.effects import record_effects
+        from zhengai.ingest.privacy import mask_text
+        from zhengai.warnings.improvements import effects_of
 
-        for eff in record_effects(service, args.id, now, reviewed_by=args.by):
-            print(f"改进效果：{eff.summary}")
+        for eff in effects_of(store, args.id)[-1:]:
+            print(f"改进效果：{mask_text(eff.summary)}")
     return 0
 
 

@@ -170,7 +170,7 @@ def _close_one_loop(run: DemoRun, out: TextIO) -> None:
     from datetime import timedelta
 
     from zhengai.ingest.privacy import mask_text
-    from zhengai.warnings.effects import record_effects
+    from zhengai.warnings.improvements import effects_of
     from zhengai.warnings.lifecycle import Acknowledge, Review, StartImprovement
     from zhengai.warnings.routing import assessors
 
@@ -188,7 +188,7 @@ def _close_one_loop(run: DemoRun, out: TextIO) -> None:
     service.act(w.id, StartImprovement(owner, now, now + timedelta(days=14), "分析缺勤原因，课前点名并与辅导员联动跟进"),
                 evidence=["https://pan.example.edu.cn/demo/sign-in-sheets"])
     service.act(w.id, Review(reviewer, now + timedelta(hours=1), "连续达标，措施有效，复评通过"))
-    effects = record_effects(service, w.id, now + timedelta(hours=1), reviewed_by=reviewer)
+    effects = effects_of(run.store, w.id)  # measured and stored with the review
     print(f"\n━━ 改进闭环示范：预警 #{w.id}（{w.rule_name} · {mask_text(w.entity_id)}）━━\n"
           f"  负责人 {owner} 确认预警并登记改进措施（含支撑材料）→ {reviewer} 复评关闭", file=out)
     if effects:

@@ -237,11 +237,10 @@ class Pages:
         return "已补充支撑材料", f"已为预警 W{w.id} 补充 {len(urls)} 个支撑材料。"
 
     def _review(self, w, who, v):
-        from zhengai.warnings.effects import record_effects
+        from zhengai.warnings.improvements import effects_of
 
-        now = self.clock()
-        self.service.act(w.id, Review(who.person_id, now, v["note"].strip()[:500]))
-        effects = record_effects(self.service, w.id, now, reviewed_by=who.person_id)
+        self.service.act(w.id, Review(who.person_id, self.clock(), v["note"].strip()[:500]))
+        effects = effects_of(self.store, w.id)[-1:]
         return "复评通过", f"预警 W{w.id} 已复评关闭。" + (f"改进效果：{mask_text(effects[0].summary)}" if effects else "")
 
 
