@@ -197,3 +197,19 @@ def test_tokens_never_reach_the_logs(site, caplog):
     # the server's loggers (the test's own HTTP client logs its requests too: not ours)
     text = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith(("zhengai", "uvicorn", "starlette")))
     assert f"/warnings/{a}/ack" in text and token not in text and "t=" not in text
+
+
+def test_the_quality_office_waives_with_a_reason_then_reviews_on_the_web(site):
+    world, client, a, _, _ = site
+    world.warn("course.attendance_rate", "C001", Band.excellent, period="2026-W42", at=world.clock() + timedelta(days=1))
+    assert world.store.warning(a).status == "recovered"
+    teacher = client.get(f"/warnings/{a}", headers={USER: "T001"}).text
+    assert 'id="form-waive"' not in teacher and 'id="form-review"' not in teacher  # the owner neither waives nor reviews
+    page = client.get(f"/warnings/{a}", headers={USER: "P-QO"}).text
+    waive = _hidden(page, "form-waive")
+    assert client.post(f"/warnings/{a}/waive", data=waive | {"reason": " "}, headers={USER: "P-QO"}).status_code == 400
+    assert client.post(f"/warnings/{a}/waive", data=waive | {"reason": "考勤机故障所致"}, headers={USER: "P-QO"}).status_code == 200
+    review = _hidden(client.get(f"/warnings/{a}", headers={USER: "P-QO"}).text, "form-review")
+    done = client.post(f"/warnings/{a}/review", data=review | {"note": "免于登记后复评"}, headers={USER: "P-QO"})
+    assert done.status_code == 200 and world.store.warning(a).status == "closed"
+    assert [e.kind for e in world.store.events(a)][-2:] == ["waived", "reviewed"]

@@ -127,7 +127,8 @@ ACTION_ZH = {"ack": "确认预警", "improvement": "登记改进措施", "eviden
              "waive": "免于登记改进措施"}
 
 
-def allowed_actions(status: str, *, acknowledged: bool, holder: bool, assessor: bool) -> list[str]:
+def allowed_actions(status: str, *, acknowledged: bool, holder: bool, assessor: bool,
+                    quality_office: bool = False) -> list[str]:
     """The actions a person may take on a warning in ``status`` (keys of ``ACTION_ZH``)."""
     st = Status(status)
     out: list[str] = []
@@ -136,6 +137,8 @@ def allowed_actions(status: str, *, acknowledged: bool, holder: bool, assessor: 
             out.append("ack")
         if st in (Status.open, Status.acknowledged, Status.improving, Status.escalated, Status.recovered):
             out += ["improvement", "evidence"]
+    if quality_office and st in (Status.acknowledged, Status.improving, Status.escalated, Status.recovered, Status.open):
+        out.append("waive")
     if assessor and st is Status.recovered:
         out.append("review")
     return out

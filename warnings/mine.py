@@ -67,7 +67,7 @@ def my_warnings(service, person_id: str, *, include_closed: bool = False) -> lis
         role = held.get(person_id) if person_id in held else "复评（" + assessing[person_id] + "）"
         actions = allowed_actions(w.status, acknowledged=w.acknowledged_at is not None,
                                   holder=holder or (quality_office and w.status == Status.escalated.value),
-                                  assessor=person_id in assessing)
+                                  assessor=person_id in assessing, quality_office=quality_office)
         out.append(MyWarning(w, role or "", actions))
     _attach(store, out)
     far = datetime.max.replace(tzinfo=None)

@@ -145,9 +145,9 @@ class Pages:
         return self.show(w, who)
 
     def show(self, w, who: _Who, *, status: int = 200, error: str = "", form: dict | None = None) -> HTMLResponse:
-        holder, assessor, _ = self.service.may(w, who.person_id)
+        holder, assessor, quality_office = self.service.may(w, who.person_id)
         allowed = [a for a in allowed_actions(w.status, acknowledged=w.acknowledged_at is not None, holder=holder,
-                                              assessor=assessor) if who.may(a)]
+                                              assessor=assessor, quality_office=quality_office) if who.may(a)]
         default_due = (w.due_date.astimezone(CHINA).date() if w.due_date and w.due_date > self.clock()
                        else (self.clock().astimezone(CHINA) + timedelta(days=14)).date())
         store, directory = self.store, self.service.directory()
@@ -165,7 +165,7 @@ class Pages:
             return self.error(400, "请求有误", "请通过页面上的按钮提交。")
         form = await request.form(max_files=0, max_fields=20)
         link_action = "improvement" if action == "evidence" else action
-        who = self.who(request, form, wid, link_action if action != "review" else None)
+        who = self.who(request, form, wid, link_action if action not in ("review", "waive") else None)
         if isinstance(who, HTMLResponse):
             return who
         if not same_site(request.headers) or not csrf_ok(self.secret, who.person_id, form.get("csrf"), self.clock()):
@@ -175,7 +175,7 @@ class Pages:
         w = self.store.warning(wid)
         if w is None:
             return self.error(404, "预警不存在", f"没有编号为 W{wid} 的预警。")
-        values = {k: str(form.get(k) or "") for k in ("note", "text", "due", "evidence")}
+        values = {k: str(form.get(k) or "") for k in ("note", "text", "due", "evidence", "reason")}
         try:
             done = getattr(self, f"_{action}")(w, who, values)
         except _Again as exc:
@@ -236,6 +236,15 @@ class Pages:
             raise _Again(str(exc).split(" (")[0]) from None
         return "已补充支撑材料", f"已为预警 W{w.id} 补充 {len(urls)} 个支撑材料。"
 
+    def _waive(self, w, who, v):
+        from zhengai.warnings.lifecycle import Waive
+
+        reason = v["reason"].strip()[:500]
+        if len(reason) < 4:
+            raise _Again("请写明免于登记改进措施的原因。")
+        self.service.act(w.id, Waive(who.person_id, self.clock(), reason))
+        return "已免于登记改进措施", f"预警 W{w.id} 已记录免于登记改进措施的原因，指标恢复后可复评关闭。"
+
     def _review(self, w, who, v):
         from zhengai.warnings.improvements import effects_of
 
@@ -287,7 +296,7 @@ def create_app(service, rules: Callable, secret: bytes | str, *, settings: WebSe
 class _ActionFilter:
     """Only the known action names reach the pages (anything else is a 404 before identity)."""
 
-    KNOWN = {"ack", "improvement", "evidence", "review"}
+    KNOWN = {"ack", "improvement", "evidence", "review", "waive"}
 
     def __init__(self, app, fallback):
         self.app, self.fallback = app, fallback
