@@ -39,7 +39,8 @@ from zhengai.ingest.durations import DurationTooLong
 from zhengai.ingest.durations import parse_duration as _parse_duration
 from zhengai.ingest.records import Direction, Level, Role
 
-__all__ = ["Rule", "Override", "RuleFile", "Inclusive", "Cycle", "LifecyclePolicy", "DueDays", "parse_duration"]
+__all__ = ["Rule", "Override", "RuleFile", "Inclusive", "Cycle", "LifecyclePolicy", "DueDays", "parse_duration",
+           "CYCLE_RECOVERY_PERIODS", "CYCLE_MAX_DUE_DAYS"]
 
 Cycle = Literal["day", "week", "month", "term", "year"]
 Number = Annotated[float, Field(allow_inf_nan=False)]
@@ -86,23 +87,59 @@ class DueDays(_Strict):
     red: Annotated[int, Field(ge=1, le=365)] = 7
 
 
+# Consecutive good periods past the recovery line before a warning counts as recovered, by the
+# rule's cycle, when the rule does not say. The seeds diagnose courses and teachers once a month
+# (自主诊断每月实施一次, 004:406, 004:430, 004:457): a weekly metric must hold a month (4 weeks),
+# a daily one two teaching weeks; a monthly one two months; a term or year metric one period (the
+# next 考核性诊断 is a term away, 004:484).
+CYCLE_RECOVERY_PERIODS = {"day": 10, "week": 4, "month": 2, "term": 1, "year": 1}
+# The latest improvement due date (限期改进) a person may set, in days from when they record it, by
+# cycle: far enough for the measure to show in the metric, near enough that escalation still comes.
+CYCLE_MAX_DUE_DAYS = {"day": 30, "week": 60, "month": 120, "term": 200, "year": 365}
+
+
 class LifecyclePolicy(_Strict):
     """How a rule's warnings live (architecture "Warning lifecycle").
 
     pending_periods: consecutive breaching periods before a warning opens (1 = at once).
-    recovery_periods: consecutive periods the recovery threshold must hold before recovery.
+    recovery_periods: consecutive periods the recovery threshold must hold before recovery;
+        unset = the cycle's default (``CYCLE_RECOVERY_PERIODS``: a weekly metric 4 weeks).
     recovery_margin: hysteresis — how far past the inner threshold (towards the target, in the
         metric's unit) a value must be to count towards recovery, so a value hovering at the
         line does not flap.
     escalate_every_days: after the due date passes, escalate one level up the responsibility
         chain, and again every this many days while still unresolved.
+    max_due_days: the latest improvement due date a person may set, in days from recording it;
+        unset = the cycle's default (``CYCLE_MAX_DUE_DAYS``).
+    require_measure: 复评 closes a warning only when it was acknowledged and a 改进措施 recorded
+        (or 质量办 waived that with a reason). ``false`` only for purely informational rules.
     """
 
     pending_periods: Annotated[int, Field(ge=1, le=12)] = 1
-    recovery_periods: Annotated[int, Field(ge=1, le=12)] = 1
+    recovery_periods: Annotated[int, Field(ge=1, le=52)] | None = None
     recovery_margin: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
     due_days: DueDays = DueDays()
     escalate_every_days: Annotated[int, Field(ge=1, le=365)] = 7
+    max_due_days: Annotated[int, Field(ge=1, le=365)] | None = None
+    require_measure: bool = True
+
+    @model_validator(mode="after")
+    def _due_within_max(self) -> "LifecyclePolicy":
+        if self.max_due_days is not None and max(self.due_days.red, self.due_days.yellow) > self.max_due_days:
+            raise ValueError(f"due_days ({self.due_days.red}/{self.due_days.yellow}) exceed max_due_days {self.max_due_days}")
+        return self
+
+    def for_cycle(self, cycle: str) -> "LifecyclePolicy":
+        """The policy with the cycle's defaults filled in where the rule left them unset."""
+        return self.model_copy(update={
+            "recovery_periods": self.recovery_periods or CYCLE_RECOVERY_PERIODS.get(cycle, 1),
+            "max_due_days": self.max_due_days or max(CYCLE_MAX_DUE_DAYS.get(cycle, 365),
+                                                     self.due_days.red, self.due_days.yellow),
+        })
+
+    @property
+    def recovery_needed(self) -> int:
+        return self.recovery_periods or 1
 
 
 class Rule(_Strict):
@@ -183,6 +220,11 @@ class Rule(_Strict):
                 f"standard {s}, warning {w})"
             )
         return self
+
+    @cached_property
+    def policy(self) -> LifecyclePolicy:
+        """``lifecycle`` with the cycle's defaults (recovery periods, maximum due date) filled in."""
+        return self.lifecycle.for_cycle(self.cycle)
 
     @cached_property
     def freshness_window(self) -> timedelta:

@@ -7,7 +7,7 @@ import pytest
 from zhengai.ingest.records import Band, Direction, Thresholds, Verdict
 from zhengai.rules.model import LifecyclePolicy
 from zhengai.warnings.lifecycle import (
-    Acknowledge, LifecycleError, MarkFalsePositive, Observe, Resolution, Review, StartImprovement, Status, Tick,
+    Acknowledge, LifecycleError, MarkFalsePositive, Observe, Resolution, Review, StartImprovement, Status, Tick, Waive,
     TransitionKind as K, step,
 )
 
@@ -88,7 +88,7 @@ def test_value_hovering_at_the_line_does_not_flap():
 
 def test_episode_numbering_and_late_history():
     state, _ = run([(40, Band.red), (41, Band.normal)])
-    state, ts = step(state, Review("质量办", T0 + timedelta(weeks=5)))
+    state, ts = step(state, Review("质量办", T0 + timedelta(weeks=5), require_measure=False))
     assert [t.kind for t in ts] == [K.reviewed] and state.resolution is Resolution.reviewed
     again, ts = step(state, Observe(verdict(40, Band.red, key="late")))  # a late breach from the closed episode
     assert ts == [] and again is state
@@ -111,16 +111,18 @@ def test_due_date_from_band_and_escalation_with_a_controlled_clock():
     assert esc2.escalation_level == 2 and ts[0].cause == "tick:escalated:2"
 
 
-def test_escalation_catches_up_in_one_step_after_downtime():
+def test_a_late_tick_escalates_step_by_step_through_every_skipped_level():
     policy = LifecyclePolicy(escalate_every_days=7)
     state, _ = run([(40, Band.red)], policy)
     late, ts = step(state, Tick(state.due_date + timedelta(days=15), policy, timedelta(days=400)))
-    assert [t.kind for t in ts] == [K.escalated] and late.escalation_level == 3  # due, +7, +14 have passed
-    assert late.next_escalation_at == state.due_date + timedelta(days=21)
+    # due, +7, +14 have passed: levels 1, 2 and 3, in order, each once
+    assert [(t.kind, t.escalation_level, t.cause) for t in ts] == [
+        (K.escalated, n, f"tick:escalated:{n}") for n in (1, 2, 3)]
+    assert late.escalation_level == 3 and late.next_escalation_at == state.due_date + timedelta(days=21)
     again, ts = step(late, Tick(state.due_date + timedelta(days=15, minutes=1), policy, timedelta(days=400)))
     assert ts == []
     top, ts = step(state, Tick(state.due_date + timedelta(days=300), policy, timedelta(days=400)))
-    assert top.escalation_level == 4 and len(ts) == 1
+    assert top.escalation_level == 4 and [t.escalation_level for t in ts] == [1, 2, 3, 4]
     assert step(top, Tick(state.due_date + timedelta(days=400), policy, timedelta(days=900)))[1] == []
 
 
@@ -146,7 +148,7 @@ def test_people_actions():
         step(ack, StartImprovement("T0001", t1, t1 - timedelta(days=1), "过去的期限"))
     rec, ts = step(imp, Observe(verdict(44, Band.excellent)))
     assert [t.kind for t in ts] == [K.recovered]
-    closed, ts = step(rec, Review("Q001", t1 + timedelta(days=30), "复评：连续两周达标"))
+    closed, ts = step(rec, Review("Q001", t1 + timedelta(days=30), "复评：连续两周达标", measures=1))
     assert closed.status is Status.closed and closed.resolution is Resolution.reviewed
 
 
@@ -214,3 +216,86 @@ def test_directory_upsert_latest_wins_and_keeps_contacts(tmp_path):
     assert d.get("SCH").name == "示范职业技术学院"
     p = d.person("T1")
     assert (p.mobile, p.email) == ("13812345678", "w2@example.edu.cn")
+
+
+# --- the loop policy (issue 12) -------------------------------------------------------------------
+
+
+def test_recovery_needs_the_configured_periods_and_cycle_defaults():
+    from zhengai.rules.model import CYCLE_RECOVERY_PERIODS
+
+    weekly = LifecyclePolicy().for_cycle("week")
+    assert weekly.recovery_periods == CYCLE_RECOVERY_PERIODS["week"] == 4 and weekly.max_due_days == 60
+    assert LifecyclePolicy().for_cycle("term").recovery_periods == 1
+    assert LifecyclePolicy(recovery_periods=2).for_cycle("week").recovery_periods == 2  # the rule's own wins
+    good = [(41 + i, Band.normal) for i in range(3)]
+    state, kinds = run([(40, Band.red)] + good, weekly)
+    assert kinds == [K.opened] and state.status is Status.open and state.recovery_count == 3
+    state, kinds = run([(44, Band.excellent)], weekly, state)
+    assert kinds == [K.recovered] and state.status is Status.recovered
+    # a breach in between restarts the count
+    state, kinds = run([(40, Band.red), (41, Band.normal), (42, Band.normal), (43, Band.red), (44, Band.normal),
+                        (45, Band.normal), (46, Band.normal)], weekly)
+    assert K.recovered not in kinds and state.recovery_count == 3
+
+
+def test_shipped_weekly_rules_need_more_than_one_week():
+    from zhengai.rules.loader import load_rulebook
+
+    rules = load_rulebook().rules.values()
+    weekly = [r for r in rules if r.cycle == "week"]
+    assert weekly and all(r.policy.recovery_periods > 1 for r in weekly)
+    assert all(r.policy.max_due_days >= max(r.policy.due_days.red, r.policy.due_days.yellow) for r in rules)
+
+
+def _recovered(acknowledge: bool):
+    state, _ = run([(40, Band.red)])
+    t1 = T0 + timedelta(weeks=3, hours=5)
+    if acknowledge:
+        state, _ = step(state, Acknowledge("T0001", t1))
+    state, _ = run([(41, Band.normal)], LifecyclePolicy(), state)
+    assert state.status is Status.recovered
+    return state, t1
+
+
+def test_no_close_without_acknowledgement_and_a_measure_or_a_waiver():
+    state, t1 = _recovered(acknowledge=False)
+    review = T0 + timedelta(weeks=6)
+    with pytest.raises(LifecycleError) as exc:
+        step(state, Review("Q001", review))
+    assert "确认预警" in str(exc.value) and "登记改进措施" in str(exc.value)
+    with pytest.raises(LifecycleError):
+        step(state, Review("Q001", review, measures=1))  # a measure but no acknowledgement
+    acked, ts = step(state, Acknowledge("T0001", review))  # a recovered warning can still be acknowledged
+    assert [t.kind for t in ts] == [K.acknowledged] and acked.status is Status.recovered
+    with pytest.raises(LifecycleError) as exc:
+        step(acked, Review("Q001", review))
+    assert "登记改进措施" in str(exc.value) and "确认预警" not in str(exc.value)
+    closed, _ = step(acked, Review("Q001", review, measures=1))
+    assert closed.status is Status.closed
+    # or 质量办 waives, with a reason
+    with pytest.raises(LifecycleError):
+        step(state, Waive("Q001", review, " "))
+    waived, ts = step(state, Waive("Q001", review, "数据口径调整所致，非教学问题"))
+    assert [t.kind for t in ts] == [K.waived] and waived.status is Status.recovered and ts[0].reason.startswith("数据口径")
+    closed, _ = step(waived, Review("Q001", review, waived=True))
+    assert closed.resolution is Resolution.reviewed
+
+
+def test_measures_on_recovered_and_improving_warnings_and_a_bounded_due_date():
+    state, t1 = _recovered(acknowledge=True)
+    due = t1 + timedelta(days=20)
+    more, ts = step(state, StartImprovement("T0001", t1 + timedelta(days=1), due, "巩固：每周课前点名"))
+    assert [t.kind for t in ts] == [K.measure_added] and more.status is Status.recovered
+    opened, _ = run([(40, Band.red)])
+    imp, ts = step(opened, StartImprovement("T0001", t1, due, "第一项措施"))
+    assert [t.kind for t in ts] == [K.improvement_started]
+    second, ts = step(imp, StartImprovement("T0001", t1 + timedelta(days=2), due + timedelta(days=5), "第二项措施"))
+    assert [t.kind for t in ts] == [K.measure_added] and second.status is Status.improving
+    assert second.due_date == due + timedelta(days=5)
+    with pytest.raises(LifecycleError) as exc:
+        step(opened, StartImprovement("T0001", t1, datetime(9999, 12, 31, tzinfo=timezone.utc), "措施",
+                                      max_due=t1 + timedelta(days=60)))
+    assert "最长限期" in str(exc.value)
+    with pytest.raises(LifecycleError):
+        step(opened, StartImprovement("T0001", t1, due, " "))  # an empty measure

@@ -56,11 +56,13 @@ def test_a_signed_markdown_message_with_a_mention_arrives(tmp_path):
         assert server.answers == [(world.clock(), 0)]
         assert got.payload["msgtype"] == "markdown" and got.payload["at"]["atUserIds"] == ["dtt001"]
         assert got.title.startswith("【红色预警】课程「课程001」学生到课率")
-        assert "@dtt001" in got.text and "[确认预警](https://zg.example.edu.cn/warnings/1/ack)" in got.text
+        # a group robot: no personal action link, only 我的预警 (which asks for the reader's identity)
+        assert "@dtt001" in got.text and "[在“我的预警”中处理](https://zg.example.edu.cn/my/warnings)" in got.text
+        assert "/warnings/1/ack" not in got.text and "/warnings/1/improvement" not in got.text
         assert not re.search(r"1[3-9]\d{9}", got.text)  # mentioned by DingTalk id, never by mobile
 
 
-def test_action_card_carries_the_links_as_buttons(tmp_path):
+def test_action_card_carries_only_the_my_warnings_button_in_a_group(tmp_path):
     world = world_for(tmp_path)
     with DingTalkRobotServer(TOKEN, SECRET, clock=world.clock) as server:
         pipeline = world.pipeline(robot(server, msgtype="actionCard"), route=RoutePolicy(group_wait=timedelta(0)),
@@ -68,11 +70,8 @@ def test_action_card_carries_the_links_as_buttons(tmp_path):
         world.warn("course.attendance_rate", "C001", Band.red)
         pipeline.run(world.clock())
         card = server.received[0].payload["actionCard"]
-        assert [(b["title"], b["actionURL"]) for b in card["btns"]] == [
-            ("确认预警", "https://zg.example.edu.cn/warnings/1/ack"),
-            ("登记改进措施", "https://zg.example.edu.cn/warnings/1/improvement"),
-        ]
-        assert "处理：" not in card["text"]
+        assert (card["singleTitle"], card["singleURL"]) == ("在“我的预警”中处理", "https://zg.example.edu.cn/my/warnings")
+        assert "btns" not in card and "处理：" not in card["text"] and "/warnings/1/" not in str(card)
 
 
 @pytest.mark.parametrize("case", ["wrong secret", "clock two hours off"])

@@ -45,7 +45,7 @@ def test_escalation_fires_at_the_due_date_and_walks_up_the_chain(world):
         assert [a.transition.kind.value for a in applied if a.transition.kind.value != "stale"] == ["escalated"]
         assert world.service.tick(at) == []  # the same tick again changes nothing
         pipeline.run(at)
-        message = next(m for m in reversed(sink.messages) if "逾期升级督办" in m.subject)
+        message = next(m for m in reversed(sink.messages) if "逾期升级督办" in m.subject and "抄送" not in m.subject)
         assert message.recipient_id == person
         assert f"升级至第 {level} 级督办（{who}）" in message.body
         assert "负责人：任课教师 教师001" in message.body  # still the teacher's warning to improve
@@ -53,8 +53,29 @@ def test_escalation_fires_at_the_due_date_and_walks_up_the_chain(world):
         assert message.subject.endswith("逾期升级督办")
     # past the top of the chain nothing more is sent
     assert world.service.tick(due + timedelta(days=60)) == []
-    escalated = [m.recipient_id for m in sink.messages if "逾期升级督办" in m.subject]
+    escalated = [m.recipient_id for m in sink.messages if "逾期升级督办" in m.subject and "抄送" not in m.subject]
     assert escalated == ["P-CO", "P-ML", "P-DEAN", "P-QO"]
+    pipeline.run(due + timedelta(days=90))  # the owner's copies (grouped per their group interval)
+    copies = [n for m in sink.messages if m.recipient_id == "T001" for n in m.notices if n.subject.startswith("【抄送】")]
+    assert len(copies) == 4 and all(n.kind == "escalated" for n in copies)  # the owner is copied on every level
+
+
+def test_a_late_tick_notifies_every_skipped_level_once_in_order_and_copies_the_owner(world):
+    sink = MemorySink()
+    pipeline = world.pipeline(sink, route=RoutePolicy(group_wait=timedelta(0), max_items=1))
+    t0 = world.clock()
+    world.warn("course.attendance_rate", "C001", Band.red)
+    pipeline.run(t0)
+    due = t0 + timedelta(days=7)
+    # the notifier was down for three weeks: due, +7 and +14 have all passed
+    applied = [a for a in world.service.tick(due + timedelta(days=15)) if a.transition.kind.value == "escalated"]
+    assert [a.transition.escalation_level for a in applied] == [1, 2, 3]
+    pipeline.run(due + timedelta(days=15))
+    escalations = [m for m in sink.messages if "逾期升级督办" in m.subject]
+    main = [(m.recipient_id, m.body.split("升级至第 ")[1][:1]) for m in escalations if "抄送" not in m.subject]
+    assert main == [("P-CO", "1"), ("P-ML", "2"), ("P-DEAN", "3")]  # every level once, in order
+    copies = [m for m in escalations if m.subject.startswith("【抄送】")]
+    assert [m.recipient_id for m in copies] == ["T001"] * 3
 
 
 def test_no_escalation_for_a_warning_that_recovered_before_its_due_date(world):
@@ -81,7 +102,7 @@ def test_configured_chain_skips_vacant_roles_and_offices_go_to_the_quality_offic
     world.service.tick(t0 + timedelta(days=7))
     world.service.tick(t0 + timedelta(days=14))
     pipeline.run(t0 + timedelta(days=14))
-    escalations = [m for m in sink.messages if "逾期升级督办" in m.subject]
+    escalations = [m for m in sink.messages if "逾期升级督办" in m.subject and "抄送" not in m.subject]
     assert sorted(m.recipient_id for m in escalations) == ["P-ML", "P-QO", "P-QO"]  # course L1, L2; school L1
     school = next(m for m in escalations if "招生计划完成率" in m.subject)
     assert school.recipient_id == "P-QO" and "负责人：招生就业处 吴招生" in school.body

@@ -63,8 +63,12 @@ def test_outage_rate_limit_escalation_and_reminders_on_postgresql(pg_url):
         for _ in range(12):
             assert pipeline().tick(world.clock()).reminders == 0  # an escalation is news: no reminder on top
             world.clock.advance(seconds=20)
-        to_owner = server.received[before:]
-        assert len(to_owner) == 4 and all("@dtp-co" in r.text for r in to_owner)  # 40 notices, 10 a message
+        sent = server.received[before:]
+        to_owner = [r for r in sent if "@dtp-co" in r.text]
+        assert len(to_owner) == 4  # 40 notices, 10 a message
+        # and each of the 40 teachers is copied on their own course's escalation
+        copies = [r for r in sent if "抄送" in r.text]
+        assert len(copies) == 40 and len(copies) + len(to_owner) == len(sent)
         assert server.rate_limited == 0 and server.max_in_any_window() <= 20
 
 

@@ -1,5 +1,5 @@
 """Signed action links and the pages behind them: a teacher acknowledges a warning, or records an
-improvement (改进措施), from the link in a notification; a real server on 127.0.0.1 over SQLite."""
+improvement (改进措施), from the link in a notification; the real app on uvicorn on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from zhengai.warnings.links import InvalidLink, SecretError, action_url, load_se
 from zhengai.warnings.notify.config import LinkSettings, NotifyConfig, RoutePolicy
 from zhengai.warnings.notify.console import MemorySink
 from zhengai.warnings.notify.testing import NotifyWorld
-from zhengai.web import LinkApp, make_server_for
+from zhengai.web import ServerThread, WebSettings, create_app
 
 SECRET = b"test-secret-0123456789abcdef"
 BASE = "https://zg.example.edu.cn"
@@ -123,23 +123,18 @@ def test_composer_keeps_unsigned_links_without_a_secret(tmp_path, monkeypatch):
 
 # --- the pages, on a real server -------------------------------------------------------------------
 
+HIDDEN = re.compile(r'<input type="hidden" name="(\w+)" value="([^"]*)">')
+
 
 @pytest.fixture
 def site(tmp_path):
     world = NotifyWorld(f"sqlite:///{tmp_path / 'w.sqlite'}", courses=2)
     (opened,) = world.warn("course.attendance_rate", "C001", Band.red)  # teacher T001, due in 7 days
     (student,) = world.warn("student.attendance_rate", world.college.students[0], Band.red)  # counsellor P-CS
-    app = LinkApp(world.service, world.store, lambda: world.college.rules, lambda: world.college.directory, SECRET,
-                  clock=world.clock)
-    server = make_server_for(app, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{server.server_port}"
-    with httpx.Client(base_url=base, timeout=10) as client:
+    app = create_app(world.service, lambda: world.college.rules, SECRET, clock=world.clock,
+                     settings=WebSettings(user_header="X-Remote-User"))
+    with ServerThread(app) as server, httpx.Client(base_url=server.base_url, timeout=10) as client:
         yield world, client, opened.warning_id, student.warning_id
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
 
 
 def _link(world, warning_id: int, action: str, person: str = "T001", days: int = 30) -> str:
@@ -147,8 +142,9 @@ def _link(world, warning_id: int, action: str, person: str = "T001", days: int =
                       world.clock() + timedelta(days=days), SECRET)
 
 
-def _form(url: str, **extra: str) -> dict[str, str]:
-    return _query(url) | extra
+def _hidden(page_text: str, form_id: str) -> dict[str, str]:
+    form = page_text.split(f'id="{form_id}"', 1)[1].split("</form>", 1)[0]
+    return dict(HIDDEN.findall(form))
 
 
 def test_ack_page_shows_the_warning_in_chinese_and_post_acknowledges(site):
@@ -164,14 +160,16 @@ def test_ack_page_shows_the_warning_in_chinese_and_post_acknowledges(site):
                      "红色预警", "2026-10-19", "确认预警", 'method="post"'):
         assert expected in text, expected
     assert "139" not in text and "@example.edu.cn" not in text  # no contacts
+    form = _hidden(text, "form-ack")
+    assert set(form) == {"csrf", "p", "e", "t"}
 
-    done = client.post(f"/warnings/{wid}/ack", data=_form(url, note="已知悉"))
+    done = client.post(f"/warnings/{wid}/ack", data=form | {"note": "已知悉"})
     assert done.status_code == 200 and "已确认预警" in done.text
     assert world.store.warning(wid).status == "acknowledged"
     (event,) = [e for e in world.store.events(wid) if e.kind == "acknowledged"]
     assert event.actor == "T001" and event.reason == "已知悉"
 
-    again = client.post(f"/warnings/{wid}/ack", data=_form(url))
+    again = client.post(f"/warnings/{wid}/ack", data=form)
     assert again.status_code == 409 and "已确认" in again.text
     assert len([e for e in world.store.events(wid) if e.kind == "acknowledged"]) == 1
 
@@ -179,32 +177,35 @@ def test_ack_page_shows_the_warning_in_chinese_and_post_acknowledges(site):
 def test_improvement_post_records_text_due_date_and_evidence(site):
     world, client, wid, _ = site
     url = _link(world, wid, "improvement")
-    form = client.get(url)
-    assert form.status_code == 200 and "改进措施" in form.text and "限期" in form.text and "佐证材料" in form.text
+    page = client.get(url)
+    assert page.status_code == 200 and "改进措施" in page.text and "限期" in page.text and "支撑材料" in page.text
     evidence = "https://pan.example.edu.cn/s/abc\nhttps://pan.example.edu.cn/s/def"
-    done = client.post(f"/warnings/{wid}/improvement",
-                       data=_form(url, text="调整上课时间，课前点名<script>", due="2026-11-15", evidence=evidence))
+    done = client.post(f"/warnings/{wid}/improvement", data=_hidden(page.text, "form-improvement") | dict(
+        text="调整上课时间，课前点名<script>alert(1)</script>", due="2026-11-15", evidence=evidence))
     assert done.status_code == 200 and "2026-11-15" in done.text
     w = world.store.warning(wid)
     assert w.status == "improving"
     (imp,) = world.store.improvements(wid)
-    assert imp.owner_id == "T001" and imp.text == "调整上课时间，课前点名<script>"
+    assert imp.owner_id == "T001" and imp.text == "调整上课时间，课前点名<script>alert(1)</script>"
     assert imp.evidence == ["https://pan.example.edu.cn/s/abc", "https://pan.example.edu.cn/s/def"]
     assert f"{imp.due_date.astimezone(CHINA):%Y-%m-%d}" == "2026-11-15" and w.due_date == imp.due_date
     (event,) = [e for e in world.store.events(wid) if e.kind == "improvement_started"]
     assert event.actor == "T001"
-    # the page escapes what people typed
+    # the page escapes what people typed, and lists the evidence as links
     page = client.get(url)
-    assert "<script>" not in page.text
+    assert "<script>alert(1)</script>" not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    assert 'href="https://pan.example.edu.cn/s/abc" rel="noopener noreferrer"' in page.text
 
 
 def test_improvement_form_errors_are_400_and_change_nothing(site):
     world, client, wid, _ = site
     url = _link(world, wid, "improvement")
+    form = _hidden(client.get(url).text, "form-improvement")
     for bad in (dict(text="", due="2026-11-15"), dict(text="措施", due="明天"), dict(text="措施", due="2026-10-01"),
+                dict(text="措施", due="9999-12-31"),  # past the rule's maximum due date
                 dict(text="措施", due="2026-11-15", evidence="javascript:alert(1)"),
                 dict(text="</textarea><script>x</script>", due="2026-11-15", evidence="ftp://x/</textarea><script>")):
-        r = client.post(f"/warnings/{wid}/improvement", data=_form(url, **bad))
+        r = client.post(f"/warnings/{wid}/improvement", data=form | bad)
         assert r.status_code == 400 and "<script>" not in r.text, bad  # re-shown, escaped
     assert world.store.improvements(wid) == [] and world.store.warning(wid).status == "open"
 
@@ -213,6 +214,7 @@ def test_bad_links_are_403_and_change_nothing(site):
     world, client, wid, _ = site
     url = _link(world, wid, "ack")
     q = _query(url)
+    csrf = _hidden(client.get(url).text, "form-ack")["csrf"]
     tampered = q | {"t": q["t"][:-2] + ("AA" if q["t"][-2:] != "AA" else "BB")}
     cases = [
         ("get", f"/warnings/{wid}/ack", dict(params=tampered)),
@@ -221,17 +223,18 @@ def test_bad_links_are_403_and_change_nothing(site):
         ("get", f"/warnings/{wid + 1}/ack", dict(params=q)),  # another warning
         ("get", _link(world, wid, "ack", days=-1), {}),  # expired
         ("get", f"/warnings/{wid}/ack", {}),  # no token
-        ("post", f"/warnings/{wid}/ack", dict(data=tampered)),
-        ("post", url, dict(data={"note": "x"})),  # the token only in the URL, not in the form: refused
+        ("post", f"/warnings/{wid}/ack", dict(data=tampered | {"csrf": csrf})),
+        ("post", url, dict(data={"note": "x", "csrf": csrf})),  # the token only in the URL, not in the form: refused
     ]
     for method, path, kwargs in cases:
         r = getattr(client, method)(path, **kwargs)
         assert r.status_code == 403, (method, path, kwargs)
-        assert "链接无效" in r.text and "课程001" not in r.text
+        assert "课程001" not in r.text
     assert "过期" in client.get(_link(world, wid, "ack", days=-1)).text
     assert world.store.warning(wid).status == "open"
     assert [e.kind for e in world.store.events(wid)] == ["opened"]
     assert client.get("/anything").status_code == 404
+    assert client.get(f"/warnings/{wid}/delete").status_code == 404
 
 
 def test_a_student_entity_is_shown_masked(site):

@@ -21,7 +21,14 @@ Rules of thumb encoded here:
 - while a warning is active its band is its severity (yellow/red): good periods count towards
   recovery but do not lower the severity;
 - recovery needs ``recovery_periods`` consecutive periods at or past the recovery line
-  (hysteresis); a recovered warning that breaches again before review relapses to open.
+  (hysteresis; the rule's cycle sets the default, ``LifecyclePolicy.for_cycle``); a recovered
+  warning that breaches again before review relapses to open;
+- the loop closes on people, not on data: 复评 closes a recovered warning only when it was
+  acknowledged and at least one 改进措施 was recorded, or 质量办 waived the measure with a reason
+  (``Waive``); measures and evidence may still be added while it waits for review; a due date is
+  bounded by the rule's ``max_due_days``;
+- escalation goes one level per step: a late tick emits every level it skipped, in order, so
+  each person on the way is told once.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Union
+from zoneinfo import ZoneInfo
 
 from zhengai.ingest.records import Band, Verdict, period_kind
 from zhengai.rules.evaluator import meets_recovery
@@ -37,10 +45,11 @@ from zhengai.rules.model import LifecyclePolicy
 
 __all__ = [
     "Status", "TransitionKind", "Resolution", "WarningState", "Transition", "LifecycleError",
-    "Observe", "Acknowledge", "StartImprovement", "Review", "MarkFalsePositive", "Tick", "Command",
+    "Observe", "Acknowledge", "StartImprovement", "Review", "Waive", "MarkFalsePositive", "Tick", "Command",
     "step", "ACTIVE", "LIVE", "MAX_ESCALATION",
 ]
 
+_CHINA = ZoneInfo("Asia/Shanghai")
 MAX_ESCALATION = 4  # 任课教师 → 课程负责人 → 专业负责人 → 二级学院 → 质量办
 
 
@@ -79,6 +88,8 @@ class TransitionKind(str, Enum):
     severity_down = "severity_down"
     acknowledged = "acknowledged"
     improvement_started = "improvement_started"
+    measure_added = "measure_added"  # a further 改进措施 (improving or recovered): a new row
+    waived = "waived"  # 质量办 waived the measure requirement, with a reason
     escalated = "escalated"
     recovered = "recovered"
     relapsed = "relapsed"
@@ -96,7 +107,8 @@ class TransitionKind(str, Enum):
 _KIND_ZH = {
     TransitionKind.pending: "待确认", TransitionKind.opened: "新预警", TransitionKind.severity_up: "预警升级",
     TransitionKind.severity_down: "预警降级", TransitionKind.acknowledged: "已确认",
-    TransitionKind.improvement_started: "开始改进", TransitionKind.escalated: "逾期升级督办",
+    TransitionKind.improvement_started: "开始改进", TransitionKind.measure_added: "追加改进措施",
+    TransitionKind.waived: "免于登记改进措施", TransitionKind.escalated: "逾期升级督办",
     TransitionKind.recovered: "指标恢复", TransitionKind.relapsed: "再次预警", TransitionKind.reviewed: "复评关闭",
     TransitionKind.false_positive: "误报关闭", TransitionKind.cleared: "未确认即恢复",
     TransitionKind.stale: "数据中断", TransitionKind.data_resumed: "数据恢复",
@@ -149,6 +161,7 @@ class Transition:
     cause: str  # the verdict key, or "<actor>:<kind>" for people's actions, or "tick:<kind>:<level>"
     at: datetime
     actor: str | None = None
+    escalation_level: int | None = None  # for escalated: the level this step reached
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -169,17 +182,38 @@ class Acknowledge:
 
 @dataclass(frozen=True)
 class StartImprovement:
+    """A 改进措施. On an open/acknowledged/escalated warning it starts the improvement (status
+    improving, the due date moves); on an improving or recovered one it adds a further measure
+    (a new row; the status stays). ``max_due`` bounds the due date (the rule's max_due_days)."""
+
     actor: str
     at: datetime
     due: datetime  # 限期改进
     text: str
+    max_due: datetime | None = None
 
 
 @dataclass(frozen=True)
 class Review:
+    """复评 by the assessing body. ``measures`` (改进措施 recorded) and ``waived`` (质量办 waived
+    them) are facts the store reads before stepping; ``require_measure`` is the rule's policy."""
+
     actor: str
     at: datetime
     note: str = ""
+    measures: int = 0
+    waived: bool = False
+    require_measure: bool = True
+
+
+@dataclass(frozen=True)
+class Waive:
+    """质量办 waives the 改进措施 a review would need (e.g. the cause lay outside the owner's
+    reach), with a recorded reason. The status does not change."""
+
+    actor: str
+    at: datetime
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -196,7 +230,7 @@ class Tick:
     freshness: timedelta
 
 
-Command = Union[Observe, Acknowledge, StartImprovement, Review, MarkFalsePositive, Tick]
+Command = Union[Observe, Acknowledge, StartImprovement, Review, Waive, MarkFalsePositive, Tick]
 
 
 def _older(period: str, than: str) -> bool:
@@ -211,11 +245,11 @@ def _severity(band: Band) -> int:
 
 
 def _t(state: WarningState | None, new: WarningState, kind: TransitionKind, cause: str, at: datetime,
-       actor: str | None = None, reason: str | None = None) -> Transition:
+       actor: str | None = None, reason: str | None = None, level: int | None = None) -> Transition:
     return Transition(
         kind=kind, episode=new.episode, from_status=state.status if state else None, to_status=new.status,
         from_band=state.band if state else None, to_band=new.band, period=new.last_period, value=new.value,
-        reason=reason if reason is not None else new.reason, cause=cause, at=at, actor=actor,
+        reason=reason if reason is not None else new.reason, cause=cause, at=at, actor=actor, escalation_level=level,
     )
 
 
@@ -300,7 +334,7 @@ def _observe(state: WarningState | None, v: Verdict, policy: LifecyclePolicy) ->
     # While active, `band` is the warning's severity: a good period does not lower it (only
     # recovery does), so a value hovering at the line cannot flap severity either.
     moved = replace(moved, recovery_count=count, band=state.band)
-    if count >= policy.recovery_periods:
+    if count >= policy.recovery_needed:
         recovered = replace(moved, status=Status.recovered, recovered_at=at, band=band)
         return recovered, transitions + [_t(state, recovered, TransitionKind.recovered, v.key, at)]
     return moved, transitions
@@ -320,16 +354,20 @@ def _tick(state: WarningState | None, tick: Tick) -> tuple[WarningState | None, 
         state = stale
     if (state.status in ACTIVE and state.next_escalation_at is not None and now >= state.next_escalation_at
             and state.escalation_level < MAX_ESCALATION):
-        # After downtime several steps may be due at once: jump to the level the schedule has
-        # reached in one transition (one notice to the right person), not one level per tick.
+        # After downtime several steps may be due at once: every level the schedule has reached is
+        # a transition of its own, in order, so each person on the way is told once (none skipped).
         step_len = timedelta(days=tick.policy.escalate_every_days)
         steps = 1 + int((now - state.next_escalation_at) / step_len)
-        level = min(MAX_ESCALATION, state.escalation_level + steps)
-        escalated = replace(state, status=Status.escalated, escalation_level=level, updated_at=now,
-                            next_escalation_at=state.next_escalation_at + step_len * steps)
-        reason = f"改进期限 {state.due_date:%Y-%m-%d} 已过，升级至第 {level} 级督办" if state.due_date else f"升级至第 {level} 级督办"
-        transitions.append(_t(state, escalated, TransitionKind.escalated, f"tick:escalated:{level}", now, reason=reason))
-        state = escalated
+        target = min(MAX_ESCALATION, state.escalation_level + steps)
+        next_at = state.next_escalation_at + step_len * steps
+        for level in range(state.escalation_level + 1, target + 1):
+            escalated = replace(state, status=Status.escalated, escalation_level=level, updated_at=now,
+                                next_escalation_at=next_at)
+            reason = (f"改进期限 {state.due_date:%Y-%m-%d} 已过，升级至第 {level} 级督办" if state.due_date
+                      else f"升级至第 {level} 级督办")
+            transitions.append(_t(state, escalated, TransitionKind.escalated, f"tick:escalated:{level}", now,
+                                  reason=reason, level=level))
+            state = escalated
     return state, transitions
 
 
@@ -346,21 +384,51 @@ def _act(state: WarningState | None, cmd: Command) -> tuple[WarningState | None,
                       close_reason=cmd.reason.strip(), updated_at=cmd.at)
         return new, [_t(state, new, TransitionKind.false_positive, f"{cmd.actor}:false_positive", cmd.at, cmd.actor, cmd.reason.strip())]
     if isinstance(cmd, Acknowledge):
-        if state.status not in (Status.open, Status.escalated):
-            raise LifecycleError(f"只能确认预警中或已升级督办的预警，当前为{state.status.zh} ({name}: it is {state.status.value})")
-        new = replace(state, status=Status.acknowledged, acknowledged_at=state.acknowledged_at or cmd.at, updated_at=cmd.at)
+        if state.status not in (Status.open, Status.escalated, Status.recovered):
+            raise LifecycleError(f"只能确认预警中、已升级督办或已恢复待复评的预警，当前为{state.status.zh} ({name}: it is {state.status.value})")
+        if state.status is Status.recovered and state.acknowledged_at is not None:
+            raise LifecycleError(f"该预警已确认过 ({name}: already acknowledged)")
+        status = Status.recovered if state.status is Status.recovered else Status.acknowledged
+        new = replace(state, status=status, acknowledged_at=state.acknowledged_at or cmd.at, updated_at=cmd.at)
         return new, [_t(state, new, TransitionKind.acknowledged, f"{cmd.actor}:acknowledged:{cmd.at.isoformat()}", cmd.at, cmd.actor, cmd.note or "已确认预警")]
     if isinstance(cmd, StartImprovement):
-        if state.status not in ACTIVE:
-            raise LifecycleError(f"只能对未恢复的预警登记改进措施，当前为{state.status.zh} ({name}: it is {state.status.value})")
+        if state.status not in ACTIVE and state.status is not Status.recovered:
+            raise LifecycleError(f"只能对未关闭的预警登记改进措施，当前为{state.status.zh} ({name}: it is {state.status.value})")
+        if len(cmd.text.strip()) < 2:
+            raise LifecycleError("请写明改进措施 (an improvement needs a text)")
         if cmd.due <= cmd.at:
             raise LifecycleError("改进期限须晚于现在 (the due date must lie in the future)")
+        if cmd.max_due is not None and cmd.due > cmd.max_due:
+            raise LifecycleError(f"改进期限不得晚于 {cmd.max_due.astimezone(_CHINA):%Y-%m-%d}（本指标最长限期） "
+                                 f"(the due date lies past the rule's maximum)")
+        if state.status in (Status.improving, Status.recovered):
+            # a further measure: a new row; an improving warning takes the new due date, a recovered
+            # one keeps waiting for review (its due date no longer drives escalation)
+            new = replace(state, updated_at=cmd.at, acknowledged_at=state.acknowledged_at or cmd.at,
+                          **({"due_date": cmd.due, "next_escalation_at": cmd.due} if state.status is Status.improving else {}))
+            return new, [_t(state, new, TransitionKind.measure_added, f"{cmd.actor}:measure:{cmd.at.isoformat()}", cmd.at, cmd.actor, cmd.text)]
         new = replace(state, status=Status.improving, due_date=cmd.due, next_escalation_at=cmd.due, updated_at=cmd.at,
                       acknowledged_at=state.acknowledged_at or cmd.at)
         return new, [_t(state, new, TransitionKind.improvement_started, f"{cmd.actor}:improvement:{cmd.at.isoformat()}", cmd.at, cmd.actor, cmd.text)]
+    if isinstance(cmd, Waive):
+        if state.status not in LIVE or state.status is Status.pending:
+            raise LifecycleError(f"{state.status.zh}的预警无需免于登记改进措施 ({name}: it is {state.status.value})")
+        if len(cmd.reason.strip()) < 4:
+            raise LifecycleError("免于登记改进措施须写明原因 (a waiver needs a reason)")
+        new = replace(state, updated_at=cmd.at)
+        return new, [_t(state, new, TransitionKind.waived, f"{cmd.actor}:waived:{cmd.at.isoformat()}", cmd.at, cmd.actor, cmd.reason.strip())]
     if isinstance(cmd, Review):
         if state.status is not Status.recovered:
             raise LifecycleError(f"复评只能关闭已恢复的预警，当前为{state.status.zh} ({name}: it is {state.status.value})")
+        if cmd.require_measure and not cmd.waived:
+            missing = []
+            if state.acknowledged_at is None:
+                missing.append("确认预警")
+            if cmd.measures < 1:
+                missing.append("登记改进措施")
+            if missing:
+                raise LifecycleError(f"复评未通过：负责人尚未{'、'.join(missing)}（或由质量办写明原因免于登记） "
+                                     f"(review needs an acknowledgement and a recorded measure, or a waiver)")
         new = replace(state, status=Status.closed, closed_at=cmd.at, resolution=Resolution.reviewed, updated_at=cmd.at)
         return new, [_t(state, new, TransitionKind.reviewed, f"{cmd.actor}:reviewed", cmd.at, cmd.actor, cmd.note or "复评通过")]
     raise TypeError(f"unknown command {cmd!r}")

@@ -1,9 +1,15 @@
 """Signed action links: a responsible person acts on a warning from DingTalk or email.
 
 A link names one warning, one person, one action and an expiry, and carries an HMAC-SHA256 over
-exactly those (``<base>/warnings/<id>/<action>?p=<person>&e=<unix>&t=<token>``). Whoever holds the
-link may act as that person on that warning, for that action, until it expires — so links are
-sent only to that person, and the web pages send ``Referrer-Policy: no-referrer``.
+exactly those (``<base>/warnings/<id>/<action>?p=<person>&e=<unix>&t=<token>``; 我的预警 is
+``<base>/my/warnings?…`` signed for warning 0 and action ``mine``). Whoever holds the link may act
+as that person — so links go only to personal channels (DingTalk 工作通知, email; never a group
+robot), the web pages send ``Referrer-Policy: no-referrer``, and request logs carry no query.
+
+A valid signature is not enough: at the time of use the web pages also refuse a link whose person
+no longer holds the warning (reassigned, or escalated past them: ``routing.holders``) or whose
+person had their links revoked after it was issued (``improvements.revoke_links``; a link is
+issued ``LINK_TTL`` before it expires).
 
 The secret comes from ``$ZHENGAI_LINK_SECRET`` or the file named by ``$ZHENGAI_LINK_SECRET_FILE``
 (e.g. a Docker/Kubernetes secret). It is never logged; nothing here puts it in a message.
@@ -16,14 +22,16 @@ import hashlib
 import hmac
 import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlencode
 
-__all__ = ["ACTIONS", "InvalidLink", "LinkParams", "SecretError", "action_url", "load_secret", "sign", "verify"]
+__all__ = ["ACTIONS", "InvalidLink", "LinkParams", "SecretError", "action_url", "load_secret", "sign", "verify",
+           "LINK_TTL", "issued_at"]
 
-ACTIONS = ("ack", "improvement")  # the path segment after /warnings/<id>/
+ACTIONS = ("ack", "improvement", "mine")  # the path segment after /warnings/<id>/; mine: /my/warnings
+LINK_TTL = timedelta(days=30)  # how long a signed action link stays valid after the notice is queued
 ENV_SECRET, ENV_SECRET_FILE = "ZHENGAI_LINK_SECRET", "ZHENGAI_LINK_SECRET_FILE"
 MIN_SECRET_BYTES = 16
 _VERSION = "zhengai-link/v1"
@@ -33,6 +41,8 @@ _REASONS_ZH = {
     "bad_signature": "链接校验失败（可能被修改过，或不是发给您的链接）",
     "expired": "链接已过期，请使用最新通知中的链接",
     "unknown_action": "链接指向的操作不存在",
+    "revoked": "该链接已被撤销，请使用之后收到的通知中的链接",
+    "not_holder": "该预警已转由他人负责或已升级督办，此链接已失效",
 }
 
 
@@ -146,3 +156,8 @@ def load_secret(environ: Mapping[str, str] | None = None) -> bytes | None:
     if not value:
         return None
     return _key(value)
+
+
+def issued_at(expires_at: int | str) -> datetime:
+    """When a link with this expiry was issued (links live ``LINK_TTL``)."""
+    return datetime.fromtimestamp(int(expires_at), timezone.utc) - LINK_TTL

@@ -125,6 +125,7 @@ class SilenceRow(Base):
     created_by: Mapped[str] = mapped_column(String(64))
     comment: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(TS)
+    expiry_noticed_at: Mapped[datetime | None] = mapped_column(TS)  # when its author was told it ended
 
 
 NOTIFY_TABLES = [

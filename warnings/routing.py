@@ -19,7 +19,8 @@ from zhengai.ingest.directory import Directory
 from zhengai.ingest.records import Person, Role
 from zhengai.rules.model import Rule
 
-__all__ = ["Recipient", "route", "EscalationChains", "DEFAULT_CHAINS", "escalation_path", "escalation_route"]
+__all__ = ["Recipient", "route", "EscalationChains", "DEFAULT_CHAINS", "escalation_path", "escalation_route",
+           "quality_office", "holders", "assessors"]
 
 
 @dataclass(frozen=True)
@@ -102,3 +103,46 @@ def escalation_route(rule: Rule, entity_id: str, directory: Directory, level: in
     if not path or level < 1:
         return None
     return path[min(level, len(path)) - 1]
+
+
+def quality_office(directory: Directory) -> Person | None:
+    school = directory.school()
+    found = directory.responsible(school.id, Role.quality_office.value) if school is not None else None
+    return found[0] if found else None
+
+
+def holders(rule: Rule, entity_id: str, directory: Directory, escalation_level: int,
+            chains: EscalationChains = EscalationChains()) -> dict[str, str]:
+    """Who may act on a warning *now* (person id → why, in Chinese): the person the directory
+    routes it to today (so a reassignment moves it), and at escalation level *k* the person of
+    level *k* (the level before no longer holds it). Signed links and 我的预警 both ask this at the
+    time of use; the quality office (质量办) may always act."""
+    out: dict[str, str] = {}
+    owner = route(rule, entity_id, directory)
+    if owner is not None:
+        out[owner.person.id] = f"负责人（{owner.role_zh}）"
+    if escalation_level > 0:
+        above = escalation_route(rule, entity_id, directory, escalation_level, chains)
+        if above is not None:
+            out.setdefault(above.person.id, f"第 {escalation_level} 级督办（{above.role_zh}）")
+    qo = quality_office(directory)
+    if qo is not None:
+        out.setdefault(qo.id, "质量办")
+    return out
+
+
+def assessors(rule: Rule, entity_id: str, directory: Directory,
+              chains: EscalationChains = EscalationChains()) -> dict[str, str]:
+    """Who may review (复评) a warning: the assessing body of the seeds' 考核性诊断 — the level
+    above the owner (the first person up the escalation chain) or 质量办. Never the owner."""
+    owner = route(rule, entity_id, directory)
+    out: dict[str, str] = {}
+    path = escalation_path(rule, entity_id, directory, chains)
+    if path:
+        out[path[0].person.id] = f"上一级（{path[0].role_zh}）"
+    qo = quality_office(directory)
+    if qo is not None:
+        out.setdefault(qo.id, "质量办")
+    if owner is not None and not owner.fallback:
+        out.pop(owner.person.id, None)
+    return out

@@ -201,7 +201,8 @@ class OutboxRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(TS)
     sent_at: Mapped[datetime | None] = mapped_column(TS)
-    __table_args__ = (UniqueConstraint("event_id", "channel", name="uq_outbox_event_channel"),)
+    # one row per recipient: an escalation notice goes to the next level and is copied to the owner
+    __table_args__ = (UniqueConstraint("event_id", "channel", "recipient_id", name="uq_outbox_event_channel_recipient"),)
 
 
 class DeadLetterRow(Base):

@@ -8,6 +8,7 @@ that grows as ``zg.entities`` is consumed.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Callable, Mapping, Sequence
 
@@ -15,13 +16,20 @@ from zhengai.ingest.directory import Directory
 from zhengai.ingest.records import Level, Observation, Verdict, WarningTransition
 from zhengai.rules.loader import RuleSet
 from zhengai.rules.model import LifecyclePolicy
-from zhengai.warnings.lifecycle import Command, Transition, TransitionKind
+from zhengai.warnings.improvements import check_evidence_url, review_facts
+from zhengai.warnings.lifecycle import (
+    Acknowledge, Command, LifecycleError, MarkFalsePositive, Review, StartImprovement, Transition, TransitionKind, Waive,
+)
 from zhengai.warnings.messages import load_template, render
-from zhengai.warnings.routing import EscalationChains, escalation_route, route
+from zhengai.warnings.routing import EscalationChains, assessors, escalation_route, holders, quality_office, route
 from zhengai.warnings.schema import WarningRow
 from zhengai.warnings.store import AppliedTransition, OutboxItem, WarningStore
 
-__all__ = ["WarningService", "NOTIFY_KINDS", "wire_transition"]
+__all__ = ["WarningService", "NOTIFY_KINDS", "wire_transition", "NotAllowed"]
+
+
+class NotAllowed(LifecycleError):
+    """The person may not take this action on this warning (not its holder, not an assessor)."""
 
 # Transitions people are told about; the others (pending, acknowledged, …) are recorded only.
 NOTIFY_KINDS = frozenset({
@@ -55,6 +63,13 @@ class WarningService:
     def _rule(self, rule_id: str):
         return self._rules().rules.get(rule_id)
 
+    def rule(self, rule_id: str):
+        """The current rule of that id (None when the rulebook no longer has it)."""
+        return self._rule(rule_id)
+
+    def directory(self) -> Directory:
+        return self._directory()
+
     def _responsible(self, verdict: Verdict) -> tuple[str, str] | tuple[None, None]:
         rule = self._rule(verdict.rule_id)
         recipient = route(rule, verdict.entity_id, self._directory()) if rule else None
@@ -62,7 +77,7 @@ class WarningService:
 
     def _policy(self, rule_id: str) -> LifecyclePolicy:
         rule = self._rule(rule_id)
-        return rule.lifecycle if rule else LifecyclePolicy()
+        return rule.policy if rule else LifecyclePolicy().for_cycle("year")
 
     def _on_transition(self, row: WarningRow, t: Transition, verdicts: Mapping[str, Verdict] | None = None) -> list[OutboxItem]:
         rule = self._rule(row.rule_id)
@@ -71,8 +86,8 @@ class WarningService:
         directory = self._directory()
         recipient = route(rule, row.entity_id, directory)
         escalated_from, level = None, 0
-        if t.kind is TransitionKind.escalated:  # goes one level further up the chain each time
-            escalated_from, level = recipient, row.escalation_level
+        if t.kind is TransitionKind.escalated:  # one level further up the chain per transition
+            escalated_from, level = recipient, t.escalation_level or row.escalation_level
             recipient = escalation_route(rule, row.entity_id, directory, level, self.escalation) or recipient
         verdict = verdicts.get(t.cause) if verdicts else None
         subject, body = render(
@@ -81,7 +96,12 @@ class WarningService:
             escalated_from=escalated_from, level=level,
         )
         person = recipient.person.id if recipient else None
-        return [OutboxItem(channel, person, subject, body) for channel in self.channels]
+        items = [OutboxItem(channel, person, subject, body) for channel in self.channels]
+        if escalated_from is not None and escalated_from.person.id != person:
+            # the owner is copied on every escalation: they still have to improve
+            copy = body + "\n- 抄送：您是该预警的负责人，已抄送给您；请继续落实改进措施并登记改进成效。"
+            items += [OutboxItem(channel, escalated_from.person.id, f"【抄送】{subject}"[:200], copy) for channel in self.channels]
+        return items
 
     def handle(self, verdicts: Sequence[Verdict], observations: Sequence[Observation] = ()) -> list[AppliedTransition]:
         """Store the observations and verdicts (idempotently) and apply the verdicts; one transaction."""
@@ -95,14 +115,61 @@ class WarningService:
         )
 
     def act(self, warning_id: int, command: Command, evidence: Sequence[str] = ()) -> list[AppliedTransition]:
-        """A person's action on a warning: acknowledge, improvement, 复评, 误报."""
-        return self.store.act(warning_id, command, on_transition=self._on_transition, evidence=evidence)
+        """A person's action on a warning: acknowledge, improvement (改进措施, a new row each time),
+        waiver (质量办), 复评, 误报. Checks who acts (``may``), bounds the due date by the rule's
+        ``max_due_days``, gives 复评 the facts it needs (measures recorded, waiver), and stores the
+        measured 改进效果 with the review (``effects.record_effects``)."""
+        row = self.store.warning(warning_id)
+        if row is None:
+            raise KeyError(f"no warning #{warning_id}")
+        self.authorize(row, command)
+        policy = self._policy(row.rule_id)
+        if isinstance(command, StartImprovement):
+            try:
+                evidence = [check_evidence_url(u) for u in evidence if u and u.strip()]
+            except ValueError as exc:
+                raise LifecycleError(str(exc)) from None
+            command = replace(command, max_due=command.at + timedelta(days=policy.max_due_days or 365))
+        if isinstance(command, Review):
+            measures, waived = review_facts(self.store, warning_id)
+            command = replace(command, measures=measures, waived=waived, require_measure=policy.require_measure)
+        applied = self.store.act(warning_id, command, on_transition=self._on_transition, evidence=evidence)
+        if isinstance(command, Review):
+            from zhengai.warnings.effects import record_effects  # the measured 改进效果, stored with the review
+
+            record_effects(self, warning_id, command.at, reviewed_by=command.actor)
+        return applied
+
+    def may(self, row: WarningRow, person_id: str) -> tuple[bool, bool, bool]:
+        """(holder, assessor, quality office) for a person on a warning, asked at the time of use."""
+        rule, directory = self._rule(row.rule_id), self._directory()
+        qo = quality_office(directory)
+        is_qo = qo is not None and qo.id == person_id
+        if rule is None:  # a removed rule: only the quality office acts on its warnings
+            return is_qo, is_qo, is_qo
+        holding = person_id in holders(rule, row.entity_id, directory, row.escalation_level or 0, self.escalation)
+        assessing = person_id in assessors(rule, row.entity_id, directory, self.escalation)
+        return holding, assessing, is_qo
+
+    def authorize(self, row: WarningRow, command: Command) -> None:
+        actor = getattr(command, "actor", None)
+        if actor is None:
+            return
+        holding, assessing, is_qo = self.may(row, actor)
+        if isinstance(command, (Acknowledge, StartImprovement)) and not holding:
+            raise NotAllowed("您不是该预警当前的负责人或督办人，不能执行此操作 (not the warning's current holder)")
+        if isinstance(command, Review) and not assessing:
+            raise NotAllowed("复评须由质量办或负责人的上一级进行 (review is for the assessing body)")
+        if isinstance(command, Waive) and not is_qo:
+            raise NotAllowed("只有质量办可以免于登记改进措施 (only the quality office may waive)")
+        if isinstance(command, MarkFalsePositive) and not (assessing or is_qo):
+            raise NotAllowed("误报须由质量办或负责人的上一级认定 (false positives are for the assessing body)")
 
     def tick(self, now: datetime) -> list[AppliedTransition]:
         """Escalate overdue warnings and mark those without fresh data stale."""
 
         def policy_for(rule_id: str) -> tuple[LifecyclePolicy, timedelta]:
             rule = self._rule(rule_id)
-            return (rule.lifecycle, rule.freshness_window) if rule else (LifecyclePolicy(), timedelta(days=400))
+            return (rule.policy, rule.freshness_window) if rule else (LifecyclePolicy().for_cycle("year"), timedelta(days=400))
 
         return self.store.tick(now, policy_for=policy_for, on_transition=self._on_transition)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Local real services for tests and development: Kafka (kafka.sh) and PostgreSQL (postgres.sh).
+# Local real services for tests and development: Kafka (kafka.sh) and PostgreSQL (postgres.sh),
+# and the real browser the web tests drive (browser.sh: Debian's chromium and a CJK font).
 #
 #   deploy/local/services.sh {up|down|reset|status}
 #
@@ -17,6 +18,8 @@ logs() {
 case ${1:-} in
   up)
     t0=$SECONDS
+    # the browser first: both it and PostgreSQL may need apt-get, which takes one lock at a time
+    "$HERE/browser.sh" up || { echo "services: ERROR: no browser for the web tests (see above)" >&2; exit 1; }
     "$HERE/postgres.sh" up & pg=$!
     "$HERE/kafka.sh" up & kf=$!
     rc=0

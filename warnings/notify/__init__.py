@@ -9,7 +9,9 @@ What it offers:
 - ``dispatch(store, sink, clock)`` (``dispatch.py``): one direct pass for one sink (embedded demo).
 - Sinks behind ``Sink`` and a registry (``base.py``): ``console``, ``file``, ``memory``
   (``console.py``), ``dingtalk_robot`` (``dingtalk.py``), ``dingtalk_work`` (``dingtalk_work.py``),
-  ``email`` (``mail.py``), ``wecom_robot`` (``wecom.py``). Adding one: ``ADDING.md``.
+  ``email`` (``mail.py``), ``wecom_robot`` (``wecom.py``), ``wecom_app`` (``wecom_app.py``).
+  Group robots (``dingtalk_robot``, ``wecom_robot``) are not personal (``Sink.personal``): their
+  messages carry no personal action link. Adding one: ``ADDING.md``.
 - Configuration (``config.py``): ``load_notify_config(deploy/notify/notify.yaml)`` with located
   errors; secrets from the environment or secret files only.
 - Fakes for tests (``testing.py``): ``FakeClock``, ``DingTalkRobotServer`` on loopback.

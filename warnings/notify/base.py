@@ -147,7 +147,9 @@ class Sink(ABC):
     Class attributes a kind sets: ``kind`` (registry name), ``Settings`` (its settings model);
     optionally ``rate_limit`` (the pipeline queues to stay under it), ``max_bytes`` (the body
     budget the pipeline packs notices under), ``renders_links`` (True when the sink shows
-    ``Message.links`` as buttons, so the body need not repeat them).
+    ``Message.links`` as buttons, so the body need not repeat them), ``personal`` (False for a
+    channel many people read — a group robot: its messages then carry no personal action link,
+    only a link to 我的预警, which asks for the reader's own identity).
     """
 
     kind: ClassVar[str] = ""
@@ -155,6 +157,7 @@ class Sink(ABC):
     rate_limit: RateLimit | None = None
     max_bytes: int | None = None
     renders_links: bool = False
+    personal: bool = True
 
     def __init__(self, *, channel: str | None = None):
         self.channel = channel or self.kind
@@ -204,4 +207,4 @@ def sink_kinds() -> list[str]:
 def _load_builtin() -> None:
     # The built-in sinks register themselves on import; importing them here keeps the registry
     # complete whichever module a caller imported first.
-    from zhengai.warnings.notify import console, dingtalk, dingtalk_work, mail, wecom  # noqa: F401
+    from zhengai.warnings.notify import console, dingtalk, dingtalk_work, mail, wecom, wecom_app  # noqa: F401

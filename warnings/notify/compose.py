@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from zhengai.ingest.privacy import mask_text
 from zhengai.ingest.records import Band
-from zhengai.warnings.links import action_url, load_secret
+from zhengai.warnings.links import LINK_TTL, action_url, load_secret
 from zhengai.warnings.messages import fill, format_value, load_template
 from zhengai.warnings.notify.base import Contact, Link, Message, Notice
 from zhengai.warnings.notify.config import LinkSettings
@@ -29,7 +29,6 @@ from zhengai.warnings.notify.pending import Pending
 __all__ = ["TEMPLATES", "Composer", "NoticeTemplate", "load", "trend_text"]
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
-LINK_TTL = timedelta(days=30)  # how long a signed action link stays valid after the notice is queued
 _FROM_ENV = object()
 
 
@@ -108,16 +107,26 @@ class Composer:
         return action_url(url, p.warning_id, p.recipient_id, action, p.admitted_at + self.link_ttl,  # type: ignore[arg-type]
                           self.link_secret)  # type: ignore[arg-type]
 
-    def _links(self, p: Pending) -> tuple[Link, ...]:
+    def _mine(self, recipient_id: str | None, at: datetime, personal: bool) -> str | None:
+        """我的预警: signed for the recipient in a personal channel; bare (asks for identity) in a group."""
+        url = self.links.url(self.links.mine) if self.links.base_url else None
+        if url is None or not personal or self.link_secret is None or recipient_id is None:
+            return url
+        return action_url(url, 0, recipient_id, "mine", at + self.link_ttl, self.link_secret)  # type: ignore[arg-type]
+
+    def _links(self, p: Pending, personal: bool = True) -> tuple[Link, ...]:
         if p.warning_id is None or not self.links.base_url:
             return ()
+        if not personal:
+            # a group robot: anyone in the group reads it, so no link that acts as the recipient
+            return (Link("在“我的预警”中处理", self.links.url(self.links.mine)),)  # type: ignore[arg-type]
         improve = self._url(p, self.links.improve, "improvement")
         if p.closing:
             return (Link("登记改进成效", improve),)
         return (Link("确认预警", self._url(p, self.links.ack, "ack")), Link("登记改进措施", improve))
 
-    def notice(self, p: Pending, trend: Sequence[float] = ()) -> Notice:
-        links = self._links(p)
+    def notice(self, p: Pending, trend: Sequence[float] = (), *, personal: bool = True) -> Notice:
+        links = self._links(p, personal)
         values = {
             "trend": trend_text(trend, self.unit_of(p.rule_id or "")) if trend else None,
             "warning_ref": f"W{p.warning_id}" if p.warning_id is not None else None,
@@ -129,9 +138,10 @@ class Composer:
         return Notice(p.outbox_id, p.warning_id, p.kind, p.band, mask_text(p.subject), with_links, links, bare)
 
     def message(self, notices: Sequence[Notice], *, recipient: Contact | None, digest: bool, at: datetime,
-                buttons: bool) -> Message:
+                buttons: bool, personal: bool = True) -> Message:
         """One message for one recipient. ``buttons``: the sink shows ``Message.links`` as
-        buttons — a single notice then leaves its action line out of the text."""
+        buttons — a single notice then leaves its action line out of the text. ``personal``:
+        False for a group robot (the 我的预警 link is then not signed for the recipient)."""
         if len(notices) == 1 and not digest:
             n = notices[0]
             if buttons and n.links:
@@ -141,7 +151,7 @@ class Composer:
         for n in notices:
             label = _band_label(n.band)
             counts[label] = counts.get(label, 0) + 1
-        mine = self.links.url(self.links.mine) if self.links.base_url else None
+        mine = self._mine(recipient.person_id if recipient else None, at, personal)
         items = []
         for i, n in enumerate(notices, 1):
             first, _, rest = n.markdown.partition("\n")
@@ -157,5 +167,6 @@ class Composer:
         template = self.digest if digest else self.group
         links = (Link("查看我的预警", mine),) if buttons and mine else ()
         return Message(mask_text(fill(template.subject, values)),
-                       _mask(fill(template.body, values), [l for n in notices for l in n.links]), recipient,
+                       _mask(fill(template.body, values), [l for n in notices for l in n.links] + [Link("", mine)] * bool(mine)),
+                       recipient,
                        tuple(notices), at, links=links, kind="digest" if digest else "group")

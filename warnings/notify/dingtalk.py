@@ -74,6 +74,7 @@ def robot_payload(message: Message, *, msgtype: str, keyword: str | None = None,
 class DingTalkRobotSink(Sink):
     kind = "dingtalk_robot"
     Settings = DingTalkRobotSettings
+    personal = False  # a group chat: no personal action links (Composer)
     max_bytes = 18_000  # the robot rejects very long markdown; the pipeline packs under this
 
     def __init__(self, *, channel: str | None = None, settings: DingTalkRobotSettings,

@@ -93,6 +93,7 @@ class RunReport:
 class TickReport:
     reminders: int = 0
     run: RunReport = field(default_factory=RunReport)
+    silences_ended: int = 0  # expiry notices sent to silences' authors
 
 
 @dataclass
@@ -157,6 +158,9 @@ class NotifyPipeline:
             if self.config.reminders.repeat_interval is not None:
                 report.reminders = remind(self, now, list(self.channels))
             report.run = self._run(now)
+            from zhengai.warnings.notify.silences import expiry_notices
+
+            report.silences_ended = expiry_notices(self, now)  # tell authors their silence ended
         return report
 
     def serve(self, clock: Callable[[], datetime], stop: threading.Event, *, every: timedelta = timedelta(seconds=15),
@@ -283,7 +287,8 @@ class NotifyPipeline:
             return [], {}
         keys = {(p.rule_id, p.entity_id, p.period) for _, items in due for p in items if p.rule_id and p.entity_id and p.period}
         history = outbox.trends(s, keys)
-        notices = {p.outbox_id: self.composer.notice(p, history.get((p.rule_id, p.entity_id, p.period), ()))
+        notices = {p.outbox_id: self.composer.notice(p, history.get((p.rule_id, p.entity_id, p.period), ()),
+                                                     personal=self.channels[p.channel].sink.personal)
                    for _, items in due for p in items}
         batches = []
         for key, items in due:
@@ -347,7 +352,7 @@ class NotifyPipeline:
             if recipient_id and recipient is None:
                 recipient = Contact(recipient_id)
             message = self.composer.message([notices[p.outbox_id] for p in b.items], recipient=recipient,
-                                            digest=b.digest, at=now, buttons=sink.renders_links)
+                                            digest=b.digest, at=now, buttons=sink.renders_links, personal=sink.personal)
             s.commit()  # hold no transaction open while a channel answers
             started = _time.perf_counter()
             try:

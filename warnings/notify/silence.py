@@ -37,9 +37,9 @@ class Silence:
 
     def __post_init__(self) -> None:
         if self.ends_at <= self.starts_at:
-            raise ValueError("a silence must end after it starts")
+            raise ValueError("静默的结束时间须晚于开始时间 (a silence must end after it starts)")
         if not self.comment.strip():
-            raise ValueError("a silence needs a comment saying why")
+            raise ValueError("静默须写明原因 (a silence needs a comment saying why)")
 
     def matches(self, p: Pending) -> bool:
         return (

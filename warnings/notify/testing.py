@@ -6,6 +6,8 @@
   contract — access token, 加签 signature and timestamp freshness (errcode 310000), 20 messages in
   any 60 seconds then errcode 130101 and a ten-minute throttle, message shape (40035) — records
   what it accepted, and can be taken down (HTTP 503 or a dropped connection) and brought back.
+- ``WeComRobotServer``: the same for the WeCom (企业微信) group robot — webhook key (93000),
+  markdown of at most 4096 bytes (40058), 20 messages a minute then 45009.
 - ``sample_college``: a small directory (school → department → major → courses, a class with
   students) with contacts, and a handful of rules, for tests that need warnings to notify;
   ``verdict`` makes a verdict of one of its rules.
@@ -37,7 +39,7 @@ from zhengai.warnings.routing import EscalationChains
 from zhengai.warnings.service import WarningService
 from zhengai.warnings.store import AppliedTransition, WarningStore
 
-__all__ = ["FakeClock", "DingTalkRobotServer", "Received", "SampleCollege", "sample_college", "verdict", "NotifyWorld"]
+__all__ = ["FakeClock", "DingTalkRobotServer", "WeComRobotServer", "Received", "SampleCollege", "sample_college", "verdict", "NotifyWorld"]
 
 
 class FakeClock:
@@ -219,6 +221,73 @@ class DingTalkRobotServer:
             return self._answer(h, 0, "ok", now)
 
 
+class WeComRobotServer:
+    """``with WeComRobotServer(key, clock=clock) as robot:`` then point the sink's ``base_url`` at
+    ``robot.base_url``; ``received`` holds what it accepted."""
+
+    def __init__(self, key: str, *, clock: Callable[[], datetime] | None = None, limit: int = 20):
+        self.key, self.limit = key, limit
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.received: list[Received] = []
+        self.answers: list[tuple[datetime, int]] = []
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    def __enter__(self) -> "WeComRobotServer":
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 — http.server's naming
+                server._handle(self)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, name="fake-wecom", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None, "start the server first (use it as a context manager)"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        raw = h.rfile.read(int(h.headers.get("Content-Length") or 0))
+        with self._lock:
+            now = self.clock()
+            url = urlsplit(h.path)
+            code, msg, payload = 0, "ok", {}
+            if url.path != "/cgi-bin/webhook/send" or parse_qs(url.query).get("key", [""])[0] != self.key:
+                code, msg = 93000, "invalid webhook url"
+            else:
+                try:
+                    payload = json.loads(raw.decode("utf-8"))
+                    content = payload["markdown"]["content"] if payload["msgtype"] == "markdown" else payload["text"]["content"]
+                    if len(content.encode("utf-8")) > 4096:
+                        code, msg = 40058, "markdown.content exceed max length 4096"
+                except (ValueError, KeyError, TypeError):
+                    code, msg = 40008, "invalid message type"
+            if code == 0 and len([t for t, c in self.answers if c == 0 and t > now - timedelta(minutes=1)]) >= self.limit:
+                code, msg = 45009, "api freq out of limit"
+            self.answers.append((now, code))
+            if code == 0:
+                self.received.append(Received(now, payload))
+            body = json.dumps({"errcode": code, "errmsg": msg}).encode()
+            h.send_response(200)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(body)))
+            h.end_headers()
+            h.wfile.write(body)
+
+
 # --- a small college ----------------------------------------------------------------------------
 
 
@@ -242,6 +311,10 @@ _RULES = [
          level="school", unit="%", direction="higher_is_better", target=100, standard=90, warning=95, cycle="year",
          responsible="office", office="招生就业处"),
 ]
+# Notification tests look at one good period recovering a warning; the shipped rulebook's cycle
+# defaults (a weekly metric holds four weeks) are tested in test_lifecycle.
+for _r in _RULES:
+    _r.setdefault("lifecycle", {"recovery_periods": 1})
 _VALUES = {Band.excellent: 99.0, Band.normal: 96.0, Band.yellow: 92.0, Band.red: 80.0}
 
 

@@ -49,6 +49,7 @@ def wecom_payload(message: Message) -> dict[str, Any]:
 class WeComRobotSink(Sink):
     kind = "wecom_robot"
     Settings = WeComRobotSettings
+    personal = False  # a group chat: no personal action links (Composer)
     max_bytes = 3500
 
     def __init__(self, *, channel: str | None = None, settings: WeComRobotSettings,

@@ -1,11 +1,18 @@
 """`zhengai warnings …`: what responsible people and the quality office do with a warning.
 
-    zhengai warnings list [--status open] [--level course]
+    zhengai warnings list [--status open] [--level course] [--owner T0001]
     zhengai warnings show ID
     zhengai warnings ack ID --by T0001 [--note …]
     zhengai warnings improve ID --by T0001 --due 2026-12-01 --text "改进措施" [--evidence URL …]
+    zhengai warnings evidence ID --by T0001 --url URL [--url …] [--note …]
+    zhengai warnings waive ID --by Q001 --reason "免于登记改进措施的原因"
     zhengai warnings review ID --by Q001 [--note "复评意见"]
     zhengai warnings false-positive ID --by Q001 --reason "误报原因"
+    zhengai warnings revoke-links PERSON --by Q001 --reason "手机遗失"
+    zhengai warnings silence add --by Q001 --reason "…" --until 2026-12-10 [--rule course.*] [--entity C0001]
+                                 [--level course] [--recipient T0001] [--channel robot] [--preview]
+    zhengai warnings silence list [--all]
+    zhengai warnings silence expire ID --by Q001
     zhengai warnings tick [--now 2026-12-01T09:00+08:00]
     zhengai warnings migrate
 
@@ -58,7 +65,9 @@ def _list(args) -> int:
     from zhengai.ingest.records import Band
     from zhengai.warnings.lifecycle import Status
 
-    _, store = _service(args)
+    service, store = _service(args)
+    if args.owner:
+        return _mine(service, args)
     rows = [w for w in store.warnings(status=args.status) if not args.level or w.level == args.level]
     for w in rows:
         due = f"{w.due_date.astimezone(CHINA):%Y-%m-%d}" if w.due_date else "—"
@@ -67,22 +76,65 @@ def _list(args) -> int:
     return 0
 
 
+def _day(t) -> str:
+    return f"{t.astimezone(CHINA):%Y-%m-%d}" if t else "—"
+
+
+def _mine(service, args) -> int:
+    from zhengai.ingest.privacy import mask_text
+    from zhengai.warnings.mine import my_warnings
+
+    items = [m for m in my_warnings(service, args.owner)
+             if (not args.status or m.warning.status == args.status) and (not args.level or m.warning.level == args.level)]
+    for m in items:
+        w = m.warning
+        actions = "、".join(m.actions_zh) or "（无需操作）"
+        print(f"#{w.id:<5} {m.status_zh:<6} {w.rule_name} · {mask_text(w.entity_id)} · {w.last_period} · 限期 {_day(w.due_date)}"
+              f" · {m.role} · 可执行：{actions}")
+        for i in m.measures:
+            print(f"       改进措施（{_day(i.created_at)}，限期 {_day(i.due_date)}）：{mask_text(i.text)}")
+        for e in m.evidence:
+            print(f"       支撑材料：{mask_text(e.url)}")
+    print(f"共 {len(items)} 条（{args.owner} 负责或督办、待复评的预警）")
+    return 0
+
+
 def _show(args) -> int:
-    _, store = _service(args)
+    from zhengai.ingest.privacy import mask_text
+    from zhengai.warnings.improvements import effects_of, evidence_of
+    from zhengai.warnings.lifecycle import Status
+
+    service, store = _service(args)
     w = store.warning(args.id)
     if w is None:
         print(f"没有 #{args.id} 号预警", file=sys.stderr)
         return 1
-    print(f"#{w.id} {w.rule_name}（{w.rule_id}）· {w.entity_id} · 第 {w.episode} 轮 · 状态 {w.status} · {w.band}\n{w.reason}")
+    print(f"#{w.id} {w.rule_name}（{w.rule_id}）· {mask_text(w.entity_id)} · 第 {w.episode} 轮 · 状态 {Status(w.status).zh}（{w.status}）"
+          f" · {w.band} · 限期 {_day(w.due_date)}\n{mask_text(w.reason)}")
     for e in store.events(w.id):
-        print(f"  {e.at.astimezone(CHINA):%Y-%m-%d %H:%M} {e.kind:<20} {e.from_status or '—'} → {e.to_status}  {e.actor or ''} {e.reason}")
+        print(f"  {e.at.astimezone(CHINA):%Y-%m-%d %H:%M} {e.kind:<20} {e.from_status or '—'} → {e.to_status}  {e.actor or ''} {mask_text(e.reason)}")
     for i in store.improvements(w.id):
-        print(f"  改进措施（{i.owner_id}，限期 {i.due_date.astimezone(CHINA):%Y-%m-%d}）：{i.text}  {i.effect or ''}")
+        print(f"  改进措施 #{i.id}（{i.owner_id}，{_day(i.created_at)} 登记，限期 {_day(i.due_date)}）：{mask_text(i.text)}")
+    evidence = evidence_of(store, w.id)
+    for e in evidence:
+        print(f"  支撑材料（{e.added_by}，{_day(e.added_at)}）：{mask_text(e.url)}{'  ' + mask_text(e.note) if e.note else ''}")
+    if not evidence:
+        print("  支撑材料：无")
+    stored = effects_of(store, w.id)
+    for eff in stored:
+        print(f"  改进效果（复评 {_day(eff.measured_at)}，{eff.reviewed_by or ''}）：{mask_text(eff.summary)}")
+    if not stored:
+        from zhengai.warnings.effects import measure
+
+        live = measure(service, w.id)
+        if live is not None:
+            series = " → ".join(f"{p} {v:g}" for p, v in live.series)
+            print(f"  改进效果（当前测算，复评时记录）：{mask_text(live.summary)}\n    走势：{series}")
     return 0
 
 
 def _act(args) -> int:
-    from zhengai.warnings.lifecycle import Acknowledge, LifecycleError, MarkFalsePositive, Review, StartImprovement
+    from zhengai.warnings.lifecycle import Acknowledge, LifecycleError, MarkFalsePositive, Review, StartImprovement, Waive
 
     service, store = _service(args)
     now = _when(args.now)
@@ -90,6 +142,7 @@ def _act(args) -> int:
         "ack": lambda: Acknowledge(args.by, now, args.note or ""),
         "improve": lambda: StartImprovement(args.by, now, _due(args.due), args.text),
         "review": lambda: Review(args.by, now, args.note or ""),
+        "waive": lambda: Waive(args.by, now, args.reason),
         "false-positive": lambda: MarkFalsePositive(args.by, now, args.reason),
     }[args.action]()
     try:
@@ -99,7 +152,45 @@ def _act(args) -> int:
         return 1
     _print_applied(applied)
     if args.action == "review":
-        store.measure_effects([args.id], now)
+        from zhengai.ingest.privacy import mask_text
+        from zhengai.warnings.improvements import effects_of
+
+        for eff in effects_of(store, args.id)[-1:]:
+            print(f"改进效果：{mask_text(eff.summary)}")
+    return 0
+
+
+def _evidence(args) -> int:
+    from zhengai.warnings.improvements import EvidenceError, add_evidence
+
+    service, store = _service(args)
+    w = store.warning(args.id)
+    if w is None:
+        print(f"未执行：没有 #{args.id} 号预警", file=sys.stderr)
+        return 1
+    holder, _, _ = service.may(w, args.by)
+    if not holder:
+        print("未执行：您不是该预警当前的负责人或督办人 (not the warning's current holder)", file=sys.stderr)
+        return 1
+    try:
+        ids = add_evidence(store, args.id, args.url, by=args.by, at=_when(args.now), note=args.note or "")
+    except (EvidenceError, KeyError) as exc:
+        print(f"未执行：{exc}", file=sys.stderr)
+        return 1
+    print(f"#{args.id} 已补充 {len(ids)} 个支撑材料")
+    return 0
+
+
+def _revoke(args) -> int:
+    from zhengai.warnings.improvements import revoke_links
+
+    _, store = _service(args)
+    try:
+        revoke_links(store, args.person, by=args.by, reason=args.reason, at=_when(args.now))
+    except ValueError as exc:
+        print(f"未执行：{exc}", file=sys.stderr)
+        return 1
+    print(f"已撤销 {args.person} 此前收到的全部处理链接；此后的通知会带新链接")
     return 0
 
 
@@ -119,6 +210,54 @@ def _migrate(args) -> int:
     return 0
 
 
+def _silence(args) -> int:
+    from zhengai.warnings.notify.silence import Silence
+    from zhengai.warnings.notify.silences import create, expire, list_silences, preview
+    from zhengai.warnings.store import WarningStore
+
+    store = WarningStore(args.store)
+    now = _when(args.now)
+    if args.silence_command == "list":
+        rows = list_silences(store, now, include_ended=args.all)
+        for r in rows:
+            what = " ".join(f"{k}={v}" for k, v in (("规则", r.rule), ("对象", r.entity_id), ("层面", r.level),
+                                                     ("收件人", r.recipient_id), ("渠道", r.channel)) if v)
+            state = "生效中" if r.starts_at <= now < r.ends_at else ("未开始" if now < r.starts_at else "已结束")
+            print(f"#{r.id:<4} {state} {what} · 至 {_day(r.ends_at)} · {r.created_by}：{r.comment}")
+        print(f"共 {len(rows)} 条静默")
+        return 0
+    if args.silence_command == "expire":
+        try:
+            expire(store, args.id, by=args.by, now=now)
+        except (KeyError, ValueError) as exc:
+            print(f"未执行：{exc}", file=sys.stderr)
+            return 1
+        print(f"#{args.id} 号静默已结束；被暂缓的通知将在下一轮发出")
+        return 0
+    try:
+        silence = Silence(starts_at=now, ends_at=_due(args.until), created_by=args.by, comment=args.reason,
+                          rule=args.rule or "*", entity_id=args.entity, level=args.level, recipient_id=args.recipient,
+                          channel=args.channel)
+    except ValueError as exc:
+        print(f"未执行：{exc}", file=sys.stderr)
+        return 1
+    seen = preview(store, silence, now)
+    print(f"预览：{seen.zh}")
+    for w in seen.warnings[:50]:
+        from zhengai.ingest.privacy import mask_text
+
+        print(f"  #{w.id} {w.rule_name} · {mask_text(w.entity_id)} · {w.status}")
+    if args.preview:
+        return 0
+    try:
+        sid = create(store, silence, now)
+    except ValueError as exc:
+        print(f"未执行：{exc}", file=sys.stderr)
+        return 1
+    print(f"已设置 #{sid} 号静默，至 {_day(silence.ends_at)}；到期时会通知 {args.by}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("warnings", help="list warnings and act on them (确认、改进措施、复评、误报)")
     p.add_argument("--store", default=os.environ.get("ZHENGAI_STORE_URL", DEFAULT_STORE))
@@ -129,13 +268,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls = ws.add_parser("list", help="warnings, newest last")
     ls.add_argument("--status", choices=["pending", "open", "acknowledged", "improving", "escalated", "recovered", "closed"])
     ls.add_argument("--level", choices=["school", "major", "course", "teacher", "student"])
+    ls.add_argument("--owner", metavar="PERSON", help="我的预警: everything this person holds, is escalated to or reviews")
     ls.set_defaults(func=_list)
     show = ws.add_parser("show", help="one warning with its audit trail and improvements")
     show.add_argument("id", type=int)
     show.set_defaults(func=_show)
 
     for name, help_ in (("ack", "acknowledge (确认)"), ("improve", "record an improvement with a due date (改进措施, 限期改进)"),
-                        ("review", "close a recovered warning on review (复评)"), ("false-positive", "close as a false positive (误报)")):
+                        ("review", "close a recovered warning on review (复评)"),
+                        ("waive", "质量办: waive the 改进措施 a review needs, with a reason"),
+                        ("false-positive", "close as a false positive (误报)")):
         a = ws.add_parser(name, help=help_)
         a.add_argument("id", type=int)
         a.add_argument("--by", required=True, help="person id of who acts")
@@ -146,9 +288,45 @@ def register(sub: argparse._SubParsersAction) -> None:
             a.add_argument("--due", required=True, help="due date YYYY-MM-DD")
             a.add_argument("--text", required=True)
             a.add_argument("--evidence", action="append", help="link to evidence (佐证材料); repeatable")
-        if name == "false-positive":
+        if name in ("false-positive", "waive"):
             a.add_argument("--reason", required=True)
         a.set_defaults(func=_act, action=name)
+
+    ev = ws.add_parser("evidence", help="attach evidence links (支撑材料) to a warning")
+    ev.add_argument("id", type=int)
+    ev.add_argument("--by", required=True)
+    ev.add_argument("--url", action="append", required=True, help="http(s) link; repeatable")
+    ev.add_argument("--note")
+    ev.add_argument("--now", help="ISO time (default: now)")
+    ev.set_defaults(func=_evidence)
+    rv = ws.add_parser("revoke-links", help="refuse every action link a person was sent until now")
+    rv.add_argument("person")
+    rv.add_argument("--by", required=True)
+    rv.add_argument("--reason", required=True)
+    rv.add_argument("--now", help="ISO time (default: now)")
+    rv.set_defaults(func=_revoke)
+
+    si = ws.add_parser("silence", help="silences: preview, add, list, expire early (静默)")
+    sis = si.add_subparsers(dest="silence_command", required=True)
+    add = sis.add_parser("add", help="preview what it would hide, then save it (--preview: only preview)")
+    add.add_argument("--by", required=True)
+    add.add_argument("--reason", required=True)
+    add.add_argument("--until", required=True, help="last day, YYYY-MM-DD (China time)")
+    add.add_argument("--rule", help="rule id or glob, e.g. course.*")
+    add.add_argument("--entity")
+    add.add_argument("--level", choices=["school", "major", "course", "teacher", "student"])
+    add.add_argument("--recipient", help="person id")
+    add.add_argument("--channel")
+    add.add_argument("--preview", action="store_true")
+    add.add_argument("--now", help="ISO time (default: now)")
+    lst = sis.add_parser("list")
+    lst.add_argument("--all", action="store_true", help="also ended ones")
+    lst.add_argument("--now", help="ISO time (default: now)")
+    exp = sis.add_parser("expire", help="end a silence now")
+    exp.add_argument("id", type=int)
+    exp.add_argument("--by", required=True)
+    exp.add_argument("--now", help="ISO time (default: now)")
+    si.set_defaults(func=_silence)
 
     m = ws.add_parser("migrate", help="bring the store to the newest schema (versioned migrations, views, read-only role)")
     m.set_defaults(func=_migrate)

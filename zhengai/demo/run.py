@@ -152,6 +152,7 @@ def run_demo(
     run.planted, run.healthy_breaches = check_planted(store, college)
     run.seconds = time.monotonic() - started
     _print_summary(run, out)
+    _close_one_loop(run, out)
     run.report_path = out_dir / "report.md"
     run.report_path.write_text(
         render_report(summary, pipeline.directory, title=f"{college.school_name} 诊改监测预警报告（示范运行）",
@@ -160,6 +161,39 @@ def run_demo(
     )
     print(f"\n报告：{run.report_path}\n通知：{out_dir / 'notifications.jsonl'}\n数据库：{out_dir / 'zhengai.sqlite'}", file=out)
     return run
+
+
+def _close_one_loop(run: DemoRun, out: TextIO) -> None:
+    """The improve half of the loop on one recovered warning: its owner acknowledges and records a
+    改进措施 with evidence, the assessing body (the level above, or 质量办) reviews it, and the
+    measured 改进效果 is printed. A warning closes only this way (or with 质量办's waiver)."""
+    from datetime import timedelta
+
+    from zhengai.ingest.privacy import mask_text
+    from zhengai.warnings.improvements import effects_of
+    from zhengai.warnings.lifecycle import Acknowledge, Review, StartImprovement
+    from zhengai.warnings.routing import assessors
+
+    service, now = run.pipeline.service, run.college.as_of
+    recovered = [w for w in run.store.warnings(status="recovered") if w.responsible_person_id]
+    if not recovered:
+        return
+    w = recovered[0]
+    rule = service.rule(w.rule_id)
+    reviewer = next(iter(assessors(rule, w.entity_id, service.directory(), service.escalation)), None) if rule else None
+    if reviewer is None:
+        return
+    owner = w.responsible_person_id
+    service.act(w.id, Acknowledge(owner, now, "已知悉"))
+    service.act(w.id, StartImprovement(owner, now, now + timedelta(days=14), "分析缺勤原因，课前点名并与辅导员联动跟进"),
+                evidence=["https://pan.example.edu.cn/demo/sign-in-sheets"])
+    service.act(w.id, Review(reviewer, now + timedelta(hours=1), "连续达标，措施有效，复评通过"))
+    effects = effects_of(run.store, w.id)  # measured and stored with the review
+    print(f"\n━━ 改进闭环示范：预警 #{w.id}（{w.rule_name} · {mask_text(w.entity_id)}）━━\n"
+          f"  负责人 {owner} 确认预警并登记改进措施（含支撑材料）→ {reviewer} 复评关闭", file=out)
+    if effects:
+        print(f"  改进效果：{mask_text(effects[0].summary)}", file=out)
+    print(f"  查看：zhengai warnings show {w.id}", file=out)
 
 
 def _planted_section(run: DemoRun) -> str:
