@@ -15,7 +15,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from zhengai.ingest.privacy import mask_text
+from zhengai.ingest.privacy import dead_letter_raw_kept, mask_payload, mask_text
 
 SCHEMA_VERSION = 1
 
@@ -376,8 +376,12 @@ Event = Annotated[Union[AttendanceEvent, GradeEvent, FinanceEvent], Field(discri
 
 
 class DeadLetter(_Record):
-    """A record that could not be accepted: the reason, the original bytes (as text) and where
-    it came from. Dead letters go to ``zg.dlq``; the stream goes on."""
+    """A record that could not be accepted: the reason, a masked copy of the record (as text) and
+    where it came from. Dead letters go to ``zg.dlq``; the stream goes on.
+
+    Personal data is masked here, whoever builds the letter: ``reason`` by pattern, ``raw`` field
+    by field and by pattern (``privacy.mask_payload``). The original bytes are kept only where
+    ``ZHENGAI_DEAD_LETTER_RAW=1`` is configured (``privacy.dead_letter_raw_kept``)."""
 
     v: Literal[1] = 1
     source: str
@@ -385,9 +389,16 @@ class DeadLetter(_Record):
     raw: str
     at: datetime
 
+    @field_validator("reason")
+    @classmethod
+    def _masked_reason(cls, value: str) -> str:
+        return mask_text(value)
+
     @field_validator("raw")
     @classmethod
     def _bounded(cls, value: str) -> str:
+        if not dead_letter_raw_kept():
+            value = mask_payload(value)
         # Keep dead letters small enough for a Kafka message; say that it was cut.
         limit = 64 * 1024
         return value if len(value) <= limit else value[:limit] + f"…[truncated {len(value) - limit} chars]"

@@ -36,6 +36,7 @@ from pydantic import BaseModel
 
 from zhengai.ingest import metrics
 from zhengai.ingest.directory import Directory
+from zhengai.ingest.privacy import dead_letter_raw_kept
 from zhengai.ingest.records import DeadLetter, Entity, Person
 from zhengai.ingest.serde import MAX_BYTES, DecodeError, decode, encode, key_of
 
@@ -95,13 +96,17 @@ def source_of(topic: str, partition: int, offset: int) -> str:
 
 
 def raw_text(raw: bytes | None) -> str:
-    """The original bytes for a dead letter: the text when it is UTF-8 (DeadLetter bounds its
-    length), else ``base64:`` and the first ``RAW_BYTES_LIMIT`` bytes."""
+    """The message bytes for a dead letter: the text when it is UTF-8 (DeadLetter masks it and
+    bounds its length). Other bytes: the text with undecodable bytes replaced, which DeadLetter
+    masks; only where original bytes are kept (``ZHENGAI_DEAD_LETTER_RAW=1``) ``base64:`` and the
+    first ``RAW_BYTES_LIMIT`` bytes."""
     if raw is None:
         return ""
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
+        if not dead_letter_raw_kept():
+            return raw[:RAW_BYTES_LIMIT].decode("utf-8", "replace")
         cut = len(raw) - RAW_BYTES_LIMIT
         text = "base64:" + base64.b64encode(raw[:RAW_BYTES_LIMIT]).decode("ascii")
         return text + (f"…[truncated {cut} bytes]" if cut > 0 else "")
