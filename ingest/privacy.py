@@ -40,7 +40,7 @@ from typing import Any
 __all__ = [
     "mask_mobile", "mask_student_id", "mask_id_card", "mask_email", "mask_text",
     "PERSONAL_KEY_PARTS", "is_personal_key", "mask_value", "mask_row", "row_json", "mask_payload",
-    "dead_letter_raw_kept", "MaskingFilter", "install_log_masking",
+    "dead_letter_raw_kept", "install_log_masking",
 ]
 
 _ID_CARD = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[\dXx])(?![0-9A-Za-z])")
@@ -168,29 +168,29 @@ def dead_letter_raw_kept() -> bool:
 # --- logs ----------------------------------------------------------------------------------------
 
 
-class MaskingFilter(logging.Filter):
-    """Masks the formatted message of every record passing a handler: personal data that a
-    library or a careless ``%r`` put into a log line is masked before it is written."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # noqa: BLE001 — a bad format string is logging's problem, not ours
-            return True
-        masked = mask_text(message)
-        if masked != message:
-            record.msg, record.args = masked, None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = mask_text(logging.Formatter().formatException(record.exc_info))
-        elif record.exc_text:
-            record.exc_text = mask_text(record.exc_text)
-        return True
+def _masked_record(record: logging.LogRecord) -> logging.LogRecord:
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 — a bad format string is logging's own error to report
+        return record
+    masked = mask_text(message)
+    if masked != message:
+        record.msg, record.args = masked, None
+    if record.exc_info and record.exc_info[0] is not None and not record.exc_text:
+        record.exc_text = mask_text(logging.Formatter().formatException(record.exc_info))
+    return record
 
 
-def install_log_masking(logger: logging.Logger | None = None) -> None:
-    """Add :class:`MaskingFilter` to every handler of ``logger`` (default: the root logger).
-    Idempotent; call it after the handlers are configured."""
-    logger = logger or logging.getLogger()
-    for handler in logger.handlers:
-        if not any(isinstance(f, MaskingFilter) for f in handler.filters):
-            handler.addFilter(MaskingFilter())
+def install_log_masking() -> None:
+    """Mask personal data in every log record this process creates, whatever handler writes it
+    (a library's ``%r`` of a row, a traceback quoting a value). A record factory, not a handler
+    filter, so handlers configured later (Faust's, pytest's) are covered too. Idempotent."""
+    factory = logging.getLogRecordFactory()
+    if getattr(factory, "_zhengai_masking", False):
+        return
+
+    def masking_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        return _masked_record(factory(*args, **kwargs))
+
+    masking_factory._zhengai_masking = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(masking_factory)

@@ -57,9 +57,21 @@ def prepare(settings: Settings, *, create_topics: bool = True) -> None:
             log.info("created topics: %s", ", ".join(created))
 
 
-def run_worker(settings: Settings, *, create_topics: bool = True, loglevel: str = "warning") -> int:
+def _worker_class():
     import faust
 
+    from zhengai.ingest.logs import install_log_policy
+
+    class Worker(faust.Worker):
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            # Faust has just replaced the root handlers: put the log policy on the new ones.
+            super().on_setup_root_logger(logger, level)
+            install_log_policy(logger)
+
+    return Worker
+
+
+def run_worker(settings: Settings, *, create_topics: bool = True, loglevel: str = "warning") -> int:
     from zhengai.ingest import app as app_module
     from zhengai.ingest import metrics
 
@@ -73,6 +85,6 @@ def run_worker(settings: Settings, *, create_topics: bool = True, loglevel: str 
     from zhengai.rules.agents import watcher
 
     watcher()  # load the rulebook now: a worker never starts on a rulebook that does not load
-    worker = faust.Worker(app, loglevel=loglevel, redirect_stdouts=False)
+    worker = _worker_class()(app, loglevel=loglevel, redirect_stdouts=False)
     worker.execute_from_commandline()  # returns only by SystemExit
     return 0

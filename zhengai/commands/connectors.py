@@ -22,6 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from zhengai.ingest.privacy import mask_text
+
 __all__ = ["register"]
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -102,7 +104,7 @@ def _check(args: argparse.Namespace) -> int:
     problems = []
     for r in results:
         if r.error is not None:
-            print(f"✗ {r.stream:<{width}}  源错误 source error: {r.error}", file=out)
+            print(f"✗ {r.stream:<{width}}  源错误 source error: {mask_text(r.error)}", file=out)
             continue
         kinds = " · ".join(f"{k} {n}" for k, n in sorted(r.records.items()) if k != "dead_letter")
         dead = f" · 映射错误 {r.rejected}" if r.rejected else ""
@@ -113,7 +115,7 @@ def _check(args: argparse.Namespace) -> int:
     if problems:
         print("映射错误（将进入死信 zg.dlq）mapping errors:", file=out)
         for p in problems[:20]:
-            print(f"  {p}", file=out)
+            print(f"  {mask_text(p)}", file=out)
         if len(problems) > 20:
             print(f"  … 另有 {len(problems) - 20} 条", file=out)
     failed = [r for r in results if r.error is not None]
@@ -213,4 +215,4 @@ def _print_report(name: str, report: Any) -> None:
     print(f"{mark} {name}: read {report.total('read')} · sent {report.total('sent')} · "
           f"rejected {report.total('rejected')}")
     for stream, error in report.errors.items():
-        print(f"    {stream}: {error}")
+        print(f"    {stream}: {mask_text(error)}")

@@ -48,10 +48,18 @@ def _due(text: str) -> datetime:
     return datetime.combine(day, time(23, 59, 59), tzinfo=CHINA)
 
 
+def _say(text: str, file=None) -> None:
+    """Every line this command prints: personal numbers, emails and 学号 masked (free text such as
+    改进措施 and notes may quote them)."""
+    from zhengai.ingest.privacy import mask_text
+
+    print(mask_text(text), file=file)
+
+
 def _print_applied(applied) -> None:
     for a in applied:
         t = a.transition
-        print(f"#{a.warning_id} {t.kind.zh}（{t.kind.value}）: {t.from_status.value if t.from_status else '—'} → {t.to_status.value}  {t.reason}")
+        _say(f"#{a.warning_id} {t.kind.zh}（{t.kind.value}）: {t.from_status.value if t.from_status else '—'} → {t.to_status.value}  {t.reason}")
 
 
 def _list(args) -> int:
@@ -62,8 +70,8 @@ def _list(args) -> int:
     rows = [w for w in store.warnings(status=args.status) if not args.level or w.level == args.level]
     for w in rows:
         due = f"{w.due_date.astimezone(CHINA):%Y-%m-%d}" if w.due_date else "—"
-        print(f"#{w.id:<5} {Status(w.status).zh:<6} {Band(w.band).zh:<4} {w.rule_name} · {w.entity_id} · {w.last_period} · 限期 {due}")
-    print(f"共 {len(rows)} 条")
+        _say(f"#{w.id:<5} {Status(w.status).zh:<6} {Band(w.band).zh:<4} {w.rule_name} · {w.entity_id} · {w.last_period} · 限期 {due}")
+    _say(f"共 {len(rows)} 条")
     return 0
 
 
@@ -71,13 +79,13 @@ def _show(args) -> int:
     _, store = _service(args)
     w = store.warning(args.id)
     if w is None:
-        print(f"没有 #{args.id} 号预警", file=sys.stderr)
+        _say(f"没有 #{args.id} 号预警", file=sys.stderr)
         return 1
-    print(f"#{w.id} {w.rule_name}（{w.rule_id}）· {w.entity_id} · 第 {w.episode} 轮 · 状态 {w.status} · {w.band}\n{w.reason}")
+    _say(f"#{w.id} {w.rule_name}（{w.rule_id}）· {w.entity_id} · 第 {w.episode} 轮 · 状态 {w.status} · {w.band}\n{w.reason}")
     for e in store.events(w.id):
-        print(f"  {e.at.astimezone(CHINA):%Y-%m-%d %H:%M} {e.kind:<20} {e.from_status or '—'} → {e.to_status}  {e.actor or ''} {e.reason}")
+        _say(f"  {e.at.astimezone(CHINA):%Y-%m-%d %H:%M} {e.kind:<20} {e.from_status or '—'} → {e.to_status}  {e.actor or ''} {e.reason}")
     for i in store.improvements(w.id):
-        print(f"  改进措施（{i.owner_id}，限期 {i.due_date.astimezone(CHINA):%Y-%m-%d}）：{i.text}  {i.effect or ''}")
+        _say(f"  改进措施（{i.owner_id}，限期 {i.due_date.astimezone(CHINA):%Y-%m-%d}）：{i.text}  {i.effect or ''}")
     return 0
 
 
@@ -95,7 +103,7 @@ def _act(args) -> int:
     try:
         applied = service.act(args.id, command, evidence=getattr(args, "evidence", None) or ())
     except (LifecycleError, KeyError) as exc:
-        print(f"未执行：{exc}", file=sys.stderr)
+        _say(f"未执行：{exc}", file=sys.stderr)
         return 1
     _print_applied(applied)
     if args.action == "review":

@@ -22,6 +22,8 @@ from zhengai.connectors.renshi import RenshiConnector
 from zhengai.demo.api import DemoApi
 from zhengai.demo.college import SIZES, College, CollegeSize, PlantedAnomaly, generate
 from zhengai.embedded import Pipeline, PipelineResult
+from zhengai.ingest.logs import install_log_policy
+from zhengai.ingest.privacy import mask_text
 from zhengai.report import Summary, render_report, render_summary, summarize
 from zhengai.rules.loader import RuleSet, load_rulebook
 from zhengai.warnings.notify.console import ConsoleSink, FileSink
@@ -107,6 +109,7 @@ def run_demo(
     console_limit: int = 5,
 ) -> DemoRun:
     out = out or sys.stdout
+    install_log_policy()  # also when called as a library, not through the CLI
     started = time.monotonic()
     size = SIZES[size] if isinstance(size, str) else size
     show = _Progress(sys.stderr, progress)
@@ -182,6 +185,6 @@ def _print_summary(run: DemoRun, out: TextIO) -> None:
     for c in run.planted:
         if not c.found:
             a = c.anomaly
-            print(f"  ✗ {a.level.zh} {a.entity_id} {a.rule_id} 预期{a.band.zh}：{c.detail}", file=out)
+            print(mask_text(f"  ✗ {a.level.zh} {a.entity_id} {a.rule_id} 预期{a.band.zh}：{c.detail}"), file=out)
     ok = "均无预警 ✓" if not run.healthy_breaches else f"出现预警 ✗ {run.healthy_breaches}"
     print(f"健康参照对象 {len(run.college.healthy)} 个：{ok}", file=out)
