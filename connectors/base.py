@@ -179,6 +179,18 @@ class Stream(ABC):
         ``now - cursor_time``). The default: none."""
         return None
 
+    # True when ``read`` yields rows in ascending cursor order with no exceptions (a keyset
+    # query): the runner then computes the cursor of each batch's last row only.
+    cursor_ordered: ClassVar[bool] = False
+
+    def resend_cursor(self, bookmark: str, position: str | None) -> str | None:
+        """Called after each acknowledged batch of a re-send (rows at or before ``bookmark``, as
+        a lookback window reads them) with the cursor of the batch's last row, and with ``None``
+        when the read ended. Return ``bookmark`` marked with ``position`` so that a run stopped
+        during a long re-send resumes it there (``None`` position: the bookmark unmarked), or
+        ``None`` if this stream cannot resume a re-send (the default)."""
+        return None
+
     def after_delivery(self, delivered: Sequence[tuple[Row, Sequence[Record]]]) -> None:
         """Called after a batch was acknowledged and its bookmark stored, with each source row
         of the batch and the records it became (dead letters included). Never called by
@@ -305,6 +317,10 @@ class _StreamRun:
         self.acked = stats.bookmark
         self.pending = stats.bookmark
         self._order: Any = None  # cursor_order(pending), computed once
+        self.resend: str | None = None  # cursor of the last re-sent row (at or before pending)
+        labels = (connector.name, stream.name)  # metric children resolved once, not per row
+        self._sent = _metrics.RECORDS_SENT.labels(*labels)
+        self._rejected = _metrics.ROWS.labels(*labels, "rejected")
 
     def _pending_order(self) -> Any:
         if self._order is None and self.pending is not None:
@@ -315,23 +331,38 @@ class _StreamRun:
         self.rows += 1
         self.records.extend(records)
         self.pairs.append((row, records))
+        if not self.stream.cursor_ordered:
+            self._consider(row)
+
+    def _consider(self, row: Row) -> bool:
+        """Move the pending bookmark to ``row``'s cursor if it is ahead; a row at or behind it is
+        a re-sent one (its cursor is the re-send position). False if the row has no cursor."""
         try:
             cursor = self.stream.cursor_of(row)
             if cursor is None:
-                return
+                return False
             order = self.stream.cursor_order(cursor)
             if self.pending is None or order > self._pending_order():
-                self.pending, self._order = cursor, order
+                self.pending, self._order, self.resend = cursor, order, None
+            else:
+                self.resend = cursor
+            return True
         except (KeyError, TypeError, ValueError) as exc:
             # A row whose cursor value is unusable cannot move the bookmark; map() has already
             # dead-lettered it or kept it, and the rows around it still advance the bookmark.
             log.warning("%s: row without a usable cursor (%s)", self.stream.source,
                         type(exc).__name__)
+            return False
 
-    def flush(self) -> None:
-        """Deliver the batch; only then store the bookmark (commit after delivery)."""
-        if self.rows == 0:
+    def flush(self, final: bool = False) -> None:
+        """Deliver the batch; only then store the bookmark (commit after delivery). ``final``: the
+        read ended, so a re-send marker is cleared."""
+        if self.rows == 0 and not final:
             return
+        if self.stream.cursor_ordered:  # ascending: the last row with a cursor is the batch's highest
+            for row, _ in reversed(self.pairs):
+                if self._consider(row):
+                    break
         if self.records:
             try:
                 self.delivery.deliver(self.records)
@@ -340,18 +371,24 @@ class _StreamRun:
                 # connection) is assumed transient; DeliveryError subclasses say which.
                 retryable = is_retryable(exc) or not isinstance(exc, DeliveryError)
                 raise _NotDelivered(f"{type(exc).__name__}: {exc}", retryable) from exc
-        rejected = sum(isinstance(r, DeadLetter) for r in self.records)
-        sent = len(self.records) - rejected
-        self.stats.sent += sent
-        self.stats.rejected += rejected
-        self.stats.batches += 1
-        labels = (self.connector.name, self.stream.name)
-        _metrics.RECORDS_SENT.labels(*labels).inc(sent)
-        _metrics.ROWS.labels(*labels, "rejected").inc(rejected)
-        if self.pending is not None and self.pending != self.acked:
-            self.bookmarks.put(self.connector.name, self.stream.name, self.pending)
-            self.acked = self.stats.bookmark = self.pending
+        if self.rows:
+            rejected = sum(isinstance(r, DeadLetter) for r in self.records)
+            sent = len(self.records) - rejected
+            self.stats.sent += sent
+            self.stats.rejected += rejected
+            self.stats.batches += 1
+            self._sent.inc(sent)
+            self._rejected.inc(rejected)
+        store = self.pending
+        if store is not None and (self.resend is not None or final):
+            # During a re-send the bookmark stays, marked with how far the re-send got.
+            store = self.stream.resend_cursor(store, None if final else self.resend) or store
+        if store is not None and store != self.acked:
+            self.bookmarks.put(self.connector.name, self.stream.name, store)
+            self.acked = self.stats.bookmark = store
         pairs, self.records, self.pairs, self.rows = self.pairs, [], [], 0
+        if not pairs:
+            return
         self.stream.after_delivery(pairs)
         if self.on_batch is not None:
             self.on_batch(self.stream.source, sum(len(r) for _, r in pairs))
@@ -402,20 +439,22 @@ def _run_stream(connector: Connector, stream: Stream, delivery: Delivery,
                 should_stop: Callable[[], bool] | None = None) -> None:
     run = _StreamRun(connector, stream, delivery, bookmarks, stats, on_batch)
     labels = (connector.name, stream.name)
+    read_counter = _metrics.ROWS.labels(*labels, "read")
     rows: Iterator[Row] = iter(())
     try:
         rows = iter(stream.read(stats.bookmark))
         for row in rows:
             stats.read += 1
-            _metrics.ROWS.labels(*labels, "read").inc()
             run.add(row, map_row(stream, row, now()))
             if run.rows >= batch_size:
+                read_counter.inc(run.rows)
                 run.flush()
                 if should_stop is not None and should_stop():
                     stats.stopped = True
                     break
         else:
-            run.flush()
+            read_counter.inc(run.rows)
+            run.flush(final=True)
     except _NotDelivered as exc:
         stats.error = f"delivery failed: {exc}"
         stats.error_kind = "retryable" if exc.retryable else "fatal"
