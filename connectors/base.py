@@ -48,6 +48,7 @@ from .errors import (
     is_retryable,
 )
 from zhengai.ingest.privacy import row_json
+from zhengai.ingest.retrying import Backoff, retrying, stop_after_delay
 from .retry import RetryPolicy
 
 __all__ = [
@@ -295,6 +296,15 @@ def map_row(stream: Stream, row: Row, now: datetime) -> list[Record]:
     return [_dead_letter(stream, row, reason, now)]
 
 
+def _retryable_delivery(exc: BaseException) -> bool:
+    # A delivery that does not say otherwise (a broker outage, a dropped connection) is assumed
+    # transient; DeliveryError subclasses say which.
+    return is_retryable(exc) or not isinstance(exc, DeliveryError)
+
+
+_DELIVERY_BACKOFF = Backoff(0.5, 5.0, jitter=0.1)
+
+
 class _NotDelivered(Exception):
     """The delivery raised: the batch was not acknowledged."""
 
@@ -308,8 +318,10 @@ class _StreamRun:
 
     def __init__(self, connector: Connector, stream: Stream, delivery: Delivery,
                  bookmarks: BookmarkStore, stats: StreamStats,
-                 on_batch: Callable[[str, int], None] | None) -> None:
+                 on_batch: Callable[[str, int], None] | None, patience: float = 0.0,
+                 should_stop: Callable[[], bool] | None = None) -> None:
         self.connector, self.stream, self.delivery = connector, stream, delivery
+        self.patience, self.should_stop = patience, should_stop
         self.bookmarks, self.stats, self.on_batch = bookmarks, stats, on_batch
         self.records: list[Record] = []
         self.pairs: list[tuple[Row, Sequence[Record]]] = []
@@ -321,6 +333,20 @@ class _StreamRun:
         labels = (connector.name, stream.name)  # metric children resolved once, not per row
         self._sent = _metrics.RECORDS_SENT.labels(*labels)
         self._rejected = _metrics.ROWS.labels(*labels, "rejected")
+
+    def _deliver(self, records: list[Record]) -> None:
+        """Deliver; a transient failure (the broker restarting) is retried within the run for up
+        to ``patience`` seconds, backing off to 5 s, so the run goes on when the broker returns.
+        Records carry stable keys: a batch delivered twice is harmless."""
+        if self.patience <= 0:
+            self.delivery.deliver(records)
+            return
+        stop = stop_after_delay(self.patience)
+        if self.should_stop is not None:
+            should_stop = self.should_stop
+            stop = stop | (lambda _state: should_stop())
+        retrying(_retryable_delivery, _DELIVERY_BACKOFF, stop=stop, log=log,
+                 what=f"{self.stream.source}: delivery failed", level=logging.WARNING)(self.delivery.deliver, records)
 
     def _pending_order(self) -> Any:
         if self._order is None and self.pending is not None:
@@ -365,12 +391,9 @@ class _StreamRun:
                     break
         if self.records:
             try:
-                self.delivery.deliver(self.records)
+                self._deliver(self.records)
             except Exception as exc:  # not acknowledged: nothing below may happen
-                # A delivery that does not say otherwise (a broker outage, a dropped
-                # connection) is assumed transient; DeliveryError subclasses say which.
-                retryable = is_retryable(exc) or not isinstance(exc, DeliveryError)
-                raise _NotDelivered(f"{type(exc).__name__}: {exc}", retryable) from exc
+                raise _NotDelivered(f"{type(exc).__name__}: {exc}", _retryable_delivery(exc)) from exc
         if self.rows:
             rejected = sum(isinstance(r, DeadLetter) for r in self.records)
             sent = len(self.records) - rejected
@@ -403,8 +426,12 @@ def run_connector(
     on_batch: Callable[[str, int], None] | None = None,
     now: Callable[[], datetime] = _utcnow,
     should_stop: Callable[[], bool] | None = None,
+    delivery_patience: float = 0.0,
 ) -> RunReport:
     """Run every stream of ``connector`` once, from its stored bookmark to the end of the source.
+
+    ``delivery_patience``: seconds a transient delivery failure (a broker outage) is retried
+    within the run before the stream stops with the error (0: not retried here).
 
     ``batch_size`` counts source rows; the records of a batch go to ``delivery.deliver`` in one
     call. ``on_batch(source, n_records)`` is called after each acknowledged batch. A stream whose
@@ -424,7 +451,7 @@ def run_connector(
         stats = StreamStats(bookmark=bookmarks.get(connector.name, stream.name))
         report.streams[stream.name] = stats
         _run_stream(connector, stream, delivery, bookmarks, stats, batch_size, on_batch, now,
-                    should_stop)
+                    should_stop, delivery_patience)
     report.finished = now()
     log.info("connector %s finished: read=%d sent=%d rejected=%d errors=%d", connector.name,
              report.total("read"), report.total("sent"), report.total("rejected"),
@@ -436,8 +463,8 @@ def _run_stream(connector: Connector, stream: Stream, delivery: Delivery,
                 bookmarks: BookmarkStore, stats: StreamStats, batch_size: int,
                 on_batch: Callable[[str, int], None] | None,
                 now: Callable[[], datetime],
-                should_stop: Callable[[], bool] | None = None) -> None:
-    run = _StreamRun(connector, stream, delivery, bookmarks, stats, on_batch)
+                should_stop: Callable[[], bool] | None = None, patience: float = 0.0) -> None:
+    run = _StreamRun(connector, stream, delivery, bookmarks, stats, on_batch, patience, should_stop)
     labels = (connector.name, stream.name)
     read_counter = _metrics.ROWS.labels(*labels, "read")
     rows: Iterator[Row] = iter(())

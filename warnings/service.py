@@ -15,7 +15,7 @@ from zhengai.ingest.directory import Directory
 from zhengai.ingest.records import Level, Verdict, WarningTransition
 from zhengai.rules.loader import RuleSet
 from zhengai.rules.model import LifecyclePolicy
-from zhengai.warnings.lifecycle import Command, Transition, TransitionKind
+from zhengai.warnings.lifecycle import Command, LifecycleError, Transition, TransitionKind
 from zhengai.warnings.messages import load_template, render
 from zhengai.warnings.routing import EscalationChains, escalation_route, route
 from zhengai.warnings.schema import WarningRow
@@ -40,6 +40,38 @@ def wire_transition(applied: AppliedTransition, level: Level | str) -> WarningTr
         to_status=t.to_status.value, from_band=t.from_band, to_band=t.to_band, period=t.period,
         value=t.value, reason=t.reason, actor=t.actor, at=t.at,
     )
+
+
+# Bounds of what people type, as the store's columns hold them (warning_events.actor String(64)).
+MAX_ACTOR = 64
+MAX_TEXT = 4000  # 改进措施, notes, 误报原因
+MAX_EVIDENCE = 20
+MAX_EVIDENCE_LINK = 1000
+
+_TEXT_FIELDS = {"note": "备注", "text": "改进措施", "reason": "误报原因"}
+
+
+class InvalidAction(LifecycleError):
+    """A person's action with input the store cannot hold (too long, empty); the message is Chinese."""
+
+
+def check_action(command: Command, evidence: Sequence[str] = ()) -> None:
+    """Bounded text fields with a Chinese error, checked at the service boundary (CLI and web)."""
+    actor = getattr(command, "actor", None)
+    if actor is not None:
+        if not actor.strip():
+            raise InvalidAction("操作人编号不能为空")
+        if len(actor) > MAX_ACTOR:
+            raise InvalidAction(f"操作人编号过长：{len(actor)} 个字符，最多 {MAX_ACTOR} 个")
+    for name, zh in _TEXT_FIELDS.items():
+        value = getattr(command, name, None)
+        if isinstance(value, str) and len(value) > MAX_TEXT:
+            raise InvalidAction(f"{zh}过长：{len(value)} 个字符，最多 {MAX_TEXT} 个")
+    if len(evidence) > MAX_EVIDENCE:
+        raise InvalidAction(f"佐证材料链接过多：{len(evidence)} 个，最多 {MAX_EVIDENCE} 个")
+    for link in evidence:
+        if len(link) > MAX_EVIDENCE_LINK:
+            raise InvalidAction(f"佐证材料链接过长：{len(link)} 个字符，最多 {MAX_EVIDENCE_LINK} 个")
 
 
 class WarningService:
@@ -97,7 +129,9 @@ class WarningService:
             self._verdicts = {}
 
     def act(self, warning_id: int, command: Command, evidence: Sequence[str] = ()) -> list[AppliedTransition]:
-        """A person's action on a warning: acknowledge, improvement, 复评, 误报."""
+        """A person's action on a warning: acknowledge, improvement, 复评, 误报. Text that does not
+        fit the store is refused with :class:`InvalidAction` (Chinese) before anything is written."""
+        check_action(command, evidence)
         return self.store.act(warning_id, command, on_transition=self._on_transition, evidence=evidence)
 
     def tick(self, now: datetime) -> list[AppliedTransition]:

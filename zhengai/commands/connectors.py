@@ -27,6 +27,8 @@ from zhengai.ingest.privacy import mask_text
 __all__ = ["register"]
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+# Seconds a broker outage is waited out within a run (then the run goes on where it was).
+DELIVERY_PATIENCE = 120.0
 
 
 def register(subparsers: Any) -> None:
@@ -162,8 +164,8 @@ def _run(args: argparse.Namespace) -> int:
         configs = [c for c in configs if c.enabled or args.config]
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger("zhengai.connectors").setLevel(logging.INFO)
-        # kafka-python logs every metadata retry at ERROR; the delivery's own error says it once.
-        logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    # kafka-python logs every metadata retry at ERROR: the log policy (zhengai.ingest.logs,
+    # installed by the CLI) lets one line through and then a summary every 10 s of an outage.
 
     now = datetime.now(timezone.utc)
     connectors, jobs = [], []
@@ -172,7 +174,8 @@ def _run(args: argparse.Namespace) -> int:
             connector = build_connector(c)
             connectors.append(connector)
             health = ConnectorHealth(c.connector, c.window(now), started=now)
-            jobs.append(ConnectorJob(connector, c.schedule.build(), health, batch_size=c.batch_size))
+            jobs.append(ConnectorJob(connector, c.schedule.build(), health, batch_size=c.batch_size,
+                                    delivery_patience=DELIVERY_PATIENCE))
     except (MissingDriverError, ValueError) as exc:
         for connector in connectors:
             connector.close()

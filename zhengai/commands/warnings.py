@@ -132,7 +132,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--store", default=os.environ.get("ZHENGAI_STORE_URL", DEFAULT_STORE))
     p.add_argument("--rules", default=None, help="rulebook folder (default: the shipped one)")
     p.add_argument("--channels", default="console,file", help="outbox channels for notifications this causes")
+    # The same options after the subcommand too (`zhengai warnings migrate --store URL`);
+    # SUPPRESS keeps the value given before it when they are not repeated.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--store", default=argparse.SUPPRESS, help="store URL (default: $ZHENGAI_STORE_URL or the demo's SQLite file)")
+    common.add_argument("--rules", default=argparse.SUPPRESS, help="rulebook folder")
+    common.add_argument("--channels", default=argparse.SUPPRESS, help="outbox channels")
     ws = p.add_subparsers(dest="warnings_command", required=True)
+    add_parser = ws.add_parser
+    ws.add_parser = lambda *a, **k: add_parser(*a, parents=[common], **k)  # type: ignore[method-assign]
 
     ls = ws.add_parser("list", help="warnings, newest last")
     ls.add_argument("--status", choices=["pending", "open", "acknowledged", "improving", "escalated", "recovered", "closed"])
