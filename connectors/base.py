@@ -47,7 +47,7 @@ from .errors import (
     SourceError,
     is_retryable,
 )
-from zhengai.ingest.privacy import row_json
+from zhengai.ingest.privacy import dead_letter_raw_kept, row_json
 from zhengai.ingest.retrying import Backoff, retrying, stop_after_delay
 from .retry import RetryPolicy
 
@@ -272,8 +272,11 @@ def validation_reason(exc: ValidationError) -> str:
 
 
 def _dead_letter(stream: Stream, row: Row, reason: str, now: datetime) -> DeadLetter:
-    return DeadLetter(source=stream.source, reason=reason,
-                      raw=row_json(row, stream.personal_fields), at=now)
+    # Masked by the stream's personal field names here and by pattern in DeadLetter; the row as
+    # it came only where ZHENGAI_DEAD_LETTER_RAW=1 is configured.
+    raw = row_json(row, stream.personal_fields) if not dead_letter_raw_kept() else \
+        json.dumps(row, ensure_ascii=False, default=str)
+    return DeadLetter(source=stream.source, reason=reason, raw=raw, at=now)
 
 
 def map_row(stream: Stream, row: Row, now: datetime) -> list[Record]:

@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Callable, TextIO
 
 from zhengai.connectors.caiwu import CaiwuConnector
 from zhengai.connectors.jiaowu import JiaowuConnector
@@ -107,7 +107,10 @@ def run_demo(
     out: TextIO | None = None,
     progress: bool = True,
     console_limit: int = 5,
+    prepare: Callable[[College], None] | None = None,
 ) -> DemoRun:
+    """``prepare(college)`` runs after the sources are generated and before any connector reads
+    them (tests plant rows there: personal data, malformed values)."""
     out = out or sys.stdout
     install_log_policy()  # also when called as a library, not through the CLI
     started = time.monotonic()
@@ -121,6 +124,8 @@ def run_demo(
     print(f"[1/5] 生成示范学院数据（{size.departments} 个二级学院、{size.majors} 个专业、{size.courses} 门课程、"
           f"{size.teachers} 名教师、{size.students} 名学生）", file=out, flush=True)
     college = generate(out_dir / "sources", size, seed=seed, progress=show)
+    if prepare is not None:
+        prepare(college)
     rules = rules or load_rulebook()
     store = WarningStore(f"sqlite:///{out_dir / 'zhengai.sqlite'}")
     store.create_schema()
