@@ -274,3 +274,35 @@ def test_rejection_reports_are_masked(tmp_path: Path) -> None:
     content = "\n".join(r.read_text(encoding="utf-8-sig") for r in reports)
     assert "139****5678" in content and "110101********123X" in content
     assert not leaks(content), content
+
+
+def test_group_robot_messages_mask_emails_and_numbers(tmp_path: Path) -> None:
+    """DingTalk group robot on a real loopback HTTP server: warnings on students (学号 2401000001…)
+    whose reason texts quote an email, a mobile and an ID-card number (as a source's free text
+    may) reach the group masked, singly and grouped (the issue saw 7 group messages with emails)."""
+    from datetime import timedelta as td
+
+    from pydantic import SecretStr
+
+    from zhengai.ingest.records import Band
+    from zhengai.warnings.notify.config import RoutePolicy
+    from zhengai.warnings.notify.dingtalk import DingTalkRobotSettings, DingTalkRobotSink
+    from zhengai.warnings.notify.testing import DingTalkRobotServer, NotifyWorld, verdict
+
+    world = NotifyWorld(f"sqlite:///{tmp_path / 'w.sqlite'}", channels=("robot",))
+    with DingTalkRobotServer("tok", "SECx", clock=world.clock) as server:
+        sink = DingTalkRobotSink(channel="robot", settings=DingTalkRobotSettings(
+            base_url=server.base_url, access_token=SecretStr("tok"), secret=SecretStr("SECx")))
+        pipeline = world.pipeline(sink, route=RoutePolicy(group_wait=td(seconds=10)))
+        students = world.college.students[:3]
+        verdicts = [verdict(world.college, "student.attendance_rate", sid, Band.red, period="2026-W41", at=world.clock())
+                    .model_copy(update={"reason": f"个人到课率为80%（红色预警）；家长 {MOBILE}，邮箱 {EMAIL}，身份证 {ID_CARD}，学号 {sid}"})
+                    for sid in students]
+        world.service.handle(verdicts)
+        for _ in range(6):
+            pipeline.run(world.clock())
+            world.clock.advance(td(seconds=15))
+        texts = "\n".join(r.text + r.title for r in server.received)
+    assert server.received, "the warnings reached the group"
+    assert "c***@example.edu.cn" in texts and "139****5678" in texts and "2401****01" in texts
+    assert not leaks(texts, set(students)), leaks(texts, set(students))
