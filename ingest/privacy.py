@@ -40,7 +40,7 @@ from typing import Any
 __all__ = [
     "mask_mobile", "mask_student_id", "mask_id_card", "mask_email", "mask_text",
     "PERSONAL_KEY_PARTS", "is_personal_key", "mask_value", "mask_row", "row_json", "mask_payload",
-    "dead_letter_raw_kept", "install_log_masking",
+    "dead_letter_raw_kept", "dead_letter_text", "install_log_masking",
 ]
 
 _ID_CARD = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[\dXx])(?![0-9A-Za-z])")
@@ -157,6 +157,22 @@ def mask_payload(text: str) -> str:
         except (ValueError, RecursionError):
             pass
     return mask_text(text)
+
+
+def dead_letter_text(text: str, limit: int) -> str:
+    """What a dead letter keeps of a record: the masked copy (:func:`mask_payload`), or the text
+    as it came where :func:`dead_letter_raw_kept`; at most ``limit`` characters. A cut record is
+    no longer JSON, so it is masked by pattern, cut where no number or address runs across."""
+    keep = dead_letter_raw_kept()
+    if len(text) <= limit:
+        return text if keep else mask_payload(text)
+    cut = text[:limit]
+    if not keep:
+        end = len(cut)
+        while end > limit - 64 and (cut[end - 1].isalnum() or cut[end - 1] in "@.+-_%"):
+            end -= 1  # a number or address cut in half would match no pattern
+        cut = mask_text(cut[:end])
+    return cut + f"…[truncated {len(text) - len(cut)} chars]"
 
 
 def dead_letter_raw_kept() -> bool:

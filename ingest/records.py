@@ -15,7 +15,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from zhengai.ingest.privacy import dead_letter_raw_kept, mask_payload, mask_text
+from zhengai.ingest.privacy import dead_letter_text, mask_text
 
 SCHEMA_VERSION = 1
 
@@ -397,11 +397,8 @@ class DeadLetter(_Record):
     @field_validator("raw")
     @classmethod
     def _bounded(cls, value: str) -> str:
-        if not dead_letter_raw_kept():
-            value = mask_payload(value)
-        # Keep dead letters small enough for a Kafka message; say that it was cut.
-        limit = 64 * 1024
-        return value if len(value) <= limit else value[:limit] + f"…[truncated {len(value) - limit} chars]"
+        # Keep dead letters small enough for a Kafka message; the cut says that it was cut.
+        return dead_letter_text(value, 64 * 1024)
 
 
 class Thresholds(_Record):
