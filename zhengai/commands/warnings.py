@@ -7,9 +7,11 @@
     zhengai warnings review ID --by Q001 [--note "复评意见"]
     zhengai warnings false-positive ID --by Q001 --reason "误报原因"
     zhengai warnings tick [--now 2026-12-01T09:00+08:00]
-    zhengai warnings migrate
+    zhengai warnings migrate [--store URL]
 
-The store is ``--store URL`` or ``$ZHENGAI_STORE_URL`` (default: the demo's SQLite file).
+The store is ``--store URL`` (before or after the subcommand) or ``$ZHENGAI_STORE_URL`` (default:
+the demo's SQLite file). Everything printed is masked (学号, ID-card and mobile numbers, emails);
+over-long input (``--by`` over 64 characters, notes over 4,000) is refused with a Chinese error.
 """
 
 from __future__ import annotations
