@@ -39,15 +39,14 @@ from zhengai.ingest.records import (
 )
 
 from . import _metrics
+from ._batching import NotDelivered, StreamRun
 from .errors import (
-    DeliveryError,
     FatalSourceError,
     MappingError,
     RetryableSourceError,
     SourceError,
-    is_retryable,
 )
-from zhengai.ingest.privacy import row_json
+from zhengai.ingest.privacy import dead_letter_raw_kept, row_json
 from .retry import RetryPolicy
 
 __all__ = [
@@ -179,6 +178,18 @@ class Stream(ABC):
         ``now - cursor_time``). The default: none."""
         return None
 
+    # True when ``read`` yields rows in ascending cursor order with no exceptions (a keyset
+    # query): the runner then computes the cursor of each batch's last row only.
+    cursor_ordered: ClassVar[bool] = False
+
+    def resend_cursor(self, bookmark: str, position: str | None) -> str | None:
+        """Called after each acknowledged batch of a re-send (rows at or before ``bookmark``, as
+        a lookback window reads them) with the cursor of the batch's last row, and with ``None``
+        when the read ended. Return ``bookmark`` marked with ``position`` so that a run stopped
+        during a long re-send resumes it there (``None`` position: the bookmark unmarked), or
+        ``None`` if this stream cannot resume a re-send (the default)."""
+        return None
+
     def after_delivery(self, delivered: Sequence[tuple[Row, Sequence[Record]]]) -> None:
         """Called after a batch was acknowledged and its bookmark stored, with each source row
         of the batch and the records it became (dead letters included). Never called by
@@ -259,8 +270,11 @@ def validation_reason(exc: ValidationError) -> str:
 
 
 def _dead_letter(stream: Stream, row: Row, reason: str, now: datetime) -> DeadLetter:
-    return DeadLetter(source=stream.source, reason=reason,
-                      raw=row_json(row, stream.personal_fields), at=now)
+    # Masked by the stream's personal field names here and by pattern in DeadLetter; the row as
+    # it came only where ZHENGAI_DEAD_LETTER_RAW=1 is configured.
+    raw = row_json(row, stream.personal_fields) if not dead_letter_raw_kept() else \
+        json.dumps(row, ensure_ascii=False, default=str)
+    return DeadLetter(source=stream.source, reason=reason, raw=raw, at=now)
 
 
 def map_row(stream: Stream, row: Row, now: datetime) -> list[Record]:
@@ -283,80 +297,6 @@ def map_row(stream: Stream, row: Row, now: datetime) -> list[Record]:
     return [_dead_letter(stream, row, reason, now)]
 
 
-class _NotDelivered(Exception):
-    """The delivery raised: the batch was not acknowledged."""
-
-    def __init__(self, message: str, retryable: bool) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-
-
-class _StreamRun:
-    """The state of one stream during one run: pending records and the bookmark to store."""
-
-    def __init__(self, connector: Connector, stream: Stream, delivery: Delivery,
-                 bookmarks: BookmarkStore, stats: StreamStats,
-                 on_batch: Callable[[str, int], None] | None) -> None:
-        self.connector, self.stream, self.delivery = connector, stream, delivery
-        self.bookmarks, self.stats, self.on_batch = bookmarks, stats, on_batch
-        self.records: list[Record] = []
-        self.pairs: list[tuple[Row, Sequence[Record]]] = []
-        self.rows = 0
-        self.acked = stats.bookmark
-        self.pending = stats.bookmark
-        self._order: Any = None  # cursor_order(pending), computed once
-
-    def _pending_order(self) -> Any:
-        if self._order is None and self.pending is not None:
-            self._order = self.stream.cursor_order(self.pending)
-        return self._order
-
-    def add(self, row: Row, records: list[Record]) -> None:
-        self.rows += 1
-        self.records.extend(records)
-        self.pairs.append((row, records))
-        try:
-            cursor = self.stream.cursor_of(row)
-            if cursor is None:
-                return
-            order = self.stream.cursor_order(cursor)
-            if self.pending is None or order > self._pending_order():
-                self.pending, self._order = cursor, order
-        except (KeyError, TypeError, ValueError) as exc:
-            # A row whose cursor value is unusable cannot move the bookmark; map() has already
-            # dead-lettered it or kept it, and the rows around it still advance the bookmark.
-            log.warning("%s: row without a usable cursor (%s)", self.stream.source,
-                        type(exc).__name__)
-
-    def flush(self) -> None:
-        """Deliver the batch; only then store the bookmark (commit after delivery)."""
-        if self.rows == 0:
-            return
-        if self.records:
-            try:
-                self.delivery.deliver(self.records)
-            except Exception as exc:  # not acknowledged: nothing below may happen
-                # A delivery that does not say otherwise (a broker outage, a dropped
-                # connection) is assumed transient; DeliveryError subclasses say which.
-                retryable = is_retryable(exc) or not isinstance(exc, DeliveryError)
-                raise _NotDelivered(f"{type(exc).__name__}: {exc}", retryable) from exc
-        rejected = sum(isinstance(r, DeadLetter) for r in self.records)
-        sent = len(self.records) - rejected
-        self.stats.sent += sent
-        self.stats.rejected += rejected
-        self.stats.batches += 1
-        labels = (self.connector.name, self.stream.name)
-        _metrics.RECORDS_SENT.labels(*labels).inc(sent)
-        _metrics.ROWS.labels(*labels, "rejected").inc(rejected)
-        if self.pending is not None and self.pending != self.acked:
-            self.bookmarks.put(self.connector.name, self.stream.name, self.pending)
-            self.acked = self.stats.bookmark = self.pending
-        pairs, self.records, self.pairs, self.rows = self.pairs, [], [], 0
-        self.stream.after_delivery(pairs)
-        if self.on_batch is not None:
-            self.on_batch(self.stream.source, sum(len(r) for _, r in pairs))
-
-
 def run_connector(
     connector: Connector,
     delivery: Delivery,
@@ -366,8 +306,12 @@ def run_connector(
     on_batch: Callable[[str, int], None] | None = None,
     now: Callable[[], datetime] = _utcnow,
     should_stop: Callable[[], bool] | None = None,
+    delivery_patience: float = 0.0,
 ) -> RunReport:
     """Run every stream of ``connector`` once, from its stored bookmark to the end of the source.
+
+    ``delivery_patience``: seconds a transient delivery failure (a broker outage) is retried
+    within the run before the stream stops with the error (0: not retried here).
 
     ``batch_size`` counts source rows; the records of a batch go to ``delivery.deliver`` in one
     call. ``on_batch(source, n_records)`` is called after each acknowledged batch. A stream whose
@@ -387,7 +331,7 @@ def run_connector(
         stats = StreamStats(bookmark=bookmarks.get(connector.name, stream.name))
         report.streams[stream.name] = stats
         _run_stream(connector, stream, delivery, bookmarks, stats, batch_size, on_batch, now,
-                    should_stop)
+                    should_stop, delivery_patience)
     report.finished = now()
     log.info("connector %s finished: read=%d sent=%d rejected=%d errors=%d", connector.name,
              report.total("read"), report.total("sent"), report.total("rejected"),
@@ -399,24 +343,26 @@ def _run_stream(connector: Connector, stream: Stream, delivery: Delivery,
                 bookmarks: BookmarkStore, stats: StreamStats, batch_size: int,
                 on_batch: Callable[[str, int], None] | None,
                 now: Callable[[], datetime],
-                should_stop: Callable[[], bool] | None = None) -> None:
-    run = _StreamRun(connector, stream, delivery, bookmarks, stats, on_batch)
+                should_stop: Callable[[], bool] | None = None, patience: float = 0.0) -> None:
+    run = StreamRun(connector, stream, delivery, bookmarks, stats, on_batch, patience, should_stop)
     labels = (connector.name, stream.name)
+    read_counter = _metrics.ROWS.labels(*labels, "read")
     rows: Iterator[Row] = iter(())
     try:
         rows = iter(stream.read(stats.bookmark))
         for row in rows:
             stats.read += 1
-            _metrics.ROWS.labels(*labels, "read").inc()
             run.add(row, map_row(stream, row, now()))
             if run.rows >= batch_size:
+                read_counter.inc(run.rows)
                 run.flush()
                 if should_stop is not None and should_stop():
                     stats.stopped = True
                     break
         else:
-            run.flush()
-    except _NotDelivered as exc:
+            read_counter.inc(run.rows)
+            run.flush(final=True)
+    except NotDelivered as exc:
         stats.error = f"delivery failed: {exc}"
         stats.error_kind = "retryable" if exc.retryable else "fatal"
     except SourceError as exc:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from zhengai.ingest import serde
-from zhengai.ingest.privacy import is_personal_key, mask_text, mask_value
+from zhengai.ingest.privacy import is_personal_key, mask_row, mask_text, mask_value
 from zhengai.ingest.records import DeadLetter, Entity, EntityKind
 
 from .base import Connector, map_row
@@ -28,22 +27,16 @@ from .errors import SourceError
 __all__ = ["StreamCheck", "check_connector", "masked", "masked_json"]
 
 _TYPE_NAMES = {cls: name for name, cls in serde.TYPES.items()}
-_EMAIL = re.compile(r"^([^@\s]{1,2})[^@\s]*(@[^@\s]+)$")
-
-
 def _mask(value: Any, key: str = "") -> Any:
     if isinstance(value, dict):
         return {k: _mask(v, str(k)) for k, v in value.items()}
     if isinstance(value, list):
         return [_mask(v, key) for v in value]
-    if value is None or isinstance(value, (bool, int, float)):
+    if value is None or isinstance(value, (bool, float)):
         return value
-    text = str(value)
     if is_personal_key(key):
-        return mask_value(text)
-    if key == "email" or _EMAIL.match(text) and "@" in text:
-        return _EMAIL.sub(lambda m: m.group(1) + "***" + m.group(2), text)
-    return mask_text(text)
+        return mask_value(value)
+    return mask_row(value)  # by pattern: ID-card, mobile, email, 学号 (also numbers)
 
 
 def masked(record: BaseModel) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
+from zhengai.ingest.privacy import mask_payload, mask_text
 from zhengai.ingest.records import DeadLetter
 
 from .base import Record, Reject, Row, Stream
@@ -297,7 +298,8 @@ class FileStream(Stream):
                 continue
             for r in records:
                 if isinstance(r, DeadLetter):
-                    state.problems.append((str(row.get(LINE_KEY, "")), r.reason, r.raw))
+                    # masked here too: the report is masked even where dead letters keep raw bytes
+                    state.problems.append((str(row.get(LINE_KEY, "")), mask_text(r.reason), mask_payload(r.raw)))
             state.remaining -= 1
             if state.remaining == 0:
                 del self._open[state.path.name]

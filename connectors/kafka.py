@@ -159,6 +159,9 @@ def _producer(bootstrap_servers: str | Sequence[str], *, idempotence: bool, clie
         "delivery_timeout_ms": 120_000,
         "max_block_ms": 30_000,
         "linger_ms": 5,
+        # kafka-python backs reconnects off to 30 s by default: a broker back after an outage
+        # would stay unused for up to half a minute. Probe every 2 s at most instead.
+        "reconnect_backoff_max_ms": 2_000,
         "client_id": client_id,
     }
     settings.update(config)

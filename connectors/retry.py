@@ -1,14 +1,16 @@
 """Backoff for transient source failures. Sources decide *what* is retryable (by raising
-RetryableSourceError); this policy decides *how often and how long to wait*."""
+RetryableSourceError); this policy decides *how often and how long to wait*, through the one
+retry primitive (``zhengai.ingest.retrying``, tenacity)."""
 
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
+
+from zhengai.ingest.retrying import Backoff, retrying, stop_after_attempt
 
 from .errors import RetryableSourceError
 
@@ -37,26 +39,24 @@ class RetryPolicy:
         if self.attempts < 1:
             raise ValueError("RetryPolicy.attempts must be at least 1")
 
+    def _backoff(self) -> Backoff:
+        return Backoff(self.base_delay, self.max_delay, self.factor, self.jitter,
+                       hint=lambda exc: getattr(exc, "retry_after", None))
+
     def delay(self, attempt: int, hint: float | None = None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
         if hint is not None and hint >= 0:
             return min(hint, self.max_delay)
-        base = min(self.base_delay * self.factor ** (attempt - 1), self.max_delay)
-        # Jitter spreads the retries of many workers hitting the same source after an outage.
-        return max(0.0, base * (1 + random.uniform(-self.jitter, self.jitter)))
+        return self._backoff().seconds(attempt)
 
     def call(self, fn: Callable[[], T], *, what: str) -> T:
         """Run ``fn``; on RetryableSourceError wait and try again, up to ``attempts`` in all.
         The last RetryableSourceError propagates; any other exception propagates at once."""
-        for attempt in range(1, self.attempts + 1):
-            try:
-                return fn()
-            except RetryableSourceError as exc:
-                if attempt == self.attempts:
-                    log.warning("%s: giving up after %d attempts: %s", what, attempt, exc)
-                    raise
-                wait = self.delay(attempt, exc.retry_after)
-                log.info("%s: %s; retry %d/%d in %.2fs", what, exc, attempt, self.attempts - 1,
-                         wait)
-                self.sleep(wait)
-        raise AssertionError("unreachable")  # pragma: no cover
+        retry = retrying(RetryableSourceError, self._backoff(), stop=stop_after_attempt(self.attempts),
+                         sleep=self.sleep, log=log, what=what)
+        try:
+            return retry(fn)
+        except RetryableSourceError as exc:
+            if self.attempts > 1:
+                log.warning("%s: giving up after %d attempts: %s", what, self.attempts, exc)
+            raise

@@ -48,6 +48,8 @@ class ConnectorJob:
     health: ConnectorHealth
     batch_size: int = 1000
     backoff: RetryPolicy = DEFAULT_BACKOFF
+    # A broker outage shorter than this is waited out within the run (the run then goes on).
+    delivery_patience: float = 0.0
     next_due: datetime | None = None
     reports: list[RunReport] = field(default_factory=list, repr=False)
 
@@ -61,7 +63,8 @@ class ConnectorJob:
         started = now()
         try:
             report = run_connector(self.connector, delivery, bookmarks,
-                                   batch_size=self.batch_size, now=now, should_stop=should_stop)
+                                   batch_size=self.batch_size, now=now, should_stop=should_stop,
+                                   delivery_patience=self.delivery_patience)
         except Exception as exc:  # noqa: BLE001 — e.g. the bookmark store is unreachable
             log.exception("connector %s: run failed", self.name)
             report = RunReport(connector=self.name, started=started, finished=now())

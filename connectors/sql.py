@@ -30,7 +30,7 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any, ClassVar
 
 from pydantic import SecretStr
-from sqlalchemy import and_, column, create_engine, inspect, literal_column, or_, select, table, text
+from sqlalchemy import and_, column, create_engine, inspect, literal, literal_column, or_, select, table, text, tuple_
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -71,6 +71,8 @@ _TIMEOUT_ARG = {"postgresql": "connect_timeout", "mysql": "connect_timeout",
                 "mariadb": "connect_timeout", "sqlite": "timeout", "mssql": "login_timeout"}
 
 SOFT_DELETE_COLUMNS: tuple[str, ...] = ("deleted", "is_deleted", "deleted_at")
+# Dialects with row-value comparison ``(a, b) > (x, y)`` (SQLite ≥ 3.15, PostgreSQL, MySQL ≥ 5.7).
+_ROW_VALUE_DIALECTS = frozenset({"sqlite", "postgresql", "mysql", "mariadb"})
 _TRUE = {"1", "true", "t", "y", "yes", "是"}
 
 
@@ -169,7 +171,13 @@ class SqlSource:
     def _fetch_once(self, stmt: Any, what: str) -> list[dict[str, Any]]:
         try:
             with self.engine.connect() as conn:
-                return [dict(r) for r in conn.execute(stmt).mappings()]
+                result = conn.execute(stmt)
+                keys = tuple(result.keys())
+                # The columns are untyped (no result processors): the driver's tuples as they are,
+                # zipped with the names — a fifth of the cost of building Row mappings per row.
+                rows = result.cursor.fetchall() if result.cursor is not None else result.fetchall()
+                result.close()
+                return [dict(zip(keys, r)) for r in rows]
         except NoSuchTableError as exc:
             raise FatalSourceError(f"{what}: no such table {exc}") from None
         except DBAPIError as exc:
@@ -261,23 +269,36 @@ class IncrementalSqlStream(SqlStream):
             raise ValueError("lookback must not be negative")
         self.lookback = lookback
 
+    # Rows come in ascending cursor order, one page per query: the runner asks for the cursor of
+    # a batch's last row only (Stream.cursor_ordered).
+    cursor_ordered: ClassVar[bool] = True
+
+    def after(self, ts: Any, ident: Any, last_ts: Any, last_id: Any) -> Any:
+        """Rows strictly after (``last_ts``, ``last_id``). The row-value form ``(ts, id) > (?, ?)``
+        lets SQLite and PostgreSQL seek the (updated_at, id) index straight to the next page; the
+        expanded ``ts > ? OR (ts = ? AND id > ?)`` makes SQLite walk the index from its start on
+        every page (pages get slower as a read advances). SQL Server and Oracle have no row-value
+        ordering comparison: they get the expanded form."""
+        if self.db.engine.dialect.name in _ROW_VALUE_DIALECTS:
+            return tuple_(ts, ident) > tuple_(literal(last_ts), literal(last_id))
+        return or_(ts > last_ts, and_(ts == last_ts, ident > last_id))
+
     def read(self, cursor: str | None) -> Iterator[Row]:
         ts_name, id_name = self.cursor_field or "", self.id_field
         frm = self._from(ts_name, id_name)
         ts, ident = frm.c[ts_name], frm.c[id_name]
-
-        def after(last_ts: Any, last_id: Any) -> Any:
-            return or_(ts > last_ts, and_(ts == last_ts, ident > last_id))
-
         first = ts.is_not(None)
         if cursor is not None:
             last_ts, last_id = self._load(cursor)
-            if self.lookback:
+            resume = self._resend_position(cursor)
+            if resume is not None:  # an interrupted lookback re-send goes on where it stopped
+                first = and_(first, self.after(ts, ident, *resume))
+            elif self.lookback:
                 first = and_(first, ts >= _shift(last_ts, -self.lookback, self.db.tz))
             else:
-                first = and_(first, after(last_ts, last_id))
+                first = and_(first, self.after(ts, ident, last_ts, last_id))
         yield from self._pages(
-            frm, first, lambda row: after(_as_text(row[ts_name]), row[id_name]), (ts, ident)
+            frm, first, lambda row: self.after(ts, ident, _as_text(row[ts_name]), row[id_name]), (ts, ident)
         )
 
     def cursor_of(self, row: Row) -> str | None:
@@ -285,6 +306,24 @@ class IncrementalSqlStream(SqlStream):
         if value is None:
             return None
         return dump_cursor({"updated_at": _as_text(value), "id": row[self.id_field]})
+
+    def resend_cursor(self, bookmark: str, position: str | None) -> str | None:
+        """The bookmark, marked with how far the lookback re-send before it got (``position``,
+        a row's cursor): a run stopped during a long re-send resumes it there next time."""
+        data = json.loads(bookmark)
+        if position is None:
+            data.pop("resend_after", None)
+        else:
+            pos = json.loads(position)
+            data["resend_after"] = [pos["updated_at"], pos["id"]]
+        return dump_cursor(data)
+
+    def _resend_position(self, cursor: str) -> tuple[str, Any] | None:
+        try:
+            value = json.loads(cursor).get("resend_after")
+            return None if value is None else (str(value[0]), value[1])
+        except (ValueError, AttributeError, TypeError, IndexError, KeyError):
+            return None
 
     def cursor_order(self, cursor: str) -> Any:
         ts, ident = self._load(cursor)

@@ -27,7 +27,7 @@ from zhengai.ingest.plausibility import (
     plausible_time as _plausible,
     utc as _utc,
 )
-from zhengai.ingest.privacy import mask_text
+from zhengai.ingest.privacy import dead_letter_text, mask_text
 
 SCHEMA_VERSION = 1
 
@@ -394,8 +394,12 @@ Event = Annotated[Union[AttendanceEvent, GradeEvent, FinanceEvent], Field(discri
 
 
 class DeadLetter(_Record):
-    """A record that could not be accepted: the reason, the original bytes (as text) and where
-    it came from. Dead letters go to ``zg.dlq``; the stream goes on."""
+    """A record that could not be accepted: the reason, a masked copy of the record (as text) and
+    where it came from. Dead letters go to ``zg.dlq``; the stream goes on.
+
+    Personal data is masked here, whoever builds the letter: ``reason`` by pattern, ``raw`` field
+    by field and by pattern (``privacy.mask_payload``). The original bytes are kept only where
+    ``ZHENGAI_DEAD_LETTER_RAW=1`` is configured (``privacy.dead_letter_raw_kept``)."""
 
     v: Literal[1] = 1
     source: str
@@ -403,12 +407,16 @@ class DeadLetter(_Record):
     raw: str
     at: datetime
 
+    @field_validator("reason")
+    @classmethod
+    def _masked_reason(cls, value: str) -> str:
+        return mask_text(value)
+
     @field_validator("raw")
     @classmethod
     def _bounded(cls, value: str) -> str:
-        # Keep dead letters small enough for a Kafka message; say that it was cut.
-        limit = 64 * 1024
-        return value if len(value) <= limit else value[:limit] + f"…[truncated {len(value) - limit} chars]"
+        # Keep dead letters small enough for a Kafka message; the cut says that it was cut.
+        return dead_letter_text(value, 64 * 1024)
 
     @field_validator("source", "reason")
     @classmethod

@@ -37,6 +37,8 @@ from pydantic import BaseModel
 
 from zhengai.ingest import metrics
 from zhengai.ingest.directory import Directory
+from zhengai.ingest.privacy import dead_letter_raw_kept
+from zhengai.ingest.retrying import Backoff, async_retrying
 from zhengai.ingest.topics import partition_of
 from zhengai.ingest.records import DeadLetter, Entity, Person
 from zhengai.ingest.serde import DecodeError, decode, decode_many, encode, encode_batches, key_of
@@ -74,13 +76,17 @@ def source_of(topic: str, partition: int, offset: int) -> str:
 
 
 def raw_text(raw: bytes | None) -> str:
-    """The original bytes for a dead letter: the text when it is UTF-8 (DeadLetter bounds its
-    length), else ``base64:`` and the first ``RAW_BYTES_LIMIT`` bytes."""
+    """The message bytes for a dead letter: the text when it is UTF-8 (DeadLetter masks it and
+    bounds its length). Other bytes: the text with undecodable bytes replaced, which DeadLetter
+    masks; only where original bytes are kept (``ZHENGAI_DEAD_LETTER_RAW=1``) ``base64:`` and the
+    first ``RAW_BYTES_LIMIT`` bytes."""
     if raw is None:
         return ""
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
+        if not dead_letter_raw_kept():
+            return raw[:RAW_BYTES_LIMIT].decode("utf-8", "replace")
         cut = len(raw) - RAW_BYTES_LIMIT
         text = "base64:" + base64.b64encode(raw[:RAW_BYTES_LIMIT]).decode("ascii")
         return text + (f"…[truncated {cut} bytes]" if cut > 0 else "")
@@ -236,35 +242,42 @@ def _transient() -> tuple[type[BaseException], ...]:
 async def store_batch(write: Callable[[Sequence[T]], Any], items: Sequence[T], what: str) -> list[tuple[T, BaseException]]:
     """Hand ``items`` to the blocking ``write`` (one store transaction) until the store has them.
 
-    An outage is retried with backoff indefinitely. Any other error is retried twice (another
-    worker may have written the same keys during a rebalance), then the batch is halved until the
-    records the store refuses on their own are isolated; those are returned, with the error, for
-    the dead-letter topic — one bad record never stops the stream."""
+    An outage is retried indefinitely, backing off to at most ``STORE_MAX_BACKOFF`` seconds (so a
+    store that returns, or a killed worker's partitions picked up elsewhere, resume within
+    seconds). Any other error is retried twice (another worker may have written the same keys
+    during a rebalance), then the batch is halved until the records the store refuses on their
+    own are isolated; those are returned, with the error, for the dead-letter topic — one bad
+    record never stops the stream. Retries use the one retry primitive (``ingest.retrying``)."""
     if not items:
         return []
-    attempt = 0
-    while True:
-        try:
-            with metrics.STORE_WRITE_SECONDS.labels(what=what).time():
-                await run_blocking(write, items)
-            return []
-        except _transient() as exc:
-            attempt += 1
-            metrics.STORE_RETRIES.labels(what=what).inc()
-            delay = min(30.0, 0.25 * 2 ** min(attempt, 7))
-            log.warning("store unavailable writing %s (%s); retry %d in %.1f s", what, type(exc).__name__, attempt, delay)
-            await asyncio.sleep(delay)
-        except Exception as exc:
-            attempt += 1
-            metrics.STORE_RETRIES.labels(what=what).inc()
-            if attempt <= 2:
-                await asyncio.sleep(0.1 * attempt)
-                continue
-            if len(items) == 1:
-                log.error("store refused a %s record (%s); it goes to the dead-letter topic", what, type(exc).__name__)
-                return [(items[0], exc)]
-            mid = len(items) // 2
-            return await store_batch(write, items[:mid], what) + await store_batch(write, items[mid:], what)
+    transient, others = _transient(), 0
+
+    def again(exc: BaseException) -> bool:
+        nonlocal others
+        metrics.STORE_RETRIES.labels(what=what).inc()
+        if isinstance(exc, transient):
+            return True
+        others += 1
+        return others <= 2
+
+    async def once() -> None:
+        with metrics.STORE_WRITE_SECONDS.labels(what=what).time():
+            await run_blocking(write, items)
+
+    try:
+        await async_retrying(again, _STORE_BACKOFF, log=log, what=f"store unavailable writing {what}",
+                             show=lambda exc: type(exc).__name__)(once)
+        return []
+    except Exception as exc:
+        if len(items) == 1:
+            log.error("store refused a %s record (%s); it goes to the dead-letter topic", what, type(exc).__name__)
+            return [(items[0], exc)]
+        mid = len(items) // 2
+        return await store_batch(write, items[:mid], what) + await store_batch(write, items[mid:], what)
+
+
+STORE_MAX_BACKOFF = 5.0
+_STORE_BACKOFF = Backoff(0.25, STORE_MAX_BACKOFF, jitter=0.1)
 
 
 # --- the directory replica ----------------------------------------------------------------------

@@ -96,9 +96,12 @@ def test_a_good_record_passes():
     assert isinstance(validate(GOOD, (Observation,), "s", T), Observation)
 
 
-def test_raw_bytes_are_kept_as_text_or_bounded_base64():
+def test_raw_bytes_are_kept_as_text_or_bounded_base64(monkeypatch):
     assert raw_text("汉字".encode()) == "汉字"
     blob = bytes(range(256)) * 400  # 100 kB, not UTF-8
+    text = raw_text(blob)  # by default: text with replacement characters, masked by DeadLetter
+    assert not text.startswith("base64:") and len(text) <= 48 * 1024
+    monkeypatch.setenv("ZHENGAI_DEAD_LETTER_RAW", "1")  # original bytes only where configured
     text = raw_text(blob)
     assert text.startswith("base64:") and "truncated" in text and len(text) < 70_000
     # a huge UTF-8 text is cut by the DeadLetter record itself, and says so

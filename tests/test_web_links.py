@@ -4,7 +4,6 @@ improvement (改进措施), from the link in a notification; the real app on uvi
 from __future__ import annotations
 
 import re
-import threading
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo

@@ -50,6 +50,38 @@ def wire_transition(applied: AppliedTransition, level: Level | str) -> WarningTr
     )
 
 
+# Bounds of what people type, as the store's columns hold them (warning_events.actor String(64)).
+MAX_ACTOR = 64
+MAX_TEXT = 4000  # 改进措施, notes, 误报原因
+MAX_EVIDENCE = 20
+MAX_EVIDENCE_LINK = 1000
+
+_TEXT_FIELDS = {"note": "备注", "text": "改进措施", "reason": "误报原因"}
+
+
+class InvalidAction(LifecycleError):
+    """A person's action with input the store cannot hold (too long, empty); the message is Chinese."""
+
+
+def check_action(command: Command, evidence: Sequence[str] = ()) -> None:
+    """Bounded text fields with a Chinese error, checked at the service boundary (CLI and web)."""
+    actor = getattr(command, "actor", None)
+    if actor is not None:
+        if not actor.strip():
+            raise InvalidAction("操作人编号不能为空")
+        if len(actor) > MAX_ACTOR:
+            raise InvalidAction(f"操作人编号过长：{len(actor)} 个字符，最多 {MAX_ACTOR} 个")
+    for name, zh in _TEXT_FIELDS.items():
+        value = getattr(command, name, None)
+        if isinstance(value, str) and len(value) > MAX_TEXT:
+            raise InvalidAction(f"{zh}过长：{len(value)} 个字符，最多 {MAX_TEXT} 个")
+    if len(evidence) > MAX_EVIDENCE:
+        raise InvalidAction(f"佐证材料链接过多：{len(evidence)} 个，最多 {MAX_EVIDENCE} 个")
+    for link in evidence:
+        if len(link) > MAX_EVIDENCE_LINK:
+            raise InvalidAction(f"佐证材料链接过长：{len(link)} 个字符，最多 {MAX_EVIDENCE_LINK} 个")
+
+
 class WarningService:
     def __init__(self, store: WarningStore, rules: Callable[[], RuleSet], directory: Callable[[], Directory],
                  *, channels: Sequence[str] = ("console", "file"), escalation: EscalationChains | None = None):
@@ -119,6 +151,7 @@ class WarningService:
         waiver (质量办), 复评, 误报. Checks who acts (``may``), bounds the due date by the rule's
         ``max_due_days``, gives 复评 the facts it needs (measures recorded, waiver), and stores the
         measured 改进效果 with the review (``effects.record_effects``)."""
+        check_action(command, evidence)  # text that does not fit the store: refused in Chinese first
         row = self.store.warning(warning_id)
         if row is None:
             raise KeyError(f"no warning #{warning_id}")

@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from zhengai.ingest.logs import install_log_policy
+
+    install_log_policy()  # personal data masked, Kafka client noise summarised during outages
     return args.func(args)
 
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 
 from zhengai.ingest.directory import Directory
-from zhengai.ingest.privacy import mask_student_id
+from zhengai.ingest.privacy import mask_student_id, mask_text
 from zhengai.ingest.records import Band, EntityKind, Level
 from zhengai.warnings.lifecycle import ACTIVE
 from zhengai.warnings.schema import DeadLetterRow, WarningRow
@@ -87,11 +87,12 @@ def render_summary(s: Summary, directory: Directory) -> str:
         lines += ["", "━━ 未能接收的数据（死信，已留存待处理）━━"]
         for source, n in sorted(s.dead_letters.items()):
             lines.append(f"  {source}：{n} 条")
-    return "\n".join(lines)
+    return mask_text("\n".join(lines))
 
 
 def render_report(s: Summary, directory: Directory, *, title: str, as_of: datetime, extra: str = "") -> str:
-    """A markdown report (诊改监测预警报告) listing every open warning by level."""
+    """A markdown report (诊改监测预警报告) listing every open warning by level; personal data
+    masked throughout (``extra`` included)."""
     out = [f"# {title}", "", f"统计时点：{as_of:%Y-%m-%d %H:%M}", "", "## 一、预警概况", "",
            "| 层面 | 黄色预警 | 红色预警 | 已恢复 |", "|---|---:|---:|---:|"]
     for lvl in _LEVELS:
@@ -111,4 +112,4 @@ def render_report(s: Summary, directory: Directory, *, title: str, as_of: dateti
         out.append("")
     if extra:
         out += [extra, ""]
-    return "\n".join(out)
+    return mask_text("\n".join(out))  # 学号 in reasons and in ``extra``, numbers in free text

@@ -60,9 +60,21 @@ def prepare(settings: Settings, *, create_topics: bool = True) -> None:
             log.info("created topics: %s", ", ".join(created))
 
 
-def run_worker(settings: Settings, *, create_topics: bool = True, loglevel: str = "warning") -> int:
+def _worker_class():
     import faust
 
+    from zhengai.ingest.logs import install_log_policy
+
+    class Worker(faust.Worker):
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            # Faust has just replaced the root handlers: put the log policy on the new ones.
+            super().on_setup_root_logger(logger, level)
+            install_log_policy(logger)
+
+    return Worker
+
+
+def run_worker(settings: Settings, *, create_topics: bool = True, loglevel: str = "warning") -> int:
     from zhengai.ingest import app as app_module
     from zhengai.ingest import metrics
     from zhengai.ingest.supervision import EXIT_AGENT_CRASHED, crash_reason
@@ -87,7 +99,7 @@ def run_worker(settings: Settings, *, create_topics: bool = True, loglevel: str 
     except RulebookError as exc:
         print(f"{exc}\n规则库无法加载，且存储中没有已发布的版本：worker 未启动。", file=sys.stderr)
         return 2
-    worker = faust.Worker(app, loglevel=loglevel, redirect_stdouts=False)
+    worker = _worker_class()(app, loglevel=loglevel, redirect_stdouts=False)
     try:
         worker.execute_from_commandline()  # returns only by SystemExit
     except SystemExit:

@@ -47,6 +47,7 @@ from zhengai.warnings.lifecycle import ACTIVE
 from zhengai.warnings.notify.base import Sink, SinkSettings, sink_class
 from zhengai.warnings.notify.calendar_windows import AcademicCalendar, TimeZoneName
 from zhengai.warnings.routing import DEFAULT_CHAINS, EscalationChains
+from zhengai.ingest.retrying import delay as retry_delay
 
 __all__ = [
     "parse_span",
@@ -99,7 +100,8 @@ class RetryPolicy(_Strict):
     factor: float = Field(2.0, ge=1.0)
 
     def delay(self, attempts: int) -> timedelta:
-        return min(self.initial * (self.factor ** max(0, attempts - 1)), self.max)
+        # The one backoff curve (zhengai.ingest.retrying): the outbox schedules, it does not sleep.
+        return timedelta(seconds=retry_delay(attempts, self.initial.total_seconds(), self.max.total_seconds(), self.factor))
 
 
 class DigestPolicy(_Strict):

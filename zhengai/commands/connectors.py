@@ -22,9 +22,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from zhengai.ingest.privacy import mask_text
+
 __all__ = ["register"]
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+# Seconds a broker outage is waited out within a run (then the run goes on where it was).
+DELIVERY_PATIENCE = 120.0
 
 
 def register(subparsers: Any) -> None:
@@ -102,7 +106,7 @@ def _check(args: argparse.Namespace) -> int:
     problems = []
     for r in results:
         if r.error is not None:
-            print(f"✗ {r.stream:<{width}}  源错误 source error: {r.error}", file=out)
+            print(f"✗ {r.stream:<{width}}  源错误 source error: {mask_text(r.error)}", file=out)
             continue
         kinds = " · ".join(f"{k} {n}" for k, n in sorted(r.records.items()) if k != "dead_letter")
         dead = f" · 映射错误 {r.rejected}" if r.rejected else ""
@@ -113,7 +117,7 @@ def _check(args: argparse.Namespace) -> int:
     if problems:
         print("映射错误（将进入死信 zg.dlq）mapping errors:", file=out)
         for p in problems[:20]:
-            print(f"  {p}", file=out)
+            print(f"  {mask_text(p)}", file=out)
         if len(problems) > 20:
             print(f"  … 另有 {len(problems) - 20} 条", file=out)
     failed = [r for r in results if r.error is not None]
@@ -160,8 +164,8 @@ def _run(args: argparse.Namespace) -> int:
         configs = [c for c in configs if c.enabled or args.config]
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger("zhengai.connectors").setLevel(logging.INFO)
-        # kafka-python logs every metadata retry at ERROR; the delivery's own error says it once.
-        logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    # kafka-python logs every metadata retry at ERROR: the log policy (zhengai.ingest.logs,
+    # installed by the CLI) lets one line through and then a summary every 10 s of an outage.
 
     now = datetime.now(timezone.utc)
     connectors, jobs = [], []
@@ -170,7 +174,8 @@ def _run(args: argparse.Namespace) -> int:
             connector = build_connector(c)
             connectors.append(connector)
             health = ConnectorHealth(c.connector, c.window(now), started=now)
-            jobs.append(ConnectorJob(connector, c.schedule.build(), health, batch_size=c.batch_size))
+            jobs.append(ConnectorJob(connector, c.schedule.build(), health, batch_size=c.batch_size,
+                                    delivery_patience=DELIVERY_PATIENCE))
     except (MissingDriverError, ValueError) as exc:
         for connector in connectors:
             connector.close()
@@ -213,4 +218,4 @@ def _print_report(name: str, report: Any) -> None:
     print(f"{mark} {name}: read {report.total('read')} · sent {report.total('sent')} · "
           f"rejected {report.total('rejected')}")
     for stream, error in report.errors.items():
-        print(f"    {stream}: {error}")
+        print(f"    {stream}: {mask_text(error)}")

@@ -14,9 +14,11 @@
     zhengai warnings silence list [--all]
     zhengai warnings silence expire ID --by Q001
     zhengai warnings tick [--now 2026-12-01T09:00+08:00]
-    zhengai warnings migrate
+    zhengai warnings migrate [--store URL]
 
-The store is ``--store URL`` or ``$ZHENGAI_STORE_URL`` (default: the demo's SQLite file).
+The store is ``--store URL`` (before or after the subcommand) or ``$ZHENGAI_STORE_URL`` (default:
+the demo's SQLite file). Everything printed is masked (学号, ID-card and mobile numbers, emails);
+over-long input (``--by`` over 64 characters, notes over 4,000) is refused with a Chinese error.
 """
 
 from __future__ import annotations
@@ -55,10 +57,18 @@ def _due(text: str) -> datetime:
     return datetime.combine(day, time(23, 59, 59), tzinfo=CHINA)
 
 
+def _say(text: str, file=None) -> None:
+    """Every line this command prints: personal numbers, emails and 学号 masked (free text such as
+    改进措施 and notes may quote them)."""
+    from zhengai.ingest.privacy import mask_text
+
+    print(mask_text(text), file=file)
+
+
 def _print_applied(applied) -> None:
     for a in applied:
         t = a.transition
-        print(f"#{a.warning_id} {t.kind.zh}（{t.kind.value}）: {t.from_status.value if t.from_status else '—'} → {t.to_status.value}  {t.reason}")
+        _say(f"#{a.warning_id} {t.kind.zh}（{t.kind.value}）: {t.from_status.value if t.from_status else '—'} → {t.to_status.value}  {t.reason}")
 
 
 def _list(args) -> int:
@@ -71,8 +81,8 @@ def _list(args) -> int:
     rows = [w for w in store.warnings(status=args.status) if not args.level or w.level == args.level]
     for w in rows:
         due = f"{w.due_date.astimezone(CHINA):%Y-%m-%d}" if w.due_date else "—"
-        print(f"#{w.id:<5} {Status(w.status).zh:<6} {Band(w.band).zh:<4} {w.rule_name} · {w.entity_id} · {w.last_period} · 限期 {due}")
-    print(f"共 {len(rows)} 条")
+        _say(f"#{w.id:<5} {Status(w.status).zh:<6} {Band(w.band).zh:<4} {w.rule_name} · {w.entity_id} · {w.last_period} · 限期 {due}")
+    _say(f"共 {len(rows)} 条")
     return 0
 
 
@@ -107,29 +117,29 @@ def _show(args) -> int:
     service, store = _service(args)
     w = store.warning(args.id)
     if w is None:
-        print(f"没有 #{args.id} 号预警", file=sys.stderr)
+        _say(f"没有 #{args.id} 号预警", file=sys.stderr)
         return 1
-    print(f"#{w.id} {w.rule_name}（{w.rule_id}）· {mask_text(w.entity_id)} · 第 {w.episode} 轮 · 状态 {Status(w.status).zh}（{w.status}）"
+    _say(f"#{w.id} {w.rule_name}（{w.rule_id}）· {mask_text(w.entity_id)} · 第 {w.episode} 轮 · 状态 {Status(w.status).zh}（{w.status}）"
           f" · {w.band} · 限期 {_day(w.due_date)}\n{mask_text(w.reason)}")
     for e in store.events(w.id):
-        print(f"  {e.at.astimezone(CHINA):%Y-%m-%d %H:%M} {e.kind:<20} {e.from_status or '—'} → {e.to_status}  {e.actor or ''} {mask_text(e.reason)}")
+        _say(f"  {e.at.astimezone(CHINA):%Y-%m-%d %H:%M} {e.kind:<20} {e.from_status or '—'} → {e.to_status}  {e.actor or ''} {mask_text(e.reason)}")
     for i in store.improvements(w.id):
-        print(f"  改进措施 #{i.id}（{i.owner_id}，{_day(i.created_at)} 登记，限期 {_day(i.due_date)}）：{mask_text(i.text)}")
+        _say(f"  改进措施 #{i.id}（{i.owner_id}，{_day(i.created_at)} 登记，限期 {_day(i.due_date)}）：{mask_text(i.text)}")
     evidence = evidence_of(store, w.id)
     for e in evidence:
-        print(f"  支撑材料（{e.added_by}，{_day(e.added_at)}）：{mask_text(e.url)}{'  ' + mask_text(e.note) if e.note else ''}")
+        _say(f"  支撑材料（{e.added_by}，{_day(e.added_at)}）：{mask_text(e.url)}{'  ' + mask_text(e.note) if e.note else ''}")
     if not evidence:
-        print("  支撑材料：无")
+        _say("  支撑材料：无")
     stored = effects_of(store, w.id)
     for eff in stored:
-        print(f"  改进效果（复评 {_day(eff.measured_at)}，{eff.reviewed_by or ''}）：{mask_text(eff.summary)}")
+        _say(f"  改进效果（复评 {_day(eff.measured_at)}，{eff.reviewed_by or ''}）：{mask_text(eff.summary)}")
     if not stored:
         from zhengai.warnings.effects import measure
 
         live = measure(service, w.id)
         if live is not None:
             series = " → ".join(f"{p} {v:g}" for p, v in live.series)
-            print(f"  改进效果（当前测算，复评时记录）：{mask_text(live.summary)}\n    走势：{series}")
+            _say(f"  改进效果（当前测算，复评时记录）：{mask_text(live.summary)}\n    走势：{series}")
     return 0
 
 
@@ -148,7 +158,7 @@ def _act(args) -> int:
     try:
         applied = service.act(args.id, command, evidence=getattr(args, "evidence", None) or ())
     except (LifecycleError, KeyError) as exc:
-        print(f"未执行：{exc}", file=sys.stderr)
+        _say(f"未执行：{exc}", file=sys.stderr)
         return 1
     _print_applied(applied)
     if args.action == "review":
@@ -263,7 +273,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--store", default=os.environ.get("ZHENGAI_STORE_URL", DEFAULT_STORE))
     p.add_argument("--rules", default=None, help="rulebook folder (default: the shipped one)")
     p.add_argument("--channels", default="console,file", help="outbox channels for notifications this causes")
+    # The same options after the subcommand too (`zhengai warnings migrate --store URL`);
+    # SUPPRESS keeps the value given before it when they are not repeated.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--store", default=argparse.SUPPRESS, help="store URL (default: $ZHENGAI_STORE_URL or the demo's SQLite file)")
+    common.add_argument("--rules", default=argparse.SUPPRESS, help="rulebook folder")
+    common.add_argument("--channels", default=argparse.SUPPRESS, help="outbox channels")
     ws = p.add_subparsers(dest="warnings_command", required=True)
+    add_parser = ws.add_parser
+    ws.add_parser = lambda *a, **k: add_parser(*a, parents=[common], **k)  # type: ignore[method-assign]
 
     ls = ws.add_parser("list", help="warnings, newest last")
     ls.add_argument("--status", choices=["pending", "open", "acknowledged", "improving", "escalated", "recovered", "closed"])

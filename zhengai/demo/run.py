@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Callable, TextIO
 
 from zhengai.connectors.caiwu import CaiwuConnector
 from zhengai.connectors.jiaowu import JiaowuConnector
@@ -22,6 +22,8 @@ from zhengai.connectors.renshi import RenshiConnector
 from zhengai.demo.api import DemoApi
 from zhengai.demo.college import SIZES, College, CollegeSize, PlantedAnomaly, generate
 from zhengai.embedded import Pipeline, PipelineResult
+from zhengai.ingest.logs import install_log_policy
+from zhengai.ingest.privacy import mask_text
 from zhengai.report import Summary, render_report, render_summary, summarize
 from zhengai.rules.loader import RuleSet, load_rulebook
 from zhengai.warnings.notify.console import ConsoleSink, FileSink
@@ -105,8 +107,12 @@ def run_demo(
     out: TextIO | None = None,
     progress: bool = True,
     console_limit: int = 5,
+    prepare: Callable[[College], None] | None = None,
 ) -> DemoRun:
+    """``prepare(college)`` runs after the sources are generated and before any connector reads
+    them (tests plant rows there: personal data, malformed values)."""
     out = out or sys.stdout
+    install_log_policy()  # also when called as a library, not through the CLI
     started = time.monotonic()
     size = SIZES[size] if isinstance(size, str) else size
     show = _Progress(sys.stderr, progress)
@@ -118,6 +124,8 @@ def run_demo(
     print(f"[1/5] 生成示范学院数据（{size.departments} 个二级学院、{size.majors} 个专业、{size.courses} 门课程、"
           f"{size.teachers} 名教师、{size.students} 名学生）", file=out, flush=True)
     college = generate(out_dir / "sources", size, seed=seed, progress=show)
+    if prepare is not None:
+        prepare(college)
     rules = rules or load_rulebook()
     store = WarningStore(f"sqlite:///{out_dir / 'zhengai.sqlite'}")
     store.create_schema()
@@ -216,6 +224,6 @@ def _print_summary(run: DemoRun, out: TextIO) -> None:
     for c in run.planted:
         if not c.found:
             a = c.anomaly
-            print(f"  ✗ {a.level.zh} {a.entity_id} {a.rule_id} 预期{a.band.zh}：{c.detail}", file=out)
+            print(mask_text(f"  ✗ {a.level.zh} {a.entity_id} {a.rule_id} 预期{a.band.zh}：{c.detail}"), file=out)
     ok = "均无预警 ✓" if not run.healthy_breaches else f"出现预警 ✗ {run.healthy_breaches}"
     print(f"健康参照对象 {len(run.college.healthy)} 个：{ok}", file=out)
