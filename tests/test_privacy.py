@@ -21,7 +21,6 @@ from sqlalchemy import text
 from zhengai.cli import main
 from zhengai.demo.college import College
 from zhengai.demo.run import run_demo
-from zhengai.embedded import PipelineResult
 from zhengai.ingest.logs import ClientLogLimiter
 from zhengai.ingest.privacy import mask_payload, mask_row, mask_text
 from zhengai.ingest.records import DeadLetter, Level
@@ -228,7 +227,7 @@ def test_warnings_cli_masks_improvement_text_and_student_ids(demo, capsys: pytes
     assert not leaks(out + err, ids), leaks(out + err, ids)
     # The notices these actions cause go out masked too (outbox, then a sink).
     path = demo.report_path.parent / "after-actions.jsonl"
-    demo.pipeline.notify([FileSink(path)], PipelineResult())
+    demo.pipeline.notify([FileSink(path)])
     sent = path.read_text(encoding="utf-8") if path.exists() else ""
     outbox = _table_text(demo, "notification_outbox", "subject, body")
     assert not leaks(sent + outbox, ids), leaks(sent + outbox, ids)

@@ -2,26 +2,20 @@
 poison records on ``zg.observations``, ``zg.events`` and ``zg.entities`` reach ``zg.dlq`` with
 the reason and a masked copy only; ``zg.warnings`` carries no contact data and no personal number
 in its reasons; the worker's log shows none of them. The worker runs as in
-``test_stream_worker.py`` (``python -m zhengai worker`` as a subprocess, its helpers reused)."""
+``test_stream_worker.py`` (``python -m zhengai worker`` as a subprocess, ``streamkit``'s helpers)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import signal
 import time
-from pathlib import Path
 
 import pytest
 
 from zhengai.ingest.records import DeadLetter, Entity, EntityKind, Level, Observation, Person
 from zhengai.ingest.serde import decode, encode
-from zhengai.ingest.topics import DLQ, ENTITIES, EVENTS, OBSERVATIONS, TOPICS, TRANSITIONS
-from zhengai.warnings.store import WarningStore
+from zhengai.ingest.topics import DLQ, ENTITIES, EVENTS, OBSERVATIONS, TRANSITIONS
 
-_spec = importlib.util.spec_from_file_location("_stream_worker_helpers", Path(__file__).with_name("test_stream_worker.py"))
-sw = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(sw)
+import streamkit as sw  # tests/ is on sys.path (conftest); the ``env`` fixture is conftest's
 
 pytestmark = pytest.mark.integration
 
@@ -31,18 +25,6 @@ EMAIL = "jia.zhang@example.edu.cn"
 STUDENT = "2401010001"  # the demo college's 学号 shape: cohort, major, sequence (10 digits)
 UNKNOWN_STUDENT = "2401019999"
 PLANTED = (MOBILE, ID_CARD, EMAIL, "jia.zhang", STUDENT, UNKNOWN_STUDENT)
-
-
-@pytest.fixture
-def env(tmp_path, kafka_bootstrap, pg_url, kafka_topics):
-    kafka_topics(TOPICS)
-    e = sw.Env(kafka_bootstrap, pg_url, kafka_topics.prefix, tmp_path)
-    WarningStore(pg_url).create_schema()
-    yield e
-    for w in e.workers:
-        w.kill(signal.SIGTERM)
-        print(w.tail(120))  # shown by pytest only when the test failed
-    e.engine.dispose()
 
 
 def _envelope(kind: str, data: dict) -> bytes:
@@ -81,7 +63,7 @@ def test_poison_with_personal_data_is_masked_on_the_dead_letter_topic(env):
     sw.produce(env.bootstrap, env.topic(OBSERVATIONS),
                [(b"S1001", raw) for raw in poison_observations] + good)
     sw.produce(env.bootstrap, env.topic(EVENTS), [(STUDENT.encode(), raw) for raw in poison_events])
-    w = env.worker().start()
+    w = env.worker(park_wait=2).start()  # the unknown student waits this long for the directory
     sw.wait_until(lambda: len(env.verdict_keys()) >= len(keys), 90, "the good records' verdicts", w)
     sw.wait_until(lambda: w.metric("zhengai_records_out_total", topic="zg.dlq") >= n_poison, 60, "the dead letters", w)
     time.sleep(1.0)
