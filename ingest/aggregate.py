@@ -29,6 +29,8 @@ __all__ = [
     "SENIOR_TITLES",
     "observation",
     "attendance_metrics",
+    "course_attendance",
+    "student_attendance",
     "ROLLUP_METRICS",
     "attendance_rollups",
     "grade_metrics",
@@ -45,7 +47,8 @@ POSTGRAD_DEGREES = frozenset({"博士", "硕士"})
 
 
 def observation(level: Level, entity_id: str, metric: str, value: float, period: str, observed_at: datetime) -> Observation:
-    return Observation(
+    # Made from validated facts (periods, times and ids were checked when they arrived).
+    return Observation.trusted(
         level=level,
         entity_id=entity_id,
         metric=metric,
@@ -92,16 +95,27 @@ def _latest_attendance(events: Iterable[AttendanceEvent]) -> dict[str, Attendanc
 def attendance_metrics(events: Iterable[AttendanceEvent], term: str) -> list[Observation]:
     """Attendance per course-week and per student-week, and unexcused absence hours per student
     for the term to date. Later events for the same key replace earlier ones (a corrected tally)."""
-    latest = _latest_attendance(events)
+    latest = list(_latest_attendance(events).values())
+    return course_attendance(latest) + student_attendance(latest, term)
+
+
+def course_attendance(events: Iterable[AttendanceEvent]) -> list[Observation]:
+    """Attendance per course-week (the course half of :func:`attendance_metrics`)."""
     course_week: dict[tuple[str, str], _Tally] = defaultdict(_Tally)
+    for e in _latest_attendance(events).values():
+        course_week[(e.course_id, e.week)].add(e)
+    return [observation(Level.course, c, "course.attendance_rate", t.rate, w, t.last) for (c, w), t in course_week.items()]
+
+
+def student_attendance(events: Iterable[AttendanceEvent], term: str) -> list[Observation]:
+    """Attendance per student-week and absence hours per student for the term to date (the
+    student half of :func:`attendance_metrics`)."""
     student_week: dict[tuple[str, str], _Tally] = defaultdict(_Tally)
     student_term: dict[str, _Tally] = defaultdict(_Tally)
-    for e in latest.values():
-        course_week[(e.course_id, e.week)].add(e)
+    for e in _latest_attendance(events).values():
         student_week[(e.student_id, e.week)].add(e)
         student_term[e.student_id].add(e)
-    out = [observation(Level.course, c, "course.attendance_rate", t.rate, w, t.last) for (c, w), t in course_week.items()]
-    out += [observation(Level.student, s, "student.attendance_rate", t.rate, w, t.last) for (s, w), t in student_week.items()]
+    out = [observation(Level.student, s, "student.attendance_rate", t.rate, w, t.last) for (s, w), t in student_week.items()]
     out += [observation(Level.student, s, "student.absence_hours", t.unexcused_hours, term, t.last) for s, t in student_term.items()]
     return out
 

@@ -34,7 +34,8 @@ from sqlalchemy import Column, Float, Index, Integer, String, Table, select
 from sqlalchemy.engine import Connection
 
 from zhengai.ingest.aggregate import (
-    attendance_metrics,
+    course_attendance,
+    student_attendance,
     attendance_rollups,
     directory_metrics,
     finance_metrics,
@@ -65,9 +66,13 @@ class Timing:
     def __init__(self, *, grace: timedelta = timedelta(hours=6), settle: timedelta = timedelta(seconds=2),
                  directory_settle: timedelta = timedelta(seconds=10)):
         self.grace, self.settle, self.directory_settle = grace, settle, directory_settle
+        self._weeks: dict[str, Mark] = {}
 
     def week(self, week: str) -> Mark:
-        return Mark(week_end(week) + self.grace, self.settle)
+        mark = self._weeks.get(week)
+        if mark is None:
+            mark = self._weeks[week] = Mark(week_end(week) + self.grace, self.settle)
+        return mark
 
     def now(self, now: datetime) -> Mark:
         return Mark(now, self.settle)
@@ -193,14 +198,14 @@ class AttendanceProcessor(Processor):
                 if (o.metric, o.entity_id, o.period) in wanted:
                     chosen[o.key] = o
 
+        read = _TallyReader(self, conn, rollup_weeks={r.period for r in by_kind.get("rollup", ())})
         # course-week: every student's tally of the course in that week
         courses_by_week: dict[str, set[str]] = defaultdict(set)
         for r in by_kind.get("course", ()):
             courses_by_week[r.period].add(r.unit_id)
         wanted = {("course.attendance_rate", r.unit_id, r.period) for r in by_kind.get("course", ())}
         for week, courses in sorted(courses_by_week.items()):
-            events = self._events(conn, tallies.c.week == week, tallies.c.course_id, sorted(courses))
-            keep(attendance_metrics(events, term_of_week(week)), wanted)
+            keep(course_attendance(read.week(week, "course_id", courses)), wanted)
         # student-week, and the student's absence hours for the term to date
         students_by_term: dict[str, set[str]] = defaultdict(set)
         wanted = set()
@@ -210,11 +215,10 @@ class AttendanceProcessor(Processor):
             wanted.add(("student.attendance_rate", r.unit_id, r.period))
             wanted.add(("student.absence_hours", r.unit_id, term))
         for term, students in sorted(students_by_term.items()):
-            events = self._events(conn, tallies.c.term == term, tallies.c.student_id, sorted(students))
-            keep(attendance_metrics(events, term), wanted)
+            keep(student_attendance(read.term(term, students), term), wanted)
         # roll-ups: every class, major and department of the week, over all of the week's tallies
-        for r in by_kind.get("rollup", ()):
-            for o in attendance_rollups(self._events(conn, tallies.c.week == r.period), directory):
+        for week in sorted(read.rollup_weeks):
+            for o in attendance_rollups(read.week(week), directory):
                 chosen[o.key] = o
         return [chosen[k] for k in sorted(chosen)]
 
@@ -227,6 +231,34 @@ class AttendanceProcessor(Processor):
         for chunk in chunks(list(ids or ())):
             events += conn.execute(select(tallies).where(condition, column.in_(chunk))).all()
         return events
+
+
+class _TallyReader:
+    """Reads the tallies one emission needs, each row once where it can: a week whose roll-up is
+    claimed is read whole and serves its course units too, and a term whose weeks were all read
+    serves its students. (The embedded runner's final flush claims everything at once.)"""
+
+    WHOLE = 200  # this many units of one week or term: read it whole rather than by id
+
+    def __init__(self, processor: "AttendanceProcessor", conn: Connection, rollup_weeks: set[str]):
+        self.processor, self.conn, self.rollup_weeks = processor, conn, rollup_weeks
+        self._weeks: dict[str, list] = {}
+
+    def week(self, week: str, column: str | None = None, ids: set[str] | None = None) -> list:
+        if week not in self._weeks and (ids is None or week in self.rollup_weeks or len(ids) >= self.WHOLE):
+            self._weeks[week] = self.processor._events(self.conn, tallies.c.week == week)
+        if week in self._weeks:
+            rows = self._weeks[week]
+            return rows if ids is None else [r for r in rows if getattr(r, column) in ids]
+        return self.processor._events(self.conn, tallies.c.week == week, tallies.c[column], sorted(ids))
+
+    def term(self, term: str, students: set[str]) -> list:
+        weeks = [w for (w,) in self.conn.execute(select(tallies.c.week).where(tallies.c.term == term).distinct())]
+        if all(w in self._weeks for w in weeks):
+            return [r for w in weeks for r in self._weeks[w] if r.student_id in students]
+        if len(students) >= self.WHOLE:
+            return [r for r in self.processor._events(self.conn, tallies.c.term == term) if r.student_id in students]
+        return self.processor._events(self.conn, tallies.c.term == term, tallies.c.student_id, sorted(students))
 
 
 # --- grades --------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ or a directory that is still arriving is not judged early.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Iterator, Mapping, Sequence
 
@@ -74,6 +75,7 @@ def _monday(week: str) -> date:
     return date.fromisocalendar(year, number, 1)
 
 
+@lru_cache(maxsize=4096)
 def week_end(week: str) -> datetime:
     """When an ISO week ends: the following Monday 00:00 China time, in UTC."""
     return datetime.combine(_monday(week) + timedelta(days=7), time(0), CST).astimezone(timezone.utc)
@@ -90,6 +92,7 @@ def _term_of_day(day: date) -> str:
     return f"{y - 1}-{y}-2"
 
 
+@lru_cache(maxsize=4096)
 def term_of_week(week: str) -> str:
     """The term (学期) a teaching week belongs to (by its Monday)."""
     return _term_of_day(_monday(week))
