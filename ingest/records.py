@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
 from enum import Enum
 from typing import Annotated, Literal, Union
 
@@ -40,6 +41,7 @@ __all__ = [
     "WarningTransition",
     "period_kind",
     "period_sort_key",
+    "period_start",
 ]
 
 
@@ -191,6 +193,33 @@ def period_kind(period: str) -> str:
 def period_sort_key(period: str) -> tuple:
     """Orders periods of one kind chronologically (string order already does for these forms)."""
     return (period_kind(period), period)
+
+
+_CHINA = timezone(timedelta(hours=8))
+
+
+@lru_cache(maxsize=4096)
+def period_start(period: str) -> datetime:
+    """The first instant of a period, midnight China time: the deterministic time column that the
+    store's idempotency keys carry (TimescaleDB partitions observations and verdicts by it).
+    Terms follow the Chinese academic year: term 1 starts on 1 September of the first year,
+    term 2 on 1 February of the second; an ISO week starts on its Monday."""
+    kind = period_kind(period)
+    m = _PERIOD_PATTERNS[kind].match(period)
+    assert m is not None  # period_kind matched it
+    year = int(m.group(1))
+    if kind == "term":
+        day = date(year, 9, 1) if m.group(3) == "1" else date(year + 1, 2, 1)
+    elif kind == "week":
+        # week 1's Monday plus whole weeks: also defined for a W53 in a 52-week year
+        day = date.fromisocalendar(year, 1, 1) + timedelta(weeks=int(m.group(2)) - 1)
+    elif kind == "day":
+        day = date(year, int(m.group(2)), int(m.group(3)))
+    elif kind == "month":
+        day = date(year, int(m.group(2)), 1)
+    else:
+        day = date(year, 1, 1)
+    return datetime(day.year, day.month, day.day, tzinfo=_CHINA).astimezone(timezone.utc)
 
 
 def _utc(value: datetime) -> datetime:

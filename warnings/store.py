@@ -29,7 +29,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from zhengai.ingest.directory import Directory
-from zhengai.ingest.records import Band, DeadLetter, Entity, EntityKind, Observation, Person, Verdict
+from zhengai.ingest.records import Band, DeadLetter, Entity, EntityKind, Observation, Person, Verdict, period_start
 from zhengai.rules.model import LifecyclePolicy
 from zhengai.warnings.lifecycle import (
     LIVE,
@@ -215,18 +215,19 @@ class WarningStore:
             new, changed = [], []
             for o in latest.values():
                 row = dict(key=o.key, level=o.level.value, entity_id=o.entity_id, metric=o.metric, period=o.period,
-                           value=float(o.value), is_bool=isinstance(o.value, bool), observed_at=o.observed_at, source=o.source)
+                           value=float(o.value), is_bool=isinstance(o.value, bool), observed_at=o.observed_at, source=o.source,
+                           period_start=period_start(o.period))
                 if o.key not in stored:
                     new.append(row)
                 elif stored[o.key][1] != float(o.value):
                     changed.append({"id": stored[o.key][0], **row})
             if new:
-                s.execute(self._insert(ObservationRow).on_conflict_do_nothing(index_elements=["key"]), new)
+                s.execute(self._insert(ObservationRow).on_conflict_do_nothing(index_elements=["key", "period_start"]), new)
             if changed:
                 s.execute(update(ObservationRow), changed)
             return len(new) + len(changed)
 
-    _OBS_COLUMNS = ("key", "level", "entity_id", "metric", "period", "value", "is_bool", "observed_at", "source")
+    _OBS_COLUMNS = ("key", "level", "entity_id", "metric", "period", "value", "is_bool", "observed_at", "source", "period_start")
 
     def _copy_observations(self, s: Session, observations: list[Observation]) -> int:
         """PostgreSQL: COPY into a temporary table, then one upsert that writes only new keys and
@@ -239,13 +240,14 @@ class WarningStore:
         writer = csv.writer(buf)
         for o in observations:
             writer.writerow([o.key, o.level.value, o.entity_id, o.metric, o.period, repr(float(o.value)),
-                             "t" if isinstance(o.value, bool) else "f", o.observed_at.isoformat(), o.source])
+                             "t" if isinstance(o.value, bool) else "f", o.observed_at.isoformat(), o.source,
+                             period_start(o.period).isoformat()])
         buf.seek(0)
         with s.connection().connection.cursor() as cur:
             cur.copy_expert(f"COPY observations_in ({cols}) FROM STDIN WITH (FORMAT csv)", buf)
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in self._OBS_COLUMNS if c != "key")
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in self._OBS_COLUMNS if c not in ("key", "period_start"))
         written = s.execute(text(
-            f"INSERT INTO observations ({cols}) SELECT {cols} FROM observations_in ON CONFLICT (key) DO UPDATE SET {updates} "
+            f"INSERT INTO observations ({cols}) SELECT {cols} FROM observations_in ON CONFLICT (key, period_start) DO UPDATE SET {updates} "
             "WHERE observations.value IS DISTINCT FROM EXCLUDED.value RETURNING 1")).all()
         s.execute(text("TRUNCATE observations_in"))
         return len(written)
@@ -303,42 +305,48 @@ class WarningStore:
         unique: dict[str, Verdict] = {}
         for v in verdicts:
             unique.setdefault(v.key, v)
-        rows = [
-            dict(key=v.key, rule_id=v.rule_id, rule_version=v.rule_version, level=v.level.value, entity_id=v.entity_id,
-                 metric=v.metric, period=v.period, value=_num(v.value), band=v.band.value, reason=v.reason,
-                 thresholds=v.thresholds.model_dump(mode="json"), observed_at=v.observed_at, evaluated_at=v.evaluated_at)
-            for v in unique.values()
-        ]
         if self.dialect == "postgresql":
-            return self._copy_new_verdicts(s, rows)
+            return self._copy_new_verdicts(s, unique)
+        rows = [
+            dict(key=key, rule_id=v.rule_id, rule_version=v.rule_version, level=v.level.value, entity_id=v.entity_id,
+                 metric=v.metric, period=v.period, value=_num(v.value), band=v.band.value, reason=v.reason,
+                 thresholds=v.thresholds.model_dump(mode="json"), observed_at=v.observed_at, evaluated_at=v.evaluated_at,
+                 period_start=period_start(v.period))
+            for key, v in unique.items()
+        ]
         new: set[str] = set()
         for chunk in _chunks(rows, 1000):
-            stmt = self._insert(VerdictRow).on_conflict_do_nothing(index_elements=["key"]).returning(VerdictRow.key)
+            stmt = self._insert(VerdictRow).on_conflict_do_nothing(index_elements=["key", "period_start"]).returning(VerdictRow.key)
             new.update(s.scalars(stmt, list(chunk)))
         return new
 
     _VERDICT_COLUMNS = ("key", "rule_id", "rule_version", "level", "entity_id", "metric", "period", "value", "band",
-                        "reason", "thresholds", "observed_at", "evaluated_at")
+                        "reason", "thresholds", "observed_at", "evaluated_at", "period_start")
 
-    def _copy_new_verdicts(self, s: Session, rows: list[dict]) -> set[str]:
+    def _copy_new_verdicts(self, s: Session, verdicts: dict[str, Verdict]) -> set[str]:
         """PostgreSQL: COPY the batch into a temporary table, then one INSERT … SELECT … ON CONFLICT
-        DO NOTHING RETURNING key — the idempotent insert at close to COPY speed (bench/bench_store.py)."""
+        DO NOTHING RETURNING key — the idempotent insert at close to COPY speed (bench/bench_store.py).
+        The CSV is written straight from the verdicts; a batch shares a few threshold sets, each
+        serialised once."""
         cols = ", ".join(self._VERDICT_COLUMNS)
         s.execute(text("CREATE TEMP TABLE IF NOT EXISTS verdicts_in (LIKE verdicts INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"))
         buf = io.StringIO()
-        writer = csv.writer(buf)
-        for r in rows:
-            writer.writerow([
-                r["key"], r["rule_id"], r["rule_version"], r["level"], r["entity_id"], r["metric"], r["period"],
-                "" if r["value"] is None else repr(r["value"]), r["band"], r["reason"],
-                json.dumps(r["thresholds"], ensure_ascii=False),
-                "" if r["observed_at"] is None else r["observed_at"].isoformat(), r["evaluated_at"].isoformat(),
-            ])
+        writerow = csv.writer(buf).writerow
+        thresholds: dict[int, str] = {}
+        for key, v in verdicts.items():
+            th = thresholds.get(id(v.thresholds))
+            if th is None:
+                th = thresholds[id(v.thresholds)] = json.dumps(v.thresholds.model_dump(mode="json"), ensure_ascii=False)
+            value = v.value
+            writerow((key, v.rule_id, v.rule_version, v.level.value, v.entity_id, v.metric, v.period,
+                      "" if value is None else repr(float(value)), v.band.value, v.reason, th,
+                      "" if v.observed_at is None else v.observed_at.isoformat(), v.evaluated_at.isoformat(),
+                      period_start(v.period).isoformat()))
         buf.seek(0)
         with s.connection().connection.cursor() as cur:
             cur.copy_expert(f"COPY verdicts_in ({cols}) FROM STDIN WITH (FORMAT csv)", buf)
         result = s.execute(text(f"INSERT INTO verdicts ({cols}) SELECT {cols} FROM verdicts_in "
-                                "ON CONFLICT (key) DO NOTHING RETURNING key"))
+                                "ON CONFLICT (key, period_start) DO NOTHING RETURNING key"))
         new = set(result.scalars())
         s.execute(text("TRUNCATE verdicts_in"))
         return new
