@@ -1,12 +1,13 @@
-"""Sustained verdict-write throughput of the warning store on PostgreSQL, against a plain COPY.
+"""Sustained verdict-write throughput of the warning store on PostgreSQL or TimescaleDB, against a plain COPY.
 
     python bench/bench_store.py [--verdicts 60000] [--batch 1000] [--url postgresql+psycopg2://...]
 
 Both figures come from the same run on the same server: the store path (idempotent insert of the
 verdicts, advisory locks, lifecycle, events and outbox rows, one transaction per batch) and, as the
 baseline, ``COPY`` of exactly the same verdict rows into a table of the same shape with the same
-indexes. The ratio says what idempotency, concurrency safety and the lifecycle cost. Uses a fresh
-database that it drops afterwards. No assertions: it prints figures.
+indexes (on TimescaleDB a hypertable partitioned like ``verdicts``). The ratio says what
+idempotency, concurrency safety and the lifecycle cost. Prints which backend it ran on. Uses a
+fresh database that it drops afterwards. No assertions: it prints figures.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from zhengai.ingest.records import Direction, Level, Thresholds, Verdict
+from zhengai.ingest.records import Direction, Level, Thresholds, Verdict, period_start
 from zhengai.rules.evaluator import classify
+from zhengai.warnings.migrate import storage
 from zhengai.warnings.schema import OutboxRow, WarningEventRow, WarningRow
 from zhengai.warnings.store import OutboxItem, WarningStore
 
@@ -57,7 +59,7 @@ def copy_rows(verdicts: list[Verdict]) -> io.StringIO:
     for v in verdicts:
         w.writerow([v.key, v.rule_id, v.rule_version, v.level.value, v.entity_id, v.metric, v.period, v.value, v.band.value,
                     v.reason, json.dumps(v.thresholds.model_dump(mode="json"), ensure_ascii=False),
-                    v.observed_at.isoformat(), v.evaluated_at.isoformat()])
+                    v.observed_at.isoformat(), v.evaluated_at.isoformat(), period_start(v.period).isoformat()])
     buf.seek(0)
     return buf
 
@@ -83,13 +85,15 @@ def main() -> None:
         # baseline: COPY the same rows into a table of the same shape and indexes
         with store.engine.begin() as c:
             c.execute(text("CREATE TABLE verdicts_copy (LIKE verdicts INCLUDING ALL)"))
+            if c.execute(text("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'")).scalar():
+                c.execute(text("SELECT create_hypertable('verdicts_copy', 'period_start', chunk_time_interval => INTERVAL '90 days')"))
         raw = store.engine.raw_connection()
         try:
             buf = copy_rows(verdicts)
             t = time.perf_counter()
             with raw.cursor() as cur:
                 cur.copy_expert("COPY verdicts_copy (key, rule_id, rule_version, level, entity_id, metric, period, value, band, "
-                                "reason, thresholds, observed_at, evaluated_at) FROM STDIN WITH (FORMAT csv)", buf)
+                                "reason, thresholds, observed_at, evaluated_at, period_start) FROM STDIN WITH (FORMAT csv)", buf)
             raw.commit()
             copy_s = time.perf_counter() - t
         finally:
@@ -110,6 +114,7 @@ def main() -> None:
         replay_s = time.perf_counter() - t
 
         n = len(verdicts)
+        print(f"backend: {storage(store.engine)}")
         print(f"verdicts: {n} ({breaches} breaching), batch {args.batch}, PostgreSQL {store.engine.dialect.server_version_info}")
         print(f"warnings {store.count(WarningRow)}, events {store.count(WarningEventRow)}, outbox {store.count(OutboxRow)}")
         print(f"COPY baseline          : {n / copy_s:10.0f} rows/s  ({copy_s:.2f} s)")

@@ -333,15 +333,22 @@ class WarningStore:
         buf = io.StringIO()
         writerow = csv.writer(buf).writerow
         thresholds: dict[int, str] = {}
+        times: dict[datetime | str | None, str] = {None: ""}  # a batch repeats a few instants and periods
         for key, v in verdicts.items():
             th = thresholds.get(id(v.thresholds))
             if th is None:
                 th = thresholds[id(v.thresholds)] = json.dumps(v.thresholds.model_dump(mode="json"), ensure_ascii=False)
+            observed, evaluated, period = v.observed_at, v.evaluated_at, v.period
+            if observed not in times:
+                times[observed] = observed.isoformat()
+            if evaluated not in times:
+                times[evaluated] = evaluated.isoformat()
+            if period not in times:
+                times[period] = period_start(period).isoformat()
             value = v.value
-            writerow((key, v.rule_id, v.rule_version, v.level.value, v.entity_id, v.metric, v.period,
+            writerow((key, v.rule_id, v.rule_version, v.level.value, v.entity_id, v.metric, period,
                       "" if value is None else repr(float(value)), v.band.value, v.reason, th,
-                      "" if v.observed_at is None else v.observed_at.isoformat(), v.evaluated_at.isoformat(),
-                      period_start(v.period).isoformat()))
+                      times[observed], times[evaluated], times[period]))
         buf.seek(0)
         with s.connection().connection.cursor() as cur:
             cur.copy_expert(f"COPY verdicts_in ({cols}) FROM STDIN WITH (FORMAT csv)", buf)
@@ -361,11 +368,20 @@ class WarningStore:
                 seen.add(v.key)
                 fresh.append(v)
         current = self._latest_warnings(s, {(v.rule_id, v.entity_id) for v in fresh if v.band is not Band.stale})
+        # Notifications are worded as each transition happens (the row as it is then); the new
+        # warnings are inserted together, then every event, then every outbox row: a batch costs a
+        # few round trips however many warnings it opens.
         staged: list = []
+        policies: dict[str, LifecyclePolicy] = {}
         for v in fresh:
             pair = (v.rule_id, v.entity_id)
             row = current.get(pair)
-            state, transitions = step(_state_of(row) if row is not None else None, Observe(v, policy_for(v.rule_id)))
+            if row is None and not v.band.is_breach:
+                continue  # what the lifecycle does with it: no warning, and only a breach opens one
+            policy = policies.get(v.rule_id)
+            if policy is None:
+                policy = policies[v.rule_id] = policy_for(v.rule_id)
+            state, transitions = step(_state_of(row) if row is not None else None, Observe(v, policy))
             if state is None:
                 continue
             if row is None or state.episode != row.episode:
@@ -373,14 +389,30 @@ class WarningStore:
                 row = WarningRow(rule_id=v.rule_id, rule_name=rule_names.get(v.rule_id, v.rule_id), entity_id=v.entity_id,
                                  episode=state.episode, level=v.level.value, metric=v.metric,
                                  responsible_role=role, responsible_person_id=person)
-                _write_state(row, state)
                 s.add(row)
-                s.flush()
                 current[pair] = row
-            else:
-                _write_state(row, state)
-            self._record(s, row, state, transitions, on_transition, pending=staged)
-        return self._flush_events(s, staged)
+            _write_state(row, state)
+            for t in transitions:
+                staged.append((row, state, t, list(on_transition(row, t)) if on_transition else []))
+        if not staged:
+            return []
+        s.flush()  # new warnings in one INSERT … RETURNING id, changed ones in one executemany
+        return self._insert_events(s, staged)
+
+    def _insert_events(self, s: Session, staged: list) -> list[AppliedTransition]:
+        """Insert the events of ``staged`` (row, state, transition, outbox items) in one statement,
+        their ids returned in order, then their outbox rows in one more."""
+        events = [dict(warning_id=row.id, kind=t.kind.value, from_status=t.from_status.value if t.from_status else None,
+                       to_status=t.to_status.value, from_band=t.from_band.value if t.from_band else None,
+                       to_band=t.to_band.value, period=t.period, value=_num(t.value), reason=t.reason,
+                       cause=t.cause[:320], actor=t.actor, at=t.at) for row, _, t, _ in staged]
+        ids = s.scalars(insert(WarningEventRow).returning(WarningEventRow.id, sort_by_parameter_order=True), events).all()
+        outbox = [dict(event_id=event_id, channel=item.channel, recipient_id=item.recipient_id, subject=item.subject,
+                       body=item.body, status="pending", attempts=0, created_at=t.at)
+                  for event_id, (_, _, t, items) in zip(ids, staged) for item in items]
+        if outbox:
+            s.execute(insert(OutboxRow), outbox)
+        return [AppliedTransition(row.id, event_id, t, state) for event_id, (row, state, t, _) in zip(ids, staged)]
 
     def _record(self, s: Session, row: WarningRow, state: WarningState, transitions: Sequence[Transition],
                 on_transition: OnTransition | None, pending: list | None = None) -> list[AppliedTransition]:
