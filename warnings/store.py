@@ -130,6 +130,43 @@ def _write_state(row: WarningRow, state: WarningState) -> None:
     row.value = _num(state.value)
 
 
+def _csv(value: str) -> str:
+    """One CSV field (PostgreSQL's CSV: quoted when it holds a comma, quote or line break)."""
+    if '"' in value or "," in value or "\n" in value or "\r" in value:
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def _verdict_csv(verdicts: dict[str, Verdict], starts: dict[str, datetime]) -> io.StringIO:
+    """The CSV of verdicts in ``WarningStore._VERDICT_COLUMNS`` order. A batch shares a few rules,
+    threshold sets, instants and periods: each is rendered once."""
+    out: list[str] = []
+    rules: dict[tuple, str] = {}
+    thresholds: dict[int, str] = {}
+    times: dict[datetime | None, str] = {None: ""}
+    periods: dict[str, str] = {}
+    for key, v in verdicts.items():
+        rule = rules.get((v.rule_id, v.rule_version, v.level, v.metric))
+        if rule is None:
+            rule = rules[(v.rule_id, v.rule_version, v.level, v.metric)] = ",".join(
+                _csv(x) for x in (v.rule_id, v.rule_version, v.level.value, v.metric))
+        th = thresholds.get(id(v.thresholds))
+        if th is None:
+            th = thresholds[id(v.thresholds)] = _csv(json.dumps(v.thresholds.model_dump(mode="json"), ensure_ascii=False))
+        observed, evaluated, period = v.observed_at, v.evaluated_at, v.period
+        if observed not in times:
+            times[observed] = observed.isoformat()
+        if evaluated not in times:
+            times[evaluated] = evaluated.isoformat()
+        p = periods.get(period)
+        if p is None:
+            p = periods[period] = f"{_csv(period)},{{}},{{}},{{}},{{}},{{}},{{}},{starts[period].isoformat()}"
+        value = v.value
+        out.append(_csv(key) + "," + rule + "," + _csv(v.entity_id) + "," + p.format(
+            "" if value is None else repr(float(value)), v.band.value, _csv(v.reason), th, times[observed], times[evaluated]))
+    return io.StringIO("\n".join(out) + "\n")
+
+
 class WarningStore:
     def __init__(self, url_or_engine: str | Engine):
         self.engine = create_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
@@ -301,18 +338,16 @@ class WarningStore:
                 {"keys": list(chunk)},
             )
 
-    def _insert_new_verdicts(self, s: Session, verdicts: Sequence[Verdict]) -> set[str]:
-        unique: dict[str, Verdict] = {}
-        for v in verdicts:
-            unique.setdefault(v.key, v)
+    def _insert_new_verdicts(self, s: Session, verdicts: dict[str, Verdict]) -> set[str]:
+        """Insert the verdicts (by key) not stored yet; returns their keys."""
         if self.dialect == "postgresql":
-            return self._copy_new_verdicts(s, unique)
+            return self._copy_new_verdicts(s, verdicts)
         rows = [
             dict(key=key, rule_id=v.rule_id, rule_version=v.rule_version, level=v.level.value, entity_id=v.entity_id,
                  metric=v.metric, period=v.period, value=_num(v.value), band=v.band.value, reason=v.reason,
                  thresholds=v.thresholds.model_dump(mode="json"), observed_at=v.observed_at, evaluated_at=v.evaluated_at,
                  period_start=period_start(v.period))
-            for key, v in unique.items()
+            for key, v in verdicts.items()
         ]
         new: set[str] = set()
         for chunk in _chunks(rows, 1000):
@@ -320,53 +355,44 @@ class WarningStore:
             new.update(s.scalars(stmt, list(chunk)))
         return new
 
-    _VERDICT_COLUMNS = ("key", "rule_id", "rule_version", "level", "entity_id", "metric", "period", "value", "band",
+    # in the order the CSV is written (rule-constant columns together, see _verdict_csv)
+    _VERDICT_COLUMNS = ("key", "rule_id", "rule_version", "level", "metric", "entity_id", "period", "value", "band",
                         "reason", "thresholds", "observed_at", "evaluated_at", "period_start")
 
     def _copy_new_verdicts(self, s: Session, verdicts: dict[str, Verdict]) -> set[str]:
-        """PostgreSQL: COPY the batch into a temporary table, then one INSERT … SELECT … ON CONFLICT
-        DO NOTHING RETURNING key — the idempotent insert at close to COPY speed (bench/bench_store.py).
-        The CSV is written straight from the verdicts; a batch shares a few threshold sets, each
-        serialised once."""
-        cols = ", ".join(self._VERDICT_COLUMNS)
-        s.execute(text("CREATE TEMP TABLE IF NOT EXISTS verdicts_in (LIKE verdicts INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"))
-        buf = io.StringIO()
-        writerow = csv.writer(buf).writerow
-        thresholds: dict[int, str] = {}
-        times: dict[datetime | str | None, str] = {None: ""}  # a batch repeats a few instants and periods
-        for key, v in verdicts.items():
-            th = thresholds.get(id(v.thresholds))
-            if th is None:
-                th = thresholds[id(v.thresholds)] = json.dumps(v.thresholds.model_dump(mode="json"), ensure_ascii=False)
-            observed, evaluated, period = v.observed_at, v.evaluated_at, v.period
-            if observed not in times:
-                times[observed] = observed.isoformat()
-            if evaluated not in times:
-                times[evaluated] = evaluated.isoformat()
-            if period not in times:
-                times[period] = period_start(period).isoformat()
-            value = v.value
-            writerow((key, v.rule_id, v.rule_version, v.level.value, v.entity_id, v.metric, period,
-                      "" if value is None else repr(float(value)), v.band.value, v.reason, th,
-                      times[observed], times[evaluated], times[period]))
-        buf.seek(0)
-        with s.connection().connection.cursor() as cur:
-            cur.copy_expert(f"COPY verdicts_in ({cols}) FROM STDIN WITH (FORMAT csv)", buf)
-        result = s.execute(text(f"INSERT INTO verdicts ({cols}) SELECT {cols} FROM verdicts_in "
-                                "ON CONFLICT (key, period_start) DO NOTHING RETURNING key"))
-        new = set(result.scalars())
-        s.execute(text("TRUNCATE verdicts_in"))
-        return new
+        """PostgreSQL: COPY the verdicts straight into the table — the idempotent insert at COPY
+        speed (bench/bench_store.py). Optimistic: a batch of new verdicts (the usual case) costs one
+        COPY; when it meets a stored key (a redelivery) the COPY is rolled back to a savepoint, the
+        stored keys are looked up and only the new verdicts are copied. No other writer can insert
+        these keys meanwhile: a verdict's key belongs to its (rule, entity) pair, whose advisory lock
+        this transaction holds (``_lock_pairs``); a unique violation all the same fails the batch,
+        which ``_retrying`` runs again."""
+        starts = {v.period: period_start(v.period) for v in verdicts.values()}
+        copy = f"COPY verdicts ({', '.join(self._VERDICT_COLUMNS)}) FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL (reason))"
+        try:
+            with s.begin_nested(), s.connection().connection.cursor() as cur:
+                cur.copy_expert(copy, _verdict_csv(verdicts, starts))
+            return set(verdicts)
+        except Exception as exc:  # psycopg2's own error: the COPY runs on the driver's cursor
+            if getattr(exc, "pgcode", None) != "23505":  # unique_violation
+                raise
+        stored = set(s.execute(
+            text("SELECT key, period_start FROM verdicts WHERE key = ANY(:keys) AND period_start = ANY(:starts)"),
+            {"keys": list(verdicts), "starts": list(set(starts.values()))}).all())
+        new = {key: v for key, v in verdicts.items() if (key, starts[v.period]) not in stored}
+        if new:
+            with s.connection().connection.cursor() as cur:
+                cur.copy_expert(copy, _verdict_csv(new, starts))
+        return set(new)
 
     def _apply(self, s: Session, verdicts: Sequence[Verdict], rule_names: dict[str, str], responsible: Responsible,
                policy_for: PolicyFor, on_transition: OnTransition | None) -> list[AppliedTransition]:
         self._lock_pairs(s, {(v.rule_id, v.entity_id) for v in verdicts})
-        new_keys = self._insert_new_verdicts(s, verdicts)
-        fresh, seen = [], set()
+        unique: dict[str, Verdict] = {}
         for v in verdicts:
-            if v.key in new_keys and v.key not in seen:
-                seen.add(v.key)
-                fresh.append(v)
+            unique.setdefault(v.key, v)  # the key is computed once per verdict
+        new_keys = self._insert_new_verdicts(s, unique)
+        fresh = [v for key, v in unique.items() if key in new_keys]  # in the order given
         current = self._latest_warnings(s, {(v.rule_id, v.entity_id) for v in fresh if v.band is not Band.stale})
         # Notifications are worded as each transition happens (the row as it is then); the new
         # warnings are inserted together, then every event, then every outbox row: a batch costs a
@@ -400,19 +426,44 @@ class WarningStore:
         return self._insert_events(s, staged)
 
     def _insert_events(self, s: Session, staged: list) -> list[AppliedTransition]:
-        """Insert the events of ``staged`` (row, state, transition, outbox items) in one statement,
-        their ids returned in order, then their outbox rows in one more."""
-        events = [dict(warning_id=row.id, kind=t.kind.value, from_status=t.from_status.value if t.from_status else None,
-                       to_status=t.to_status.value, from_band=t.from_band.value if t.from_band else None,
-                       to_band=t.to_band.value, period=t.period, value=_num(t.value), reason=t.reason,
-                       cause=t.cause[:320], actor=t.actor, at=t.at) for row, _, t, _ in staged]
-        ids = s.scalars(insert(WarningEventRow).returning(WarningEventRow.id, sort_by_parameter_order=True), events).all()
-        outbox = [dict(event_id=event_id, channel=item.channel, recipient_id=item.recipient_id, subject=item.subject,
-                       body=item.body, status="pending", attempts=0, created_at=t.at)
+        """Insert the events of ``staged`` (row, state, transition, outbox items), then their outbox
+        rows: on PostgreSQL by COPY with ids drawn from the sequence first, elsewhere in one INSERT
+        … RETURNING (ids in order) and one executemany."""
+        events = [(row.id, t.kind.value, t.from_status.value if t.from_status else None, t.to_status.value,
+                   t.from_band.value if t.from_band else None, t.to_band.value, t.period, _num(t.value), t.reason,
+                   t.cause[:320], t.actor, t.at) for row, _, t, _ in staged]
+        if self.dialect == "postgresql":
+            ids = sorted(s.execute(text("SELECT nextval(pg_get_serial_sequence('warning_events', 'id')) "
+                                        "FROM generate_series(1, :n)"), {"n": len(events)}).scalars())
+            self._copy(s, "warning_events", self._EVENT_COLUMNS, [(i, *e) for i, e in zip(ids, events)],
+                       not_null=("reason", "cause"))
+        else:
+            rows = [dict(zip(self._EVENT_COLUMNS[1:], e)) for e in events]
+            ids = s.scalars(insert(WarningEventRow).returning(WarningEventRow.id, sort_by_parameter_order=True), rows).all()
+        outbox = [(event_id, item.channel, item.recipient_id, item.subject, item.body, "pending", 0, t.at)
                   for event_id, (_, _, t, items) in zip(ids, staged) for item in items]
-        if outbox:
-            s.execute(insert(OutboxRow), outbox)
+        if outbox and self.dialect == "postgresql":
+            self._copy(s, "notification_outbox", self._OUTBOX_COLUMNS, outbox, not_null=("subject", "body"))
+        elif outbox:
+            s.execute(insert(OutboxRow), [dict(zip(self._OUTBOX_COLUMNS, o)) for o in outbox])
         return [AppliedTransition(row.id, event_id, t, state) for event_id, (row, state, t, _) in zip(ids, staged)]
+
+    _EVENT_COLUMNS = ("id", "warning_id", "kind", "from_status", "to_status", "from_band", "to_band", "period", "value",
+                      "reason", "cause", "actor", "at")
+    _OUTBOX_COLUMNS = ("event_id", "channel", "recipient_id", "subject", "body", "status", "attempts", "created_at")
+
+    @staticmethod
+    def _copy(s: Session, table: str, columns: Sequence[str], rows: Iterable[tuple], *, not_null: Sequence[str]) -> None:
+        """COPY rows into a table in the session's transaction. None is NULL; an empty string in a
+        ``not_null`` column stays an empty string."""
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        for row in rows:
+            writer.writerow(["" if x is None else x.isoformat() if isinstance(x, datetime) else x for x in row])
+        buf.seek(0)
+        with s.connection().connection.cursor() as cur:
+            cur.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, "
+                            f"FORCE_NOT_NULL ({', '.join(not_null)}))", buf)
 
     def _record(self, s: Session, row: WarningRow, state: WarningState, transitions: Sequence[Transition],
                 on_transition: OnTransition | None, pending: list | None = None) -> list[AppliedTransition]:
