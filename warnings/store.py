@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 from sqlalchemy import create_engine, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -123,11 +123,23 @@ def _state_of(row: WarningRow) -> WarningState:
     )
 
 
-def _write_state(row: WarningRow, state: WarningState) -> None:
+def _write_state(row: WarningRow, state: WarningState, held: WarningState | None = None) -> None:
+    """Write ``state`` onto the row; with ``held`` (what the row holds now), only the fields that changed."""
     for name in _STATE_FIELDS:
         value = getattr(state, name)
+        if held is not None and getattr(held, name) == value:
+            continue
         setattr(row, name, value.value if hasattr(value, "value") and not isinstance(value, (int, float)) else value)
-    row.value = _num(state.value)
+    if held is None or held.value != state.value:
+        row.value = _num(state.value)
+
+
+def _engine(url: str) -> Engine:
+    """An engine for the store. With psycopg2, a batch's UPDATEs of changed warnings go in pages
+    (execute_batch) rather than one round trip per row."""
+    if make_url(url).get_driver_name() == "psycopg2":
+        return create_engine(url, executemany_mode="values_plus_batch")
+    return create_engine(url)
 
 
 def _csv(value: str) -> str:
@@ -137,10 +149,33 @@ def _csv(value: str) -> str:
     return value
 
 
-def _verdict_csv(verdicts: dict[str, Verdict], starts: dict[str, datetime]) -> io.StringIO:
-    """The CSV of verdicts in ``WarningStore._VERDICT_COLUMNS`` order. A batch shares a few rules,
-    threshold sets, instants and periods: each is rendered once."""
-    out: list[str] = []
+class _Lines(io.TextIOBase):
+    """A file to COPY from that renders its lines as the driver reads them, so that Python writes
+    the CSV while the server is already parsing and indexing what it received."""
+
+    def __init__(self, lines: Iterator[str]):
+        self._lines = lines
+        self._rest = ""
+
+    def read(self, size: int | None = -1) -> str:
+        size = size if size is not None and size >= 0 else 1 << 62
+        parts, n = [self._rest], len(self._rest)
+        for line in self._lines:
+            parts.append(line)
+            n += len(line)
+            if n >= size:
+                break
+        data = "".join(parts)
+        self._rest = data[size:]
+        return data[:size]
+
+    def readable(self) -> bool:
+        return True
+
+
+def _verdict_csv(verdicts: dict[str, Verdict], starts: dict[str, datetime]) -> Iterator[str]:
+    """The CSV lines of verdicts in ``WarningStore._VERDICT_COLUMNS`` order. A batch shares a few
+    rules, threshold sets, instants and periods: each is rendered once."""
     rules: dict[tuple, str] = {}
     thresholds: dict[int, str] = {}
     times: dict[datetime | None, str] = {None: ""}
@@ -162,14 +197,14 @@ def _verdict_csv(verdicts: dict[str, Verdict], starts: dict[str, datetime]) -> i
         if p is None:
             p = periods[period] = f"{_csv(period)},{{}},{{}},{{}},{{}},{{}},{{}},{starts[period].isoformat()}"
         value = v.value
-        out.append(_csv(key) + "," + rule + "," + _csv(v.entity_id) + "," + p.format(
-            "" if value is None else repr(float(value)), v.band.value, _csv(v.reason), th, times[observed], times[evaluated]))
-    return io.StringIO("\n".join(out) + "\n")
+        yield (_csv(key) + "," + rule + "," + _csv(v.entity_id) + "," + p.format(
+            "" if value is None else repr(float(value)), v.band.value, _csv(v.reason), th, times[observed], times[evaluated])
+            + "\n")
 
 
 class WarningStore:
     def __init__(self, url_or_engine: str | Engine):
-        self.engine = create_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+        self.engine = _engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
         self._session = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -371,7 +406,7 @@ class WarningStore:
         copy = f"COPY verdicts ({', '.join(self._VERDICT_COLUMNS)}) FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL (reason))"
         try:
             with s.begin_nested(), s.connection().connection.cursor() as cur:
-                cur.copy_expert(copy, _verdict_csv(verdicts, starts))
+                cur.copy_expert(copy, _Lines(_verdict_csv(verdicts, starts)))
             return set(verdicts)
         except Exception as exc:  # psycopg2's own error: the COPY runs on the driver's cursor
             if getattr(exc, "pgcode", None) != "23505":  # unique_violation
@@ -382,7 +417,7 @@ class WarningStore:
         new = {key: v for key, v in verdicts.items() if (key, starts[v.period]) not in stored}
         if new:
             with s.connection().connection.cursor() as cur:
-                cur.copy_expert(copy, _verdict_csv(new, starts))
+                cur.copy_expert(copy, _Lines(_verdict_csv(new, starts)))
         return set(new)
 
     def _apply(self, s: Session, verdicts: Sequence[Verdict], rule_names: dict[str, str], responsible: Responsible,
@@ -399,6 +434,8 @@ class WarningStore:
         # few round trips however many warnings it opens.
         staged: list = []
         policies: dict[str, LifecyclePolicy] = {}
+        states: dict[tuple[str, str], WarningState] = {}  # each pair's state as the batch advances it …
+        held: dict[tuple[str, str], WarningState | None] = {}  # … and as its row holds it
         for v in fresh:
             pair = (v.rule_id, v.entity_id)
             row = current.get(pair)
@@ -407,19 +444,30 @@ class WarningStore:
             policy = policies.get(v.rule_id)
             if policy is None:
                 policy = policies[v.rule_id] = policy_for(v.rule_id)
-            state, transitions = step(_state_of(row) if row is not None else None, Observe(v, policy))
+            prev = states.get(pair)
+            if prev is None and row is not None:
+                prev = states[pair] = held[pair] = _state_of(row)
+            state, transitions = step(prev, Observe(v, policy))
             if state is None:
                 continue
             if row is None or state.episode != row.episode:
+                if row is not None and held[pair] is not prev:
+                    _write_state(row, prev, held[pair])  # the previous episode's last state
                 role, person = responsible(v)
                 row = WarningRow(rule_id=v.rule_id, rule_name=rule_names.get(v.rule_id, v.rule_id), entity_id=v.entity_id,
                                  episode=state.episode, level=v.level.value, metric=v.metric,
                                  responsible_role=role, responsible_person_id=person)
                 s.add(row)
-                current[pair] = row
-            _write_state(row, state)
-            for t in transitions:
-                staged.append((row, state, t, list(on_transition(row, t)) if on_transition else []))
+                current[pair], held[pair] = row, None
+            states[pair] = state
+            if transitions:  # notifications read the row as it is at the transition
+                _write_state(row, state, held[pair])
+                held[pair] = state
+                for t in transitions:
+                    staged.append((row, state, t, list(on_transition(row, t)) if on_transition else []))
+        for pair, state in states.items():
+            if held[pair] is not state:
+                _write_state(current[pair], state, held[pair])
         if not staged:
             return []
         s.flush()  # new warnings in one INSERT … RETURNING id, changed ones in one executemany
