@@ -171,6 +171,7 @@ _PERIOD_PATTERNS = {
 }
 
 
+@lru_cache(maxsize=4096)  # the lifecycle compares periods for every verdict
 def period_kind(period: str) -> str:
     """The kind of a period string, or ValueError saying what is accepted."""
     for kind, pattern in _PERIOD_PATTERNS.items():

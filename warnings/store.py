@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
-from sqlalchemy import create_engine, func, insert, select, text, update
+from sqlalchemy import bindparam, create_engine, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -84,6 +84,10 @@ class AppliedTransition:
 
 class ConcurrentUpdate(RuntimeError):
     """A batch kept conflicting with another writer after every retry."""
+
+
+class _Redelivered(Exception):
+    """A batch's optimistic COPY met verdicts stored before: run it again, looking them up."""
 
 
 # Called inside the batch transaction for every transition; returns the notifications to enqueue.
@@ -345,7 +349,14 @@ class WarningStore:
         if not verdicts:
             return []
         policy_for = policy_for or (lambda rule_id: LifecyclePolicy())
-        return self._retrying(lambda s: self._apply(s, verdicts, rule_names, responsible, policy_for, on_transition))
+
+        def work(lookup: bool) -> Callable[[Session], list]:
+            return lambda s: self._apply(s, verdicts, rule_names, responsible, policy_for, on_transition, lookup)
+
+        try:
+            return self._retrying(work(False))  # optimistic: the verdicts are new (the usual case)
+        except _Redelivered:
+            return self._retrying(work(True))
 
     def _retrying(self, work: Callable[[Session], list]) -> list:
         for attempt in range(1, _RETRIES + 1):
@@ -373,10 +384,10 @@ class WarningStore:
                 {"keys": list(chunk)},
             )
 
-    def _insert_new_verdicts(self, s: Session, verdicts: dict[str, Verdict]) -> set[str]:
+    def _insert_new_verdicts(self, s: Session, verdicts: dict[str, Verdict], lookup: bool = True) -> set[str]:
         """Insert the verdicts (by key) not stored yet; returns their keys."""
         if self.dialect == "postgresql":
-            return self._copy_new_verdicts(s, verdicts)
+            return self._copy_new_verdicts(s, verdicts, lookup)
         rows = [
             dict(key=key, rule_id=v.rule_id, rule_version=v.rule_version, level=v.level.value, entity_id=v.entity_id,
                  metric=v.metric, period=v.period, value=_num(v.value), band=v.band.value, reason=v.reason,
@@ -394,22 +405,24 @@ class WarningStore:
     _VERDICT_COLUMNS = ("key", "rule_id", "rule_version", "level", "metric", "entity_id", "period", "value", "band",
                         "reason", "thresholds", "observed_at", "evaluated_at", "period_start")
 
-    def _copy_new_verdicts(self, s: Session, verdicts: dict[str, Verdict]) -> set[str]:
+    def _copy_new_verdicts(self, s: Session, verdicts: dict[str, Verdict], lookup: bool) -> set[str]:
         """PostgreSQL: COPY the verdicts straight into the table — the idempotent insert at COPY
         speed (bench/bench_store.py). Optimistic: a batch of new verdicts (the usual case) costs one
-        COPY; when it meets a stored key (a redelivery) the COPY is rolled back to a savepoint, the
-        stored keys are looked up and only the new verdicts are copied. No other writer can insert
+        COPY; when it meets a stored key (a redelivery) the batch's transaction is rolled back and
+        run again with ``lookup``: the stored keys are looked up and only the new verdicts copied. No other writer can insert
         these keys meanwhile: a verdict's key belongs to its (rule, entity) pair, whose advisory lock
         this transaction holds (``_lock_pairs``); a unique violation all the same fails the batch,
         which ``_retrying`` runs again."""
         starts = {v.period: period_start(v.period) for v in verdicts.values()}
         copy = f"COPY verdicts ({', '.join(self._VERDICT_COLUMNS)}) FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL (reason))"
-        try:
-            with s.begin_nested(), s.connection().connection.cursor() as cur:
-                cur.copy_expert(copy, _Lines(_verdict_csv(verdicts, starts)))
-            return set(verdicts)
-        except Exception as exc:  # psycopg2's own error: the COPY runs on the driver's cursor
-            if getattr(exc, "pgcode", None) != "23505":  # unique_violation
+        if not lookup:
+            try:
+                with s.connection().connection.cursor() as cur:
+                    cur.copy_expert(copy, _Lines(_verdict_csv(verdicts, starts)))
+                return set(verdicts)
+            except Exception as exc:  # psycopg2's own error: the COPY runs on the driver's cursor
+                if getattr(exc, "pgcode", None) == "23505":  # unique_violation
+                    raise _Redelivered() from exc
                 raise
         stored = set(s.execute(
             text("SELECT key, period_start FROM verdicts WHERE key = ANY(:keys) AND period_start = ANY(:starts)"),
@@ -421,12 +434,12 @@ class WarningStore:
         return set(new)
 
     def _apply(self, s: Session, verdicts: Sequence[Verdict], rule_names: dict[str, str], responsible: Responsible,
-               policy_for: PolicyFor, on_transition: OnTransition | None) -> list[AppliedTransition]:
+               policy_for: PolicyFor, on_transition: OnTransition | None, lookup: bool = True) -> list[AppliedTransition]:
         self._lock_pairs(s, {(v.rule_id, v.entity_id) for v in verdicts})
         unique: dict[str, Verdict] = {}
         for v in verdicts:
             unique.setdefault(v.key, v)  # the key is computed once per verdict
-        new_keys = self._insert_new_verdicts(s, unique)
+        new_keys = self._insert_new_verdicts(s, unique, lookup)
         fresh = [v for key, v in unique.items() if key in new_keys]  # in the order given
         current = self._latest_warnings(s, {(v.rule_id, v.entity_id) for v in fresh if v.band is not Band.stale})
         # Notifications are worded as each transition happens (the row as it is then); the new
@@ -434,6 +447,7 @@ class WarningStore:
         # few round trips however many warnings it opens.
         staged: list = []
         policies: dict[str, LifecyclePolicy] = {}
+        new_rows: list[WarningRow] = []
         states: dict[tuple[str, str], WarningState] = {}  # each pair's state as the batch advances it …
         held: dict[tuple[str, str], WarningState | None] = {}  # … and as its row holds it
         for v in fresh:
@@ -457,7 +471,7 @@ class WarningStore:
                 row = WarningRow(rule_id=v.rule_id, rule_name=rule_names.get(v.rule_id, v.rule_id), entity_id=v.entity_id,
                                  episode=state.episode, level=v.level.value, metric=v.metric,
                                  responsible_role=role, responsible_person_id=person)
-                s.add(row)
+                new_rows.append(row)
                 current[pair], held[pair] = row, None
             states[pair] = state
             if transitions:  # notifications read the row as it is at the transition
@@ -468,10 +482,23 @@ class WarningStore:
         for pair, state in states.items():
             if held[pair] is not state:
                 _write_state(current[pair], state, held[pair])
-        if not staged:
-            return []
-        s.flush()  # new warnings in one INSERT … RETURNING id, changed ones in one executemany
-        return self._insert_events(s, staged)
+        self._write_warnings(s, new_rows, [current[pair] for pair in states if current[pair].id is not None])
+        return self._insert_events(s, staged) if staged else []
+
+    _WARNING_STATE = (*_STATE_FIELDS, "value")
+
+    def _write_warnings(self, s: Session, new: list[WarningRow], touched: list[WarningRow]) -> None:
+        """The batch's warnings in two statements: new episodes in one INSERT … RETURNING id (ids in
+        order), the state of the others in one executemany UPDATE (paged by the driver)."""
+        table = WarningRow.__table__
+        if new:
+            values = [{c.name: getattr(row, c.name) for c in table.columns if c.name != "id"} for row in new]
+            ids = s.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True), values).all()
+            for row, warning_id in zip(new, ids):
+                row.id = warning_id
+        if touched:
+            s.execute(update(table).where(table.c.id == bindparam("warning_id")),
+                      [{"warning_id": row.id, **{name: getattr(row, name) for name in self._WARNING_STATE}} for row in touched])
 
     def _insert_events(self, s: Session, staged: list) -> list[AppliedTransition]:
         """Insert the events of ``staged`` (row, state, transition, outbox items), then their outbox
@@ -544,16 +571,19 @@ class WarningStore:
         return out
 
     def _latest_warnings(self, s: Session, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], WarningRow]:
+        """The latest episode of each pair, as rows detached from the session (Core reads; the batch
+        writes them back itself, ``_write_warnings``)."""
         out: dict[tuple[str, str], WarningRow] = {}
+        table = WarningRow.__table__
         by_rule: dict[str, list[str]] = {}
         for rule_id, entity_id in pairs:
             by_rule.setdefault(rule_id, []).append(entity_id)
         for rule_id, entities in by_rule.items():
             for chunk in _chunks(entities):
-                for row in s.scalars(select(WarningRow).where(WarningRow.rule_id == rule_id, WarningRow.entity_id.in_(chunk))):
-                    key = (row.rule_id, row.entity_id)
-                    if key not in out or row.episode > out[key].episode:
-                        out[key] = row
+                for r in s.execute(select(table).where(table.c.rule_id == rule_id, table.c.entity_id.in_(chunk))).mappings():
+                    key = (r["rule_id"], r["entity_id"])
+                    if key not in out or r["episode"] > out[key].episode:
+                        out[key] = WarningRow(**r)
         return out
 
     # --- people's actions and the clock ----------------------------------------------------
