@@ -23,6 +23,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from zhengai.ingest.records import Direction, Level, Thresholds, Verdict, period_start
 from zhengai.rules.evaluator import classify
@@ -123,8 +124,15 @@ def main() -> None:
         print(f"ratio store / COPY     : {copy_s / store_s:10.3f}")
     finally:
         store.engine.dispose()
-        with admin.connect() as c:
-            c.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        for attempt in range(5):  # an autovacuum worker in it may take a moment to leave (FORCE needs superuser for it)
+            try:
+                with admin.connect() as c:
+                    c.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                break
+            except DBAPIError:
+                if attempt == 4:
+                    raise
+                time.sleep(0.5 * (attempt + 1))
         admin.dispose()
 
 

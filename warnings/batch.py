@@ -23,7 +23,6 @@ What moved bench/bench_store.py's figure is told in that file's docstring.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from datetime import datetime
@@ -177,10 +176,12 @@ def apply(s: Session, verdicts: Sequence[Verdict], rule_names: dict[str, str], r
             if key in new:
                 life.observe(v)
     touched = life.finish()
-    _write_warnings(s, life.new_rows, touched)
-    if not life.staged:
-        return []
-    ids = _insert_events(s, postgres, life.staged)
+    _insert_warnings(s, life.new_rows)
+    if postgres:
+        ids = _write_pg(s, touched, life.staged)
+    else:
+        _update_warnings(s, touched)
+        ids = _insert_events(s, life.staged) if life.staged else []
     return [(row.id, event_id, t, state) for event_id, (row, state, t, _) in zip(ids, life.staged)]
 
 
@@ -308,52 +309,76 @@ def _verdict_lines(verdicts: dict[str, Verdict], starts: dict[str, datetime], ea
 _WARNING_STATE = (*STATE_FIELDS, "value")
 
 
-def _write_warnings(s: Session, new: list[WarningRow], touched: list[WarningRow]) -> None:
-    table = WarningRow.__table__
+def _insert_warnings(s: Session, new: list[WarningRow]) -> None:
+    """New episodes in one INSERT … RETURNING id (ids in order)."""
     if new:
+        table = WarningRow.__table__
         values = [{c.name: getattr(row, c.name) for c in table.columns if c.name != "id"} for row in new]
         ids = s.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True), values).all()
         for row, warning_id in zip(new, ids):
             row.id = warning_id
+
+
+def _update_warnings(s: Session, touched: list[WarningRow]) -> None:
     if touched:
+        table = WarningRow.__table__
         s.execute(update(table).where(table.c.id == bindparam("warning_id")),
                   [{"warning_id": row.id, **{name: getattr(row, name) for name in _WARNING_STATE}} for row in touched])
 
 
-EVENT_COLUMNS = ("id", "warning_id", "kind", "from_status", "to_status", "from_band", "to_band", "period", "value",
+def _event_tuple(row: WarningRow, t: Transition) -> tuple:
+    return (row.id, t.kind.value, t.from_status.value if t.from_status else None, t.to_status.value,
+            t.from_band.value if t.from_band else None, t.to_band.value, t.period, num(t.value), t.reason,
+            t.cause[:320], t.actor, t.at)
+
+
+EVENT_COLUMNS = ("warning_id", "kind", "from_status", "to_status", "from_band", "to_band", "period", "value",
                  "reason", "cause", "actor", "at")
 OUTBOX_COLUMNS = ("event_id", "channel", "recipient_id", "subject", "body", "status", "attempts", "created_at")
 
 
-def _insert_events(s: Session, postgres: bool, staged: list) -> list[int]:
-    """The events of ``staged`` and their outbox rows; returns the event ids in order."""
-    events = [(row.id, t.kind.value, t.from_status.value if t.from_status else None, t.to_status.value,
-               t.from_band.value if t.from_band else None, t.to_band.value, t.period, num(t.value), t.reason,
-               t.cause[:320], t.actor, t.at) for row, _, t, _ in staged]
-    if postgres:
-        ids = sorted(s.execute(text("SELECT nextval(pg_get_serial_sequence('warning_events', 'id')) "
-                                    "FROM generate_series(1, :n)"), {"n": len(events)}).scalars())
-        copy_rows(s, "warning_events", EVENT_COLUMNS, [(i, *e) for i, e in zip(ids, events)], not_null=("reason", "cause"))
-    else:
-        rows = [dict(zip(EVENT_COLUMNS[1:], e)) for e in events]
-        ids = s.scalars(insert(WarningEventRow).returning(WarningEventRow.id, sort_by_parameter_order=True), rows).all()
-    outbox = [(event_id, item.channel, item.recipient_id, item.subject, item.body, "pending", 0, t.at)
+def _insert_events(s: Session, staged: list) -> list[int]:
+    """SQLite: the events in one INSERT … RETURNING id (ids in order), their outbox rows in one more."""
+    rows = [dict(zip(EVENT_COLUMNS, _event_tuple(row, t))) for row, _, t, _ in staged]
+    ids = s.scalars(insert(WarningEventRow).returning(WarningEventRow.id, sort_by_parameter_order=True), rows).all()
+    outbox = [dict(zip(OUTBOX_COLUMNS, (event_id, item.channel, item.recipient_id, item.subject, item.body, "pending", 0, t.at)))
               for event_id, (_, _, t, items) in zip(ids, staged) for item in items]
-    if outbox and postgres:
-        copy_rows(s, "notification_outbox", OUTBOX_COLUMNS, outbox, not_null=("subject", "body"))
-    elif outbox:
-        s.execute(insert(OutboxRow), [dict(zip(OUTBOX_COLUMNS, o)) for o in outbox])
+    if outbox:
+        s.execute(insert(OutboxRow), outbox)
     return list(ids)
 
 
-def copy_rows(s: Session, table: str, columns: Sequence[str], rows: Iterable[tuple], *, not_null: Sequence[str]) -> None:
-    """PostgreSQL: COPY rows into a table in the session's transaction. None is NULL; an empty
-    string in a ``not_null`` column stays an empty string."""
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    for row in rows:
-        writer.writerow(["" if x is None else x.isoformat() if isinstance(x, datetime) else x for x in row])
-    buf.seek(0)
-    with s.connection().connection.cursor() as cur:
-        cur.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, "
-                        f"FORCE_NOT_NULL ({', '.join(not_null)}))", buf)
+# PostgreSQL: the changed warnings, the events and their outbox rows in one statement. Events are
+# numbered in the batch's order; their ids come back through (warning, kind, cause, at), unique.
+_WRITE_PG = f"""
+WITH changed AS (
+    UPDATE warnings w SET ({", ".join(_WARNING_STATE)}) = ({", ".join("t." + c for c in _WARNING_STATE)})
+    FROM jsonb_populate_recordset(NULL::warnings, CAST(:touched AS jsonb)) t WHERE w.id = t.id RETURNING 1),
+e AS (SELECT * FROM jsonb_populate_recordset(NULL::warning_events, CAST(:events AS jsonb)) WITH ORDINALITY),
+inserted AS (
+    INSERT INTO warning_events ({", ".join(EVENT_COLUMNS)}) SELECT {", ".join(EVENT_COLUMNS)} FROM e ORDER BY ordinality
+    RETURNING id, warning_id, kind, cause, at),
+numbered AS (SELECT e.ordinality AS n, inserted.id FROM e JOIN inserted USING (warning_id, kind, cause, at)),
+queued AS (
+    INSERT INTO notification_outbox ({", ".join(OUTBOX_COLUMNS)})
+    SELECT numbered.id, o.channel, o.recipient_id, o.subject, o.body, 'pending', 0, o.created_at
+    FROM jsonb_to_recordset(CAST(:outbox AS jsonb))
+         AS o(n bigint, channel text, recipient_id text, subject text, body text, created_at timestamptz)
+    JOIN numbered USING (n) RETURNING 1)
+SELECT n, id FROM numbered ORDER BY n"""
+
+
+def _json(rows: list[dict]) -> str:
+    return json.dumps(rows, ensure_ascii=False, default=datetime.isoformat)
+
+
+def _write_pg(s: Session, touched: list[WarningRow], staged: list) -> list[int]:
+    """One round trip for everything after the verdicts; returns the event ids in order."""
+    if not touched and not staged:
+        return []
+    changed = [{"id": row.id, **{name: getattr(row, name) for name in _WARNING_STATE}} for row in touched]
+    events = [dict(zip(EVENT_COLUMNS, _event_tuple(row, t))) for row, _, t, _ in staged]
+    outbox = [dict(n=n, channel=item.channel, recipient_id=item.recipient_id, subject=item.subject, body=item.body,
+                   created_at=t.at) for n, (_, _, t, items) in enumerate(staged, 1) for item in items]
+    ids = dict(s.execute(text(_WRITE_PG), {"touched": _json(changed), "events": _json(events), "outbox": _json(outbox)}).all())
+    return [ids[n] for n in range(1, len(staged) + 1)]
