@@ -160,12 +160,12 @@ def apply(s: Session, verdicts: Sequence[Verdict], rule_names: dict[str, str], r
     """Store the batch's new verdicts and apply them; returns (warning id, event id, transition,
     state) of every transition, in order."""
     postgres = s.get_bind().dialect.name == "postgresql"
-    pairs = {(v.rule_id, v.entity_id) for v in verdicts}
-    if postgres:
-        _lock_pairs(s, pairs)
     unique: dict[str, Verdict] = {}
     for v in verdicts:
         unique.setdefault(v.key, v)  # the key is computed once per verdict
+    if postgres:
+        # a batch whose first verdict is stored is a redelivery: look up before copying
+        lookup = _lock_pairs(s, {(v.rule_id, v.entity_id) for v in verdicts}, next(iter(unique.items()))) or lookup
     life = Lifecycle(_latest_warnings(s, {(v.rule_id, v.entity_id) for v in unique.values() if v.band is not Band.stale}),
                      rule_names, responsible, policy_for, on_transition)
     if postgres:
@@ -185,11 +185,18 @@ def apply(s: Session, verdicts: Sequence[Verdict], rule_names: dict[str, str], r
     return [(row.id, event_id, t, state) for event_id, (row, state, t, _) in zip(ids, life.staged)]
 
 
-def _lock_pairs(s: Session, pairs: Iterable[Pair]) -> None:
+def _lock_pairs(s: Session, pairs: Iterable[Pair], first: tuple[str, Verdict]) -> bool:
+    """Take the pairs' advisory locks (sorted); returns whether the ``first`` verdict is stored
+    already (a hint, asked in the same round trip)."""
     keys = sorted({f"{r}|{e}" for r, e in pairs})
-    for chunk in chunks(keys, 2000):
-        s.execute(text("SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM "
-                       "(SELECT k FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k) AS ordered"), {"keys": list(chunk)})
+    stored = False
+    for i, chunk in enumerate(chunks(keys, 2000)):
+        stored = s.execute(text(
+            "SELECT (SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM "
+            "(SELECT k FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k) AS ordered), "
+            "EXISTS (SELECT 1 FROM verdicts WHERE key = :key AND period_start = :start)"),
+            {"keys": list(chunk), "key": first[0], "start": period_start(first[1].period)}).one()[1] or stored
+    return stored
 
 
 def _latest_warnings(s: Session, pairs: set[Pair]) -> dict[Pair, WarningRow]:
