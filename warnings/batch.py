@@ -176,10 +176,10 @@ def apply(s: Session, verdicts: Sequence[Verdict], rule_names: dict[str, str], r
             if key in new:
                 life.observe(v)
     touched = life.finish()
-    _insert_warnings(s, life.new_rows)
     if postgres:
-        ids = _write_pg(s, touched, life.staged)
+        ids = _write_pg(s, life.new_rows, touched, life.staged)
     else:
+        _insert_warnings(s, life.new_rows)
         _update_warnings(s, touched)
         ids = _insert_events(s, life.staged) if life.staged else []
     return [(row.id, event_id, t, state) for event_id, (row, state, t, _) in zip(ids, life.staged)]
@@ -355,37 +355,57 @@ def _insert_events(s: Session, staged: list) -> list[int]:
     return list(ids)
 
 
-# PostgreSQL: the changed warnings, the events and their outbox rows in one statement. Events are
-# numbered in the batch's order; their ids come back through (warning, kind, cause, at), unique.
+# PostgreSQL: the new and the changed warnings, the events and their outbox rows in one statement.
+# New warnings and events are numbered in the batch's order; ids come back through their unique
+# keys — (rule, entity, episode) and (warning, kind, cause, at). An event of a new warning names
+# it by number (``w``).
+_NEW_COLUMNS = tuple(c.name for c in WarningRow.__table__.columns if c.name != "id")
 _WRITE_PG = f"""
-WITH changed AS (
+WITH new_in AS (SELECT * FROM jsonb_populate_recordset(NULL::warnings, CAST(:new AS jsonb)) WITH ORDINALITY),
+created AS (
+    INSERT INTO warnings ({", ".join(_NEW_COLUMNS)}) SELECT {", ".join(_NEW_COLUMNS)} FROM new_in ORDER BY ordinality
+    RETURNING id, rule_id, entity_id, episode),
+created_ids AS (SELECT new_in.ordinality AS w, created.id FROM new_in JOIN created USING (rule_id, entity_id, episode)),
+changed AS (
     UPDATE warnings w SET ({", ".join(_WARNING_STATE)}) = ({", ".join("t." + c for c in _WARNING_STATE)})
     FROM jsonb_populate_recordset(NULL::warnings, CAST(:touched AS jsonb)) t WHERE w.id = t.id RETURNING 1),
-e AS (SELECT * FROM jsonb_populate_recordset(NULL::warning_events, CAST(:events AS jsonb)) WITH ORDINALITY),
+e AS (
+    SELECT a.n, COALESCE(r.warning_id, c.id) AS warning_id, {", ".join("r." + c for c in EVENT_COLUMNS[1:])}
+    FROM jsonb_array_elements(CAST(:events AS jsonb)) WITH ORDINALITY AS a(j, n)
+    CROSS JOIN LATERAL jsonb_populate_record(NULL::warning_events, a.j) AS r
+    LEFT JOIN created_ids c ON c.w = (a.j->>'w')::bigint),
 inserted AS (
-    INSERT INTO warning_events ({", ".join(EVENT_COLUMNS)}) SELECT {", ".join(EVENT_COLUMNS)} FROM e ORDER BY ordinality
+    INSERT INTO warning_events ({", ".join(EVENT_COLUMNS)}) SELECT {", ".join(EVENT_COLUMNS)} FROM e ORDER BY n
     RETURNING id, warning_id, kind, cause, at),
-numbered AS (SELECT e.ordinality AS n, inserted.id FROM e JOIN inserted USING (warning_id, kind, cause, at)),
+numbered AS (SELECT e.n, inserted.id FROM e JOIN inserted USING (warning_id, kind, cause, at)),
 queued AS (
     INSERT INTO notification_outbox ({", ".join(OUTBOX_COLUMNS)})
     SELECT numbered.id, o.channel, o.recipient_id, o.subject, o.body, 'pending', 0, o.created_at
     FROM jsonb_to_recordset(CAST(:outbox AS jsonb))
          AS o(n bigint, channel text, recipient_id text, subject text, body text, created_at timestamptz)
     JOIN numbered USING (n) RETURNING 1)
-SELECT n, id FROM numbered ORDER BY n"""
+SELECT 'event', n, id FROM numbered UNION ALL SELECT 'warning', w, id FROM created_ids"""
 
 
 def _json(rows: list[dict]) -> str:
     return json.dumps(rows, ensure_ascii=False, default=datetime.isoformat)
 
 
-def _write_pg(s: Session, touched: list[WarningRow], staged: list) -> list[int]:
-    """One round trip for everything after the verdicts; returns the event ids in order."""
-    if not touched and not staged:
+def _write_pg(s: Session, new: list[WarningRow], touched: list[WarningRow], staged: list) -> list[int]:
+    """One round trip for everything after the verdicts: sets the new warnings' ids, returns the
+    event ids in order."""
+    if not new and not touched and not staged:
         return []
+    number = {id(row): w for w, row in enumerate(new, 1)}
+    created = [{c: getattr(row, c) for c in _NEW_COLUMNS} for row in new]
     changed = [{"id": row.id, **{name: getattr(row, name) for name in _WARNING_STATE}} for row in touched]
-    events = [dict(zip(EVENT_COLUMNS, _event_tuple(row, t))) for row, _, t, _ in staged]
+    events = [{**dict(zip(EVENT_COLUMNS, _event_tuple(row, t))), "w": number.get(id(row))} for row, _, t, _ in staged]
     outbox = [dict(n=n, channel=item.channel, recipient_id=item.recipient_id, subject=item.subject, body=item.body,
                    created_at=t.at) for n, (_, _, t, items) in enumerate(staged, 1) for item in items]
-    ids = dict(s.execute(text(_WRITE_PG), {"touched": _json(changed), "events": _json(events), "outbox": _json(outbox)}).all())
-    return [ids[n] for n in range(1, len(staged) + 1)]
+    ids: dict[str, dict[int, int]] = {"event": {}, "warning": {}}
+    for what, n, id_ in s.execute(text(_WRITE_PG), {"new": _json(created), "touched": _json(changed),
+                                                     "events": _json(events), "outbox": _json(outbox)}):
+        ids[what][n] = id_
+    for w, row in enumerate(new, 1):
+        row.id = ids["warning"][w]
+    return [ids["event"][n] for n in range(1, len(staged) + 1)]
