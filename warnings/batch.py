@@ -286,15 +286,15 @@ class _Lines(io.TextIOBase):
 def _verdict_lines(verdicts: dict[str, Verdict], starts: dict[str, datetime], each: Callable[[Verdict], None]) -> Iterator[str]:
     """CSV lines in ``VERDICT_COLUMNS`` order. A batch shares a few rules, threshold sets, instants
     and periods: each is rendered once."""
-    rules: dict[tuple, str] = {}
+    rules: dict[tuple[str, str, str], str] = {}
     thresholds: dict[int, str] = {}
     times: dict[datetime | None, str] = {None: ""}
-    periods: dict[str, str] = {}
+    periods: dict[str, tuple[str, str]] = {}
     for key, v in verdicts.items():
         each(v)
-        rule = rules.get((v.rule_id, v.rule_version, v.level, v.metric))
+        rule = rules.get((v.rule_id, v.rule_version, v.metric))  # a rule version fixes its level
         if rule is None:
-            rule = rules[(v.rule_id, v.rule_version, v.level, v.metric)] = ",".join(
+            rule = rules[(v.rule_id, v.rule_version, v.metric)] = ",".join(
                 _csv(x) for x in (v.rule_id, v.rule_version, v.level.value, v.metric))
         th = thresholds.get(id(v.thresholds))
         if th is None:
@@ -306,11 +306,14 @@ def _verdict_lines(verdicts: dict[str, Verdict], starts: dict[str, datetime], ea
             times[evaluated] = evaluated.isoformat()
         p = periods.get(period)
         if p is None:
-            p = periods[period] = f"{_csv(period)},{{}},{{}},{{}},{{}},{{}},{{}},{starts[period].isoformat()}"
-        value = v.value
-        yield (_csv(key) + "," + rule + "," + _csv(v.entity_id) + "," + p.format(
-            "" if value is None else repr(float(value)), v.band.value, _csv(v.reason), th, times[observed], times[evaluated])
-            + "\n")
+            p = periods[period] = (_csv(period), starts[period].isoformat())
+        entity, reason, value = v.entity_id, v.reason, v.value
+        text_ = key + entity + reason
+        if '"' in text_ or "," in text_ or "\n" in text_ or "\r" in text_:
+            key, entity, reason = _csv(key), _csv(entity), _csv(reason)
+        value = "" if value is None else repr(value) if type(value) is float else repr(float(value))
+        yield (f"{key},{rule},{entity},{p[0]},{value},{v.band.value},{reason},{th},"
+               f"{times[observed]},{times[evaluated]},{p[1]}\n")
 
 
 _WARNING_STATE = (*STATE_FIELDS, "value")
