@@ -2,8 +2,9 @@
 outbox, on SQLite (embedded) or PostgreSQL (production) through SQLAlchemy.
 
 Writes are idempotent and safe under concurrency:
-- a verdict is inserted with ``ON CONFLICT (key) DO NOTHING RETURNING key`` and only verdicts that
-  were really new reach the lifecycle, so a replay never opens a second warning or event;
+- a verdict's idempotency key is (key, period start); only verdicts that were really new reach the
+  lifecycle, so a replay never opens a second warning or event (on PostgreSQL they are COPYed,
+  optimistically, and a redelivered batch is looked up: ``batch``, the batch write path);
 - on PostgreSQL the batch takes a transaction-scoped advisory lock per (rule, entity), in sorted
   order, before reading warning state, so two workers racing on one entity serialise instead of
   both opening episode N; the unique (rule, entity, episode) and (warning, kind, cause)
@@ -80,7 +81,6 @@ class AppliedTransition:
 
 class ConcurrentUpdate(RuntimeError):
     """A batch kept conflicting with another writer after every retry."""
-
 
 
 # Called inside the batch transaction for every transition; returns the notifications to enqueue.
