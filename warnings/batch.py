@@ -26,9 +26,9 @@ from __future__ import annotations
 import io
 import json
 from datetime import datetime
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
-from sqlalchemy import bindparam, create_engine, insert, select, text, update
+from sqlalchemy import Boolean, bindparam, column, create_engine, insert, select, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session
@@ -163,11 +163,13 @@ def apply(s: Session, verdicts: Sequence[Verdict], rule_names: dict[str, str], r
     unique: dict[str, Verdict] = {}
     for v in verdicts:
         unique.setdefault(v.key, v)  # the key is computed once per verdict
+    pairs = {(v.rule_id, v.entity_id) for v in verdicts}
     if postgres:
-        # a batch whose first verdict is stored is a redelivery: look up before copying
-        lookup = _lock_pairs(s, {(v.rule_id, v.entity_id) for v in verdicts}, next(iter(unique.items()))) or lookup
-    life = Lifecycle(_latest_warnings(s, {(v.rule_id, v.entity_id) for v in unique.values() if v.band is not Band.stale}),
-                     rule_names, responsible, policy_for, on_transition)
+        stored, current = _lock_and_load(s, pairs, next(iter(unique.items())))
+        lookup = lookup or stored  # a batch whose first verdict is stored is a redelivery: look up first
+    else:
+        current = _latest_warnings(s, pairs)
+    life = Lifecycle(current, rule_names, responsible, policy_for, on_transition)
     if postgres:
         _copy_verdicts(s, unique, lookup, life.observe)
     else:
@@ -185,21 +187,41 @@ def apply(s: Session, verdicts: Sequence[Verdict], rule_names: dict[str, str], r
     return [(row.id, event_id, t, state) for event_id, (row, state, t, _) in zip(ids, life.staged)]
 
 
-def _lock_pairs(s: Session, pairs: Iterable[Pair], first: tuple[str, Verdict]) -> bool:
-    """Take the pairs' advisory locks (sorted); returns whether the ``first`` verdict is stored
-    already (a hint, asked in the same round trip)."""
-    keys = sorted({f"{r}|{e}" for r, e in pairs})
-    stored = False
-    for i, chunk in enumerate(chunks(keys, 2000)):
-        stored = s.execute(text(
-            "SELECT (SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM "
-            "(SELECT k FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k) AS ordered), "
-            "EXISTS (SELECT 1 FROM verdicts WHERE key = :key AND period_start = :start)"),
-            {"keys": list(chunk), "key": first[0], "start": period_start(first[1].period)}).one()[1] or stored
-    return stored
+# PostgreSQL, one round trip: the pairs' advisory locks (sorted), then — only then: the lateral
+# subquery waits for the locks' row — the latest warnings of the pairs; and whether the batch's
+# first verdict is stored already (a hint). OFFSET 0 keeps the locks' subquery from being inlined.
+_LOCK_AND_LOAD = text("""
+SELECT l.stored, w.*
+FROM (SELECT (SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0)))
+              FROM (SELECT k FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k) AS ordered) AS locked,
+             EXISTS (SELECT 1 FROM verdicts WHERE key = :key AND period_start = :start) AS stored
+      OFFSET 0) AS l
+LEFT JOIN LATERAL (
+    SELECT * FROM warnings
+    WHERE l.locked IS NOT NULL
+      AND (rule_id, entity_id) IN (SELECT * FROM unnest(CAST(:rules AS text[]), CAST(:entities AS text[])))
+) AS w ON true""").columns(column("stored", Boolean), *WarningRow.__table__.columns)
+_WARNING_COLUMNS = tuple(c.name for c in WarningRow.__table__.columns)
+
+
+def _lock_and_load(s: Session, pairs: set[Pair], first: tuple[str, Verdict]) -> tuple[bool, dict[Pair, WarningRow]]:
+    ordered = sorted(pairs)
+    stored, out = False, {}
+    for r in s.execute(_LOCK_AND_LOAD, {
+            "keys": sorted(f"{rule}|{entity}" for rule, entity in ordered), "key": first[0],
+            "start": period_start(first[1].period), "rules": [p[0] for p in ordered], "entities": [p[1] for p in ordered]}
+    ).mappings():
+        stored = r["stored"]
+        if r["id"] is None:
+            continue  # the row of a batch without warnings
+        pair = (r["rule_id"], r["entity_id"])
+        if pair not in out or r["episode"] > out[pair].episode:
+            out[pair] = WarningRow(**{c: r[c] for c in _WARNING_COLUMNS})
+    return stored, out
 
 
 def _latest_warnings(s: Session, pairs: set[Pair]) -> dict[Pair, WarningRow]:
+    """SQLite (which serialises writers itself): the latest warning of each pair."""
     out: dict[Pair, WarningRow] = {}
     table = WarningRow.__table__
     by_rule: dict[str, list[str]] = {}
