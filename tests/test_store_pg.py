@@ -433,3 +433,17 @@ def test_migrate_command_on_plain_postgres_says_what_it_did(pg_url):
             assert mine.execute(text("SELECT 1")).scalar() == 1  # still usable, nothing pending
     finally:
         engine.dispose()
+
+
+def test_a_failing_notification_callback_writes_nothing(store, rules):
+    """The lifecycle runs while the verdicts stream to the server: a callback that fails abandons
+    the whole batch with its own error, and the batch can be applied again."""
+    def boom(row, t):
+        raise RuntimeError("通知模板渲染失败")
+
+    batch = [V(rules, 40, 80.0), V(rules, 41, 85.0)]
+    with pytest.raises(RuntimeError, match="通知模板渲染失败"):
+        store.apply_verdicts(batch, rule_names={}, responsible=lambda v: (None, None), on_transition=boom)
+    assert (store.count(VerdictRow), store.count(WarningRow), store.count(WarningEventRow)) == (0, 0, 0)
+    applied = store.apply_verdicts(batch, rule_names={}, responsible=lambda v: (None, None))
+    assert [a.transition.kind.value for a in applied] == ["opened"] and store.count(VerdictRow) == 2

@@ -266,10 +266,13 @@ def _copy_verdicts(s: Session, verdicts: dict[str, Verdict], lookup: bool, each:
         verdicts = {key: v for key, v in verdicts.items() if (key, starts[v.period]) not in stored}
         if not verdicts:
             return
+    lines = _Lines(_verdict_lines(verdicts, starts, each))
     try:
         with s.connection().connection.cursor() as cur:
-            cur.copy_expert(_COPY_VERDICTS, _Lines(_verdict_lines(verdicts, starts, each)))
+            cur.copy_expert(_COPY_VERDICTS, lines)
     except Exception as exc:  # psycopg2's own error: the COPY runs on the driver's cursor
+        if lines.error is not None:  # the lifecycle or a callback failed: the COPY was abandoned for it
+            raise lines.error from None
         if getattr(exc, "pgcode", None) == "23505" and not lookup:  # unique_violation
             raise Redelivered() from exc
         raise
@@ -288,15 +291,20 @@ class _Lines(io.TextIOBase):
     def __init__(self, lines: Iterator[str]):
         self._lines = lines
         self._rest = ""
+        self.error: Exception | None = None  # what the lines raised (the driver reports it as its own error)
 
     def read(self, size: int | None = -1) -> str:
         size = size if size is not None and size >= 0 else 1 << 62
         parts, n = [self._rest], len(self._rest)
-        for line in self._lines:
-            parts.append(line)
-            n += len(line)
-            if n >= size:
-                break
+        try:
+            for line in self._lines:
+                parts.append(line)
+                n += len(line)
+                if n >= size:
+                    break
+        except Exception as exc:
+            self.error = exc
+            raise
         data = "".join(parts)
         self._rest = data[size:]
         return data[:size]
