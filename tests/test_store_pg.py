@@ -340,9 +340,10 @@ def test_every_dashboard_panel_runs_as_the_readonly_role(service, store, rules, 
 
 
 def test_storage_path_follows_the_detected_capability(store):
-    """TimescaleDB cannot be installed from the registries these machines reach, so here the plain
-    path must have been taken: no extension, plain tables, date_trunc buckets in the views. Where the
-    extension exists (deploy/compose uses the timescale image) migration 0002 converts instead."""
+    """On plain PostgreSQL (CI: TimescaleDB is in no registry these machines reach): no extension,
+    plain tables, date_trunc buckets in the views. Where the extension is usable (deploy/compose's
+    timescale image; tests/test_store_timescale.py runs this test there) revision 0006 converts
+    the time series and the views read continuous aggregates."""
     from zhengai.warnings.capabilities import day_bucket, detect
 
     with store.engine.connect() as c:
