@@ -76,6 +76,32 @@ def period_kind(period: str) -> str:
     )
 
 
+_CHINA = timezone(timedelta(hours=8))
+
+
+@lru_cache(maxsize=8192)
+def period_start(period: str) -> datetime:
+    """The first instant of a period, midnight China time: the deterministic time column that the
+    store's idempotency keys carry (TimescaleDB partitions observations and verdicts by it).
+    Terms follow the Chinese academic year: term 1 starts on 1 September of the first year,
+    term 2 on 1 February of the second; an ISO week starts on its Monday."""
+    kind = period_kind(period)
+    m = _PERIOD_PATTERNS[kind].match(period)
+    year = int(m.group(1))
+    if kind == "term":
+        day = date(year, 9, 1) if m.group(3) == "1" else date(year + 1, 2, 1)
+    elif kind == "week":
+        # week 1's Monday plus whole weeks
+        day = date.fromisocalendar(year, 1, 1) + timedelta(weeks=int(m.group(2)) - 1)
+    elif kind == "day":
+        day = date(year, int(m.group(2)), int(m.group(3)))
+    elif kind == "month":
+        day = date(year, int(m.group(2)), 1)
+    else:
+        day = date(year, 1, 1)
+    return datetime(day.year, day.month, day.day, tzinfo=_CHINA).astimezone(timezone.utc)
+
+
 @lru_cache(maxsize=8192)
 def period_sort_key(period: str) -> tuple:
     """Orders periods of one kind chronologically (string order already does for these forms)."""

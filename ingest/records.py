@@ -24,6 +24,7 @@ from zhengai.ingest.plausibility import (
     numeric_only as _numeric_only,
     period_kind,
     period_sort_key,
+    period_start,
     plausible_time as _plausible,
     utc as _utc,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "EARLIEST",
     "FUTURE_SLACK",
     "PERIOD_YEARS",
+    "period_start",
 ]
 
 

@@ -110,7 +110,9 @@ def test_migrations_reach_head_and_are_repeatable(store):
     store.create_schema()  # again: a no-op
     with store.engine.connect() as c:
         views = set(c.execute(text("SELECT table_name FROM information_schema.views WHERE table_schema='reporting'")).scalars())
-    assert views == {"open_warnings", "daily_counts", "warning_timings", "response_times", "improvement_closure", "false_positive_rules"}
+    assert views - {"daily_counts_cagg", "indicator_values_cagg"} == {  # the aggregates: TimescaleDB only
+        "open_warnings", "daily_counts", "warning_timings", "response_times", "improvement_closure", "false_positive_rules",
+        "indicator_values"}
 
 
 def test_open_severity_ack_improve_escalate_recover_review(service, store, rules):
@@ -338,9 +340,10 @@ def test_every_dashboard_panel_runs_as_the_readonly_role(service, store, rules, 
 
 
 def test_storage_path_follows_the_detected_capability(store):
-    """TimescaleDB cannot be installed from the registries these machines reach, so here the plain
-    path must have been taken: no extension, plain tables, date_trunc buckets in the views. Where the
-    extension exists (deploy/compose uses the timescale image) migration 0002 converts instead."""
+    """On plain PostgreSQL (CI: TimescaleDB is in no registry these machines reach): no extension,
+    plain tables, date_trunc buckets in the views. Where the extension is usable (deploy/compose's
+    timescale image; tests/test_store_timescale.py runs this test there) revision 0006 converts
+    the time series and the views read continuous aggregates."""
     from zhengai.warnings.capabilities import day_bucket, detect
 
     with store.engine.connect() as c:
@@ -348,7 +351,7 @@ def test_storage_path_follows_the_detected_capability(store):
         hypertables = c.execute(text("SELECT count(*) FROM pg_class WHERE relname = 'hypertable'")).scalar()
         view_sql = c.execute(text("SELECT pg_get_viewdef('reporting.daily_counts'::regclass)")).scalar()
     if caps.timescale:
-        assert "time_bucket" in view_sql
+        assert "daily_counts_cagg" in view_sql and hypertables > 0
     else:
         assert hypertables == 0
         assert "date_trunc" in view_sql and "Asia/Shanghai" in view_sql
@@ -368,3 +371,80 @@ def test_observations_upsert_latest_wins_on_postgres(store):
     assert store.add_observations([obs("k2", 85.0)]) == 1  # a correction
     with store.session() as s:
         assert sorted((r.key, r.value) for r in s.query(ObservationRow)) == [("k1", 71.0), ("k2", 85.0)]
+
+
+def _observation(course, value, period="2026-W40", key=None):
+    from zhengai.ingest.records import Observation
+
+    return Observation(level="course", entity_id=course, metric="course.attendance_rate", value=value, period=period,
+                       observed_at=T0, source="t", key=key or f"t|{course}|{period}")
+
+
+def test_indicator_values_per_period_level_department(service, store):
+    """Known answers, on whichever backend the store runs (plain view, or TimescaleDB's aggregate)."""
+    from zhengai.ingest.records import period_start
+
+    store.add_observations([_observation("C0001", 90.0), _observation("C0002", 80.0), _observation("C0003", 70.0),
+                            _observation("C0001", 60.0, period="2026-W41")])
+    store.add_observations([_observation("C0002", 84.0)])  # a correction: latest wins
+    with store.engine.connect() as c:
+        rows = c.execute(text("SELECT period, period_start, level, metric, department_name, observations, avg_value, "
+                              "min_value, max_value FROM reporting.indicator_values ORDER BY period, department_name")).all()
+    w40, w41 = period_start("2026-W40"), period_start("2026-W41")
+    assert [tuple(r) for r in rows] == [
+        ("2026-W40", w40, "course", "course.attendance_rate", "信息工程学院", 1, 70.0, 70.0, 70.0),
+        ("2026-W40", w40, "course", "course.attendance_rate", "智能制造学院", 2, 87.0, 84.0, 90.0),
+        ("2026-W41", w41, "course", "course.attendance_rate", "智能制造学院", 1, 60.0, 60.0, 60.0)]
+
+
+def test_idempotency_keys_carry_the_period_start(store):
+    from zhengai.ingest.records import period_start
+
+    store.add_observations([_observation("C0001", 90.0, period="2025-2026-1")])
+    with store.engine.connect() as c:
+        assert c.execute(text("SELECT period_start FROM observations")).scalar() == period_start("2025-2026-1")
+        uniques = set(c.execute(text(
+            "SELECT conname FROM pg_constraint WHERE contype = 'u' AND conrelid IN ('observations'::regclass, 'verdicts'::regclass)")).scalars())
+    assert uniques == {"uq_observation_key", "uq_verdict_key"}
+    assert period_start("2025-2026-1") == datetime(2025, 9, 1, tzinfo=timezone(timedelta(hours=8)))
+
+
+def test_migrate_command_on_plain_postgres_says_what_it_did(pg_url):
+    """`zhengai warnings migrate` where TimescaleDB is not packaged: plain tables, no warning, no
+    traceback; the capability probe runs on its own connection and leaves the migration's alone."""
+    import os
+    import subprocess
+    import sys
+
+    from zhengai.warnings.capabilities import probe_timescale
+
+    env = {**os.environ, "ZHENGAI_STORE_URL": pg_url, "PYTHONSAFEPATH": "1"}
+    for _ in range(2):  # and again: a no-op
+        done = subprocess.run([sys.executable, "-m", "zhengai", "warnings", "migrate"], env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr and "WARNING" not in done.stderr
+        assert done.stdout.startswith("store schema at revision 0006 (postgresql); PostgreSQL ")
+        assert "plain tables and reporting views" in done.stdout
+    engine = create_engine(pg_url)
+    try:
+        with engine.connect() as mine:
+            probe = probe_timescale(engine)
+            assert (probe.usable, probe.problem) == (False, None)
+            assert mine.execute(text("SELECT 1")).scalar() == 1  # still usable, nothing pending
+    finally:
+        engine.dispose()
+
+
+def test_a_failing_notification_callback_writes_nothing(store, rules):
+    """The lifecycle runs while the verdicts stream to the server: a callback that fails abandons
+    the whole batch with its own error, and the batch can be applied again."""
+    def boom(row, t):
+        raise RuntimeError("通知模板渲染失败")
+
+    batch = [V(rules, 40, 80.0), V(rules, 41, 85.0)]
+    with pytest.raises(RuntimeError, match="通知模板渲染失败"):
+        store.apply_verdicts(batch, rule_names={}, responsible=lambda v: (None, None), on_transition=boom)
+    assert (store.count(VerdictRow), store.count(WarningRow), store.count(WarningEventRow)) == (0, 0, 0)
+    applied = store.apply_verdicts(batch, rule_names={}, responsible=lambda v: (None, None))
+    assert [a.transition.kind.value for a in applied] == ["opened"] and store.count(VerdictRow) == 2

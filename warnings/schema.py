@@ -59,7 +59,7 @@ class PersonRow(Base):
 class ObservationRow(Base):
     __tablename__ = "observations"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    key: Mapped[str] = mapped_column(String(256), unique=True)
+    key: Mapped[str] = mapped_column(String(256))
     level: Mapped[str] = mapped_column(String(16))
     entity_id: Mapped[str] = mapped_column(String(64))
     metric: Mapped[str] = mapped_column(String(80))
@@ -68,13 +68,18 @@ class ObservationRow(Base):
     is_bool: Mapped[bool] = mapped_column(Boolean, default=False)
     observed_at: Mapped[datetime] = mapped_column(TS)
     source: Mapped[str] = mapped_column(String(128))
-    __table_args__ = (Index("ix_observations_metric_entity_period", "metric", "entity_id", "period"),)
+    # the period's first instant: the idempotency key's time column (TimescaleDB partitions by it)
+    period_start: Mapped[datetime] = mapped_column(TS)
+    __table_args__ = (
+        Index("ix_observations_metric_entity_period", "metric", "entity_id", "period"),
+        UniqueConstraint("key", "period_start", name="uq_observation_key"),
+    )
 
 
 class VerdictRow(Base):
     __tablename__ = "verdicts"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    key: Mapped[str] = mapped_column(String(320), unique=True)
+    key: Mapped[str] = mapped_column(String(320))
     rule_id: Mapped[str] = mapped_column(String(80))
     rule_version: Mapped[str] = mapped_column(String(16))
     level: Mapped[str] = mapped_column(String(16))
@@ -87,9 +92,11 @@ class VerdictRow(Base):
     thresholds: Mapped[dict] = mapped_column(JSON)
     observed_at: Mapped[datetime | None] = mapped_column(TS)
     evaluated_at: Mapped[datetime] = mapped_column(TS)
+    period_start: Mapped[datetime] = mapped_column(TS)  # as ObservationRow.period_start
     __table_args__ = (
         Index("ix_verdicts_rule_entity_period", "rule_id", "entity_id", "period"),
         Index("ix_verdicts_level_band", "level", "band"),
+        UniqueConstraint("key", "period_start", name="uq_verdict_key"),
     )
 
 

@@ -2,8 +2,9 @@
 outbox, on SQLite (embedded) or PostgreSQL (production) through SQLAlchemy.
 
 Writes are idempotent and safe under concurrency:
-- a verdict is inserted with ``ON CONFLICT (key) DO NOTHING RETURNING key`` and only verdicts that
-  were really new reach the lifecycle, so a replay never opens a second warning or event;
+- a verdict's idempotency key is (key, period start); only verdicts that were really new reach the
+  lifecycle, so a replay never opens a second warning or event (on PostgreSQL they are COPYed,
+  optimistically, and a redelivered batch is looked up: ``batch``, the batch write path);
 - on PostgreSQL the batch takes a transaction-scoped advisory lock per (rule, entity), in sorted
   order, before reading warning state, so two workers racing on one entity serialise instead of
   both opening episode N; the unique (rule, entity, episode) and (warning, kind, cause)
@@ -15,27 +16,24 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
-from sqlalchemy import create_engine, func, insert, select, text, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from zhengai.ingest.directory import Directory
-from zhengai.ingest.records import Band, DeadLetter, Entity, EntityKind, Observation, Person, Verdict
+from zhengai.ingest.records import DeadLetter, Entity, EntityKind, Observation, Person, Verdict, period_start
 from zhengai.rules.model import LifecyclePolicy
 from zhengai.warnings.lifecycle import (
     LIVE,
     Command,
-    Observe,
-    Resolution,
     StartImprovement,
     Status,
     Tick,
@@ -43,6 +41,7 @@ from zhengai.warnings.lifecycle import (
     WarningState,
     step,
 )
+from zhengai.warnings import batch
 from zhengai.warnings.schema import (
     DeadLetterRow,
     EntityRow,
@@ -51,7 +50,6 @@ from zhengai.warnings.schema import (
     OutboxRow,
     PersonRow,
     RuleVersionRow,
-    VerdictRow,
     WarningEventRow,
     WarningRow,
 )
@@ -62,7 +60,6 @@ if TYPE_CHECKING:
 __all__ = ["WarningStore", "AppliedTransition", "OutboxItem", "ConcurrentUpdate"]
 
 log = logging.getLogger(__name__)
-_CHUNK = 500
 _RETRIES = 5
 
 
@@ -94,45 +91,13 @@ Responsible = Callable[[Verdict], tuple[str, str] | tuple[None, None]]
 PolicyFor = Callable[[str], LifecyclePolicy]
 
 
-def _chunks(items: Sequence, n: int = _CHUNK) -> Iterator[Sequence]:
-    for i in range(0, len(items), n):
-        yield items[i : i + n]
-
-
-def _num(value: float | bool | None) -> float | None:
-    return None if value is None else float(value)
-
-
-_STATE_FIELDS = (
-    "status", "band", "worst_band", "opened_period", "last_period", "reason", "opened_at", "updated_at",
-    "pending_count", "recovery_count", "escalation_level", "due_date", "next_escalation_at", "stale",
-    "last_data_at", "acknowledged_at", "recovered_at", "closed_at", "resolution", "close_reason",
-)
-
-
-def _state_of(row: WarningRow) -> WarningState:
-    return WarningState(
-        rule_id=row.rule_id, entity_id=row.entity_id, episode=row.episode, status=Status(row.status),
-        band=Band(row.band), worst_band=Band(row.worst_band), opened_period=row.opened_period,
-        last_period=row.last_period, value=row.value, reason=row.reason, opened_at=row.opened_at,
-        updated_at=row.updated_at, pending_count=row.pending_count or 0, recovery_count=row.recovery_count or 0,
-        escalation_level=row.escalation_level or 0, due_date=row.due_date, next_escalation_at=row.next_escalation_at,
-        stale=bool(row.stale), last_data_at=row.last_data_at, acknowledged_at=row.acknowledged_at,
-        recovered_at=row.recovered_at, closed_at=row.closed_at,
-        resolution=Resolution(row.resolution) if row.resolution else None, close_reason=row.close_reason,
-    )
-
-
-def _write_state(row: WarningRow, state: WarningState) -> None:
-    for name in _STATE_FIELDS:
-        value = getattr(state, name)
-        setattr(row, name, value.value if hasattr(value, "value") and not isinstance(value, (int, float)) else value)
-    row.value = _num(state.value)
+# The batch write path lives in ``batch``; these names stay here for the rest of the store.
+_chunks, _num, _state_of, _write_state = batch.chunks, batch.num, batch.state_of, batch.write_state
 
 
 class WarningStore:
     def __init__(self, url_or_engine: str | Engine):
-        self.engine = create_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+        self.engine = batch.store_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
         self._session = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -236,18 +201,19 @@ class WarningStore:
         new, changed = [], []
         for o in latest.values():
             row = dict(key=o.key, level=o.level.value, entity_id=o.entity_id, metric=o.metric, period=o.period,
-                       value=float(o.value), is_bool=isinstance(o.value, bool), observed_at=o.observed_at, source=o.source)
+                       value=float(o.value), is_bool=isinstance(o.value, bool), observed_at=o.observed_at, source=o.source,
+                       period_start=period_start(o.period))
             if o.key not in stored:
                 new.append(row)
             elif stored[o.key][1] != float(o.value):
                 changed.append({"id": stored[o.key][0], **row})
         if new:
-            s.execute(self._insert(ObservationRow).on_conflict_do_nothing(index_elements=["key"]), new)
+            s.execute(self._insert(ObservationRow).on_conflict_do_nothing(index_elements=["key", "period_start"]), new)
         if changed:
             s.execute(update(ObservationRow), changed)
         return len(new) + len(changed)
 
-    _OBS_COLUMNS = ("key", "level", "entity_id", "metric", "period", "value", "is_bool", "observed_at", "source")
+    _OBS_COLUMNS = ("key", "level", "entity_id", "metric", "period", "value", "is_bool", "observed_at", "source", "period_start")
 
     def _copy_observations(self, s: Session, observations: list[Observation]) -> int:
         """PostgreSQL: COPY into a temporary table, then one upsert that writes only new keys and
@@ -260,13 +226,14 @@ class WarningStore:
         writer = csv.writer(buf)
         for o in observations:
             writer.writerow([o.key, o.level.value, o.entity_id, o.metric, o.period, repr(float(o.value)),
-                             "t" if isinstance(o.value, bool) else "f", o.observed_at.isoformat(), o.source])
+                             "t" if isinstance(o.value, bool) else "f", o.observed_at.isoformat(), o.source,
+                             period_start(o.period).isoformat()])
         buf.seek(0)
         with s.connection().connection.cursor() as cur:
             cur.copy_expert(f"COPY observations_in ({cols}) FROM STDIN WITH (FORMAT csv)", buf)
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in self._OBS_COLUMNS if c != "key")
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in self._OBS_COLUMNS if c not in ("key", "period_start"))
         written = s.execute(text(
-            f"INSERT INTO observations ({cols}) SELECT {cols} FROM observations_in ON CONFLICT (key) DO UPDATE SET {updates} "
+            f"INSERT INTO observations ({cols}) SELECT {cols} FROM observations_in ON CONFLICT (key, period_start) DO UPDATE SET {updates} "
             "WHERE observations.value IS DISTINCT FROM EXCLUDED.value RETURNING 1")).all()
         s.execute(text("TRUNCATE observations_in"))
         return len(written)
@@ -308,11 +275,19 @@ class WarningStore:
             return []
         policy_for = policy_for or (lambda rule_id: LifecyclePolicy())
 
-        def work(s: Session) -> list[AppliedTransition]:
-            self._write_observations(s, observations)
-            return self._apply(s, verdicts, rule_names, responsible, policy_for, on_transition) if verdicts else []
+        def work(lookup: bool) -> Callable[[Session], list[AppliedTransition]]:
+            def write(s: Session) -> list[AppliedTransition]:
+                self._write_observations(s, observations)
+                if not verdicts:
+                    return []
+                return [AppliedTransition(*applied) for applied in batch.apply(
+                    s, verdicts, rule_names, responsible, policy_for, on_transition, lookup)]
+            return write
 
-        return self._retrying(work)
+        try:
+            return self._retrying(work(False))  # optimistic: the verdicts are new (the usual case)
+        except batch.Redelivered:
+            return self._retrying(work(True))
 
     def _retrying(self, work: Callable[[Session], list]) -> list:
         for attempt in range(1, _RETRIES + 1):
@@ -328,92 +303,6 @@ class WarningStore:
                 log.info("store batch conflicted (attempt %d), retrying: %s", attempt, exc.orig)
                 time.sleep(0.05 * attempt)
         raise AssertionError("unreachable")
-
-    def _lock_pairs(self, s: Session, pairs: Iterable[tuple[str, str]]) -> None:
-        if self.dialect != "postgresql":
-            return  # SQLite serialises writers itself
-        keys = sorted({f"{r}|{e}" for r, e in pairs})
-        for chunk in _chunks(keys, 2000):
-            s.execute(
-                text("SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM "
-                     "(SELECT k FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k) AS ordered"),
-                {"keys": list(chunk)},
-            )
-
-    def _insert_new_verdicts(self, s: Session, verdicts: Sequence[Verdict]) -> set[str]:
-        unique: dict[str, Verdict] = {}
-        for v in verdicts:
-            unique.setdefault(v.key, v)
-        rows = [
-            dict(key=v.key, rule_id=v.rule_id, rule_version=v.rule_version, level=v.level.value, entity_id=v.entity_id,
-                 metric=v.metric, period=v.period, value=_num(v.value), band=v.band.value, reason=v.reason,
-                 thresholds=v.thresholds.model_dump(mode="json"), observed_at=v.observed_at, evaluated_at=v.evaluated_at)
-            for v in unique.values()
-        ]
-        if self.dialect == "postgresql":
-            return self._copy_new_verdicts(s, rows)
-        new: set[str] = set()
-        for chunk in _chunks(rows, 1000):
-            stmt = self._insert(VerdictRow).on_conflict_do_nothing(index_elements=["key"]).returning(VerdictRow.key)
-            new.update(s.scalars(stmt, list(chunk)))
-        return new
-
-    _VERDICT_COLUMNS = ("key", "rule_id", "rule_version", "level", "entity_id", "metric", "period", "value", "band",
-                        "reason", "thresholds", "observed_at", "evaluated_at")
-
-    def _copy_new_verdicts(self, s: Session, rows: list[dict]) -> set[str]:
-        """PostgreSQL: COPY the batch into a temporary table, then one INSERT … SELECT … ON CONFLICT
-        DO NOTHING RETURNING key — the idempotent insert at close to COPY speed (bench/bench_store.py)."""
-        cols = ", ".join(self._VERDICT_COLUMNS)
-        s.execute(text("CREATE TEMP TABLE IF NOT EXISTS verdicts_in (LIKE verdicts INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"))
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        for r in rows:
-            writer.writerow([
-                r["key"], r["rule_id"], r["rule_version"], r["level"], r["entity_id"], r["metric"], r["period"],
-                "" if r["value"] is None else repr(r["value"]), r["band"], r["reason"],
-                json.dumps(r["thresholds"], ensure_ascii=False),
-                "" if r["observed_at"] is None else r["observed_at"].isoformat(), r["evaluated_at"].isoformat(),
-            ])
-        buf.seek(0)
-        with s.connection().connection.cursor() as cur:
-            cur.copy_expert(f"COPY verdicts_in ({cols}) FROM STDIN WITH (FORMAT csv)", buf)
-        result = s.execute(text(f"INSERT INTO verdicts ({cols}) SELECT {cols} FROM verdicts_in "
-                                "ON CONFLICT (key) DO NOTHING RETURNING key"))
-        new = set(result.scalars())
-        s.execute(text("TRUNCATE verdicts_in"))
-        return new
-
-    def _apply(self, s: Session, verdicts: Sequence[Verdict], rule_names: dict[str, str], responsible: Responsible,
-               policy_for: PolicyFor, on_transition: OnTransition | None) -> list[AppliedTransition]:
-        self._lock_pairs(s, {(v.rule_id, v.entity_id) for v in verdicts})
-        new_keys = self._insert_new_verdicts(s, verdicts)
-        fresh, seen = [], set()
-        for v in verdicts:
-            if v.key in new_keys and v.key not in seen:
-                seen.add(v.key)
-                fresh.append(v)
-        current = self._latest_warnings(s, {(v.rule_id, v.entity_id) for v in fresh if v.band is not Band.stale})
-        staged: list = []
-        for v in fresh:
-            pair = (v.rule_id, v.entity_id)
-            row = current.get(pair)
-            state, transitions = step(_state_of(row) if row is not None else None, Observe(v, policy_for(v.rule_id)))
-            if state is None:
-                continue
-            if row is None or state.episode != row.episode:
-                role, person = responsible(v)
-                row = WarningRow(rule_id=v.rule_id, rule_name=rule_names.get(v.rule_id, v.rule_id), entity_id=v.entity_id,
-                                 episode=state.episode, level=v.level.value, metric=v.metric,
-                                 responsible_role=role, responsible_person_id=person)
-                _write_state(row, state)
-                s.add(row)
-                s.flush()
-                current[pair] = row
-            else:
-                _write_state(row, state)
-            self._record(s, row, state, transitions, on_transition, pending=staged)
-        return self._flush_events(s, staged)
 
     def _record(self, s: Session, row: WarningRow, state: WarningState, transitions: Sequence[Transition],
                 on_transition: OnTransition | None, pending: list | None = None) -> list[AppliedTransition]:
@@ -443,19 +332,6 @@ class WarningStore:
                                 subject=item.subject, body=item.body, status="pending", created_at=t.at))
             out.append(AppliedTransition(row.id, event.id, t, state))
         s.flush()
-        return out
-
-    def _latest_warnings(self, s: Session, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], WarningRow]:
-        out: dict[tuple[str, str], WarningRow] = {}
-        by_rule: dict[str, list[str]] = {}
-        for rule_id, entity_id in pairs:
-            by_rule.setdefault(rule_id, []).append(entity_id)
-        for rule_id, entities in by_rule.items():
-            for chunk in _chunks(entities):
-                for row in s.scalars(select(WarningRow).where(WarningRow.rule_id == rule_id, WarningRow.entity_id.in_(chunk))):
-                    key = (row.rule_id, row.entity_id)
-                    if key not in out or row.episode > out[key].episode:
-                        out[key] = row
         return out
 
     # --- people's actions and the clock ----------------------------------------------------

@@ -14,6 +14,9 @@ context.configure(
     connection=connection,
     target_metadata=[Base.metadata, units.metadata],
     render_as_batch=connection.dialect.name == "sqlite",
+    # one transaction per revision: a revision may leave its transaction for an autocommit block
+    # (TimescaleDB's continuous aggregates cannot be created inside one)
+    transaction_per_migration=True,
 )
 with context.begin_transaction():
     context.run_migrations()

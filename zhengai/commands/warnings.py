@@ -211,12 +211,12 @@ def _tick(args) -> int:
 
 
 def _migrate(args) -> int:
-    from zhengai.warnings.migrate import current
+    from zhengai.warnings.migrate import current, storage
     from zhengai.warnings.store import WarningStore
 
     store = WarningStore(args.store)
     store.create_schema()
-    print(f"store schema at revision {current(store.engine)} ({store.dialect})")
+    print(f"store schema at revision {current(store.engine)} ({store.dialect}); {storage(store.engine)}")
     return 0
 
 

@@ -3,7 +3,8 @@
 PostgreSQL only (the embedded SQLite store needs no dashboards). Views live in schema
 ``reporting``; base tables stay in ``public``, where the role ``zhengai_readonly`` has no
 privileges, so Grafana's login (a member of that role) sees the views and nothing else. Day
-buckets are chosen by capability (TimescaleDB ``time_bucket`` or ``date_trunc``), in China time.
+buckets are China-time ``date_trunc`` here; where TimescaleDB is usable, revision 0006 points
+``daily_counts`` at a continuous aggregate with the same columns (``zhengai.warnings.timescale``).
 
 Revision ID: 0003
 Revises: 0002
@@ -11,7 +12,7 @@ Create Date: 2026-11-23
 """
 from alembic import op
 
-from zhengai.warnings.capabilities import day_bucket, detect
+from zhengai.warnings.capabilities import Capabilities, day_bucket
 
 revision = "0003"
 down_revision = "0002"
@@ -100,29 +101,19 @@ WHERE w.status <> 'pending' AND NOT (w.status = 'closed' AND w.resolution = 'cle
 GROUP BY w.rule_id, w.level
 """
 
-CONTINUOUS_AGGREGATE = """
-CREATE MATERIALIZED VIEW reporting.daily_events_cagg WITH (timescaledb.continuous) AS
-SELECT time_bucket(INTERVAL '1 day', at, 'Asia/Shanghai') AS day, kind, to_band AS band, count(*) AS events
-FROM warning_events GROUP BY 1, 2, 3
-"""
-
-
 def upgrade() -> None:
     conn = op.get_bind()
     if conn.dialect.name != "postgresql":
         return
-    caps = detect(conn)
-    op.execute("CREATE SCHEMA IF NOT EXISTS reporting")
+    # CREATE SCHEMA IF NOT EXISTS still needs CREATE on the database; a DBA may have made the schema
+    op.execute("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'reporting') "
+               "THEN CREATE SCHEMA reporting; END IF; END $$")
     op.execute(OPEN_WARNINGS)
-    op.execute(DAILY_COUNTS.format(day=day_bucket(caps, "ev.at")))
+    op.execute(DAILY_COUNTS.format(day=day_bucket(Capabilities("postgresql"), "ev.at")))
     op.execute(WARNING_TIMINGS)
     op.execute(RESPONSE_TIMES)
     op.execute(IMPROVEMENT_CLOSURE)
     op.execute(FALSE_POSITIVE_RULES)
-    if caps.timescale:
-        op.execute(CONTINUOUS_AGGREGATE)
-        op.execute("SELECT add_continuous_aggregate_policy('reporting.daily_events_cagg', "
-                   "start_offset => INTERVAL '30 days', end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '1 hour')")
     # The role is cluster-wide: create it once, grant in every database migrated.
     op.execute(f"""
         DO $$ BEGIN

@@ -4,7 +4,7 @@ The weekly attendance windows become units of the ``stream_units`` table (kind c
 rollup); windows that were still dirty carry over, so nothing waiting to be emitted is lost.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-11-30
 """
 from alembic import op
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 
 revision = '0007'
-down_revision = '0005'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
