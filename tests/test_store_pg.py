@@ -424,7 +424,7 @@ def test_migrate_command_on_plain_postgres_says_what_it_did(pg_url):
                               text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         assert "Traceback" not in done.stderr and "WARNING" not in done.stderr
-        assert done.stdout.startswith("store schema at revision 0006 (postgresql); PostgreSQL ")
+        assert done.stdout.startswith(f"store schema at revision {head()} (postgresql); PostgreSQL ")
         assert "plain tables and reporting views" in done.stdout
     engine = create_engine(pg_url)
     try:

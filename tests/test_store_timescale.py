@@ -10,8 +10,10 @@ import os
 from pathlib import Path
 
 import pytest
+
 from sqlalchemy import text
 
+from zhengai.warnings.migrate import head
 from zhengai.ingest.records import period_start
 
 
@@ -45,7 +47,7 @@ def test_migrate_command_on_timescaledb(pg_url):
                               text=True, timeout=180)
         assert done.returncode == 0, done.stderr
         assert "Traceback" not in done.stderr and "WARNING" not in done.stderr
-        assert done.stdout.startswith("store schema at revision 0006 (postgresql); TimescaleDB 2.")
+        assert done.stdout.startswith(f"store schema at revision {head()} (postgresql); TimescaleDB 2.")
         assert "hypertables observations, verdicts, warning_events, dead_letters" in done.stdout
 
 
