@@ -134,8 +134,8 @@ def produce(bootstrap: str, topic: str, records, *, partitions: int, batched: bo
         for r in chunk:
             groups.setdefault(partition_of(key_of(r), partitions), []).append(r)
         for partition, group in groups.items():
-            for first, value in encode_batches(group):
-                p.send(topic, key=key_of(first), value=value, partition=partition)
+            for carried, value in encode_batches(group):
+                p.send(topic, key=key_of(carried[0]), value=value, partition=partition)
         if rate:
             p.flush()
     p.flush()

@@ -109,8 +109,8 @@ async def run_ceiling(mode: str, broker: str, topic: str, url: str, directory, e
                 groups: dict[int, list] = {}
                 for v in verdicts:
                     groups.setdefault(partition_of(key_of(v), 6), []).append(v)
-                sends = [await producer.send(verdicts_topic, value=value, key=key_of(first), partition=p)
-                         for p, vs in groups.items() for first, value in encode_batches(vs)]
+                sends = [await producer.send(verdicts_topic, value=value, key=key_of(carried[0]), partition=p)
+                         for p, vs in groups.items() for carried, value in encode_batches(vs)]
                 await asyncio.gather(*sends)
         return Ceiling(mode, got, time.monotonic() - start, _cpu() - cpu0)
     finally:

@@ -3,10 +3,10 @@
 ==========================  ==========================  ===========================================
 record                      topic (``prefix`` + name)   key (``serde.key_of``)
 ==========================  ==========================  ===========================================
-Observation                 ``zg.observations``         entity id
-AttendanceEvent, Grade…,    ``zg.events``               the entity the event belongs to
-FinanceEvent
-Entity, Person              ``zg.entities`` (compacted) id
+Observation                 ``zg.observations``         entity id (batch messages per partition)
+AttendanceEvent, Grade…,    ``zg.events``               the entity the event belongs to (batch
+FinanceEvent                                            messages per partition)
+Entity, Person              ``zg.entities`` (compacted) id (one record per message)
 DeadLetter                  ``zg.dlq``                  source (``<connector>.<stream>``)
 ==========================  ==========================  ===========================================
 
@@ -86,6 +86,7 @@ class KafkaDelivery:
             producer = _producer(bootstrap_servers, idempotence=idempotence,
                                  client_id=client_id, **producer_config)
         self._producer = producer
+        self._partition_counts: dict[str, int] = {}
         self.bootstrap_servers = bootstrap_servers
 
     def topic_of(self, record: Record) -> str:
@@ -94,17 +95,42 @@ class KafkaDelivery:
         except KeyError:
             raise FatalDeliveryError(f"no topic for {type(record).__name__} records") from None
 
+    def _partitions(self, topic: str) -> int:
+        n = self._partition_counts.get(topic)
+        if n is None:
+            parts = self._producer.partitions_for(topic)  # waits for metadata (max_block_ms)
+            if not parts:
+                from kafka.errors import KafkaTimeoutError
+
+                raise KafkaTimeoutError(f"no partitions for {topic}")
+            n = self._partition_counts[topic] = len(parts)
+        return n
+
     def deliver(self, records: Sequence[Record]) -> None:
-        """Send every record, wait for the broker, and raise unless all were acknowledged."""
+        """Send every record, wait for the broker, and raise unless all were acknowledged.
+
+        Records for a batched topic (observations, events) go as batch messages, one per
+        partition run (``serde.encode_batches``): grouped by the partition their own key maps to,
+        in order, so each entity's records stay ordered. Directory records and dead letters go
+        one per message (the directory topic is compacted by key)."""
         from kafka.errors import KafkaError, KafkaTimeoutError
 
         start = time.monotonic()
-        futures = []
+        futures = []  # (topic, records in the message, future)
         try:
+            grouped: dict[tuple[str, int], list[Record]] = {}
             for record in records:
                 topic = self.topic_of(record)
-                futures.append((topic, self._producer.send(
-                    topic, key=serde.key_of(record), value=serde.encode(record))))
+                if TOPIC_OF[type(record)].batched:
+                    partition = topics.partition_of(serde.key_of(record), self._partitions(topic))
+                    grouped.setdefault((topic, partition), []).append(record)
+                else:
+                    futures.append((topic, 1, self._producer.send(
+                        topic, key=serde.key_of(record), value=serde.encode(record))))
+            for (topic, partition), group in grouped.items():
+                for carried, value in serde.encode_batches(group):
+                    futures.append((topic, len(carried), self._producer.send(
+                        topic, key=serde.key_of(carried[0]), value=value, partition=partition)))
             self._producer.flush(timeout=self.timeout)
         except KafkaTimeoutError as exc:
             raise RetryableDeliveryError(
@@ -113,22 +139,22 @@ class KafkaDelivery:
         except KafkaError as exc:
             raise _delivery_error(exc, "send") from None
         failed: list[tuple[str, BaseException]] = []
-        for topic, future in futures:
+        for topic, _, future in futures:
             if not future.is_done:
                 failed.append((topic, KafkaTimeoutError("not acknowledged after flush")))
             elif future.failed():
                 failed.append((topic, future.exception))
         if failed:
             topic, first = failed[0]
-            raise _delivery_error(first, f"{len(failed)} of {len(futures)} records to {topic}")
+            raise _delivery_error(first, f"{len(failed)} of {len(futures)} messages to {topic}")
         elapsed = time.monotonic() - start
         _metrics.DELIVERY_SECONDS.observe(elapsed)
         counts: dict[str, int] = {}
-        for topic, _ in futures:
-            counts[topic] = counts.get(topic, 0) + 1
+        for topic, n, _ in futures:
+            counts[topic] = counts.get(topic, 0) + n
         for topic, n in counts.items():
             _metrics.PRODUCED.labels(topic).inc(n)
-        log.debug("delivered %d records in %.3fs: %s", len(futures), elapsed, counts)
+        log.debug("delivered %d records in %d messages in %.3fs: %s", len(records), len(futures), elapsed, counts)
 
     def close(self) -> None:
         if self._owns_producer and self._producer is not None:

@@ -97,27 +97,27 @@ def encode(record: BaseModel) -> bytes:
     return b'{"type":"%s","v":%d,"data":%s}' % (_name(record).encode(), SCHEMA_VERSION, record.model_dump_json().encode())
 
 
-def encode_batches(records: Sequence[BaseModel], limit: int = BATCH_BYTES) -> list[tuple[BaseModel, bytes]]:
+def encode_batches(records: Sequence[BaseModel], limit: int = BATCH_BYTES) -> list[tuple[list[BaseModel], bytes]]:
     """Batch messages for records of one partition, in order: a new message for each change of
     record type and before one would exceed ``limit`` bytes (or ``MAX_BATCH`` records). Each
-    message comes with its first record (whose key the message carries)."""
-    out: list[tuple[BaseModel, bytes]] = []
+    message comes with the records it carries (the first one's key is the message's key)."""
+    out: list[tuple[list[BaseModel], bytes]] = []
     items: list[bytes] = []
-    first: BaseModel | None = None
+    group: list[BaseModel] = []
     size = 0
 
     def close() -> None:
-        if first is not None:
-            out.append((first, b'{"type":"%s","v":%d,"batch":[%s]}' % (_name(first).encode(), SCHEMA_VERSION, b",".join(items))))
+        if group:
+            out.append((group, b'{"type":"%s","v":%d,"batch":[%s]}' % (_name(group[0]).encode(), SCHEMA_VERSION, b",".join(items))))
 
     for r in records:
         item = r.model_dump_json().encode()
-        if first is not None and (type(r) is not type(first) or size + len(item) > limit or len(items) >= MAX_BATCH):
+        if group and (type(r) is not type(group[0]) or size + len(item) > limit or len(items) >= MAX_BATCH):
             close()
-            items, first, size = [], None, 0
-        if first is None:
-            first = r
-            _name(r)
+            items, group, size = [], [], 0
+        if not group:
+            _name(r)  # a wire record, or TypeError now
+        group.append(r)
         items.append(item)
         size += len(item) + 1
     close()

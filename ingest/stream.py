@@ -203,8 +203,8 @@ async def send(topic: Any, records: Iterable[BaseModel], metric_topic: str, *, p
         for record in records:
             by_partition.setdefault(partition_of(key_of(record), partitions), []).append(record)
         for partition, group in sorted(by_partition.items()):
-            for first, value in encode_batches(group):
-                futures.append(await topic.send(key=key_of(first), value=value, partition=partition, force=True))
+            for carried, value in encode_batches(group):
+                futures.append(await topic.send(key=key_of(carried[0]), value=value, partition=partition, force=True))
     else:
         for record in records:
             futures.append(await topic.send(key=key_of(record), value=encode(record), force=True))

@@ -18,12 +18,15 @@ class TopicSpec:
     partitions: int
     config: dict[str, str] = field(default_factory=dict)
     doc: str = ""
+    # Producers of this project send batch messages here (``serde.encode_batches``, per partition);
+    # readers take single-record messages as well. Never on the compacted directory topic.
+    batched: bool = False
 
 
-OBSERVATIONS = TopicSpec("zg.observations", 6, doc="metric observations from connectors and aggregation")
-EVENTS = TopicSpec("zg.events", 6, doc="raw events (attendance, grades, finance lines) before aggregation")
+OBSERVATIONS = TopicSpec("zg.observations", 6, doc="metric observations from connectors and aggregation", batched=True)
+EVENTS = TopicSpec("zg.events", 6, doc="raw events (attendance, grades, finance lines) before aggregation", batched=True)
 ENTITIES = TopicSpec("zg.entities", 3, {"cleanup.policy": "compact"}, doc="the entity directory and persons, latest per key")
-VERDICTS = TopicSpec("zg.verdicts", 6, doc="rule verdicts, input of the warning store")
+VERDICTS = TopicSpec("zg.verdicts", 6, doc="stored rule verdicts, a side output for other consumers", batched=True)
 TRANSITIONS = TopicSpec("zg.warnings", 3, doc="warning transitions (opened, severity, resolved …)")
 DLQ = TopicSpec("zg.dlq", 3, {"retention.ms": str(30 * 24 * 3600 * 1000)}, doc="dead letters with reason, raw bytes and source")
 

@@ -36,7 +36,7 @@ from zhengai.ingest.records import (
     Observation,
     Person,
 )
-from zhengai.ingest.topics import DLQ, ENTITIES, EVENTS, OBSERVATIONS, TOPICS
+from zhengai.ingest.topics import DLQ, ENTITIES, EVENTS, OBSERVATIONS, TOPICS, partition_of
 
 T = datetime(2026, 9, 11, 18, 0, tzinfo=timezone(timedelta(hours=8)))
 REPO = Path(__file__).resolve().parents[1]
@@ -82,7 +82,7 @@ def test_records_go_to_their_topics_with_entity_keys(kafka_bootstrap: str, kafka
         delivery.deliver(records)
     got = consume(kafka_bootstrap, [p + s.name for s in TOPICS],
                   lambda m: len(m) >= len(records))
-    placed = {(m.topic.removeprefix(p), m.key.decode()): serde.decode(m.value) for m in got}
+    placed = {(m.topic.removeprefix(p), serde.key_of(r).decode()): r for m in got for r in serde.decode_many(m.value)}
     assert placed == {
         (OBSERVATIONS.name, "C1"): records[0], (EVENTS.name, "S1"): records[1],
         (EVENTS.name, "S2"): records[2], (EVENTS.name, "SCH"): records[3],
@@ -134,14 +134,15 @@ def check_exactly_once(messages: list, expected_keys: set[str], bad_ids: set[int
     dead: dict[int, set[str]] = defaultdict(set)
     copies = 0
     for m in messages:
-        record = serde.decode(m.value)
-        if isinstance(record, DeadLetter):
-            dead[json.loads(record.raw)["id"]].add(record.reason)
-        else:
+        for record in serde.decode_many(m.value):  # events come in batch messages
+            if isinstance(record, DeadLetter):
+                dead[json.loads(record.raw)["id"]].add(record.reason)
+                continue
             assert isinstance(record, AttendanceEvent)
-            assert m.key.decode() == record.student_id  # partitioned by the entity
+            # on the partition its own key maps to (a batch message carries one partition's records)
+            assert m.partition == partition_of(record.student_id.encode(), EVENTS.partitions)
             copies += record.key in events
-            events[record.key].add(m.value)
+            events[record.key].add(record.model_dump_json())
     assert set(events) == expected_keys  # nothing lost, nothing extra
     assert all(len(v) == 1 for v in events.values())  # a redelivery is the same record
     assert set(dead) == bad_ids
@@ -198,7 +199,7 @@ def test_killed_mid_run_and_restarted_delivers_every_row_exactly_once(
     topics = [kafka_topics.prefix + EVENTS.name, kafka_topics.prefix + DLQ.name]
 
     def complete(messages: list) -> bool:
-        keys = {json.loads(m.value)["data"].get("key") for m in messages}
+        keys = {getattr(r, "key", None) for m in messages for r in serde.decode_many(m.value)}
         return good <= keys and len([m for m in messages if m.topic.endswith(DLQ.name)]) >= len(BAD)
 
     messages = consume(kafka_bootstrap, topics, complete)
@@ -244,9 +245,13 @@ def test_a_delivery_that_dies_mid_batch_loses_nothing(
             assert run_connector(jw, delivery, bookmarks, batch_size=500).ok
     good = {f"jiaowu:attendance:{i}" for i in range(1, N + 1) if i not in BAD}
     topics = [kafka_topics.prefix + EVENTS.name, kafka_topics.prefix + DLQ.name]
-    expected_messages = len(good) + len(BAD) + 250  # the half batch came twice
-    messages = consume(kafka_bootstrap, topics, lambda m: len(m) >= expected_messages)
-    assert len(messages) == expected_messages
+    expected_records = len(good) + len(BAD) + 250  # the half batch came twice
+
+    def records(msgs) -> int:  # events travel in batch messages
+        return sum(len(serde.decode_many(m.value)) for m in msgs)
+
+    messages = consume(kafka_bootstrap, topics, lambda m: records(m) >= expected_records)
+    assert records(messages) == expected_records
     assert check_exactly_once(messages, good, BAD) == 250 - sum(1 for i in BAD if 1500 < i <= 1750)
     bookmarks.close()
     engine.dispose()
@@ -291,8 +296,8 @@ def test_the_run_loop_serves_health_and_warns_about_a_silent_connector(
         con.close()
         # the default lookback (1 h) re-reads row 1 every run: duplicates by key, harmless
         got = consume(kafka_bootstrap, [kafka_topics.prefix + EVENTS.name],
-                      lambda m: len({serde.decode(x.value).key for x in m}) >= 2, timeout=30)
-        assert {serde.decode(m.value).key for m in got} == {"jiaowu:attendance:1",
+                      lambda m: len({r.key for x in m for r in serde.decode_many(x.value)}) >= 2, timeout=30)
+        assert {r.key for m in got for r in serde.decode_many(m.value)} == {"jiaowu:attendance:1",
                                                             "jiaowu:attendance:2"}
         metrics = ""
         deadline = time.monotonic() + 20

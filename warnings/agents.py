@@ -79,7 +79,7 @@ def _wire(outcome: Outcome) -> list[BaseModel]:
 async def _publish(outcome: Outcome, refused: Sequence[tuple[tuple[Observation, str], BaseException]]) -> None:
     """The side outputs of committed work, each acknowledged by the broker before the caller acks."""
     if _s.publish_verdicts:
-        await send(verdicts_topic, outcome.verdicts, VERDICTS.name, partitions=VERDICTS.partitions)
+        await send(verdicts_topic, outcome.verdicts, VERDICTS.name, partitions=VERDICTS.partitions if VERDICTS.batched else None)
     await send(transitions_topic, _wire(outcome), TRANSITIONS.name)
     now = utcnow()
     letters = outcome.dead_letters + [
