@@ -51,44 +51,17 @@ DEFAULT_PG = "postgresql+psycopg2://zhengai:zhengai@127.0.0.1:15432/zhengai"
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-class ListDelivery:
-    def __init__(self):
-        self.records = []
-
-    def deliver(self, records):
-        self.records += records
-
-
 def college(size: str, workdir: Path):
     """The demo college through its real connectors; all its observations via the embedded runner."""
-    from zhengai.connectors.base import MemoryBookmarks, run_connector
-    from zhengai.connectors.caiwu import CaiwuConnector
-    from zhengai.connectors.jiaowu import JiaowuConnector
-    from zhengai.connectors.pingjiao import PingjiaoConnector
-    from zhengai.connectors.renshi import RenshiConnector
-    from zhengai.demo.api import DemoApi
     from zhengai.demo.college import SIZES, generate
+    from zhengai.demo.run import read_college
     from zhengai.embedded import Pipeline
     from zhengai.rules.loader import load_rulebook
     from zhengai.warnings.schema import ObservationRow
     from zhengai.warnings.store import WarningStore
 
     c = generate(workdir / "sources", SIZES[size])
-    delivery = ListDelivery()
-    with DemoApi(c.api_data) as api:
-        connectors = [
-            JiaowuConnector(f"sqlite:///{c.jiaowu_db}", school_id=c.school_id),
-            RenshiConnector(api.base_url, api.username, api.password),
-            PingjiaoConnector(api.base_url, api.username, api.password, term=c.current_term),
-            CaiwuConnector(c.finance_csv, school_id=c.school_id),
-        ]
-        try:
-            for conn in connectors:
-                run_connector(conn, delivery, MemoryBookmarks())
-        finally:
-            for conn in connectors:
-                conn.close()
-    records = delivery.records
+    records = read_college(c)
     store = WarningStore(f"sqlite:///{workdir / 'scratch.sqlite'}")
     store.create_schema()
     pipeline = Pipeline(store, load_rulebook(), clock=lambda: c.as_of)

@@ -49,7 +49,7 @@ async def run_ceiling(mode: str, broker: str, topic: str, url: str, directory, e
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
     from zhengai.ingest.aggregator import Aggregator
-    from zhengai.ingest.records import Observation
+    from zhengai.ingest.records import Observation, period_start
     from zhengai.ingest.serde import DecodeError, decode_many, encode_batches, key_of
     from zhengai.ingest.topics import partition_of
     from zhengai.rules.engine import evaluate_batch
@@ -74,7 +74,7 @@ async def run_ceiling(mode: str, broker: str, topic: str, url: str, directory, e
     if producer:
         await producer.start()
     columns = ("key", "rule_id", "rule_version", "level", "entity_id", "metric", "period", "value", "band", "reason",
-               "thresholds", "observed_at", "evaluated_at")
+               "thresholds", "observed_at", "evaluated_at", "period_start")
     try:
         parts = (await consumer._client.fetch_all_metadata()).partitions_for_topic(topic)
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
@@ -100,7 +100,7 @@ async def run_ceiling(mode: str, broker: str, topic: str, url: str, directory, e
                         v.key, v.rule_id, v.rule_version, v.level.value, v.entity_id, v.metric, v.period,
                         "\\N" if v.value is None else repr(float(v.value)), v.band.value, v.reason.replace("\t", " "),
                         v.thresholds.model_dump_json(), v.observed_at.isoformat() if v.observed_at else "\\N",
-                        v.evaluated_at.isoformat()]) + "\n")
+                        v.evaluated_at.isoformat(), period_start(v.period).isoformat()]) + "\n")
                 buf.seek(0)
                 with store.engine.begin() as conn:
                     with conn.connection.cursor() as cur:

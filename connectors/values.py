@@ -3,6 +3,7 @@ let their ValueError (whose message says why) become a MappingError naming the f
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
@@ -49,7 +50,9 @@ def parse_number(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError("is a boolean, not a number")
     if isinstance(value, (int, float, Decimal)):
-        return float(value)
+        return _finite(value)
+    if isinstance(value, (bytes, bytearray)):
+        raise ValueError("is binary data, not a number")
     text = normalize_text(value).replace(" ", "")
     if not text or text in {"-", "--", "—"}:
         raise ValueError("is empty")
@@ -63,8 +66,20 @@ def parse_number(value: object) -> float:
         text = text.replace(",", "")
     if not _PLAIN.match(text):
         raise ValueError(f"{normalize_text(value)!r} is not a number")
-    number = float(text)
+    number = _finite(text)
     return -number if negative else number
+
+
+def _finite(value: object) -> float:
+    """A finite float, or ValueError: numbers beyond a double (10**400, '9' * 400) and NaN or
+    infinity from a source are garbage, not values (int → float would raise OverflowError)."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        raise ValueError("is too large for a number") from None
+    if not math.isfinite(number):
+        raise ValueError("is not a finite number")
+    return number
 
 
 def parse_int(value: object) -> int:

@@ -15,7 +15,18 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from zhengai.ingest.topics import check_topic_prefix
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "DEFAULT_STORE_URL", "store_url"]
+
+# The one default store of every command: the demo's SQLite file, so that after `make demo` the
+# worker, the notifier, the web pages and the warnings commands all read and write the same store.
+DEFAULT_STORE_URL = "sqlite:///zhengai-demo-out/zhengai.sqlite"
+
+
+def store_url() -> str:
+    """``$ZHENGAI_STORE_URL``, else the default store (commands use it for their ``--store``)."""
+    import os
+
+    return os.environ.get("ZHENGAI_STORE_URL") or DEFAULT_STORE_URL
 
 
 class Settings(BaseSettings):
@@ -23,7 +34,7 @@ class Settings(BaseSettings):
 
     # --- where things are ------------------------------------------------------------------
     broker: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers: host:port[,host:port] or kafka://host:port")
-    store_url: SecretStr = Field(SecretStr("sqlite:///zhengai.sqlite"), description="SQLAlchemy URL of the warning store")
+    store_url: SecretStr = Field(SecretStr(DEFAULT_STORE_URL), description="SQLAlchemy URL of the warning store")
     rulebook: Path | None = Field(None, description="rulebook folder (default: the shipped rulebook)")
     topic_prefix: str = Field("", description="prefix of every topic name, e.g. 'test1.' (isolates tests and tenants)")
     app_id: str = Field("zhengai", description="Faust app id = Kafka consumer group")

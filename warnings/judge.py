@@ -9,7 +9,8 @@
    data arrive in;
 3. evaluates the rest with the pure evaluator (``zhengai.rules.engine.evaluate_batch``);
 4. stores observations, verdicts, warning transitions and outbox rows in **one transaction**
-   (``WarningService.handle``).
+   (``WarningService.handle``) — one per slice of ``SLICE`` verdicts, so a huge batch never holds
+   more locks than the server's lock table has room for.
 
 What the caller publishes afterwards — verdicts on ``zg.verdicts``, transitions on ``zg.warnings``,
 dead letters on ``zg.dlq`` — is in the returned :class:`Outcome`; the store never reads them back.
@@ -54,13 +55,16 @@ class Outcome:
 
 
 class Judge:
+    SLICE = 2000  # verdicts (and observations) per transaction
+
     def __init__(self, service: WarningService, aggregator: Aggregator, rules: Callable[[], RuleSet],
-                 directory: Callable[[], Directory], *, replay: bool = False):
+                 directory: Callable[[], Directory], *, replay: bool = False, slice: int = SLICE):
         self.service = service
         self.aggregator = aggregator
         self._rules = rules
         self._directory = directory
         self.replay = replay  # judge each observation as of when it was observed (history loads)
+        self.slice = slice
 
     def judge(self, items: Sequence[Item], now: datetime) -> Outcome:
         outcome = Outcome()
@@ -82,8 +86,14 @@ class Judge:
         metrics.EVALUATION_SECONDS.observe(time.perf_counter() - started)
         outcome.dead_letters = [(d.model_copy(update={"source": sources.get(id(obs), d.source)}), code)
                                 for d, (obs, code) in zip(result.dead_letters, result.rejected)]
-        outcome.transitions = self.service.handle(result.verdicts, observations=[o for o, _ in placed])
-        outcome.verdicts = result.verdicts
+        # One transaction per slice: a transaction locks each (rule, entity) it touches, and
+        # PostgreSQL's lock table is shared and bounded (max_locks_per_transaction ×
+        # max_connections), while one Kafka batch of batch messages can carry 100,000 records.
+        stored = [o for o, _ in placed]
+        verdicts = result.verdicts  # sorted by series: slices keep each series in period order
+        for i in range(0, max(len(verdicts), len(stored)), self.slice):
+            outcome.transitions += self.service.handle(verdicts[i:i + self.slice], observations=stored[i:i + self.slice])
+        outcome.verdicts = verdicts
         outcome.stored = len(placed)
         for v in result.verdicts:
             metrics.VERDICTS.labels(level=v.level.value, band=v.band.value).inc()

@@ -412,24 +412,6 @@ class WarningStore:
                 written.append(row)
         return written
 
-    # --- outbox ------------------------------------------------------------------------------
-    def pending_notifications(self, channel: str, limit: int = 1000) -> list[OutboxRow]:
-        with self.session() as s:
-            q = select(OutboxRow).where(OutboxRow.channel == channel, OutboxRow.status == "pending").order_by(OutboxRow.id).limit(limit)
-            return list(s.scalars(q))
-
-    def mark_sent(self, outbox_id: int, at: datetime) -> None:
-        with self.session() as s, s.begin():
-            s.execute(update(OutboxRow).where(OutboxRow.id == outbox_id).values(status="sent", sent_at=at, attempts=OutboxRow.attempts + 1))
-
-    def mark_failed(self, outbox_id: int, error: str, *, retryable: bool) -> None:
-        with self.session() as s, s.begin():
-            s.execute(
-                update(OutboxRow)
-                .where(OutboxRow.id == outbox_id)
-                .values(status="pending" if retryable else "failed", last_error=error[:2000], attempts=OutboxRow.attempts + 1)
-            )
-
     # --- reading -----------------------------------------------------------------------------
     def count(self, table) -> int:
         with self.session() as s:

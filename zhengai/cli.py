@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import os
 import sys
 from pathlib import Path
+
+from zhengai.ingest.settings import store_url
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -101,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("folder", nargs="?", default=None, help="default: the shipped rulebook")
     pub.add_argument("--author", required=True)
     pub.add_argument("--reason", required=True)
-    pub.add_argument("--store", default=os.environ.get("ZHENGAI_STORE_URL", "sqlite:///zhengai-demo-out/zhengai.sqlite"))
+    pub.add_argument("--store", default=store_url())
     pub.set_defaults(func=_publish)
 
     for module in _COMMAND_MODULES:

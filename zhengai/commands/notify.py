@@ -21,8 +21,9 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from zhengai.ingest.settings import store_url
+
 DEFAULT_CONFIG = "deploy/notify/notify.yaml"
-DEFAULT_STORE = "sqlite:///zhengai-demo-out/zhengai.sqlite"
 
 
 def _load(args, *, require_secrets: bool = True):
@@ -110,7 +111,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("notify", help="the notifier: escalate, then send the outbox through the notification pipeline")
     p.add_argument("--config", default=os.environ.get("ZHENGAI_NOTIFY_CONFIG", DEFAULT_CONFIG))
     p.add_argument("--secrets-dir", default=os.environ.get("ZHENGAI_SECRETS_DIR"), help="folder of secret files (e.g. /run/secrets)")
-    p.add_argument("--store", default=os.environ.get("ZHENGAI_STORE_URL", DEFAULT_STORE))
+    p.add_argument("--store", default=store_url())
     p.add_argument("--rules", default=None, help="rulebook folder (default: the shipped one)")
     ns = p.add_subparsers(dest="notify_command", required=True)
     ns.add_parser("lint", help="check notify.yaml and its calendar; secrets need not be set").set_defaults(func=_lint)

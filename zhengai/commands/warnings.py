@@ -24,13 +24,13 @@ over-long input (``--by`` over 64 characters, notes over 4,000) is refused with 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from datetime import datetime, time, timezone
 from zoneinfo import ZoneInfo
 
+from zhengai.ingest.settings import store_url
+
 CHINA = ZoneInfo("Asia/Shanghai")
-DEFAULT_STORE = "sqlite:///zhengai-demo-out/zhengai.sqlite"
 
 
 def _service(args):
@@ -270,7 +270,7 @@ def _silence(args) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("warnings", help="list warnings and act on them (确认、改进措施、复评、误报)")
-    p.add_argument("--store", default=os.environ.get("ZHENGAI_STORE_URL", DEFAULT_STORE))
+    p.add_argument("--store", default=store_url())
     p.add_argument("--rules", default=None, help="rulebook folder (default: the shipped one)")
     p.add_argument("--channels", default="console,file", help="outbox channels for notifications this causes")
     # The same options after the subcommand too (`zhengai warnings migrate --store URL`);

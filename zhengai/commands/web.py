@@ -18,7 +18,8 @@ import argparse
 import os
 import sys
 
-DEFAULT_STORE = "sqlite:///zhengai-demo-out/zhengai.sqlite"
+from zhengai.ingest.settings import store_url
+
 
 
 def _web(args) -> int:
@@ -39,7 +40,7 @@ def _web(args) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("web", help="serve 我的预警 and the warning pages behind the links in notifications")
-    p.add_argument("--store", default=os.environ.get("ZHENGAI_STORE_URL", DEFAULT_STORE))
+    p.add_argument("--store", default=store_url())
     p.add_argument("--rules", default=None, help="rulebook folder (default: the shipped one)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)

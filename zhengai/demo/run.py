@@ -98,6 +98,40 @@ def check_planted(store: WarningStore, college: College) -> tuple[list[PlantedCh
     return checks, {e: r for e, r in healthy.items() if r}
 
 
+def college_connectors(college, api: DemoApi) -> list:
+    """The four connectors of a generated college, on its sources (教务 SQLite, 人事/评教 on the
+    demo API, 财务 CSV) — the same for the demo, the parity tests and the stream benchmark."""
+    return [
+        JiaowuConnector(f"sqlite:///{college.jiaowu_db}", school_id=college.school_id),
+        RenshiConnector(api.base_url, api.username, api.password),
+        PingjiaoConnector(api.base_url, api.username, api.password, term=college.current_term),
+        CaiwuConnector(college.finance_csv, school_id=college.school_id),
+    ]
+
+
+def read_college(college) -> list:
+    """Every record the college's connectors deliver, in their order (read whole, no bookmarks)."""
+    from zhengai.connectors.base import MemoryBookmarks, run_connector
+
+    class _List:
+        def __init__(self) -> None:
+            self.records: list = []
+
+        def deliver(self, records) -> None:
+            self.records += records
+
+    delivery = _List()
+    with DemoApi(college.api_data) as api:
+        connectors = college_connectors(college, api)
+        try:
+            for c in connectors:
+                run_connector(c, delivery, MemoryBookmarks())
+        finally:
+            for c in connectors:
+                c.close()
+    return delivery.records
+
+
 def run_demo(
     out_dir: Path,
     size: CollegeSize | str = "default",
@@ -134,12 +168,7 @@ def run_demo(
 
     print("[2/5] 连接器读取数据源：教务（SQLite）、人事/评教（HTTP API）、财务（GBK CSV）", file=out, flush=True)
     with DemoApi(college.api_data) as api:
-        connectors = [
-            JiaowuConnector(f"sqlite:///{college.jiaowu_db}", school_id=college.school_id),
-            RenshiConnector(api.base_url, api.username, api.password),
-            PingjiaoConnector(api.base_url, api.username, api.password, term=college.current_term),
-            CaiwuConnector(college.finance_csv, school_id=college.school_id),
-        ]
+        connectors = college_connectors(college, api)
         try:
             pipeline.ingest(connectors)
         finally:
