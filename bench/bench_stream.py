@@ -10,7 +10,8 @@ and a fresh database, with ``zhengai worker`` as its own process(es), judging as
 1. **bulk**: every observation produced at once as batch messages (what the connectors send);
    observations/s = observations ÷ (last verdict committed − first produce); the worker's CPU per
    observation from ``/proc``;
-2. **paced** at 2,000 and 5,000 observations/s (new keys): produce → verdict committed, p50/p99;
+2. **paced** at 2,000 and 5,000 observations/s (their own keys), run first on the quiet
+   deployment: produce → verdict committed, p50/p99 at a rate the worker keeps up with;
 3. **ceiling**: a bare aiokafka consumer reading the bulk topic with the worker's per-batch work
    (``bare``: decode, evaluate, one COPY of verdicts; ``full``: the one-hop judge and publishing);
 4. **replay**: the college's whole input — directory, raw events, the connectors' observations —
@@ -288,6 +289,18 @@ def phase_bulk(args, workdir, directory_records, observations, directory) -> dic
         keys = {v.observation_key for v in judged.verdicts}
         print(f"\nbulk ({args.workers} worker{'s' if args.workers > 1 else ''}): {len(observations)} observations, "
               f"{len(keys)} judged ({len(observations) - len(keys)} informational or dead-lettered)")
+        paced = {}
+        for pace in args.paced:
+            n = min(len(keys), int(pace * args.paced_seconds))
+            again = [o.model_copy(update={"source": f"bench.paced{pace}", "key": f"paced{pace}|{o.key}"})
+                     for o in observations if o.key in keys][:n]
+            sent2: dict[str, float] = {}
+            threading.Thread(target=produce, args=(args.broker, d.topic(OBSERVATIONS), again), daemon=True,
+                             kwargs=dict(partitions=OBSERVATIONS.partitions, sent_at=sent2, rate=pace)).start()
+            watch.until({o.key for o in again}, 60, d.workers)  # polls while the producer paces
+            print(f"  paced at {pace}/s: {len(again)} observations")
+            print(latency_line("  produce → verdict committed", sent2, watch.verdict_seen))
+            paced[pace] = sent2
         sent: dict[str, float] = {}
         cpu0 = [cpu_seconds(w.pid) for w in d.workers]
         t0 = time.monotonic()
@@ -301,18 +314,6 @@ def phase_bulk(args, workdir, directory_records, observations, directory) -> dic
               f"{1000 * cpu / len(observations):.3f} ms per observation ({len(observations) / cpu:.0f} obs per CPU-second)")
         print(latency_line("produce → verdict committed", sent, watch.verdict_seen))
 
-        paced = {}
-        for pace in args.paced:
-            n = min(len(keys), int(pace * args.paced_seconds))
-            again = [o.model_copy(update={"source": f"bench.paced{pace}", "key": f"paced{pace}|{o.key}"})
-                     for o in observations if o.key in keys][:n]
-            sent2: dict[str, float] = {}
-            threading.Thread(target=produce, args=(args.broker, d.topic(OBSERVATIONS), again), daemon=True,
-                             kwargs=dict(partitions=OBSERVATIONS.partitions, sent_at=sent2, rate=pace)).start()
-            watch.until({o.key for o in again}, 60, d.workers)  # polls while the producer paces
-            print(f"  paced at {pace}/s: {len(again)} observations")
-            print(latency_line("  produce → verdict committed", sent2, watch.verdict_seen))
-            paced[pace] = sent2
         print_worker_timings(d.ports)
         total = len(observations) + sum(len(s) for s in paced.values())
         return {"rate": rate, "topic": d.topic(OBSERVATIONS), "total": total, "deployment": d}
