@@ -15,6 +15,7 @@ Transitions made outside the worker (people's actions, the notifier's clock) are
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 from functools import lru_cache
@@ -89,28 +90,58 @@ async def _publish(outcome: Outcome, refused: Sequence[tuple[tuple[Observation, 
     await send_dead_letters(dlq_topic, letters)
 
 
-async def _judge(items: list[tuple[Observation, str]]) -> Outcome:
-    """Judge and store ``items`` (one transaction per batch; outages waited out, refused records
-    isolated); then publish what committed."""
+async def _store(items: list[tuple[Observation, str]]) -> tuple[Outcome, list]:
+    """Judge and store ``items`` (one transaction per slice; outages waited out, refused records
+    isolated)."""
     outcome = Outcome()
     refused = await store_batch(lambda part: outcome.add(judge().judge(part, utcnow())), items, "observations")
+    return outcome, refused
+
+
+async def _judge(items: list[tuple[Observation, str]]) -> Outcome:
+    """Judge and store ``items``; then publish what committed."""
+    outcome, refused = await _store(items)
     await _publish(outcome, refused)
     return outcome
 
 
+def _report_failure(done: asyncio.Future) -> None:
+    """A failed publish is raised in the agent with the next batch; say so at once, too."""
+    if not done.cancelled() and done.exception() is not None:
+        log.error("publishing a judged batch failed (%s); it is not acked and will be redelivered",
+                  type(done.exception()).__name__)
+
+
 @app.agent(observations_topic, concurrency=1)
 async def judge_observations(stream):
-    """zg.observations → evaluated and stored in one transaction → side outputs → ack."""
+    """zg.observations → evaluated and stored in one transaction → side outputs → ack.
+
+    Pipelined by one batch: while the broker acknowledges batch N's side outputs, batch N+1 is
+    decoded, judged and stored. Acks stay in offset order — batch N is acked (after its outputs
+    are acknowledged) before batch N+1's outputs are even sent — so the delivery contract holds."""
     await replica.wait_ready(_s.directory_wait)  # thresholds and routing need the directory
-    async for batch in batches(stream, _s.batch_size, _s.batch_within, OBSERVATIONS.name, "judge"):
-        items, rejected = decode_batch(batch, (Observation,), utcnow())
-        if any(not replica.directory.placed(o.entity_id) for o, _ in items):
-            await replica.catch_up()  # the replica may be just behind the directory topic
-        outcome = await _judge(items)
-        if outcome.parked:
-            metrics.PARKED.inc(outcome.parked)
+    previous: asyncio.Future | None = None
+
+    async def finish(outcome: Outcome, refused: list, rejected: list, batch: list) -> None:
+        await _publish(outcome, refused)
         await send_dead_letters(dlq_topic, rejected)
         await ack(stream, batch)
+
+    try:
+        async for batch in batches(stream, _s.batch_size, _s.batch_within, OBSERVATIONS.name, "judge"):
+            items, rejected = decode_batch(batch, (Observation,), utcnow())
+            if any(not replica.directory.placed(o.entity_id) for o, _ in items):
+                await replica.catch_up()  # the replica may be just behind the directory topic
+            outcome, refused = await _store(items)
+            if outcome.parked:
+                metrics.PARKED.inc(outcome.parked)
+            if previous is not None:
+                await previous  # batch N published and acked before N+1 is
+            previous = asyncio.ensure_future(finish(outcome, refused, rejected, batch))
+            previous.add_done_callback(_report_failure)
+    finally:
+        if previous is not None and not previous.done():
+            previous.cancel()  # not acked: redelivered after a restart (every write is idempotent)
 
 
 @app.timer(_s.window_flush_interval)
