@@ -168,7 +168,7 @@ class Watch:
             for w in workers:
                 if w.poll() is not None:
                     raise SystemExit(f"a worker exited with {w.returncode}")
-            time.sleep(0.05)
+            time.sleep(0.01)  # the resolution of the latency figures
         missing = len(keys - self.verdict_seen.keys())
         raise SystemExit(f"no progress for {stall:.0f} s: {missing} observations without a verdict")
 
