@@ -42,7 +42,7 @@ class Settings(BaseSettings):
 
     # --- batching and timing (seconds) -----------------------------------------------------
     batch_size: int = Field(500, ge=1, le=100_000, description="records per agent batch")
-    batch_within: float = Field(0.1, gt=0, description="longest wait to fill a batch (latency at low rates: half of it on average)")
+    batch_within: float = Field(0.05, gt=0, description="longest wait to fill a batch (latency at low rates: half of it on average)")
     commit_interval: float = Field(1.0, gt=0, description="how often acknowledged offsets are committed")
     produce_linger: float = Field(0.005, ge=0, description="how long the producer gathers a batch's records into one request")
     stream_buffer: int = Field(16384, ge=64, description="messages each agent may have fetched ahead of its batches")
