@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     batch_within: float = Field(0.05, gt=0, description="longest wait to fill a batch (latency at low rates: half of it on average)")
     commit_interval: float = Field(1.0, gt=0, description="how often acknowledged offsets are committed")
     produce_linger: float = Field(0.005, ge=0, description="how long the producer gathers a batch's records into one request")
-    stream_buffer: int = Field(1024, ge=64, description="messages each agent may have fetched ahead of its batches (a batch message carries hundreds of records: this bounds memory)")
+    stream_buffer: int = Field(16384, ge=64, description="messages each agent may have fetched ahead of its batches")
     fetch_bytes: int = Field(1024 * 1024, ge=64 * 1024, description="bytes fetched per partition at a time: bigger batches, fewer store transactions; smaller interleaves topics sooner")
     rules_poll_interval: float = Field(5.0, gt=0, description="how often the rulebook folder is checked for changes")
     directory_wait: float = Field(60.0, ge=0, description="how long agents wait at start for the directory replica")
