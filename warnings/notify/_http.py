@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Callable
 
 import httpx
+from pydantic import SecretStr
 
 from zhengai.warnings.notify.base import FatalSinkError, RetryableSinkError
 
-__all__ = ["client", "request_json", "errmsg", "RedactQuerySecrets"]
+__all__ = ["client", "request_json", "errmsg", "RedactQuerySecrets", "AccessToken"]
 
 
 _SECRET_PARAM = re.compile(r"(?<![A-Za-z0-9_])((?:access_token|appsecret|sign|key|timestamp)=)[^&\s\"']+", re.I)
@@ -71,3 +73,25 @@ def request_json(http: httpx.Client, method: str, path: str, *, what: str, param
 
 def errmsg(data: dict[str, Any]) -> str:
     return str(data.get("errmsg", ""))[:200]
+
+
+class AccessToken:
+    """An application's access token (DingTalk 工作通知, WeCom 应用消息): fetched on first use and
+    again ``margin`` before it expires, or after :meth:`forget` (the server refused it). ``fetch``
+    asks the server and returns ``(token, expires_in seconds)``, raising the sink's errors. The
+    token is a secret: kept as ``SecretStr``, never logged."""
+
+    def __init__(self, fetch: Callable[[], tuple[str, int]], margin: timedelta = timedelta(minutes=5)):
+        self._fetch, self._margin = fetch, margin
+        self._token: SecretStr | None = None
+        self._until: datetime | None = None
+
+    def get(self, now: datetime) -> str:
+        if self._token is None or self._until is None or now >= self._until:
+            token, expires_in = self._fetch()
+            self._token = SecretStr(token)
+            self._until = now + timedelta(seconds=expires_in) - self._margin
+        return self._token.get_secret_value()
+
+    def forget(self) -> None:
+        self._token = None

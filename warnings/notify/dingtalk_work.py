@@ -10,13 +10,13 @@ day — reminders carry their date, so they differ.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
-from zhengai.warnings.notify._http import client, errmsg, request_json
+from zhengai.warnings.notify._http import AccessToken, client, errmsg, request_json
 from zhengai.warnings.notify.base import FatalSinkError, Message, RetryableSinkError, Sink, SinkSettings, register
 
 __all__ = ["DingTalkWorkSink", "DingTalkWorkSettings", "work_payload"]
@@ -60,22 +60,18 @@ class DingTalkWorkSink(Sink):
         super().__init__(channel=channel)
         self.settings = settings
         self._http = client(settings.base_url, settings.timeout, transport)
-        self._token: SecretStr | None = None
-        self._token_until: datetime | None = None
+        self._token = AccessToken(self._fetch_token, TOKEN_MARGIN)
 
-    def _access_token(self, now: datetime) -> str:
-        if self._token is None or self._token_until is None or now >= self._token_until:
-            s = self.settings
-            data = request_json(self._http, "GET", "/gettoken", what="DingTalk gettoken",
-                                params={"appkey": s.app_key, "appsecret": s.app_secret.get_secret_value()})
-            code = data.get("errcode")
-            if code in BUSY:
-                raise RetryableSinkError(f"DingTalk gettoken busy (errcode {code})")
-            if code != 0 or not data.get("access_token"):
-                raise FatalSinkError(f"DingTalk gettoken refused the app credentials (errcode {code}): {errmsg(data)}")
-            self._token = SecretStr(str(data["access_token"]))
-            self._token_until = now + timedelta(seconds=int(data.get("expires_in", 7200))) - TOKEN_MARGIN
-        return self._token.get_secret_value()
+    def _fetch_token(self) -> tuple[str, int]:
+        s = self.settings
+        data = request_json(self._http, "GET", "/gettoken", what="DingTalk gettoken",
+                            params={"appkey": s.app_key, "appsecret": s.app_secret.get_secret_value()})
+        code = data.get("errcode")
+        if code in BUSY:
+            raise RetryableSinkError(f"DingTalk gettoken busy (errcode {code})")
+        if code != 0 or not data.get("access_token"):
+            raise FatalSinkError(f"DingTalk gettoken refused the app credentials (errcode {code}): {errmsg(data)}")
+        return str(data["access_token"]), int(data.get("expires_in", 7200))
 
     def send(self, message: Message) -> None:
         user = message.recipient.dingtalk_user_id if message.recipient else None
@@ -85,12 +81,12 @@ class DingTalkWorkSink(Sink):
         for attempt in (1, 2):
             data = request_json(self._http, "POST", "/topapi/message/corpconversation/asyncsend_v2",
                                 what="DingTalk work notification",
-                                params={"access_token": self._access_token(message.at)}, json=payload)
+                                params={"access_token": self._token.get(message.at)}, json=payload)
             code = data.get("errcode")
             if code == 0:
                 return
             if code in TOKEN_INVALID:
-                self._token = None  # fetch a fresh token and try once more
+                self._token.forget()  # fetch a fresh token and try once more
                 if attempt == 1:
                     continue
                 raise RetryableSinkError(f"DingTalk access token rejected twice (errcode {code})")

@@ -12,13 +12,13 @@ are fatal. Markdown is limited to 2048 bytes: the pipeline packs under ``max_byt
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
-from zhengai.warnings.notify._http import client, errmsg, request_json
+from zhengai.warnings.notify._http import AccessToken, client, errmsg, request_json
 from zhengai.warnings.notify.base import FatalSinkError, Message, RetryableSinkError, Sink, SinkSettings, register
 
 __all__ = ["WeComAppSink", "WeComAppSettings", "app_payload"]
@@ -57,22 +57,18 @@ class WeComAppSink(Sink):
         super().__init__(channel=channel)
         self.settings = settings
         self._http = client(settings.base_url, settings.timeout, transport)
-        self._token: SecretStr | None = None
-        self._token_until: datetime | None = None
+        self._token = AccessToken(self._fetch_token, TOKEN_MARGIN)
 
-    def _access_token(self, now: datetime) -> str:
-        if self._token is None or self._token_until is None or now >= self._token_until:
-            s = self.settings
-            data = request_json(self._http, "GET", "/cgi-bin/gettoken", what="WeCom gettoken",
-                                params={"corpid": s.corp_id, "corpsecret": s.corp_secret.get_secret_value()})
-            code = data.get("errcode")
-            if code == -1:
-                raise RetryableSinkError(f"WeCom gettoken busy (errcode {code})")
-            if code != 0 or not data.get("access_token"):
-                raise FatalSinkError(f"WeCom gettoken refused the app credentials (errcode {code}): {errmsg(data)}")
-            self._token = SecretStr(str(data["access_token"]))
-            self._token_until = now + timedelta(seconds=int(data.get("expires_in", 7200))) - TOKEN_MARGIN
-        return self._token.get_secret_value()
+    def _fetch_token(self) -> tuple[str, int]:
+        s = self.settings
+        data = request_json(self._http, "GET", "/cgi-bin/gettoken", what="WeCom gettoken",
+                            params={"corpid": s.corp_id, "corpsecret": s.corp_secret.get_secret_value()})
+        code = data.get("errcode")
+        if code == -1:
+            raise RetryableSinkError(f"WeCom gettoken busy (errcode {code})")
+        if code != 0 or not data.get("access_token"):
+            raise FatalSinkError(f"WeCom gettoken refused the app credentials (errcode {code}): {errmsg(data)}")
+        return str(data["access_token"]), int(data.get("expires_in", 7200))
 
     def send(self, message: Message) -> None:
         person = message.recipient.person_id if message.recipient else None
@@ -81,14 +77,14 @@ class WeComAppSink(Sink):
         payload = app_payload(message, self.settings.agent_id, self.settings.user_id_prefix + person)
         for attempt in (1, 2):
             data = request_json(self._http, "POST", "/cgi-bin/message/send", what="WeCom application message",
-                                params={"access_token": self._access_token(message.at)}, json=payload)
+                                params={"access_token": self._token.get(message.at)}, json=payload)
             code = data.get("errcode")
             if code == 0:
                 if data.get("invaliduser"):
                     raise FatalSinkError("WeCom does not know the recipient (invaliduser)")
                 return
             if code in TOKEN_INVALID:
-                self._token = None  # fetch a fresh token and try once more
+                self._token.forget()  # fetch a fresh token and try once more
                 if attempt == 1:
                     continue
                 raise RetryableSinkError(f"WeCom access token rejected twice (errcode {code})")
