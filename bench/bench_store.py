@@ -132,7 +132,7 @@ def main() -> None:
         n = len(verdicts)
         print(f"backend: {storage(store.engine)}")
         print(f"verdicts: {n} ({breaches} breaching), batch {args.batch}, PostgreSQL {store.engine.dialect.server_version_info}")
-        print(f"warnings {store.count(WarningRow)}, events {store.count(WarningEventRow)}, outbox {store.count(OutboxRow)}")
+        print(f"warnings {store.read.count(WarningRow)}, events {store.read.count(WarningEventRow)}, outbox {store.read.count(OutboxRow)}")
         print(f"COPY baseline          : {n / copy_s:10.0f} rows/s  ({copy_s:.2f} s)")
         print(f"store apply_verdicts   : {n / store_s:10.0f} rows/s  ({store_s:.2f} s)")
         print(f"store replay (no-op)   : {n / replay_s:10.0f} rows/s  ({replay_s:.2f} s)")

@@ -22,7 +22,7 @@ def demo(tmp_path_factory):
 
 
 def test_every_planted_anomaly_has_its_warning(demo):
-    warnings = demo.store.warnings()
+    warnings = demo.store.read.warnings()
     assert len(demo.college.planted) >= 10
     assert {a.level for a in demo.college.planted} == set(Level), "anomalies on all five levels"
     for a in demo.college.planted:
@@ -38,7 +38,7 @@ def test_every_planted_anomaly_has_its_warning(demo):
 
 def test_healthy_references_have_no_warning(demo):
     assert len(demo.college.healthy) >= 4
-    flagged = {w.entity_id for w in demo.store.warnings()}
+    flagged = {w.entity_id for w in demo.store.read.warnings()}
     assert not flagged & set(demo.college.healthy)
 
 
@@ -47,8 +47,8 @@ def test_a_one_week_dip_opens_and_resolves(demo):
     assert dips
     closed = 0
     for a in dips:
-        w = next(w for w in demo.store.warnings() if w.rule_id == a.rule_id and w.entity_id == a.entity_id)
-        kinds = [e.kind for e in demo.store.events(w.id)]
+        w = next(w for w in demo.store.read.warnings() if w.rule_id == a.rule_id and w.entity_id == a.entity_id)
+        kinds = [e.kind for e in demo.store.read.events(w.id)]
         assert kinds[:2] == ["opened", "recovered"]
         if w.status == "closed":  # the demo closes one loop: ack, a measure, review by the level above
             assert kinds[2:] == ["acknowledged", "measure_added", "reviewed"] and w.resolution == "reviewed"
@@ -67,7 +67,7 @@ def test_rerunning_the_same_data_opens_nothing(demo):
     from zhengai.warnings.schema import ObservationRow, VerdictRow
 
     store, pipeline = demo.store, demo.pipeline
-    before = (len(store.warnings()), store.count(WarningEventRow), store.count(VerdictRow), store.count(ObservationRow))
+    before = (len(store.read.warnings()), store.read.count(WarningEventRow), store.read.count(VerdictRow), store.read.count(ObservationRow))
     with store.session() as s:
         stored = [Observation(level=r.level, entity_id=r.entity_id, metric=r.metric, value=bool(r.value) if r.is_bool else r.value,
                               period=r.period, observed_at=r.observed_at, source=r.source, key=r.key)
@@ -78,14 +78,14 @@ def test_rerunning_the_same_data_opens_nothing(demo):
     pipeline.flush()
     assert pipeline.result.verdicts > 0, "the replay was judged"
     assert pipeline.result.transitions == []
-    assert (len(store.warnings()), store.count(WarningEventRow), store.count(VerdictRow), store.count(ObservationRow)) == before
+    assert (len(store.read.warnings()), store.read.count(WarningEventRow), store.read.count(VerdictRow), store.read.count(ObservationRow)) == before
 
 
 def test_notifications_are_sent_masked_and_reach_the_owner(demo):
     path = demo.report_path.parent / "notifications.jsonl"
     lines = [json.loads(l) for l in path.read_text(encoding="utf-8").splitlines()]
     # opened and recovered are notified; the demo's closed loop (ack, measure, review) is recorded only
-    events = sum(1 for e in demo.store.events() if e.kind in ("opened", "recovered"))
+    events = sum(1 for e in demo.store.read.events() if e.kind in ("opened", "recovered"))
     assert len(lines) == events  # one file notification per transition
     assert demo.result.dispatch["file"].sent == events and demo.result.dispatch["console"].sent == events
     text = path.read_text(encoding="utf-8")
@@ -107,4 +107,4 @@ def test_summary_and_report_are_chinese(demo):
 def test_bad_finance_row_is_a_dead_letter_and_the_rest_flows(demo):
     dead = [d for d in demo.result.dead_letters if d.source.startswith("caiwu")]
     assert len(dead) == 1 and "待核实" in dead[0].raw
-    assert any(w.rule_id == "school.teaching_investment_ratio" for w in demo.store.warnings())
+    assert any(w.rule_id == "school.teaching_investment_ratio" for w in demo.store.read.warnings())

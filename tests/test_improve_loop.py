@@ -27,7 +27,7 @@ def world(pg_url) -> NotifyWorld:
 
 def _observe(world, course: str, values: list[float], first_week: int = 39) -> None:
     t0 = world.clock()
-    world.store.add_observations([
+    world.store.observations.add([
         Observation(level=Level.course, entity_id=course, metric=RULE, value=v, period=f"2026-W{first_week + i:02d}",
                     observed_at=t0 - timedelta(weeks=len(values) - i), source="test", key=f"o|{course}|{first_week + i}")
         for i, v in enumerate(values)])
@@ -36,7 +36,7 @@ def _observe(world, course: str, values: list[float], first_week: int = 39) -> N
 def _recovered(world, course="C001", opened="2026-W41", good="2026-W42"):
     (opened_t,) = world.warn(RULE, course, Band.red, period=opened)
     world.warn(RULE, course, Band.excellent, period=good, at=world.clock() + timedelta(days=7))
-    assert world.store.warning(opened_t.warning_id).status == "recovered"
+    assert world.store.read.warning(opened_t.warning_id).status == "recovered"
     return opened_t.warning_id
 
 
@@ -58,12 +58,12 @@ def test_no_close_without_ack_and_a_measure_and_only_by_the_assessing_body(world
     due = t + timedelta(days=20)
     world.service.act(wid, StartImprovement("T001", t, due, "课前点名，与辅导员联动"), evidence=["https://pan.example.edu.cn/a"])
     world.service.act(wid, StartImprovement("T001", t + timedelta(hours=1), due, "第二项：调整上课时段"))
-    assert [i.text for i in world.store.improvements(wid)] == ["课前点名，与辅导员联动", "第二项：调整上课时段"]  # new rows
-    assert world.store.warning(wid).status == "recovered"
+    assert [i.text for i in world.store.read.improvements(wid)] == ["课前点名，与辅导员联动", "第二项：调整上课时段"]  # new rows
+    assert world.store.read.warning(wid).status == "recovered"
     world.service.act(wid, Review("P-CO", t + timedelta(days=1), "复评通过"))
-    final = world.store.warning(wid)
+    final = world.store.read.warning(wid)
     assert (final.status, final.resolution) == ("closed", "reviewed")
-    kinds = [e.kind for e in world.store.events(wid)]
+    kinds = [e.kind for e in world.store.read.events(wid)]
     assert kinds == ["opened", "recovered", "acknowledged", "measure_added", "measure_added", "reviewed"]
 
 
@@ -74,8 +74,8 @@ def test_a_waiver_by_the_quality_office_with_a_reason_lets_review_close(world):
         world.service.act(wid, Waive("P-CO", t, "不是教学问题"))  # only 质量办 waives
     world.service.act(wid, Waive("P-QO", t, "考勤机故障导致，不属教学问题"))
     world.service.act(wid, Review("P-QO", t + timedelta(hours=1)))
-    assert world.store.warning(wid).status == "closed"
-    (waived,) = [e for e in world.store.events(wid) if e.kind == "waived"]
+    assert world.store.read.warning(wid).status == "closed"
+    (waived,) = [e for e in world.store.read.events(wid) if e.kind == "waived"]
     assert waived.actor == "P-QO" and waived.reason == "考勤机故障导致，不属教学问题"
 
 
@@ -90,7 +90,7 @@ def test_due_date_is_bounded_and_evidence_is_http_only(world):
     with pytest.raises(LifecycleError):
         world.service.act(opened.warning_id, StartImprovement("T001", t, t + timedelta(days=10), "措施"),
                           evidence=["javascript:alert(1)"])
-    assert world.store.improvements(opened.warning_id) == []
+    assert world.store.read.improvements(opened.warning_id) == []
     world.service.act(opened.warning_id, StartImprovement("T001", t, t + timedelta(days=10), "措施"))
     with pytest.raises(EvidenceError):
         add_evidence(world.store, opened.warning_id, ["data:text/html,<script>"], by="T001", at=t)
@@ -122,7 +122,7 @@ def test_measured_effect_against_comparable_courses_is_stored_with_the_review(wo
     assert effect_row_ok(row) and row.measured_at == t + timedelta(days=1)
     assert "由 80%（2026-W41，预警时）变为 97%" in row.summary and "3 个对象同期平均变化 +1%" in row.summary
     assert "好于同类 16%" in row.summary
-    (imp,) = world.store.improvements(wid)
+    (imp,) = world.store.read.improvements(wid)
     assert imp.effect == row.summary and imp.value_after == 97.0
 
 

@@ -209,10 +209,10 @@ def test_directory_upsert_latest_wins_and_keeps_contacts(tmp_path):
 
     store = WarningStore(f"sqlite:///{tmp_path / 'd.sqlite'}")
     store.create_schema()
-    store.upsert_directory([Entity(id="SCH", kind="school", name="示范学院"),
+    store.directory.upsert([Entity(id="SCH", kind="school", name="示范学院"),
                             Person(id="T1", name="王老师", mobile="13812345678", email="w@example.edu.cn")])
-    store.upsert_directory([Entity(id="SCH", kind="school", name="示范职业技术学院"), Person(id="T1", name="王老师", email="w2@example.edu.cn")])
-    d = store.load_directory()
+    store.directory.upsert([Entity(id="SCH", kind="school", name="示范职业技术学院"), Person(id="T1", name="王老师", email="w2@example.edu.cn")])
+    d = store.directory.load()
     assert d.get("SCH").name == "示范职业技术学院"
     p = d.person("T1")
     assert (p.mobile, p.email) == ("13812345678", "w2@example.edu.cn")

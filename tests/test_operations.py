@@ -164,11 +164,11 @@ def test_warnings_cli_store_after_the_subcommand_and_bounded_input(pg_url: str, 
         s.add(WarningRow(rule_id="student.gpa", rule_name="学生平均学分绩点", entity_id="S1", episode=1, level="student",
                          metric="student.gpa", status="open", band="red", worst_band="red", opened_period="2026-2027-1",
                          last_period="2026-2027-1", value=1.0, reason="低于标准值", opened_at=now, updated_at=now))
-    wid = store.warnings()[0].id
+    wid = store.read.warnings()[0].id
     code = main(["warnings", "--store", pg_url, "ack", str(wid), "--by", "T" * 100])
     out, err = capsys.readouterr()
     assert code == 1 and "操作人编号过长：100 个字符，最多 64 个" in err and "Traceback" not in err + out
     code = main(["warnings", "ack", str(wid), "--by", "T0001", "--store", pg_url, "--note", "长" * 5000])
     out, err = capsys.readouterr()
     assert code == 1 and "备注过长" in err
-    assert store.warnings()[0].status == "open", "nothing was written"
+    assert store.read.warnings()[0].status == "open", "nothing was written"

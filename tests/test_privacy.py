@@ -214,7 +214,7 @@ def test_warnings_cli_masks_improvement_text_and_student_ids(demo, capsys: pytes
     ids = _student_ids(demo)
     url = str(demo.store.engine.url)
     student = next(a for a in demo.college.planted if a.level is Level.student)
-    w = next(w for w in demo.store.warnings() if w.entity_id == student.entity_id)
+    w = next(w for w in demo.store.read.warnings() if w.entity_id == student.entity_id)
     assert main(["warnings", "--store", url, "list"]) == 0
     assert main(["warnings", "--store", url, "ack", str(w.id), "--by", student.responsible_person_id,
                  "--note", f"已电话联系 {MOBILE}", "--now", "2026-11-30T09:00+08:00"]) == 0

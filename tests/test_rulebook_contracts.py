@@ -185,7 +185,7 @@ def test_lint_flags_overrides_of_unknown_entities_against_the_store(tmp_path, ca
 
     store = WarningStore(pg_url)
     store.create_schema()
-    store.upsert_directory([Entity(id="SCH", kind=EntityKind.school, name="学校"),
+    store.directory.upsert([Entity(id="SCH", kind=EntityKind.school, name="学校"),
                             Entity(id="D01", kind=EntityKind.department, name="学院", parent_id="SCH")])
     override = "overrides:\n  - rule: course.attendance_rate\n    entity: {e}\n    standard: 88\n    reason: 实训周口径不同\n"
     folder = folder_with(tmp_path / "rb", dict(SHIPPED) | {"zz.yaml": override.format(e="D01")})

@@ -89,8 +89,8 @@ def store(pg_url):
 
 @pytest.fixture
 def service(store, rules, directory):
-    store.upsert_directory([directory.get(e) for e in ("SCH", "D01", "D02", "M0101", "M0201", "C0001", "C0002", "C0003")], directory)
-    store.upsert_directory([directory.person(p) for p in ("Q001", "DN01", "T0001", "T0002", "T0003")])
+    store.directory.upsert([directory.get(e) for e in ("SCH", "D01", "D02", "M0101", "M0201", "C0001", "C0002", "C0003")], directory)
+    store.directory.upsert([directory.person(p) for p in ("Q001", "DN01", "T0001", "T0002", "T0003")])
     return WarningService(store, lambda: rules, lambda: directory, channels=("memory",))
 
 
@@ -102,7 +102,7 @@ def V(rules, n, value, course="C0001", rule="course.attendance_rate", period=Non
 
 
 def kinds(store, warning_id):
-    return [e.kind for e in store.events(warning_id)]
+    return [e.kind for e in store.read.events(warning_id)]
 
 
 def test_migrations_reach_head_and_are_repeatable(store):
@@ -117,34 +117,34 @@ def test_migrations_reach_head_and_are_repeatable(store):
 
 def test_open_severity_ack_improve_escalate_recover_review(service, store, rules):
     service.handle([V(rules, 40, 93.0)])  # yellow
-    [w] = store.warnings()
+    [w] = store.read.warnings()
     assert (w.status, w.band, w.responsible_person_id, w.due_date) == ("open", "yellow", "T0001", T0 + timedelta(weeks=3, days=14))
     service.handle([V(rules, 41, 85.0)])  # red
     t_ack = T0 + timedelta(weeks=4, hours=3)
     service.act(w.id, Acknowledge("T0001", t_ack))
     due = t_ack + timedelta(days=10)
     service.act(w.id, StartImprovement("T0001", t_ack, due, "调整上课时段，课前签到"), evidence=["https://pan.example.edu.cn/x"])
-    [imp] = store.improvements(w.id)
+    [imp] = store.read.improvements(w.id)
     assert (imp.owner_id, imp.value_before, imp.evidence) == ("T0001", 85.0, ["https://pan.example.edu.cn/x"])
     # escalation exactly at the due date, with a controlled clock
     assert service.tick(due - timedelta(minutes=1)) == []
     escalated = service.tick(due)
     assert [a.transition.kind.value for a in escalated] == ["escalated"]
-    assert store.warning(w.id).escalation_level == 1
+    assert store.read.warning(w.id).escalation_level == 1
     # hysteresis: margin 1 over the inner line 95 → needs ≥ 96 for two consecutive weeks
     service.handle([V(rules, 42, 95.5)])  # normal, but short of the recovery line
     service.handle([V(rules, 43, 96.0)])  # counts 1
-    assert store.warning(w.id).status == "escalated"
+    assert store.read.warning(w.id).status == "escalated"
     service.handle([V(rules, 44, 99.0)])  # counts 2 → recovered
-    assert store.warning(w.id).status == "recovered"
+    assert store.read.warning(w.id).status == "recovered"
     store.measure_effects([w.id], T0 + timedelta(weeks=8))
-    [imp] = store.improvements(w.id)
+    [imp] = store.read.improvements(w.id)
     assert imp.value_after == 99.0 and "85 变为 99" in imp.effect
     service.act(w.id, Review("Q001", T0 + timedelta(weeks=9), "复评通过"))
-    final = store.warning(w.id)
+    final = store.read.warning(w.id)
     assert (final.status, final.resolution) == ("closed", "reviewed")
     assert kinds(store, w.id) == ["opened", "severity_up", "acknowledged", "improvement_started", "escalated", "recovered", "reviewed"]
-    events = store.events(w.id)
+    events = store.read.events(w.id)
     assert events[2].actor == "T0001" and events[4].cause == "tick:escalated:1"
 
 
@@ -153,35 +153,35 @@ def test_hysteresis_at_the_boundary(service, store, rules):
     # 95.99 is normal (≥ 95) but one hundredth short of the recovery line 96; 96.0 exactly counts
     service.handle([V(rules, 41, 95.99)])
     service.handle([V(rules, 42, 96.0)])
-    assert store.warnings()[0].status == "open"
+    assert store.read.warnings()[0].status == "open"
     service.handle([V(rules, 43, 96.0)])
-    assert store.warnings()[0].status == "recovered"
+    assert store.read.warnings()[0].status == "recovered"
 
 
 def test_pending_periods(service, store, rules):
     pr = "course.pass_rate"
     service.handle([V(rules, 40, 70.0, rule=pr, period="2025-2026-1")])
-    [w] = store.warnings()
-    assert w.status == "pending" and store.count(OutboxRow) == 0  # not yet notified
+    [w] = store.read.warnings()
+    assert w.status == "pending" and store.read.count(OutboxRow) == 0  # not yet notified
     service.handle([V(rules, 40, 75.0, rule=pr, period="2025-2026-2")])
-    assert store.warning(w.id).status == "open" and kinds(store, w.id) == ["pending", "opened"]
-    assert store.count(OutboxRow) == 1
+    assert store.read.warning(w.id).status == "open" and kinds(store, w.id) == ["pending", "opened"]
+    assert store.read.count(OutboxRow) == 1
     # a pending breach that clears is closed as cleared
     service.handle([V(rules, 40, 70.0, rule=pr, course="C0002", period="2025-2026-1"),
                     V(rules, 40, 92.0, rule=pr, course="C0002", period="2025-2026-2")])
-    w2 = [x for x in store.warnings() if x.entity_id == "C0002"][0]
+    w2 = [x for x in store.read.warnings() if x.entity_id == "C0002"][0]
     assert (w2.status, w2.resolution) == ("closed", "cleared")
 
 
 def test_stale_detection_and_false_positive(service, store, rules):
     service.handle([V(rules, 40, 80.0)])
-    [w] = store.warnings()
-    last = store.warning(w.id).last_data_at
+    [w] = store.read.warnings()
+    last = store.read.warning(w.id).last_data_at
     assert "stale" not in [a.transition.kind.value for a in service.tick(last + timedelta(days=14))]
     stale = service.tick(last + timedelta(days=15))
-    assert "stale" in [a.transition.kind.value for a in stale] and store.warning(w.id).stale
+    assert "stale" in [a.transition.kind.value for a in stale] and store.read.warning(w.id).stale
     service.act(w.id, MarkFalsePositive("Q001", last + timedelta(days=16), "考勤机故障导致缺数"))
-    final = store.warning(w.id)
+    final = store.read.warning(w.id)
     assert (final.status, final.resolution, final.close_reason) == ("closed", "false_positive", "考勤机故障导致缺数")
 
 
@@ -189,9 +189,9 @@ def test_replay_is_idempotent(service, store, rules):
     batch = [V(rules, 40, 93.0), V(rules, 41, 85.0), V(rules, 42, 99.0), V(rules, 43, 99.0)]
     first = service.handle(batch)
     assert [a.transition.kind.value for a in first] == ["opened", "severity_up", "recovered"]
-    counts = (store.count(VerdictRow), store.count(WarningRow), store.count(WarningEventRow), store.count(OutboxRow))
+    counts = (store.read.count(VerdictRow), store.read.count(WarningRow), store.read.count(WarningEventRow), store.read.count(OutboxRow))
     assert service.handle(batch) == [] and service.handle(list(reversed(batch))) == []
-    assert (store.count(VerdictRow), store.count(WarningRow), store.count(WarningEventRow), store.count(OutboxRow)) == counts
+    assert (store.read.count(VerdictRow), store.read.count(WarningRow), store.read.count(WarningEventRow), store.read.count(OutboxRow)) == counts
 
 
 def test_two_workers_racing_never_duplicate(pg_url, rules, directory):
@@ -227,7 +227,7 @@ def test_two_workers_racing_never_duplicate(pg_url, rules, directory):
     # each course: breaches in 2 of every 3 weeks, a single good week (99) recovers only after 2 good periods
     # → the series never holds two good weeks in a row, so exactly one episode each
     assert per_course == {"C0001": 1, "C0002": 1, "C0003": 1}
-    assert s.count(VerdictRow) == len(flat)
+    assert s.read.count(VerdictRow) == len(flat)
     for st in stores:
         st.engine.dispose()
 
@@ -236,7 +236,7 @@ def _fixture_for_views(service, store, rules):
     """Known answers: C0001 (D01) yellow→ack after 2 h→recovered after 2 weeks; C0002 (D01) red,
     improvement, false positive; C0003 (D02) red, open."""
     service.handle([V(rules, 40, 93.0, course="C0001"), V(rules, 40, 80.0, course="C0002"), V(rules, 40, 70.0, course="C0003")])
-    ws = {w.entity_id: w for w in store.warnings()}
+    ws = {w.entity_id: w for w in store.read.warnings()}
     opened = ws["C0001"].opened_at
     service.act(ws["C0001"].id, Acknowledge("T0001", opened + timedelta(hours=2)))
     service.act(ws["C0001"].id, StartImprovement("T0001", opened + timedelta(hours=2), opened + timedelta(days=20), "补课"))
@@ -366,9 +366,9 @@ def test_observations_upsert_latest_wins_on_postgres(store):
         return Observation(level="course", entity_id="C0001", metric="course.pass_rate", value=value, period="2025-2026-2",
                            observed_at=T0, source="t", key=key)
 
-    assert store.add_observations([obs("k1", 70.0), obs("k2", 80.0), obs("k1", 71.0)]) == 2  # in-batch: latest wins
-    assert store.add_observations([obs("k1", 71.0), obs("k2", 80.0)]) == 0  # replay writes nothing
-    assert store.add_observations([obs("k2", 85.0)]) == 1  # a correction
+    assert store.observations.add([obs("k1", 70.0), obs("k2", 80.0), obs("k1", 71.0)]) == 2  # in-batch: latest wins
+    assert store.observations.add([obs("k1", 71.0), obs("k2", 80.0)]) == 0  # replay writes nothing
+    assert store.observations.add([obs("k2", 85.0)]) == 1  # a correction
     with store.session() as s:
         assert sorted((r.key, r.value) for r in s.query(ObservationRow)) == [("k1", 71.0), ("k2", 85.0)]
 
@@ -384,9 +384,9 @@ def test_indicator_values_per_period_level_department(service, store):
     """Known answers, on whichever backend the store runs (plain view, or TimescaleDB's aggregate)."""
     from zhengai.ingest.records import period_start
 
-    store.add_observations([_observation("C0001", 90.0), _observation("C0002", 80.0), _observation("C0003", 70.0),
+    store.observations.add([_observation("C0001", 90.0), _observation("C0002", 80.0), _observation("C0003", 70.0),
                             _observation("C0001", 60.0, period="2026-W41")])
-    store.add_observations([_observation("C0002", 84.0)])  # a correction: latest wins
+    store.observations.add([_observation("C0002", 84.0)])  # a correction: latest wins
     with store.engine.connect() as c:
         rows = c.execute(text("SELECT period, period_start, level, metric, department_name, observations, avg_value, "
                               "min_value, max_value FROM reporting.indicator_values ORDER BY period, department_name")).all()
@@ -400,7 +400,7 @@ def test_indicator_values_per_period_level_department(service, store):
 def test_idempotency_keys_carry_the_period_start(store):
     from zhengai.ingest.records import period_start
 
-    store.add_observations([_observation("C0001", 90.0, period="2025-2026-1")])
+    store.observations.add([_observation("C0001", 90.0, period="2025-2026-1")])
     with store.engine.connect() as c:
         assert c.execute(text("SELECT period_start FROM observations")).scalar() == period_start("2025-2026-1")
         uniques = set(c.execute(text(
@@ -445,6 +445,6 @@ def test_a_failing_notification_callback_writes_nothing(store, rules):
     batch = [V(rules, 40, 80.0), V(rules, 41, 85.0)]
     with pytest.raises(RuntimeError, match="通知模板渲染失败"):
         store.apply_verdicts(batch, rule_names={}, responsible=lambda v: (None, None), on_transition=boom)
-    assert (store.count(VerdictRow), store.count(WarningRow), store.count(WarningEventRow)) == (0, 0, 0)
+    assert (store.read.count(VerdictRow), store.read.count(WarningRow), store.read.count(WarningEventRow)) == (0, 0, 0)
     applied = store.apply_verdicts(batch, rule_names={}, responsible=lambda v: (None, None))
-    assert [a.transition.kind.value for a in applied] == ["opened"] and store.count(VerdictRow) == 2
+    assert [a.transition.kind.value for a in applied] == ["opened"] and store.read.count(VerdictRow) == 2

@@ -96,28 +96,28 @@ def test_replays_stay_exact_on_compressed_chunks(service, store, rules):
 
     observations = [_observation(c, v) for c, v in (("C0001", 90.0), ("C0002", 80.0))]
     verdicts = [V(rules, 40, 93.0), V(rules, 41, 85.0)]
-    assert store.add_observations(observations) == 2
+    assert store.observations.add(observations) == 2
     service.handle(verdicts)
-    counts = (store.count(VerdictRow), store.count(WarningRow), store.count(WarningEventRow))
+    counts = (store.read.count(VerdictRow), store.read.count(WarningRow), store.read.count(WarningEventRow))
     compressed = _q(store, "SELECT count(compress_chunk(c)) FROM (SELECT show_chunks('observations') AS c "
                            "UNION ALL SELECT show_chunks('verdicts')) chunks")
     assert compressed[0][0] >= 2
-    assert store.add_observations(observations) == 0  # replay: nothing written
+    assert store.observations.add(observations) == 0  # replay: nothing written
     assert service.handle(verdicts) == [] and service.handle(list(reversed(verdicts))) == []
-    assert (store.count(VerdictRow), store.count(WarningRow), store.count(WarningEventRow)) == counts
-    assert store.add_observations([_observation("C0002", 81.5)]) == 1  # a correction, into the compressed chunk
+    assert (store.read.count(VerdictRow), store.read.count(WarningRow), store.read.count(WarningEventRow)) == counts
+    assert store.observations.add([_observation("C0002", 81.5)]) == 1  # a correction, into the compressed chunk
     assert _q(store, "SELECT key, value FROM observations ORDER BY key") == [("t|C0001|2026-W40", 90.0), ("t|C0002|2026-W40", 81.5)]
 
 
 def test_aggregates_refresh_corrections(service, store):
     """The views read the aggregates in real time; a correction to a materialised bucket shows once
     the refresh policy (or a manual refresh) has run."""
-    store.add_observations([_observation("C0001", 90.0), _observation("C0002", 80.0)])
+    store.observations.add([_observation("C0001", 90.0), _observation("C0002", 80.0)])
     view = "SELECT observations, avg_value FROM reporting.indicator_values WHERE period = '2026-W40' AND department_id = 'D01'"
     assert _q(store, view) == [(2, 85.0)]  # not materialised yet: real-time aggregation
     with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
         c.execute(text("CALL refresh_continuous_aggregate('reporting.indicator_values_cagg', NULL, NULL)"))
-        store.add_observations([_observation("C0002", 90.0)])
+        store.observations.add([_observation("C0002", 90.0)])
         c.execute(text("CALL refresh_continuous_aggregate('reporting.indicator_values_cagg', NULL, NULL)"))
     assert _q(store, view) == [(2, 90.0)]
     # the aggregate's bucket is the China-time day of the period's start: the period start itself

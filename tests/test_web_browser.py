@@ -85,7 +85,7 @@ def test_acknowledge_record_a_measure_with_evidence_and_see_it_in_my_warnings(si
     page.wait_for_load_state()
     assert "已确认预警" in page.inner_text("main")
     _shot(page, "2-acknowledged")
-    assert world.store.warning(wid).status == "acknowledged"
+    assert world.store.read.warning(wid).status == "acknowledged"
 
     # 2. the 登记改进措施 link: a measure whose text carries script, with evidence
     page.goto(_link(world, base, wid, "improvement"))
@@ -98,7 +98,7 @@ def test_acknowledge_record_a_measure_with_evidence_and_see_it_in_my_warnings(si
     page.wait_for_load_state()
     assert "已登记预警" in page.inner_text("main") and "2026-10-30" in page.inner_text("main")
     _shot(page, "4-improvement-recorded")
-    (imp,) = world.store.improvements(wid)
+    (imp,) = world.store.read.improvements(wid)
     assert imp.evidence == ["https://pan.example.edu.cn/s/sign-in", "https://pan.example.edu.cn/s/plan"]
 
     # the warning page shows the measure as text (the script is inert) and the evidence as links
@@ -176,7 +176,7 @@ def test_a_token_page_never_sends_its_url_as_referer(site, browser):
 
 def test_the_course_owner_reviews_through_the_campus_proxy(site, browser):
     world, base, wid = site
-    world.store.add_observations([
+    world.store.observations.add([
         Observation(level=Level.course, entity_id=c, metric="course.attendance_rate", value=v, period=f"2026-W{w}",
                     observed_at=world.clock(), source="test", key=f"o|{c}|{w}")
         for c, values in (("C001", (80.0, 97.0)), ("C002", (93.0, 94.0)), ("C003", (92.0, 92.5)))
@@ -185,7 +185,7 @@ def test_the_course_owner_reviews_through_the_campus_proxy(site, browser):
     world.service.act(wid, Acknowledge("T001", t))
     world.service.act(wid, StartImprovement("T001", t, t + timedelta(days=14), "课前点名"))
     world.warn("course.attendance_rate", "C001", Band.excellent, period="2026-W42", at=t + timedelta(days=7))
-    assert world.store.warning(wid).status == "recovered"
+    assert world.store.read.warning(wid).status == "recovered"
     context = browser.new_context(**PHONE, extra_http_headers={"X-Remote-User": "P-CO"})  # what CAS/SSO adds
     page = context.new_page()
     page.goto(base + "/my/warnings")
@@ -203,5 +203,5 @@ def test_the_course_owner_reviews_through_the_campus_proxy(site, browser):
     page.wait_for_load_state()
     assert "已复评关闭" in page.inner_text("main")
     _shot(page, "9-reviewed")
-    assert world.store.warning(wid).status == "closed"
+    assert world.store.read.warning(wid).status == "closed"
     context.close()

@@ -164,13 +164,13 @@ def test_ack_page_shows_the_warning_in_chinese_and_post_acknowledges(site):
 
     done = client.post(f"/warnings/{wid}/ack", data=form | {"note": "已知悉"})
     assert done.status_code == 200 and "已确认预警" in done.text
-    assert world.store.warning(wid).status == "acknowledged"
-    (event,) = [e for e in world.store.events(wid) if e.kind == "acknowledged"]
+    assert world.store.read.warning(wid).status == "acknowledged"
+    (event,) = [e for e in world.store.read.events(wid) if e.kind == "acknowledged"]
     assert event.actor == "T001" and event.reason == "已知悉"
 
     again = client.post(f"/warnings/{wid}/ack", data=form)
     assert again.status_code == 409 and "已确认" in again.text
-    assert len([e for e in world.store.events(wid) if e.kind == "acknowledged"]) == 1
+    assert len([e for e in world.store.read.events(wid) if e.kind == "acknowledged"]) == 1
 
 
 def test_improvement_post_records_text_due_date_and_evidence(site):
@@ -182,13 +182,13 @@ def test_improvement_post_records_text_due_date_and_evidence(site):
     done = client.post(f"/warnings/{wid}/improvement", data=_hidden(page.text, "form-improvement") | dict(
         text="调整上课时间，课前点名<script>alert(1)</script>", due="2026-11-15", evidence=evidence))
     assert done.status_code == 200 and "2026-11-15" in done.text
-    w = world.store.warning(wid)
+    w = world.store.read.warning(wid)
     assert w.status == "improving"
-    (imp,) = world.store.improvements(wid)
+    (imp,) = world.store.read.improvements(wid)
     assert imp.owner_id == "T001" and imp.text == "调整上课时间，课前点名<script>alert(1)</script>"
     assert imp.evidence == ["https://pan.example.edu.cn/s/abc", "https://pan.example.edu.cn/s/def"]
     assert f"{imp.due_date.astimezone(CHINA):%Y-%m-%d}" == "2026-11-15" and w.due_date == imp.due_date
-    (event,) = [e for e in world.store.events(wid) if e.kind == "improvement_started"]
+    (event,) = [e for e in world.store.read.events(wid) if e.kind == "improvement_started"]
     assert event.actor == "T001"
     # the page escapes what people typed, and lists the evidence as links
     page = client.get(url)
@@ -206,7 +206,7 @@ def test_improvement_form_errors_are_400_and_change_nothing(site):
                 dict(text="</textarea><script>x</script>", due="2026-11-15", evidence="ftp://x/</textarea><script>")):
         r = client.post(f"/warnings/{wid}/improvement", data=form | bad)
         assert r.status_code == 400 and "<script>" not in r.text, bad  # re-shown, escaped
-    assert world.store.improvements(wid) == [] and world.store.warning(wid).status == "open"
+    assert world.store.read.improvements(wid) == [] and world.store.read.warning(wid).status == "open"
 
 
 def test_bad_links_are_403_and_change_nothing(site):
@@ -230,8 +230,8 @@ def test_bad_links_are_403_and_change_nothing(site):
         assert r.status_code == 403, (method, path, kwargs)
         assert "课程001" not in r.text
     assert "过期" in client.get(_link(world, wid, "ack", days=-1)).text
-    assert world.store.warning(wid).status == "open"
-    assert [e.kind for e in world.store.events(wid)] == ["opened"]
+    assert world.store.read.warning(wid).status == "open"
+    assert [e.kind for e in world.store.read.events(wid)] == ["opened"]
     assert client.get("/anything").status_code == 404
     assert client.get(f"/warnings/{wid}/delete").status_code == 404
 

@@ -95,7 +95,7 @@ def test_person_b_cannot_use_a_s_link_or_act_on_a_s_warning(site):
     assert page.status_code == 200 and "确认预警" not in page.text.split("</dl>", 1)[1]
     own = _hidden(client.get(f"/warnings/{b}", headers={USER: "T002"}).text, "form-ack")
     r = client.post(f"/warnings/{a}/ack", data=own | q, headers={USER: "T002"})
-    assert r.status_code == 403 and world.store.warning(a).status == "open"
+    assert r.status_code == 403 and world.store.read.warning(a).status == "open"
 
 
 def test_a_revoked_link_is_refused_and_a_newer_one_works(site):
@@ -116,7 +116,7 @@ def test_reassignment_and_escalation_invalidate_the_old_holder_s_links(site):
     p_co = _link(world, a, "ack", "P-CO", days=60)
     assert client.get(p_co).status_code == 200 and client.get(t001).status_code == 200  # the owner still holds it
     world.service.tick(world.clock() + timedelta(days=14))
-    assert world.store.warning(a).escalation_level == 2
+    assert world.store.read.warning(a).escalation_level == 2
     r = client.get(p_co)
     assert r.status_code == 403 and "已转由他人负责或已升级" in r.text
     assert client.get(_link(world, a, "ack", "P-ML", days=60)).status_code == 200
@@ -151,9 +151,9 @@ def test_csrf_on_every_form(site):
     cross = client.post(f"/warnings/{a}/ack", data=form, headers={USER: "T001", "Origin": "https://evil.example"})
     assert cross.status_code == 403
     assert client.post(f"/warnings/{a}/ack", data=form, headers={USER: "T001", "Sec-Fetch-Site": "cross-site"}).status_code == 403
-    assert world.store.warning(a).status == "open"
+    assert world.store.read.warning(a).status == "open"
     ok = client.post(f"/warnings/{a}/ack", data=form, headers={USER: "T001"})
-    assert ok.status_code == 200 and world.store.warning(a).status == "acknowledged"
+    assert ok.status_code == 200 and world.store.read.warning(a).status == "acknowledged"
 
 
 def test_script_and_javascript_evidence_are_inert(site):
@@ -202,7 +202,7 @@ def test_tokens_never_reach_the_logs(site, caplog):
 def test_the_quality_office_waives_with_a_reason_then_reviews_on_the_web(site):
     world, client, a, _, _ = site
     world.warn("course.attendance_rate", "C001", Band.excellent, period="2026-W42", at=world.clock() + timedelta(days=1))
-    assert world.store.warning(a).status == "recovered"
+    assert world.store.read.warning(a).status == "recovered"
     teacher = client.get(f"/warnings/{a}", headers={USER: "T001"}).text
     assert 'id="form-waive"' not in teacher and 'id="form-review"' not in teacher  # the owner neither waives nor reviews
     page = client.get(f"/warnings/{a}", headers={USER: "P-QO"}).text
@@ -211,5 +211,5 @@ def test_the_quality_office_waives_with_a_reason_then_reviews_on_the_web(site):
     assert client.post(f"/warnings/{a}/waive", data=waive | {"reason": "考勤机故障所致"}, headers={USER: "P-QO"}).status_code == 200
     review = _hidden(client.get(f"/warnings/{a}", headers={USER: "P-QO"}).text, "form-review")
     done = client.post(f"/warnings/{a}/review", data=review | {"note": "免于登记后复评"}, headers={USER: "P-QO"})
-    assert done.status_code == 200 and world.store.warning(a).status == "closed"
-    assert [e.kind for e in world.store.events(a)][-2:] == ["waived", "reviewed"]
+    assert done.status_code == 200 and world.store.read.warning(a).status == "closed"
+    assert [e.kind for e in world.store.read.events(a)][-2:] == ["waived", "reviewed"]

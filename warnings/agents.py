@@ -183,7 +183,7 @@ async def store_directory(stream):
         sources = {id(r): source for r, source in records}
 
         def write(rs):
-            if store().upsert_directory(rs, replica.directory):
+            if store().directory.upsert(rs, replica.directory):
                 aggregator().directory_changed(now)
 
         await replica.catch_up()  # store department/major as the directory knows them now

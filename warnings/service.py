@@ -22,6 +22,7 @@ from zhengai.warnings.lifecycle import (
 )
 from zhengai.warnings.messages import load_template, render
 from zhengai.warnings.routing import EscalationChains, assessors, escalation_route, holders, quality_office, route
+from zhengai.warnings.reads import WarningRecord
 from zhengai.warnings.schema import WarningRow
 from zhengai.warnings.store import AppliedTransition, OutboxItem, WarningStore
 
@@ -152,7 +153,7 @@ class WarningService:
         ``max_due_days``, gives 复评 the facts it needs (measures recorded, waiver), and stores the
         measured 改进效果 with the review (``effects.record_effects``)."""
         check_action(command, evidence)  # text that does not fit the store: refused in Chinese first
-        row = self.store.warning(warning_id)
+        row = self.store.read.warning(warning_id)
         if row is None:
             raise KeyError(f"no warning #{warning_id}")
         self.authorize(row, command)
@@ -173,7 +174,7 @@ class WarningService:
             record_effects(self, warning_id, command.at, reviewed_by=command.actor)
         return applied
 
-    def may(self, row: WarningRow, person_id: str) -> tuple[bool, bool, bool]:
+    def may(self, row: WarningRow | WarningRecord, person_id: str) -> tuple[bool, bool, bool]:
         """(holder, assessor, quality office) for a person on a warning, asked at the time of use."""
         rule, directory = self._rule(row.rule_id), self._directory()
         qo = quality_office(directory)
@@ -184,7 +185,7 @@ class WarningService:
         assessing = person_id in assessors(rule, row.entity_id, directory, self.escalation)
         return holding, assessing, is_qo
 
-    def authorize(self, row: WarningRow, command: Command) -> None:
+    def authorize(self, row: WarningRow | WarningRecord, command: Command) -> None:
         actor = getattr(command, "actor", None)
         if actor is None:
             return

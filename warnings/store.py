@@ -14,23 +14,21 @@ Writes are idempotent and safe under concurrency:
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
-
-from zhengai.ingest.directory import Directory
-from zhengai.ingest.records import DeadLetter, Entity, EntityKind, Observation, Person, Verdict, period_start
+from zhengai.ingest.records import Observation, Verdict
 from zhengai.rules.model import LifecyclePolicy
+from zhengai.warnings import batch
+from zhengai.warnings.directory_store import DirectoryStore
 from zhengai.warnings.lifecycle import (
     LIVE,
     Command,
@@ -41,14 +39,11 @@ from zhengai.warnings.lifecycle import (
     WarningState,
     step,
 )
-from zhengai.warnings import batch
+from zhengai.warnings.observation_store import ObservationStore
+from zhengai.warnings.reads import Reads
 from zhengai.warnings.schema import (
-    DeadLetterRow,
-    EntityRow,
     ImprovementRow,
-    ObservationRow,
     OutboxRow,
-    PersonRow,
     RuleVersionRow,
     WarningEventRow,
     WarningRow,
@@ -99,6 +94,11 @@ class WarningStore:
     def __init__(self, url_or_engine: str | Engine):
         self.engine = batch.store_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
         self._session = sessionmaker(self.engine, expire_on_commit=False)
+        # The store's seams: the directory, observations and dead letters, and what people read.
+        # The unit of work (verdicts → lifecycle → events → outbox) and people's actions stay here.
+        self.directory = DirectoryStore(self._session, self._insert)
+        self.observations = ObservationStore(self._session, self._insert, self.dialect)
+        self.read = Reads(self._session)
 
     @property
     def dialect(self) -> str:
@@ -115,134 +115,6 @@ class WarningStore:
 
     def _insert(self, table):
         return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
-
-    # --- directory --------------------------------------------------------------------------
-    def upsert_directory(self, records: Iterable[Entity | Person], directory: Directory | None = None) -> int:
-        """Store entities and persons (latest wins; a person's missing contact field keeps the stored
-        one). With the directory, each entity also gets its department and major, denormalised for
-        dashboards — and so do the entities below the ones given, whose department or major may be
-        known only now (a teacher from 人事 before their department from 教务). Entities whose row
-        would not change are not written. Returns the number of entities new or changed."""
-        batch: dict[str, Entity] = {}
-        persons: dict[str, dict] = {}
-        for r in records:
-            if isinstance(r, Person):
-                persons[r.id] = dict(id=r.id, name=r.name, dingtalk_user_id=r.dingtalk_user_id, mobile=r.mobile, email=r.email)
-            else:
-                batch[r.id] = r
-        if directory is not None:
-            todo = list(batch)
-            while todo:
-                for child in directory.children(todo.pop()):
-                    if child.id not in batch:
-                        batch[child.id] = child
-                        todo.append(child.id)
-        entities: dict[str, dict] = {}
-        for r in batch.values():
-            dept = major = None
-            if directory is not None:
-                d = directory.ancestor(r.id, EntityKind.department)
-                m = directory.ancestor(r.id, EntityKind.major)
-                dept, major = (d.id if d else None), (m.id if m else None)
-            entities[r.id] = dict(id=r.id, kind=r.kind.value, name=r.name, parent_id=r.parent_id, department_id=dept,
-                                  major_id=major, responsible={role: p.id for role, p in r.responsible.items()},
-                                  attributes=dict(r.attributes))
-        columns = ("kind", "name", "parent_id", "department_id", "major_id", "responsible", "attributes")
-        with self.session() as s, s.begin():
-            for chunk in _chunks(sorted(entities)):
-                for row in s.execute(select(EntityRow.id, *(getattr(EntityRow, c) for c in columns)).where(EntityRow.id.in_(chunk))):
-                    if tuple(row[1:]) == tuple(entities[row[0]][c] for c in columns):
-                        del entities[row[0]]  # stored as it is: nothing to write, nothing changed
-            for rows in _chunks([entities[k] for k in sorted(entities)], 1000):
-                stmt = self._insert(EntityRow)
-                stmt = stmt.on_conflict_do_update(index_elements=["id"], set_={c: getattr(stmt.excluded, c) for c in columns})
-                s.execute(stmt, list(rows))
-            for rows in _chunks([persons[k] for k in sorted(persons)], 1000):
-                stmt = self._insert(PersonRow)
-                stmt = stmt.on_conflict_do_update(index_elements=["id"], set_={
-                    "name": stmt.excluded.name,
-                    **{c: func.coalesce(getattr(stmt.excluded, c), getattr(PersonRow, c)) for c in ("dingtalk_user_id", "mobile", "email")}})
-                s.execute(stmt, list(rows))
-        return len(entities)
-
-    def load_directory(self) -> Directory:
-        """The directory as stored (for routing outside a streaming worker, e.g. the CLI)."""
-        with self.session() as s:
-            persons = {p.id: Person(id=p.id, name=p.name, dingtalk_user_id=p.dingtalk_user_id, mobile=p.mobile, email=p.email)
-                       for p in s.scalars(select(PersonRow))}
-            records: list[Entity | Person] = list(persons.values())
-            for e in s.scalars(select(EntityRow)):
-                responsible = {role: persons.get(pid) or Person(id=pid, name=pid) for role, pid in (e.responsible or {}).items()}
-                records.append(Entity(id=e.id, kind=e.kind, name=e.name, parent_id=e.parent_id, responsible=responsible,
-                                      attributes=e.attributes or {}))
-        return Directory(records)
-
-    # --- observations and dead letters ---------------------------------------------------------
-    def add_observations(self, observations: Sequence[Observation]) -> int:
-        """Store observations; a key seen before with a different value is a correction and
-        replaces it (latest wins), the same key and value is a no-op. Returns rows written."""
-        with self.session() as s, s.begin():
-            return self._write_observations(s, observations)
-
-    def _write_observations(self, s: Session, observations: Sequence[Observation]) -> int:
-        latest: dict[str, Observation] = {}
-        for o in observations:
-            latest[o.key] = o
-        if not latest:
-            return 0
-        if self.dialect == "postgresql":
-            return self._copy_observations(s, list(latest.values()))
-        stored: dict[str, tuple[int, float]] = {}
-        for chunk in _chunks(list(latest)):
-            for rid, key, value in s.execute(
-                select(ObservationRow.id, ObservationRow.key, ObservationRow.value).where(ObservationRow.key.in_(chunk))
-            ):
-                stored[key] = (rid, value)
-        new, changed = [], []
-        for o in latest.values():
-            row = dict(key=o.key, level=o.level.value, entity_id=o.entity_id, metric=o.metric, period=o.period,
-                       value=float(o.value), is_bool=isinstance(o.value, bool), observed_at=o.observed_at, source=o.source,
-                       period_start=period_start(o.period))
-            if o.key not in stored:
-                new.append(row)
-            elif stored[o.key][1] != float(o.value):
-                changed.append({"id": stored[o.key][0], **row})
-        if new:
-            s.execute(self._insert(ObservationRow).on_conflict_do_nothing(index_elements=["key", "period_start"]), new)
-        if changed:
-            s.execute(update(ObservationRow), changed)
-        return len(new) + len(changed)
-
-    _OBS_COLUMNS = ("key", "level", "entity_id", "metric", "period", "value", "is_bool", "observed_at", "source", "period_start")
-
-    def _copy_observations(self, s: Session, observations: list[Observation]) -> int:
-        """PostgreSQL: COPY into a temporary table, then one upsert that writes only new keys and
-        changed values (latest wins) — replays cost one round trip and write nothing."""
-        if not observations:
-            return 0
-        cols = ", ".join(self._OBS_COLUMNS)
-        s.execute(text("CREATE TEMP TABLE IF NOT EXISTS observations_in (LIKE observations INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"))
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        for o in observations:
-            writer.writerow([o.key, o.level.value, o.entity_id, o.metric, o.period, repr(float(o.value)),
-                             "t" if isinstance(o.value, bool) else "f", o.observed_at.isoformat(), o.source,
-                             period_start(o.period).isoformat()])
-        buf.seek(0)
-        with s.connection().connection.cursor() as cur:
-            cur.copy_expert(f"COPY observations_in ({cols}) FROM STDIN WITH (FORMAT csv)", buf)
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in self._OBS_COLUMNS if c not in ("key", "period_start"))
-        written = s.execute(text(
-            f"INSERT INTO observations ({cols}) SELECT {cols} FROM observations_in ON CONFLICT (key, period_start) DO UPDATE SET {updates} "
-            "WHERE observations.value IS DISTINCT FROM EXCLUDED.value RETURNING 1")).all()
-        s.execute(text("TRUNCATE observations_in"))
-        return len(written)
-
-    def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
-        if not letters:
-            return
-        with self.session() as s, s.begin():
-            s.execute(insert(DeadLetterRow), [dict(source=d.source, reason=d.reason, raw=d.raw, at=d.at) for d in letters])
 
     # --- verdicts → lifecycle → events → outbox ------------------------------------------------
     def apply_verdicts(
@@ -277,7 +149,7 @@ class WarningStore:
 
         def work(lookup: bool) -> Callable[[Session], list[AppliedTransition]]:
             def write(s: Session) -> list[AppliedTransition]:
-                self._write_observations(s, observations)
+                self.observations.write(s, observations)
                 if not verdicts:
                     return []
                 return [AppliedTransition(*applied) for applied in batch.apply(
@@ -411,31 +283,3 @@ class WarningStore:
                 s.add(row)
                 written.append(row)
         return written
-
-    # --- reading -----------------------------------------------------------------------------
-    def count(self, table) -> int:
-        with self.session() as s:
-            return s.scalar(select(func.count()).select_from(table)) or 0
-
-    def warning(self, warning_id: int) -> WarningRow | None:
-        with self.session() as s:
-            return s.get(WarningRow, warning_id)
-
-    def warnings(self, *, status: str | None = None) -> list[WarningRow]:
-        with self.session() as s:
-            q = select(WarningRow).order_by(WarningRow.id)
-            if status:
-                q = q.where(WarningRow.status == status)
-            return list(s.scalars(q))
-
-    def events(self, warning_id: int | None = None) -> list[WarningEventRow]:
-        with self.session() as s:
-            q = select(WarningEventRow).order_by(WarningEventRow.id)
-            if warning_id is not None:
-                q = q.where(WarningEventRow.warning_id == warning_id)
-            return list(s.scalars(q))
-
-    def improvements(self, warning_id: int) -> list[ImprovementRow]:
-        with self.session() as s:
-            return list(s.scalars(select(ImprovementRow).where(ImprovementRow.warning_id == warning_id).order_by(ImprovementRow.id)))
-

@@ -33,7 +33,7 @@ def _lint(args: argparse.Namespace) -> int:
         if args.store:  # overrides are checked against the directory only where one is available
             from zhengai.warnings.store import WarningStore
 
-            directory = WarningStore(args.store).load_directory()
+            directory = WarningStore(args.store).directory.load()
             unknown = unknown_override_entities(rs, directory.__contains__)
             if unknown:
                 raise RulebookError(unknown)

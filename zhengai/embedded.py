@@ -94,11 +94,11 @@ class Pipeline:
         if directory_records:
             for r in directory_records:
                 self.directory.add(r)
-            if self.store.upsert_directory(directory_records, self.directory):
+            if self.store.directory.upsert(directory_records, self.directory):
                 self.aggregator.directory_changed(now)
             self.result.take(self.judge.unpark(now))
         if dead:
-            self.store.add_dead_letters(dead)
+            self.store.observations.add_dead_letters(dead)
             self.result.dead_letters += dead
         if events:
             self.aggregator.record(events, now)
@@ -108,7 +108,7 @@ class Pipeline:
     def _judge(self, items, now: datetime) -> None:
         outcome = self.judge.judge(items, now)
         if outcome.dead_letters:
-            self.store.add_dead_letters([letter for letter, _ in outcome.dead_letters])
+            self.store.observations.add_dead_letters([letter for letter, _ in outcome.dead_letters])
         self.result.take(outcome)
 
     # --- the run ---------------------------------------------------------------------------------
@@ -142,7 +142,7 @@ class Pipeline:
             self.progress("汇总与评估", done, done + self.aggregator.pending())
         expired = self.judge.expire(end, timedelta(0))  # still parked: the directory never had them
         if expired:
-            self.store.add_dead_letters([letter for letter, _ in expired])
+            self.store.observations.add_dead_letters([letter for letter, _ in expired])
             result.dead_letters += [letter for letter, _ in expired]
         return result
 

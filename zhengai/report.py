@@ -13,7 +13,8 @@ from zhengai.ingest.directory import Directory
 from zhengai.ingest.privacy import mask_student_id, mask_text
 from zhengai.ingest.records import Band, EntityKind, Level
 from zhengai.warnings.lifecycle import ACTIVE
-from zhengai.warnings.schema import DeadLetterRow, WarningRow
+from zhengai.warnings.reads import WarningRecord
+from zhengai.warnings.schema import DeadLetterRow
 from zhengai.warnings.store import WarningStore
 
 __all__ = ["Summary", "summarize", "render_summary", "render_report"]
@@ -29,7 +30,7 @@ class Summary:
     worst: list[tuple[str, str, int, int]] = field(default_factory=list)  # entity, level, red, yellow
     recipients: list[tuple[str, str, int]] = field(default_factory=list)  # person id, name, count
     dead_letters: dict[str, int] = field(default_factory=dict)  # reason (shortened) → count
-    open_warnings: list[WarningRow] = field(default_factory=list)
+    open_warnings: list[WarningRecord] = field(default_factory=list)
 
     @property
     def open_total(self) -> int:
@@ -38,7 +39,7 @@ class Summary:
 
 def summarize(store: WarningStore, directory: Directory, top: int = 10) -> Summary:
     s = Summary()
-    rows = store.warnings()
+    rows = store.read.warnings()
     per_entity: dict[str, Counter] = defaultdict(Counter)
     recipients: Counter = Counter()
     for w in rows:

@@ -383,7 +383,7 @@ class NotifyWorld:
         self.college = sample_college(courses, teachers, students)
         self.store = WarningStore(url)
         self.store.create_schema()
-        self.store.upsert_directory(self.college.records, self.college.directory)
+        self.store.directory.upsert(self.college.records, self.college.directory)
         self.clock = FakeClock(start or datetime(2026, 10, 12, 1, 0, tzinfo=timezone.utc))
         self.service = WarningService(self.store, lambda: self.college.rules, lambda: self.college.directory,
                                       channels=channels, escalation=escalation)

@@ -47,11 +47,11 @@ def _build(args, config):
     store = WarningStore(args.store)
     store.create_schema()
     rules = load_rulebook(args.rules)
-    cache = {"directory": store.load_directory(), "at": time.monotonic()}
+    cache = {"directory": store.directory.load(), "at": time.monotonic()}
 
     def directory():
         if time.monotonic() - cache["at"] > 600:  # the directory changes slowly: refresh every 10 minutes
-            cache["directory"], cache["at"] = store.load_directory(), time.monotonic()
+            cache["directory"], cache["at"] = store.directory.load(), time.monotonic()
         return cache["directory"]
 
     service = WarningService(store, lambda: rules, directory, channels=tuple(config.channels),

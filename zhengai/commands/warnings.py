@@ -40,7 +40,7 @@ def _service(args):
 
     store = WarningStore(args.store)
     rules = load_rulebook(args.rules)
-    directory = store.load_directory()
+    directory = store.directory.load()
     return WarningService(store, lambda: rules, lambda: directory, channels=tuple(args.channels.split(","))), store
 
 
@@ -78,7 +78,7 @@ def _list(args) -> int:
     service, store = _service(args)
     if args.owner:
         return _mine(service, args)
-    rows = [w for w in store.warnings(status=args.status) if not args.level or w.level == args.level]
+    rows = [w for w in store.read.warnings(status=args.status) if not args.level or w.level == args.level]
     for w in rows:
         due = f"{w.due_date.astimezone(CHINA):%Y-%m-%d}" if w.due_date else "—"
         _say(f"#{w.id:<5} {Status(w.status).zh:<6} {Band(w.band).zh:<4} {w.rule_name} · {w.entity_id} · {w.last_period} · 限期 {due}")
@@ -115,15 +115,15 @@ def _show(args) -> int:
     from zhengai.warnings.lifecycle import Status
 
     service, store = _service(args)
-    w = store.warning(args.id)
+    w = store.read.warning(args.id)
     if w is None:
         _say(f"没有 #{args.id} 号预警", file=sys.stderr)
         return 1
     _say(f"#{w.id} {w.rule_name}（{w.rule_id}）· {mask_text(w.entity_id)} · 第 {w.episode} 轮 · 状态 {Status(w.status).zh}（{w.status}）"
           f" · {w.band} · 限期 {_day(w.due_date)}\n{mask_text(w.reason)}")
-    for e in store.events(w.id):
+    for e in store.read.events(w.id):
         _say(f"  {e.at.astimezone(CHINA):%Y-%m-%d %H:%M} {e.kind:<20} {e.from_status or '—'} → {e.to_status}  {e.actor or ''} {mask_text(e.reason)}")
-    for i in store.improvements(w.id):
+    for i in store.read.improvements(w.id):
         _say(f"  改进措施 #{i.id}（{i.owner_id}，{_day(i.created_at)} 登记，限期 {_day(i.due_date)}）：{mask_text(i.text)}")
     evidence = evidence_of(store, w.id)
     for e in evidence:
@@ -174,7 +174,7 @@ def _evidence(args) -> int:
     from zhengai.warnings.improvements import EvidenceError, add_evidence
 
     service, store = _service(args)
-    w = store.warning(args.id)
+    w = store.read.warning(args.id)
     if w is None:
         print(f"未执行：没有 #{args.id} 号预警", file=sys.stderr)
         return 1

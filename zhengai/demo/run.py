@@ -79,7 +79,7 @@ class _Progress:
 
 
 def check_planted(store: WarningStore, college: College) -> tuple[list[PlantedCheck], dict[str, list[str]]]:
-    warnings = store.warnings()
+    warnings = store.read.warnings()
     by_pair: dict[tuple[str, str], list] = {}
     for w in warnings:
         by_pair.setdefault((w.rule_id, w.entity_id), []).append(w)
@@ -212,7 +212,7 @@ def _close_one_loop(run: DemoRun, out: TextIO) -> None:
     from zhengai.warnings.routing import assessors
 
     service, now = run.pipeline.service, run.college.as_of
-    recovered = [w for w in run.store.warnings(status="recovered") if w.responsible_person_id]
+    recovered = [w for w in run.store.read.warnings(status="recovered") if w.responsible_person_id]
     if not recovered:
         return
     w = recovered[0]

@@ -81,7 +81,7 @@ class Pages:
         if revoked is not None and issued_at(link.expires_at) < revoked:
             raise InvalidLink("revoked")
         if action != "mine":
-            row = self.store.warning(warning_id)
+            row = self.store.read.warning(warning_id)
             if row is not None and not self.service.may(row, link.person_id)[0]:
                 raise InvalidLink("not_holder")  # reassigned, or escalated past this person
         return _Who(link.person_id, "link", link, action)
@@ -139,7 +139,7 @@ class Pages:
         who = self.who(request, request.query_params, wid, action)
         if isinstance(who, HTMLResponse):
             return who
-        w = self.store.warning(wid)
+        w = self.store.read.warning(wid)
         if w is None:
             return self.error(404, "预警不存在", f"没有编号为 W{wid} 的预警。")
         return self.show(w, who)
@@ -172,7 +172,7 @@ class Pages:
             return self.error(403, "请求无效", "页面已过期或来源不明，请重新打开页面后再提交。")
         if not who.may(action):
             return self.error(403, "链接无效", "此链接不能执行该操作。")
-        w = self.store.warning(wid)
+        w = self.store.read.warning(wid)
         if w is None:
             return self.error(404, "预警不存在", f"没有编号为 W{wid} 的预警。")
         values = {k: str(form.get(k) or "") for k in ("note", "text", "due", "evidence", "reason")}
@@ -183,7 +183,7 @@ class Pages:
         except NotAllowed as exc:
             return self.error(403, "无权操作", str(exc).split(" (")[0])
         except LifecycleError as exc:
-            fresh = self.store.warning(wid) or w
+            fresh = self.store.read.warning(wid) or w
             return self.error(409, "无法执行", f"该预警当前状态为“{Status(fresh.status).zh}”，不能执行此操作（{str(exc).split(' (')[0]}）。")
         log.info("warning #%s: %s by %s via %s", wid, action, who.person_id, who.via)
         return self.page("message.html", title=done[0], text=done[1], ok=True, wid=wid, via=who.via)

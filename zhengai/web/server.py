@@ -77,7 +77,7 @@ class _CachedDirectory:
     def __call__(self):
         with self._lock:
             if self._value is None or time.monotonic() - self._at > self.ttl:
-                self._value, self._at = self.store.load_directory(), time.monotonic()
+                self._value, self._at = self.store.directory.load(), time.monotonic()
             return self._value
 
 

@@ -72,7 +72,7 @@ def details(store, rules, directory, w) -> list[tuple[str, str]]:
 
 def measures(store, warning_id: int) -> list[dict]:
     return [dict(id=i.id, owner=i.owner_id, at=day(i.created_at), due=day(i.due_date), text=mask_text(i.text),
-                 effect=mask_text(i.effect) if i.effect else None) for i in store.improvements(warning_id)]
+                 effect=mask_text(i.effect) if i.effect else None) for i in store.read.improvements(warning_id)]
 
 
 def evidence(store, warning_id: int) -> list[dict]:
