@@ -45,7 +45,7 @@ def _cpu() -> float:
 
 
 async def run_ceiling(mode: str, broker: str, topic: str, url: str, directory, expected: int,
-                      verdicts_topic: str | None = None) -> Ceiling:
+                      verdicts_topic: str | None = None, t0: float | None = None) -> Ceiling:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
     from zhengai.ingest.aggregator import Aggregator
@@ -80,7 +80,8 @@ async def run_ceiling(mode: str, broker: str, topic: str, url: str, directory, e
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        got, cpu0, start = 0, _cpu(), time.monotonic()
+        # t0: when a producer started writing the topic while this reads it (as the worker is measured)
+        got, cpu0, start = 0, _cpu(), time.monotonic() if t0 is None else t0
         while got < expected:
             batch = await consumer.getmany(timeout_ms=1000, max_records=2000)
             observations = [r for msgs in batch.values() for m in msgs for r in decode_many(m.value)
