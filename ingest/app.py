@@ -64,7 +64,7 @@ def get_app() -> faust.App:
             s.app_id,
             broker=s.faust_broker,
             autodiscover=list(AGENT_MODULES),
-            store="memory://",  # no tables: window state lives in the database (ingest/windows.py)
+            store="memory://",  # no Faust tables: units and facts live in the database (ingest/units.py, processors.py)
             topic_allow_declare=False,
             topic_disable_leader=True,
             table_standby_replicas=0,
