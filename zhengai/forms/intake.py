@@ -13,6 +13,7 @@ where it was.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -178,31 +179,34 @@ class Intake:
         accepted = good_rows if good_rows is not None else len(values)
         status = "accepted" if not errors else "partial"
         with self.store.session() as s:
+            changes = []
+            for v in values:
+                previous = _latest(s, v)
+                if not (derived and previous == v.value):  # derived and unchanged: nothing to audit or send
+                    changes.append((v, previous))
+        token = uuid.uuid4().hex[:12]  # one per submission: a correction is a new observation, a replay is not
+        observations = [Observation(
+            level=Level(v.metric.split(".")[0]), entity_id=v.entity_id, metric=v.metric, value=v.value,
+            period=v.period, observed_at=at, source=f"forms.{form_id}",
+            key=f"forms.{form_id}|{v.metric}|{v.entity_id}|{v.period}|{token}") for v, _ in changes]
+        if observations:
+            # First delivered, then recorded: a failure here records nothing and leaves the file where
+            # it is; a crash between the two sends the values again later under a new token (the
+            # same values, judged again: harmless).
+            self.delivery.deliver(observations)
+        with self.store.session() as s:
             sub = FormSubmissionRow(form_id=form_id, office=office, period=period, file_name=name, via=via,
                                     submitted_by=by, submitted_at=at, status=status, accepted=accepted,
                                     rejected=max(rows - accepted, len(errors) and 1), errors=errors)
             s.add(sub)
             s.flush()
-            observations = []
-            for v in values:
-                previous = _latest(s, v)
-                if derived and previous == v.value:
-                    continue  # unchanged: nothing to audit, nothing to send
-                audit = FormValueRow(submission_id=sub.id, metric=v.metric, entity_id=v.entity_id, period=v.period,
-                                     value=v.value, previous=previous, entered_by=by, entered_at=at, source_file=name,
-                                     sheet=v.sheet, row=v.row)
-                s.add(audit)
-                s.flush()
-                observations.append(Observation(
-                    level=Level(v.metric.split(".")[0]), entity_id=v.entity_id, metric=v.metric, value=v.value,
-                    period=v.period, observed_at=at, source=f"forms.{form_id}",
-                    key=f"forms.{form_id}|{v.metric}|{v.entity_id}|{v.period}|{audit.id}"))
-            if observations:
-                self.delivery.deliver(observations)  # raises: the transaction rolls back, nothing recorded
+            s.add_all(FormValueRow(submission_id=sub.id, metric=v.metric, entity_id=v.entity_id, period=v.period,
+                                   value=v.value, previous=previous, entered_by=by, entered_at=at, source_file=name,
+                                   sheet=v.sheet, row=v.row) for v, previous in changes)
             s.commit()
-            sid = sub.id
+            sid, rejected = sub.id, sub.rejected
         log.info("forms: %s from %s via %s: %s, %d observations", form_id, name or "-", via, status, len(observations))
-        return Outcome("values" if not derived else form_id, status, accepted, sub.rejected, errors, sid,
+        return Outcome("values" if not derived else form_id, status, accepted, rejected, errors, sid,
                        len(observations))
 
 
