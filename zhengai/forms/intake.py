@@ -117,7 +117,7 @@ class Intake:
                 s.add(row)
             s.commit()
             stored = [_task(r) for r in s.scalars(select(TaskRow).where(TaskRow.year == year))]
-        values = task_route.task_values(stored, self._school(), self.clock())
+        values = task_route.task_values(stored, self._school(), at)  # the table as of when it was handed in
         period = meta.get("period") or f"{at.astimezone().year}"
         return self._record("tasks", self.config.tasks.office, period, name, via, by, at, values,
                             [str(e) for e in errors], rows, derived=True, good_rows=len(found))
