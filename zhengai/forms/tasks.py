@@ -45,8 +45,9 @@ class Task:
         return any(v >= 100 for m, v in self.months.items() if m <= month)
 
 
-def task_id(year: int, unit: str, title: str) -> str:
-    return "T" + hashlib.sha256(f"{year}|{unit}|{title}".encode()).hexdigest()[:20]
+def task_id(year: int, unit: str, title: str, owner: str) -> str:
+    """Stable across re-imports: the same task of the same unit and owner in the same year."""
+    return "T" + hashlib.sha256(f"{year}|{unit}|{title}|{owner}".encode()).hexdigest()[:20]
 
 
 def parse_completion(raw: object) -> float | None:
@@ -101,9 +102,9 @@ def read_tasks(sheet: Sheet, year: int) -> tuple[list[Task], list[LocatedError],
         if bad:
             errors.append(bad)
             continue
-        tid = task_id(year, unit, title)
+        tid = task_id(year, unit, title, owner)
         if tid in seen:
-            errors.append(sheet.error(n, "工作任务", f"与第 {seen[tid]} 行重复（同一部门、同一任务）"))
+            errors.append(sheet.error(n, "工作任务", f"与第 {seen[tid]} 行重复（同一部门、同一任务、同一责任人）"))
             continue
         seen[tid] = n
         tasks.append(Task(tid, year, unit, title, attribute, kind, due, owner, months))  # type: ignore[arg-type]
