@@ -7,29 +7,32 @@ and reaches the store as an observation through the embedded pipeline."""
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from openpyxl import load_workbook
 from playwright.sync_api import sync_playwright
 from sqlalchemy import select
-
 from streamkit import college
-from zhengai.embedded import Pipeline
-from zhengai.forms.spec import FormsConfig, FormSpec
 from zhengai.ingest.records import Entity, EntityKind, Person
 from zhengai.rules.loader import load_rulebook
 from zhengai.warnings.forms_schema import FormValueRow, IncidentRow
 from zhengai.warnings.service import WarningService
 from zhengai.warnings.store import WarningStore
+
+from zhengai.embedded import Pipeline
+from zhengai.forms.spec import FormsConfig, FormSpec
 from zhengai.web import ServerThread, WebSettings, create_app
 
 SECRET = b"test-secret-0123456789abcdef"
 CHROMIUM = os.environ.get("ZHENGAI_CHROMIUM", "/usr/bin/chromium")
-NOW = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)
-PHONE = dict(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True,
-             locale="zh-CN")
-FORM = FormSpec(id="jiaowu.lessons", name="授课计划提交情况填报表", office="教务处", metrics=["course.lesson_plan_ontime"])
+NOW = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
+PHONE = dict(
+    viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True, locale="zh-CN"
+)
+FORM = FormSpec(
+    id="jiaowu.lessons", name="授课计划提交情况填报表", office="教务处", metrics=["course.lesson_plan_ontime"]
+)
 
 
 @pytest.fixture
@@ -38,15 +41,29 @@ def site(pg_url):
     store.create_schema()
     rules = load_rulebook()
     pipeline = Pipeline(store, rules, clock=lambda: NOW)
-    heads = {"quality_office": Person(id="Q01", name="质量办"), "office:教务处": Person(id="OF02", name="教务处长"),
-             "office:督导处": Person(id="OF11", name="督导处长")}
-    records = [r if not (isinstance(r, Entity) and r.kind is EntityKind.school) else r.model_copy(update={"responsible": heads})
-               for r in college(students_per_class=1, classes=2)]
+    heads = {
+        "quality_office": Person(id="Q01", name="质量办"),
+        "office:教务处": Person(id="OF02", name="教务处长"),
+        "office:督导处": Person(id="OF11", name="督导处长"),
+    }
+    records = [
+        r
+        if not (isinstance(r, Entity) and r.kind is EntityKind.school)
+        else r.model_copy(update={"responsible": heads})
+        for r in college(students_per_class=1, classes=2)
+    ]
     pipeline.deliver(records)
     service = WarningService(store, lambda: rules, lambda: pipeline.directory, channels=("console",))
     settings = WebSettings(user_header="X-Remote-User")
-    app = create_app(service, lambda: rules, SECRET, clock=lambda: NOW, settings=settings,
-                     forms=FormsConfig(forms=[FORM]), forms_delivery=pipeline)
+    app = create_app(
+        service,
+        lambda: rules,
+        SECRET,
+        clock=lambda: NOW,
+        settings=settings,
+        forms=FormsConfig(forms=[FORM]),
+        forms_delivery=pipeline,
+    )
     with ServerThread(app, settings=settings) as server:
         yield store, server.base_url
 
@@ -63,7 +80,10 @@ def _values(store, metric):
     from sqlalchemy import text
 
     with store.engine.connect() as c:
-        return {(e, v) for e, v in c.execute(text("SELECT entity_id, value FROM observations WHERE metric = :m"), {"m": metric})}
+        return {
+            (e, v)
+            for e, v in c.execute(text("SELECT entity_id, value FROM observations WHERE metric = :m"), {"m": metric})
+        }
 
 
 def test_download_fill_upload_and_correct_online(site, browser, tmp_path):
@@ -101,10 +121,15 @@ def test_download_fill_upload_and_correct_online(site, browser, tmp_path):
     assert "已接收：有效 2 行" in page.inner_text("main")
     assert {("C2", 88.0), ("C1", 99.0)} <= _values(store, "course.lesson_plan_ontime")
     with store.session() as s:
-        audit = [(a.entity_id, a.value, a.previous, a.entered_by, a.source_file)
-                 for a in s.scalars(select(FormValueRow).order_by(FormValueRow.id))]
-    assert audit == [("C1", 97.0, None, "OF02", "filled.xlsx"), ("C1", 99.0, 97.0, "OF02", None),
-                     ("C2", 88.0, None, "OF02", None)]
+        audit = [
+            (a.entity_id, a.value, a.previous, a.entered_by, a.source_file)
+            for a in s.scalars(select(FormValueRow).order_by(FormValueRow.id))
+        ]
+    assert audit == [
+        ("C1", 97.0, None, "OF02", "filled.xlsx"),
+        ("C1", 99.0, 97.0, "OF02", None),
+        ("C2", 88.0, None, "OF02", None),
+    ]
     context.close()
 
 

@@ -6,27 +6,32 @@ stored as observations through the embedded pipeline (the same path as every con
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select, text
-
 from streamkit import college
-from zhengai.embedded import Pipeline
-from zhengai.forms import Intake, check_due
-from zhengai.forms.due import issue
-from zhengai.forms.drop import process_folder
-from zhengai.forms.spec import FormsConfig, FormSpec, period_end
-from zhengai.forms.templates import write_form
 from zhengai.rules.loader import load_rulebook
 from zhengai.warnings.forms_schema import FormSubmissionRow, FormValueRow
 from zhengai.warnings.store import WarningStore
 
-NOW = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
+from zhengai.embedded import Pipeline
+from zhengai.forms import Intake, check_due
+from zhengai.forms.drop import process_folder
+from zhengai.forms.due import issue
+from zhengai.forms.spec import FormsConfig, FormSpec, period_end
+from zhengai.forms.templates import write_form
+
+NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 TERM = "2026-2027-1"
-FORM = FormSpec(id="test.course", name="课程教学情况填报表", office="教务处",
-                metrics=["course.lesson_plan_ontime", "course.teaching_incidents"], mode="per_row")
+FORM = FormSpec(
+    id="test.course",
+    name="课程教学情况填报表",
+    office="教务处",
+    metrics=["course.lesson_plan_ontime", "course.teaching_incidents"],
+    mode="per_row",
+)
 
 
 @pytest.fixture
@@ -45,8 +50,11 @@ def _template(tmp_path, rules, form=FORM):
     path = write_form(form, rules, TERM, [("C1", "课程1"), ("C2", "课程2")], period_end(TERM), tmp_path / "t.xlsx")
     wb = load_workbook(path)
     ws = wb["填报"]
-    rows = {(ws.cell(r, 1).value, ws.cell(r, 3).value): r for r in range(5, ws.max_row + 1)
-            if str(ws.cell(r, 1).value).startswith("course.")}
+    rows = {
+        (ws.cell(r, 1).value, ws.cell(r, 3).value): r
+        for r in range(5, ws.max_row + 1)
+        if str(ws.cell(r, 1).value).startswith("course.")
+    }
     return path, wb, ws, rows
 
 
@@ -89,16 +97,30 @@ def test_round_trip_locates_bad_rows_and_audits_good_ones(tmp_path, setup):
     assert set(audit) == {("course.lesson_plan_ontime", "C1"), ("course.teaching_incidents", "C1")}
     a = audit[("course.teaching_incidents", "C1")]
     assert (a.value, a.previous, a.entered_by, a.source_file, a.sheet, a.row) == (
-        2.0, None, "T1", "课程填报.xlsx", "填报", rows[("course.teaching_incidents", "C1")])
+        2.0,
+        None,
+        "T1",
+        "课程填报.xlsx",
+        "填报",
+        rows[("course.teaching_incidents", "C1")],
+    )
     assert (sub.status, sub.submitted_by, sub.errors) == ("partial", "T1", out.errors)
     with store.engine.connect() as c:
-        stored = {(m, e): (v, src) for m, e, v, src in c.execute(text(
-            "SELECT metric, entity_id, value, source FROM observations WHERE source LIKE :s"), {"s": "forms.%"})}
-    assert stored == {("course.lesson_plan_ontime", "C1"): (96.5, "forms.test.course"),
-                      ("course.teaching_incidents", "C1"): (2.0, "forms.test.course")}
+        stored = {
+            (m, e): (v, src)
+            for m, e, v, src in c.execute(
+                text("SELECT metric, entity_id, value, source FROM observations WHERE source LIKE :s"), {"s": "forms.%"}
+            )
+        }
+    assert stored == {
+        ("course.lesson_plan_ontime", "C1"): (96.5, "forms.test.course"),
+        ("course.teaching_incidents", "C1"): (2.0, "forms.test.course"),
+    }
     # judged like any observation: 2 incidents is red for the course teacher
-    assert any(w.rule_id == "course.teaching_incidents" and w.entity_id == "C1" and w.worst_band == "red"
-               for w in store.warnings())
+    assert any(
+        w.rule_id == "course.teaching_incidents" and w.entity_id == "C1" and w.worst_band == "red"
+        for w in store.warnings()
+    )
 
     # a correction: the changed value is audited with the value it replaced, by the person who changed it
     out2 = intake.enter("test.course", TERM, [("course.teaching_incidents", "C1", 1.0)], by="Q01")
@@ -117,7 +139,9 @@ def test_whole_file_mode_refuses_everything_on_one_error(tmp_path, setup):
     wb.save(path)
     out = intake.submit(path.read_bytes(), "x.xlsx", by="T2", via="upload")
     assert out.status == "refused" and out.accepted == 0
-    assert out.errors == [f"工作表“填报”第 {rows[('course.teaching_incidents', 'C2')]} 行 H 列（填报值）：“两起”不是数字"]
+    assert out.errors == [
+        f"工作表“填报”第 {rows[('course.teaching_incidents', 'C2')]} 行 H 列（填报值）：“两起”不是数字"
+    ]
     with store.session() as s:
         assert s.scalars(select(FormValueRow)).all() == []
 
@@ -140,7 +164,10 @@ def test_drop_folder_moves_files_and_reports_errors_and_due_dates_count(tmp_path
     assert done["教务处.xlsx"].status == "accepted" and done["坏文件.xlsx"].status == "refused"
     assert done["坏文件.xlsx"].errors == ["坏文件.xlsx：不是可读取的 Excel（.xlsx）文件"]
     assert [p.name.split("-", 1)[1] for p in (drop / "processed").iterdir()] == ["教务处.xlsx"]
-    assert sorted(p.name.split("-", 1)[1] for p in (drop / "rejected").iterdir()) == ["坏文件.xlsx", "坏文件.xlsx.report.csv"]
+    assert sorted(p.name.split("-", 1)[1] for p in (drop / "rejected").iterdir()) == [
+        "坏文件.xlsx",
+        "坏文件.xlsx.report.csv",
+    ]
     assert (drop / "~$教务处.xlsx").exists()
     value, late = check_due(intake)
     assert value is not None and value.value == 50.0 and value.period == "2026-11-20"

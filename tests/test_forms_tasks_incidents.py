@@ -5,33 +5,37 @@ bad rows located in Chinese, and the metrics they feed judged through the embedd
 from __future__ import annotations
 
 import io
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 from openpyxl import Workbook
 from sqlalchemy import select
-
 from streamkit import college
+from zhengai.ingest.records import Entity, EntityKind, Person
+from zhengai.rules.loader import load_rulebook
+from zhengai.warnings.forms_schema import FormValueRow, IncidentRow, TaskRow
+from zhengai.warnings.store import WarningStore
+
 from zhengai.embedded import Pipeline
 from zhengai.forms import Intake
 from zhengai.forms.incidents import Incident, incident_values
 from zhengai.forms.spec import FormsConfig, IncidentsSpec
 from zhengai.forms.tasks import Task, overdue, task_values
 from zhengai.forms.templates import TASK_COLUMNS, write_incidents
-from zhengai.ingest.records import Entity, EntityKind, Person
-from zhengai.rules.loader import load_rulebook
-from zhengai.warnings.forms_schema import FormValueRow, IncidentRow, TaskRow
-from zhengai.warnings.store import WarningStore
 
-NOW = datetime(2026, 11, 2, 2, 0, tzinfo=timezone.utc)  # 2026-11-02 10:00 China time
+NOW = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)  # 2026-11-02 10:00 China time
 
 
 def _observed(store, metric):
     with store.engine.connect() as c:
         from sqlalchemy import text
 
-        return {(e, p): v for e, p, v in c.execute(text(
-            "SELECT entity_id, period, value FROM observations WHERE metric = :m"), {"m": metric})}
+        return {
+            (e, p): v
+            for e, p, v in c.execute(
+                text("SELECT entity_id, period, value FROM observations WHERE metric = :m"), {"m": metric}
+            )
+        }
 
 
 @pytest.fixture
@@ -39,8 +43,16 @@ def intake(pg_url):
     store = WarningStore(pg_url)
     store.create_schema()
     pipeline = Pipeline(store, load_rulebook(), clock=lambda: NOW)
-    teachers = [Entity(id=f"T{d}", kind=EntityKind.teacher, name=f"教师{d}", parent_id=f"D{d}",
-                       responsible={"teacher": Person(id=f"T{d}", name=f"教师{d}")}) for d in (1, 2)]
+    teachers = [
+        Entity(
+            id=f"T{d}",
+            kind=EntityKind.teacher,
+            name=f"教师{d}",
+            parent_id=f"D{d}",
+            responsible={"teacher": Person(id=f"T{d}", name=f"教师{d}")},
+        )
+        for d in (1, 2)
+    ]
     pipeline.deliver(college(students_per_class=1, classes=2) + teachers)
     config = FormsConfig(incidents=IncidentsSpec(count_stability=True))
     return Intake(store, pipeline, config, load_rulebook(), directory=lambda: pipeline.directory, clock=lambda: NOW)
@@ -88,14 +100,21 @@ def test_task_table_import_feeds_ontime_and_plan_completion(intake):
     # T1: September 1/1, October 1 of 2 (the paper is overdue)
     plan = _observed(intake.store, "teacher.plan_completion")
     assert plan == {("T1", "2026-09"): 100.0, ("T1", "2026-10"): 50.0, ("T1", "2026-11"): 50.0}
-    assert any(w.rule_id == "teacher.plan_completion" and w.entity_id == "T1" and w.worst_band == "red"
-               and w.responsible_person_id == "T1" for w in intake.store.warnings())
+    assert any(
+        w.rule_id == "teacher.plan_completion"
+        and w.entity_id == "T1"
+        and w.worst_band == "red"
+        and w.responsible_person_id == "T1"
+        for w in intake.store.warnings()
+    )
     with intake.store.session() as s:
         assert s.scalar(select(TaskRow).where(TaskRow.title == "发表教研论文 1 篇")).updated_by == "OF01"
         audited = s.scalars(select(FormValueRow).where(FormValueRow.metric == "teacher.plan_completion")).all()
     assert {(a.period, a.value, a.entered_by, a.source_file) for a in audited} == {
-        ("2026-09", 100.0, "OF01", "部门任务一览表.xlsx"), ("2026-10", 50.0, "OF01", "部门任务一览表.xlsx"),
-        ("2026-11", 50.0, "OF01", "部门任务一览表.xlsx")}
+        ("2026-09", 100.0, "OF01", "部门任务一览表.xlsx"),
+        ("2026-10", 50.0, "OF01", "部门任务一览表.xlsx"),
+        ("2026-11", 50.0, "OF01", "部门任务一览表.xlsx"),
+    }
 
     # importing the same table again changes nothing: no new audit rows, no new observations
     again = intake.submit(_task_export(), "部门任务一览表.xlsx", by="OF01", via="upload")
@@ -103,9 +122,11 @@ def test_task_table_import_feeds_ontime_and_plan_completion(intake):
 
 
 def test_overdue_tasks_by_owner():
-    tasks = [Task("a", 2026, "教务处", "x", "重点", "部门", date(2026, 10, 15), "OF02", {10: 80}),
-             Task("b", 2026, "教务处", "y", "常规", "部门", date(2026, 10, 31), "OF02", {10: 100}),
-             Task("c", 2026, "二级学院1", "z", "常规", "个人", date(2026, 12, 31), "T1", {})]
+    tasks = [
+        Task("a", 2026, "教务处", "x", "重点", "部门", date(2026, 10, 15), "OF02", {10: 80}),
+        Task("b", 2026, "教务处", "y", "常规", "部门", date(2026, 10, 31), "OF02", {10: 100}),
+        Task("c", 2026, "二级学院1", "z", "常规", "个人", date(2026, 12, 31), "T1", {}),
+    ]
     assert {k: [t.id for t in v] for k, v in overdue(tasks, NOW).items()} == {"OF02": ["a"]}
     values = {(v.metric, v.entity_id, v.period): v.value for v in task_values(tasks, "SCH", NOW)}
     assert values == {("school.task_ontime_completion", "SCH", "2026-10"): 50.0}
@@ -123,13 +144,21 @@ def test_incident_register_feeds_the_counts(intake, tmp_path):
     path = write_incidents(tmp_path / "r.xlsx", "2026-2027-1", "督导处", NOW, rows)
     out = intake.submit(path.read_bytes(), "质量事故登记表.xlsx", by="Q01", via="upload")
     assert out.status == "partial" and out.accepted == 4
-    assert out.errors == ["工作表“事故登记”第 9 行 D 列（课程编号）：教学事故须填写课程编号",
-                          "工作表“事故登记”第 10 行 B 列（发生时间）：“昨天”不是时间（如 2026-10-12 14:30）"]
+    assert out.errors == [
+        "工作表“事故登记”第 9 行 D 列（课程编号）：教学事故须填写课程编号",
+        "工作表“事故登记”第 10 行 B 列（发生时间）：“昨天”不是时间（如 2026-10-12 14:30）",
+    ]
     assert _observed(intake.store, "school.quality_incident_count") == {("SCH", "2026-2027-1"): 2.0}
-    assert _observed(intake.store, "course.teaching_incidents") == {("C1", "2026-2027-1"): 2.0, ("C2", "2026-2027-1"): 0.0}
+    assert _observed(intake.store, "course.teaching_incidents") == {
+        ("C1", "2026-2027-1"): 2.0,
+        ("C2", "2026-2027-1"): 0.0,
+    }
     assert _observed(intake.store, "school.campus_stability_events") == {("SCH", "2026"): 1.0}
     bands = {(w.rule_id, w.entity_id): w.worst_band for w in intake.store.warnings()}
-    assert bands[("course.teaching_incidents", "C1")] == "red" and bands[("school.quality_incident_count", "SCH")] == "yellow"
+    assert (
+        bands[("course.teaching_incidents", "C1")] == "red"
+        and bands[("school.quality_incident_count", "SCH")] == "yellow"
+    )
     assert bands[("school.campus_stability_events", "SCH")] == "red"
     with intake.store.session() as s:
         veto = s.get(IncidentRow, "ZL-2026-01")
@@ -137,11 +166,15 @@ def test_incident_register_feeds_the_counts(intake, tmp_path):
 
 
 def test_incident_counts_report_zero_for_covered_periods():
-    incidents = [Incident("a", datetime(2026, 3, 1, tzinfo=timezone.utc), "D1", "C1", "教学事故", "重大", True)]
-    values = {(v.metric, v.entity_id, v.period): v.value
-              for v in incident_values(incidents, "SCH", terms=["2026-2027-1"], courses=["C1"])}
+    incidents = [Incident("a", datetime(2026, 3, 1, tzinfo=UTC), "D1", "C1", "教学事故", "重大", True)]
+    values = {
+        (v.metric, v.entity_id, v.period): v.value
+        for v in incident_values(incidents, "SCH", terms=["2026-2027-1"], courses=["C1"])
+    }
     # a 重大 incident is not counted by the 一般-only rules; the current term reports 0
-    assert values == {("school.quality_incident_count", "SCH", "2025-2026-2"): 0.0,
-                      ("course.teaching_incidents", "C1", "2025-2026-2"): 0.0,
-                      ("school.quality_incident_count", "SCH", "2026-2027-1"): 0.0,
-                      ("course.teaching_incidents", "C1", "2026-2027-1"): 0.0}
+    assert values == {
+        ("school.quality_incident_count", "SCH", "2025-2026-2"): 0.0,
+        ("course.teaching_incidents", "C1", "2025-2026-2"): 0.0,
+        ("school.quality_incident_count", "SCH", "2026-2027-1"): 0.0,
+        ("course.teaching_incidents", "C1", "2026-2027-1"): 0.0,
+    }

@@ -19,7 +19,6 @@ from datetime import date, datetime
 
 from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
-
 from zhengai.warnings.schema import Base, UTCDateTime
 
 __all__ = ["FormIssueRow", "FormSubmissionRow", "FormValueRow", "TaskRow", "IncidentRow", "FORMS_TABLES"]
@@ -104,5 +103,10 @@ class IncidentRow(Base):
     notified_at: Mapped[datetime | None] = mapped_column(TS)
 
 
-FORMS_TABLES = [FormIssueRow.__table__, FormSubmissionRow.__table__, FormValueRow.__table__, TaskRow.__table__,
-                IncidentRow.__table__]
+FORMS_TABLES = [
+    FormIssueRow.__table__,
+    FormSubmissionRow.__table__,
+    FormValueRow.__table__,
+    TaskRow.__table__,
+    IncidentRow.__table__,
+]

@@ -20,7 +20,7 @@ import argparse
 import json
 import os
 import sys
-from datetime import datetime, time, timezone
+from datetime import UTC, datetime, time
 from pathlib import Path
 
 from zhengai.ingest.settings import store_url
@@ -49,8 +49,16 @@ def _day(text: str | None, default: datetime) -> datetime:
     return datetime.combine(datetime.strptime(text, "%Y-%m-%d").date(), time(23, 59, 59), CST)
 
 
-def template(form: str, period: str, *, out: str = ".", due: str | None = None, store: str = "",
-             rulebook: str | None = None, forms: str | None = None) -> int:
+def template(
+    form: str,
+    period: str,
+    *,
+    out: str = ".",
+    due: str | None = None,
+    store: str = "",
+    rulebook: str | None = None,
+    forms: str | None = None,
+) -> int:
     from zhengai.forms import templates
     from zhengai.forms.due import issue
     from zhengai.forms.spec import FormsConfigError, period_end
@@ -58,7 +66,7 @@ def template(form: str, period: str, *, out: str = ".", due: str | None = None, 
 
     try:
         st, rules, config = _setup(store, rulebook, forms)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         directory = st.load_directory()
         school = directory.school()
         prefix = school.name if school else ""
@@ -66,14 +74,16 @@ def template(form: str, period: str, *, out: str = ".", due: str | None = None, 
         if form == "tasks":
             spec = config.tasks
             when = _day(due, period_end(period) + _days(spec.due_days))
-            path = templates.write_tasks(folder / f"任务-{period}.xlsx", int(period[:4]), spec.office, when,
-                                         period=period, school_name=prefix)
+            path = templates.write_tasks(
+                folder / f"任务-{period}.xlsx", int(period[:4]), spec.office, when, period=period, school_name=prefix
+            )
             office = spec.office
         elif form == "incidents":
             ispec = config.incidents
             when = _day(due, period_end(period) + _days(10))
-            path = templates.write_incidents(folder / f"质量事故-{period}.xlsx", period, ispec.office, when,
-                                             school_name=prefix)
+            path = templates.write_incidents(
+                folder / f"质量事故-{period}.xlsx", period, ispec.office, when, school_name=prefix
+            )
             office = ispec.office
         else:
             f = config.form(form)
@@ -83,8 +93,9 @@ def template(form: str, period: str, *, out: str = ".", due: str | None = None, 
             if not entities and school is None and kind is EntityKind.school:
                 entities = [("SCH", "学校")]
             when = _day(due, period_end(period) + _days(f.due_days))
-            path = templates.write_form(f, rules, period, entities, when, folder / f"{f.office}-{f.id}-{period}.xlsx",
-                                        school_name=prefix)
+            path = templates.write_form(
+                f, rules, period, entities, when, folder / f"{f.office}-{f.id}-{period}.xlsx", school_name=prefix
+            )
             office = f.office
         issue(st, form, office, period, when, now)
     except KeyError:
@@ -103,8 +114,17 @@ def _days(n: int):
     return timedelta(days=n)
 
 
-def intake(paths: list[str], *, by: str | None = None, store: str = "", broker: str | None = None,
-           topic_prefix: str = "", rulebook: str | None = None, forms: str | None = None, as_json: bool = False) -> int:
+def intake(
+    paths: list[str],
+    *,
+    by: str | None = None,
+    store: str = "",
+    broker: str | None = None,
+    topic_prefix: str = "",
+    rulebook: str | None = None,
+    forms: str | None = None,
+    as_json: bool = False,
+) -> int:
     from zhengai.forms import Intake
     from zhengai.forms.delivery import open_delivery
     from zhengai.forms.drop import process_folder
@@ -123,8 +143,16 @@ def intake(paths: list[str], *, by: str | None = None, store: str = "", broker: 
     finally:
         delivery.close()
     if as_json:
-        print(json.dumps([dict(file=n, status=o.status, accepted=o.accepted, rejected=o.rejected, errors=o.errors)
-                          for n, o in results], ensure_ascii=False, indent=1))
+        print(
+            json.dumps(
+                [
+                    dict(file=n, status=o.status, accepted=o.accepted, rejected=o.rejected, errors=o.errors)
+                    for n, o in results
+                ],
+                ensure_ascii=False,
+                indent=1,
+            )
+        )
     else:
         for name, o in results:
             print(f"{name}：{o.summary}")
@@ -133,8 +161,16 @@ def intake(paths: list[str], *, by: str | None = None, store: str = "", broker: 
     return EXIT_REFUSED if any(o.errors for _, o in results) else EXIT_OK
 
 
-def check(*, as_of: str | None = None, store: str = "", broker: str | None = None, topic_prefix: str = "",
-          rulebook: str | None = None, forms: str | None = None, as_json: bool = False) -> int:
+def check(
+    *,
+    as_of: str | None = None,
+    store: str = "",
+    broker: str | None = None,
+    topic_prefix: str = "",
+    rulebook: str | None = None,
+    forms: str | None = None,
+    as_json: bool = False,
+) -> int:
     from sqlalchemy import select
 
     from zhengai.forms import Intake, check_due
@@ -144,7 +180,7 @@ def check(*, as_of: str | None = None, store: str = "", broker: str | None = Non
     from zhengai.warnings.forms_schema import TaskRow
 
     st, rules, config = _setup(store, rulebook, forms)
-    when = _day(as_of, datetime.now(timezone.utc))
+    when = _day(as_of, datetime.now(UTC))
     delivery = open_delivery(st, rules, broker=broker, topic_prefix=topic_prefix, clock=lambda: when)
     directory = st.load_directory()
     try:
@@ -154,11 +190,26 @@ def check(*, as_of: str | None = None, store: str = "", broker: str | None = Non
     with st.session() as s:
         tasks = overdue([_task(r) for r in s.scalars(select(TaskRow))], when)
     if as_json:
-        print(json.dumps(dict(data_collection_quality=value.value if value else None,
-                              late=[dict(form=o.form_id, office=o.office, period=o.period, due=o.due_at.isoformat(),
-                                         received=o.received_at.isoformat() if o.received_at else None) for o in late],
-                              overdue_tasks={k: [t.title for t in v] for k, v in tasks.items()}),
-                         ensure_ascii=False, indent=1))
+        print(
+            json.dumps(
+                dict(
+                    data_collection_quality=value.value if value else None,
+                    late=[
+                        dict(
+                            form=o.form_id,
+                            office=o.office,
+                            period=o.period,
+                            due=o.due_at.isoformat(),
+                            received=o.received_at.isoformat() if o.received_at else None,
+                        )
+                        for o in late
+                    ],
+                    overdue_tasks={k: [t.title for t in v] for k, v in tasks.items()},
+                ),
+                ensure_ascii=False,
+                indent=1,
+            )
+        )
         return EXIT_OK
     print(f"状态数据采集及时率：{value.value:.1f}%" if value else "近 90 天内没有到期的填报。")
     for o in late:
@@ -177,15 +228,20 @@ def list_forms(*, rulebook: str | None = None, forms: str | None = None) -> int:
     config = load_forms(Path(forms) if forms else None, rules)
     for f in config.forms:
         names = "、".join(rules.rules[m].name for m in f.metrics)
-        print(f"{f.id}\t{f.office}\t{f.name}：{names}（截止：期末后 {f.due_days} 天；{'整表' if f.mode == 'whole' else '逐行'}校验）")
+        mode = "整表" if f.mode == "whole" else "逐行"
+        print(f"{f.id}\t{f.office}\t{f.name}：{names}（截止：期末后 {f.due_days} 天；{mode}校验）")
     print(f"tasks\t{config.tasks.office}\t部门工作任务完成情况一览表（每月后 {config.tasks.due_days} 天内更新）")
     print(f"incidents\t{config.incidents.office}\t教学/质量事故登记表")
     return EXIT_OK
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("forms", help="填报: Excel templates and uploads, the task table, the incident register",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "forms",
+        help="填报: Excel templates and uploads, the task table, the incident register",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     fsub = p.add_subparsers(dest="forms_command", required=True)
 
     def common(q: argparse.ArgumentParser, kafka: bool = False) -> None:
@@ -203,19 +259,41 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--due", help="due date YYYY-MM-DD (default: the form's days after the period)")
     t.add_argument("--out", default=".", help="output folder")
     common(t)
-    t.set_defaults(func=lambda a: template(a.form, a.period, out=a.out, due=a.due, store=a.store,
-                                           rulebook=a.rulebook, forms=a.forms))
+    t.set_defaults(
+        func=lambda a: template(
+            a.form, a.period, out=a.out, due=a.due, store=a.store, rulebook=a.rulebook, forms=a.forms
+        )
+    )
     i = fsub.add_parser("intake", help="take filled workbooks in (a folder is a drop folder)")
     i.add_argument("paths", nargs="+")
     i.add_argument("--by", help="staff id of who submits (default: the 填报人工号 on the form)")
     common(i, kafka=True)
-    i.set_defaults(func=lambda a: intake(a.paths, by=a.by, store=a.store, broker=a.broker, topic_prefix=a.topic_prefix,
-                                         rulebook=a.rulebook, forms=a.forms, as_json=a.as_json))
+    i.set_defaults(
+        func=lambda a: intake(
+            a.paths,
+            by=a.by,
+            store=a.store,
+            broker=a.broker,
+            topic_prefix=a.topic_prefix,
+            rulebook=a.rulebook,
+            forms=a.forms,
+            as_json=a.as_json,
+        )
+    )
     c = fsub.add_parser("check", help="late or missing submissions, overdue tasks, 数据采集及时率")
     c.add_argument("--as-of", help="the day to check (default: today)")
     common(c, kafka=True)
-    c.set_defaults(func=lambda a: check(as_of=a.as_of, store=a.store, broker=a.broker, topic_prefix=a.topic_prefix,
-                                        rulebook=a.rulebook, forms=a.forms, as_json=a.as_json))
+    c.set_defaults(
+        func=lambda a: check(
+            as_of=a.as_of,
+            store=a.store,
+            broker=a.broker,
+            topic_prefix=a.topic_prefix,
+            rulebook=a.rulebook,
+            forms=a.forms,
+            as_json=a.as_json,
+        )
+    )
     ls = fsub.add_parser("list", help="the configured forms")
     ls.add_argument("--rulebook", default=None)
     ls.add_argument("--forms", default=os.environ.get("ZHENGAI_FORMS"))

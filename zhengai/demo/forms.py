@@ -26,8 +26,14 @@ from zhengai.ingest.records import Band, Level
 
 __all__ = ["FORMS_METRICS", "compute", "anomalies", "write", "ISSUES", "take_in"]
 
-FORMS_METRICS = ("school.task_ontime_completion", "school.quality_incident_count", "school.campus_stability_events",
-                 "school.data_collection_quality", "teacher.plan_completion", "course.teaching_incidents")
+FORMS_METRICS = (
+    "school.task_ontime_completion",
+    "school.quality_incident_count",
+    "school.campus_stability_events",
+    "school.data_collection_quality",
+    "teacher.plan_completion",
+    "course.teaching_incidents",
+)
 YEAR = int(BUDGET_YEAR)
 AS_OF_DAY = "2026-11-01"  # the demo clock's day (the end of teaching week 8)
 
@@ -65,8 +71,16 @@ def _dept_tasks(c: Build) -> list[tuple[str, str, str, str, date, bool]]:
         for i in range(n):
             unit, owner = offices[(m * 7 + i) % len(offices)]
             due = date(YEAR, m, 15 if i % 2 else 28)
-            out.append((unit, f"{m} 月重点工作 {i + 1}", "重点" if i % 3 == 0 else "常规", owner, due,
-                        not (m == 10 and i in (3, 6))))
+            out.append(
+                (
+                    unit,
+                    f"{m} 月重点工作 {i + 1}",
+                    "重点" if i % 3 == 0 else "常规",
+                    owner,
+                    due,
+                    not (m == 10 and i in (3, 6)),
+                )
+            )
     return out
 
 
@@ -75,10 +89,13 @@ def _plan_tasks(c: Build) -> list[tuple[str, str, date, bool]]:
     _, planted, teachers = _picks(c)
     out = []
     for t in teachers:
-        out += [(t, "完成企业实践 1 个月", date(YEAR, 6, 30), True), (t, "听课评课 8 次", date(YEAR, 9, 30), True),
-                (t, "发表教研论文 1 篇", date(YEAR, 10, 15), t != planted),
-                (t, "完成 1 门课程资源建设", date(YEAR, 10, 31), t != planted),
-                (t, "指导学生技能竞赛", date(YEAR, 12, 20), False)]
+        out += [
+            (t, "完成企业实践 1 个月", date(YEAR, 6, 30), True),
+            (t, "听课评课 8 次", date(YEAR, 9, 30), True),
+            (t, "发表教研论文 1 篇", date(YEAR, 10, 15), t != planted),
+            (t, "完成 1 门课程资源建设", date(YEAR, 10, 31), t != planted),
+            (t, "指导学生技能竞赛", date(YEAR, 12, 20), False),
+        ]
     return out
 
 
@@ -98,15 +115,37 @@ def _month_done(due: date, done: bool, upto: int) -> dict[int, object]:
 
 
 def _task_rows(c: Build, upto: int) -> list[list]:
-    rows = []
+    rows: list[list] = []
     for unit, title, attr, owner, due, done in _dept_tasks(c):
         cells = _month_done(due, done, upto)
-        rows.append([len(rows) + 1, unit, title, attr, "部门", due.isoformat(), *(cells.get(m) for m in MONTHS),
-                     owner, c.staff[owner].name])
+        rows.append(
+            [
+                len(rows) + 1,
+                unit,
+                title,
+                attr,
+                "部门",
+                due.isoformat(),
+                *(cells.get(m) for m in MONTHS),
+                owner,
+                c.staff[owner].name,
+            ]
+        )
     for t, title, due, done in _plan_tasks(c):
         cells = _month_done(due, done, upto)
-        rows.append([len(rows) + 1, c.staff[t].department_id or "", title, "常规", "个人", due.isoformat(),
-                     *(cells.get(m) for m in MONTHS), t, c.staff[t].name])
+        rows.append(
+            [
+                len(rows) + 1,
+                c.staff[t].department_id or "",
+                title,
+                "常规",
+                "个人",
+                due.isoformat(),
+                *(cells.get(m) for m in MONTHS),
+                t,
+                c.staff[t].name,
+            ]
+        )
     return rows
 
 
@@ -115,7 +154,17 @@ def _incidents(c: Build) -> list[tuple]:
     dept = c.majors[c.courses[course].major_id].department_id
     return [
         ("JX-2026-001", "2026-09-22 08:20", dept, course, "教学事故", "一般", "否", "任课教师迟到 15 分钟", "通报批评"),
-        ("JX-2026-002", "2026-10-13 14:00", dept, course, "教学事故", "一般", "否", "未经批准擅自调课", "扣发当月课时津贴"),
+        (
+            "JX-2026-002",
+            "2026-10-13 14:00",
+            dept,
+            course,
+            "教学事故",
+            "一般",
+            "否",
+            "未经批准擅自调课",
+            "扣发当月课时津贴",
+        ),
         ("ZL-2026-001", "2026-10-21 09:00", dept, None, "质量事故", "一般", "否", "期中试卷命题重复率超标", "重新命题"),
     ]
 
@@ -123,51 +172,102 @@ def _incidents(c: Build) -> list[tuple]:
 def compute(c: Build) -> dict[tuple[str, str, str], float]:
     """The six metrics as the forms route must compute them from the files below."""
     from zhengai.forms.incidents import Incident, incident_values, parse_time
-    from zhengai.forms.tasks import Task, task_values
+    from zhengai.forms.tasks import Task, parse_completion, task_values
 
     as_of = datetime.combine(date.fromisoformat(AS_OF_DAY), time(23, 59, 59), CST)
     tasks = []
     for i, r in enumerate(_task_rows(c, 10)):
-        months = {m: v for m, v in zip(MONTHS, r[6:16]) if v is not None}
-        from zhengai.forms.tasks import parse_completion
-
-        tasks.append(Task(str(i), YEAR, r[1], r[2], r[3], r[4], date.fromisoformat(r[5]), r[16],
-                          {m: parse_completion(v) for m, v in months.items()}))  # type: ignore[misc]
+        months = {m: v for m, v in zip(MONTHS, r[6:16], strict=True) if v is not None}
+        tasks.append(
+            Task(
+                str(i),
+                YEAR,
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                date.fromisoformat(r[5]),
+                r[16],
+                {m: p for m, v in months.items() if (p := parse_completion(v)) is not None},
+            )
+        )
     m = {(v.metric, v.entity_id, v.period): v.value for v in task_values(tasks, SCHOOL_ID, as_of)}
-    incidents = [Incident(r[0], parse_time(r[1]), r[2], r[3], r[4], r[5], r[6] == "是") for r in _incidents(c)]  # type: ignore[arg-type]
-    m |= {(v.metric, v.entity_id, v.period): v.value
-          for v in incident_values(incidents, SCHOOL_ID, terms=[CURRENT_TERM], courses=sorted(c.courses))}
+    incidents = [
+        Incident(r[0], at, r[2], r[3], r[4], r[5], r[6] == "是") for r in _incidents(c) if (at := parse_time(r[1]))
+    ]
+    m |= {
+        (v.metric, v.entity_id, v.period): v.value
+        for v in incident_values(incidents, SCHOOL_ID, terms=[CURRENT_TERM], courses=sorted(c.courses))
+    }
     m[("school.campus_stability_events", SCHOOL_ID, BUDGET_YEAR)] = 1.0
     due = [i for i in ISSUES if i[3] <= AS_OF_DAY]
-    m[("school.data_collection_quality", SCHOOL_ID, AS_OF_DAY)] = 100 * sum(
-        1 for i in due if i[4] is not None and i[4] <= i[3]) / len(due)
+    m[("school.data_collection_quality", SCHOOL_ID, AS_OF_DAY)] = (
+        100 * sum(1 for i in due if i[4] is not None and i[4] <= i[3]) / len(due)
+    )
     return m
 
 
 def anomalies(c: Build, m: dict[tuple[str, str, str], float]) -> tuple[PlantedAnomaly, ...]:
     course, teacher, _ = _picks(c)
     k = c.courses[course]
+    ontime = ("school.task_ontime_completion", SCHOOL_ID, f"{YEAR}-10")
+    quality = ("school.data_collection_quality", SCHOOL_ID, AS_OF_DAY)
 
     def school(metric: str, period: str, office: str, note: str) -> PlantedAnomaly:
-        return PlantedAnomaly(metric, Level.school, SCHOOL_ID, Band.red, period, f"office:{office}", c.offices[office], note)
+        return PlantedAnomaly(
+            metric, Level.school, SCHOOL_ID, Band.red, period, f"office:{office}", c.offices[office], note
+        )
 
-    plan = [PlantedAnomaly("teacher.plan_completion", Level.teacher, teacher, Band.red, p, "teacher", teacher,
-                           f"教师{c.staff[teacher].name}（{teacher}）：个人发展计划截至 {p} 应完成 4 项、完成 2 项"
-                           f"（{m[('teacher.plan_completion', teacher, p)]:.0f}%），10 月两项任务逾期")
-            for p in (f"{YEAR}-10", f"{YEAR}-11")]
+    plan = [
+        PlantedAnomaly(
+            "teacher.plan_completion",
+            Level.teacher,
+            teacher,
+            Band.red,
+            p,
+            "teacher",
+            teacher,
+            f"教师{c.staff[teacher].name}（{teacher}）：个人发展计划截至 {p} 应完成 4 项、完成 2 项"
+            f"（{m[('teacher.plan_completion', teacher, p)]:.0f}%），10 月两项任务逾期",
+        )
+        for p in (f"{YEAR}-10", f"{YEAR}-11")
+    ]
     return (
-        school("school.task_ontime_completion", f"{YEAR}-10", "党政办",
-               f"10 月到期的 10 项部门工作任务按期完成 8 项（{m[('school.task_ontime_completion', SCHOOL_ID, f'{YEAR}-10')]:.0f}%），"
-               "低于标准值 85%（任务一览表逐月导入）"),
+        school(
+            "school.task_ontime_completion",
+            f"{YEAR}-10",
+            "党政办",
+            f"10 月到期的 10 项部门工作任务按期完成 8 项（{m[ontime]:.0f}%），低于标准值 85%（任务一览表逐月导入）",
+        ),
         *plan,
-        PlantedAnomaly("course.teaching_incidents", Level.course, course, Band.red, CURRENT_TERM, "course_teacher",
-                       k.teacher_id, f"{k.name}（{course}）：本学期认定一般教学事故 2 起（迟到、擅自调课），高于标准值 1 起"),
-        school("school.quality_incident_count", CURRENT_TERM, "督导处",
-               "本学期一般教学/质量事故 3 起（质量事故登记表导入），高于标准值 2 起"),
-        school("school.campus_stability_events", BUDGET_YEAR, "保卫处",
-               "保卫处填报表报告本年度校园不稳定事件 1 起（零容忍）"),
-        school("school.data_collection_quality", AS_OF_DAY, "信息中心",
-               f"近 90 天到期的 5 份填报中 7 月任务进展未提交，按时率 {m[('school.data_collection_quality', SCHOOL_ID, AS_OF_DAY)]:.0f}%"),
+        PlantedAnomaly(
+            "course.teaching_incidents",
+            Level.course,
+            course,
+            Band.red,
+            CURRENT_TERM,
+            "course_teacher",
+            k.teacher_id,
+            f"{k.name}（{course}）：本学期认定一般教学事故 2 起（迟到、擅自调课），高于标准值 1 起",
+        ),
+        school(
+            "school.quality_incident_count",
+            CURRENT_TERM,
+            "督导处",
+            "本学期一般教学/质量事故 3 起（质量事故登记表导入），高于标准值 2 起",
+        ),
+        school(
+            "school.campus_stability_events",
+            BUDGET_YEAR,
+            "保卫处",
+            "保卫处填报表报告本年度校园不稳定事件 1 起（零容忍）",
+        ),
+        school(
+            "school.data_collection_quality",
+            AS_OF_DAY,
+            "信息中心",
+            f"近 90 天到期的 5 份填报中 7 月任务进展未提交，按时率 {m[quality]:.0f}%",
+        ),
     )
 
 
@@ -184,24 +284,41 @@ def write(c: Build, folder: Path) -> Path:
     files = []
     for month in (8, 9, 10):
         period = f"{YEAR}-{month:02d}"
-        path = write_tasks(folder / f"党政办-任务一览表-{period}.xlsx", YEAR, "党政办", due[("tasks", period)],
-                           _task_rows(c, month), period=period)
+        path = write_tasks(
+            folder / f"党政办-任务一览表-{period}.xlsx",
+            YEAR,
+            "党政办",
+            due[("tasks", period)],
+            _task_rows(c, month),
+            period=period,
+        )
         _filler(path, "任务", head["党政办"])
         files.append((path, submitted[("tasks", period)]))
     form = load_forms(rules=load_rulebook()).form("baowei.stability")
-    path = write_form(form, load_rulebook(), BUDGET_YEAR, [(SCHOOL_ID, "学校")], due[("baowei.stability", BUDGET_YEAR)],
-                      folder / "保卫处-校园安全稳定-2026.xlsx")
+    path = write_form(
+        form,
+        load_rulebook(),
+        BUDGET_YEAR,
+        [(SCHOOL_ID, "学校")],
+        due[("baowei.stability", BUDGET_YEAR)],
+        folder / "保卫处-校园安全稳定-2026.xlsx",
+    )
     wb = load_workbook(path)
     wb["填报"]["H5"] = 1
     wb["填报"]["F2"] = head["保卫处"]
     wb.save(path)
     files.append((path, submitted[("baowei.stability", BUDGET_YEAR)]))
-    path = write_incidents(folder / f"督导处-质量事故登记-{CURRENT_TERM}.xlsx", CURRENT_TERM, "督导处",
-                           due[("incidents", CURRENT_TERM)], _incidents(c))
+    path = write_incidents(
+        folder / f"督导处-质量事故登记-{CURRENT_TERM}.xlsx",
+        CURRENT_TERM,
+        "督导处",
+        due[("incidents", CURRENT_TERM)],
+        _incidents(c),
+    )
     _filler(path, "事故登记", head["督导处"])
     files.append((path, submitted[("incidents", CURRENT_TERM)]))
     for path, day in files:
-        t = _at(day).timestamp()
+        t = _at(day or AS_OF_DAY).timestamp()
         os.utime(path, (t, t))
     return folder
 

@@ -5,21 +5,27 @@ Either way the same path as every connector — never a direct write of observat
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from zhengai.rules.loader import RuleSet
 
 __all__ = ["open_delivery"]
 
 
-def open_delivery(store, rules: RuleSet, *, broker: str | None = None, topic_prefix: str = "",
-                  clock: Callable[[], datetime] | None = None):
+def open_delivery(
+    store,
+    rules: RuleSet,
+    *,
+    broker: str | None = None,
+    topic_prefix: str = "",
+    clock: Callable[[], datetime] | None = None,
+):
     """A ``Delivery`` with ``close()``; the embedded one judges with the store's directory."""
     if broker:
         from zhengai.connectors.kafka import KafkaDelivery
 
         return KafkaDelivery(broker, topic_prefix=topic_prefix, client_id="zhengai-forms")
-    return _Embedded(store, rules, clock or (lambda: datetime.now(timezone.utc)))
+    return _Embedded(store, rules, clock or (lambda: datetime.now(UTC)))
 
 
 class _Embedded:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from zhengai.connectors.files import _free  # one implementation of "a free name in a folder"
@@ -35,7 +35,7 @@ def process_folder(folder: Path, intake: Intake, *, settle: float = 0.0) -> list
     folder = Path(folder)
     done = []
     for path in inbox(folder, settle):
-        at = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+        at = datetime.fromtimestamp(path.stat().st_mtime, UTC)
         outcome = intake.submit(path.read_bytes(), path.name, by=None, via="drop", at=at)
         stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
         if outcome.errors:

@@ -22,8 +22,11 @@ METRIC = "school.data_collection_quality"
 def issue(store, form_id: str, office: str, period: str, due_at: datetime, at: datetime) -> None:
     """Record that ``office`` owes ``form_id`` for ``period`` by ``due_at`` (idempotent)."""
     with store.session() as s:
-        row = s.scalar(select(FormIssueRow).where(FormIssueRow.form_id == form_id, FormIssueRow.office == office,
-                                                  FormIssueRow.period == period))
+        row = s.scalar(
+            select(FormIssueRow).where(
+                FormIssueRow.form_id == form_id, FormIssueRow.office == office, FormIssueRow.period == period
+            )
+        )
         if row is None:
             s.add(FormIssueRow(form_id=form_id, office=office, period=period, due_at=due_at, issued_at=at))
         else:
@@ -46,19 +49,28 @@ class Overdue:
         return f"{self.office}：{self.form_id}（{self.period}）应于 {due} 前提交，{late}"
 
 
-def collection_quality(store, school_id: str, as_of: datetime,
-                       window: timedelta = timedelta(days=90)) -> tuple[ValueIn | None, list[Overdue]]:
+def collection_quality(
+    store, school_id: str, as_of: datetime, window: timedelta = timedelta(days=90)
+) -> tuple[ValueIn | None, list[Overdue]]:
     """The metric for ``as_of``'s day (None when nothing was due in the window) and the issues
     that were not answered on time."""
     with store.session() as s:
-        issues = list(s.scalars(select(FormIssueRow).where(FormIssueRow.due_at <= as_of,
-                                                           FormIssueRow.due_at > as_of - window)))
+        issues = list(
+            s.scalars(select(FormIssueRow).where(FormIssueRow.due_at <= as_of, FormIssueRow.due_at > as_of - window))
+        )
         late: list[Overdue] = []
         for i in issues:
-            first = s.scalar(select(FormSubmissionRow.submitted_at).where(
-                FormSubmissionRow.form_id == i.form_id, FormSubmissionRow.office == i.office,
-                FormSubmissionRow.period == i.period, FormSubmissionRow.status != "refused")
-                .order_by(FormSubmissionRow.submitted_at).limit(1))
+            first = s.scalar(
+                select(FormSubmissionRow.submitted_at)
+                .where(
+                    FormSubmissionRow.form_id == i.form_id,
+                    FormSubmissionRow.office == i.office,
+                    FormSubmissionRow.period == i.period,
+                    FormSubmissionRow.status != "refused",
+                )
+                .order_by(FormSubmissionRow.submitted_at)
+                .limit(1)
+            )
             if first is None or first > i.due_at:
                 late.append(Overdue(i.form_id, i.office, i.period, i.due_at, first))
     if not issues:

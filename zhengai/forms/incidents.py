@@ -71,7 +71,10 @@ def read_incidents(sheet: Sheet) -> tuple[list[Incident], list[LocatedError], in
     missing = sheet.find_header(REQUIRED)
     if missing:
         return [], [missing], 0
-    out, errors, rows, seen = [], [], 0, {}
+    out: list[Incident] = []
+    errors: list[LocatedError] = []
+    rows = 0
+    seen: dict[str, int] = {}
     for n, cells in sheet.data():
         rows += 1
         iid = cell_text(sheet.get(cells, "事故编号"))
@@ -80,32 +83,61 @@ def read_incidents(sheet: Sheet) -> tuple[list[Incident], list[LocatedError], in
         category, grade = cell_text(sheet.get(cells, "类别")), cell_text(sheet.get(cells, "等级"))
         veto = cell_text(sheet.get(cells, "一票否决"))
         course = cell_text(sheet.get(cells, "课程编号")) or None
-        problem = (("事故编号", "未填写事故编号") if not iid else
-                   ("事故编号", f"与第 {seen[iid]} 行编号重复") if iid in seen else
-                   ("发生时间", f"“{cell_text(sheet.get(cells, '发生时间'))}”不是时间（如 2026-10-12 14:30）") if at is None else
-                   ("责任单位编号", "未填写责任单位编号") if not unit else
-                   check(category, grade, veto))
+        problem = (
+            ("事故编号", "未填写事故编号")
+            if not iid
+            else ("事故编号", f"与第 {seen[iid]} 行编号重复")
+            if iid in seen
+            else ("发生时间", f"“{cell_text(sheet.get(cells, '发生时间'))}”不是时间（如 2026-10-12 14:30）")
+            if at is None
+            else ("责任单位编号", "未填写责任单位编号")
+            if not unit
+            else check(category, grade, veto)
+        )
         if problem is None and category == "教学事故" and not course:
             problem = ("课程编号", "教学事故须填写课程编号")
-        if problem:
-            errors.append(sheet.error(n, *problem))
+        if problem or at is None:
+            errors.append(sheet.error(n, *(problem or ("发生时间", "不是时间"))))
             continue
         seen[iid] = n
-        out.append(Incident(iid, at, unit, course, category, grade, veto == "是",  # type: ignore[arg-type]
-                            cell_text(sheet.get(cells, "事故经过")), cell_text(sheet.get(cells, "处理情况"))))
+        out.append(
+            Incident(
+                iid,
+                at,
+                unit,
+                course,
+                category,
+                grade,
+                veto == "是",
+                cell_text(sheet.get(cells, "事故经过")),
+                cell_text(sheet.get(cells, "处理情况")),
+            )
+        )
     return out, errors, rows
 
 
-def incident_values(incidents: Iterable[Incident], school_id: str, *, terms: Sequence[str] = (),
-                    courses: Sequence[str] = (), count_stability: bool = False) -> list[ValueIn]:
+def incident_values(
+    incidents: Iterable[Incident],
+    school_id: str,
+    *,
+    terms: Sequence[str] = (),
+    courses: Sequence[str] = (),
+    count_stability: bool = False,
+) -> list[ValueIn]:
     """Counts per term (and year), with 0 where the register covers a period and found nothing."""
     items = list(incidents)
     terms = sorted(set(terms) | {term_of(i.occurred_at) for i in items})
     out: list[ValueIn] = []
     for term in terms:
         general = [i for i in items if term_of(i.occurred_at) == term and i.grade == "一般"]
-        out.append(ValueIn("school.quality_incident_count", school_id, term,
-                           float(sum(i.category in ("教学事故", "质量事故") for i in general))))
+        out.append(
+            ValueIn(
+                "school.quality_incident_count",
+                school_id,
+                term,
+                float(sum(i.category in ("教学事故", "质量事故") for i in general)),
+            )
+        )
         per_course = dict.fromkeys(courses, 0)
         for i in general:
             if i.category == "教学事故" and i.course_id:

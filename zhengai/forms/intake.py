@@ -16,7 +16,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -57,11 +57,19 @@ class Intake:
     """``store``: the warning store (audit tables); ``delivery``: where observations go;
     ``directory()``: the current directory (school id, entity checks, course list)."""
 
-    def __init__(self, store, delivery: Delivery, config: FormsConfig, rules: RuleSet, *,
-                 directory: Callable[[], Directory], clock: Callable[[], datetime] | None = None):
+    def __init__(
+        self,
+        store,
+        delivery: Delivery,
+        config: FormsConfig,
+        rules: RuleSet,
+        *,
+        directory: Callable[[], Directory],
+        clock: Callable[[], datetime] | None = None,
+    ):
         self.store, self.delivery, self.config, self.rules = store, delivery, config, rules
         self.directory = directory
-        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.clock = clock or (lambda: datetime.now(UTC))
 
     # --- entry points ------------------------------------------------------------------------
     def submit(self, data: bytes, name: str, *, by: str | None, via: str, at: datetime | None = None) -> Outcome:
@@ -77,11 +85,26 @@ class Intake:
         if kind in ("tasks", "incidents"):
             sheet = next(iter(sheets.values()))
             return getattr(self, f"_{kind}")(sheet, meta, name, by, via, at)
-        return self._refuse("unknown", "", meta=meta, name=name, by=by or via, via=via, at=at,
-                            errors=["无法识别的表格：请使用 zhengai 下发的填报模板、部门工作任务一览表或质量事故登记表"])
+        return self._refuse(
+            "unknown",
+            "",
+            meta=meta,
+            name=name,
+            by=by or via,
+            via=via,
+            at=at,
+            errors=["无法识别的表格：请使用 zhengai 下发的填报模板、部门工作任务一览表或质量事故登记表"],
+        )
 
-    def enter(self, form_id: str, period: str, values: Sequence[tuple[str, str, float]], *, by: str,
-              at: datetime | None = None) -> Outcome:
+    def enter(
+        self,
+        form_id: str,
+        period: str,
+        values: Sequence[tuple[str, str, float]],
+        *,
+        by: str,
+        at: datetime | None = None,
+    ) -> Outcome:
         """The online form: a handful of (metric, entity, value) for one form and period."""
         at = at or self.clock()
         form = self.config.form(form_id)
@@ -91,23 +114,48 @@ class Intake:
     # --- the three kinds -----------------------------------------------------------------------
     def _values(self, sheets, meta, name, by, via, at) -> Outcome:
         directory = self.directory()
-        read = read_form(sheets, meta, self.config, self.rules,
-                         known=(lambda e: directory.get(e) is not None) if len(directory) else None)
+        read = read_form(
+            sheets,
+            meta,
+            self.config,
+            self.rules,
+            known=(lambda e: directory.get(e) is not None) if len(directory) else None,
+        )
         by = by or read.filler or f"{via}"
         errors = [str(e) for e in read.errors]
         if read.form is None or (read.form.mode == "whole" and errors):
-            return self._refuse("values", read.form.id if read.form else meta.get("form", ""), meta=meta, name=name,
-                                by=by, via=via, at=at, errors=errors, rows=read.rows, accepted_ok=len(read.values))
-        return self._record(read.form.id, read.form.office, read.period, name, via, by, at, read.values, errors,
-                            read.rows)
+            return self._refuse(
+                "values",
+                read.form.id if read.form else meta.get("form", ""),
+                meta=meta,
+                name=name,
+                by=by,
+                via=via,
+                at=at,
+                errors=errors,
+                rows=read.rows,
+                accepted_ok=len(read.values),
+            )
+        return self._record(
+            read.form.id, read.form.office, read.period, name, via, by, at, read.values, errors, read.rows
+        )
 
     def _tasks(self, sheet, meta, name, by, via, at) -> Outcome:
         year = int((meta.get("period") or str(at.year))[:4])
         found, errors, rows = task_route.read_tasks(sheet, year)
         by = by or via
         if not found and errors:
-            return self._refuse("tasks", "tasks", meta=meta, name=name, by=by, via=via, at=at,
-                                errors=[str(e) for e in errors], rows=rows)
+            return self._refuse(
+                "tasks",
+                "tasks",
+                meta=meta,
+                name=name,
+                by=by,
+                via=via,
+                at=at,
+                errors=[str(e) for e in errors],
+                rows=rows,
+            )
         with self.store.session() as s:
             for t in found:
                 row = s.get(TaskRow, t.id) or TaskRow(id=t.id)
@@ -119,21 +167,59 @@ class Intake:
             stored = [_task(r) for r in s.scalars(select(TaskRow).where(TaskRow.year == year))]
         values = task_route.task_values(stored, self._school(), at)  # the table as of when it was handed in
         period = meta.get("period") or f"{at.astimezone().year}"
-        return self._record("tasks", self.config.tasks.office, period, name, via, by, at, values,
-                            [str(e) for e in errors], rows, derived=True, good_rows=len(found))
+        return self._record(
+            "tasks",
+            self.config.tasks.office,
+            period,
+            name,
+            via,
+            by,
+            at,
+            values,
+            [str(e) for e in errors],
+            rows,
+            derived=True,
+            good_rows=len(found),
+        )
 
     def _incidents(self, sheet, meta, name, by, via, at) -> Outcome:
         found, errors, rows = incident_route.read_incidents(sheet)
         by = by or via
         if errors and not found:
-            return self._refuse("incidents", "incidents", meta=meta, name=name, by=by, via=via, at=at,
-                                errors=[str(e) for e in errors], rows=rows)
-        return self.register(found, by=by, via=via, at=at, name=name, period=meta.get("period"),
-                             errors=[str(e) for e in errors], rows=rows)
+            return self._refuse(
+                "incidents",
+                "incidents",
+                meta=meta,
+                name=name,
+                by=by,
+                via=via,
+                at=at,
+                errors=[str(e) for e in errors],
+                rows=rows,
+            )
+        return self.register(
+            found,
+            by=by,
+            via=via,
+            at=at,
+            name=name,
+            period=meta.get("period"),
+            errors=[str(e) for e in errors],
+            rows=rows,
+        )
 
-    def register(self, found: Sequence[incident_route.Incident], *, by: str, via: str, at: datetime | None = None,
-                 name: str | None = None, period: str | None = None, errors: Sequence[str] = (),
-                 rows: int | None = None) -> Outcome:
+    def register(
+        self,
+        found: Sequence[incident_route.Incident],
+        *,
+        by: str,
+        via: str,
+        at: datetime | None = None,
+        name: str | None = None,
+        period: str | None = None,
+        errors: Sequence[str] = (),
+        rows: int | None = None,
+    ) -> Outcome:
         """Store incidents (a form or an import) and deliver the counts they change."""
         at = at or self.clock()
         spec = self.config.incidents
@@ -150,12 +236,25 @@ class Intake:
         directory = self.directory()
         courses = sorted(e.id for e in directory.of_kind(EntityKind.course)) if len(directory) else []
         terms = [period] if period and period.count("-") == 2 else []
-        values = incident_route.incident_values(stored, self._school(), terms=terms, courses=courses,
-                                                count_stability=spec.count_stability)
+        values = incident_route.incident_values(
+            stored, self._school(), terms=terms, courses=courses, count_stability=spec.count_stability
+        )
         for i in incident_route.serious(found, spec.notify_grades):
             log.warning("serious incident registered: %s grade=%s veto=%s unit=%s", i.id, i.grade, i.veto, i.unit_id)
-        return self._record("incidents", spec.office, period or "-", name, via, by, at, values, list(errors),
-                            rows if rows is not None else len(found), derived=True, good_rows=len(found))
+        return self._record(
+            "incidents",
+            spec.office,
+            period or "-",
+            name,
+            via,
+            by,
+            at,
+            values,
+            list(errors),
+            rows if rows is not None else len(found),
+            derived=True,
+            good_rows=len(found),
+        )
 
     # --- recording ---------------------------------------------------------------------------
     def _school(self) -> str:
@@ -164,18 +263,41 @@ class Intake:
 
     def _refuse(self, kind, form_id, *, meta, name, by, via, at, errors, rows=0, accepted_ok=0) -> Outcome:
         with self.store.session() as s:
-            row = FormSubmissionRow(form_id=form_id or "-", office=meta.get("office", "-"), period=meta.get("period", "-"),
-                                    file_name=name, via=via, submitted_by=by, submitted_at=at, status="refused",
-                                    accepted=0, rejected=max(rows - accepted_ok, 1 if errors else 0), errors=errors)
+            row = FormSubmissionRow(
+                form_id=form_id or "-",
+                office=meta.get("office", "-"),
+                period=meta.get("period", "-"),
+                file_name=name,
+                via=via,
+                submitted_by=by,
+                submitted_at=at,
+                status="refused",
+                accepted=0,
+                rejected=max(rows - accepted_ok, 1 if errors else 0),
+                errors=errors,
+            )
             s.add(row)
             s.commit()
             sid = row.id
         log.info("forms: %s refused (%d errors)", name, len(errors))
         return Outcome(kind, "refused", 0, row.rejected, errors, sid)
 
-    def _record(self, form_id: str, office: str, period: str, name: str | None, via: str, by: str, at: datetime,
-                values: Sequence[ValueIn], errors: list[str], rows: int, *, derived: bool = False,
-                good_rows: int | None = None) -> Outcome:
+    def _record(
+        self,
+        form_id: str,
+        office: str,
+        period: str,
+        name: str | None,
+        via: str,
+        by: str,
+        at: datetime,
+        values: Sequence[ValueIn],
+        errors: list[str],
+        rows: int,
+        *,
+        derived: bool = False,
+        good_rows: int | None = None,
+    ) -> Outcome:
         accepted = good_rows if good_rows is not None else len(values)
         status = "accepted" if not errors else "partial"
         with self.store.session() as s:
@@ -185,35 +307,69 @@ class Intake:
                 if not (derived and previous == v.value):  # derived and unchanged: nothing to audit or send
                     changes.append((v, previous))
         token = uuid.uuid4().hex[:12]  # one per submission: a correction is a new observation, a replay is not
-        observations = [Observation(
-            level=Level(v.metric.split(".")[0]), entity_id=v.entity_id, metric=v.metric, value=v.value,
-            period=v.period, observed_at=at, source=f"forms.{form_id}",
-            key=f"forms.{form_id}|{v.metric}|{v.entity_id}|{v.period}|{token}") for v, _ in changes]
+        observations = [
+            Observation(
+                level=Level(v.metric.split(".")[0]),
+                entity_id=v.entity_id,
+                metric=v.metric,
+                value=v.value,
+                period=v.period,
+                observed_at=at,
+                source=f"forms.{form_id}",
+                key=f"forms.{form_id}|{v.metric}|{v.entity_id}|{v.period}|{token}",
+            )
+            for v, _ in changes
+        ]
         if observations:
             # First delivered, then recorded: a failure here records nothing and leaves the file where
             # it is; a crash between the two sends the values again later under a new token (the
             # same values, judged again: harmless).
             self.delivery.deliver(observations)
         with self.store.session() as s:
-            sub = FormSubmissionRow(form_id=form_id, office=office, period=period, file_name=name, via=via,
-                                    submitted_by=by, submitted_at=at, status=status, accepted=accepted,
-                                    rejected=max(rows - accepted, len(errors) and 1), errors=errors)
+            sub = FormSubmissionRow(
+                form_id=form_id,
+                office=office,
+                period=period,
+                file_name=name,
+                via=via,
+                submitted_by=by,
+                submitted_at=at,
+                status=status,
+                accepted=accepted,
+                rejected=max(rows - accepted, len(errors) and 1),
+                errors=errors,
+            )
             s.add(sub)
             s.flush()
-            s.add_all(FormValueRow(submission_id=sub.id, metric=v.metric, entity_id=v.entity_id, period=v.period,
-                                   value=v.value, previous=previous, entered_by=by, entered_at=at, source_file=name,
-                                   sheet=v.sheet, row=v.row) for v, previous in changes)
+            s.add_all(
+                FormValueRow(
+                    submission_id=sub.id,
+                    metric=v.metric,
+                    entity_id=v.entity_id,
+                    period=v.period,
+                    value=v.value,
+                    previous=previous,
+                    entered_by=by,
+                    entered_at=at,
+                    source_file=name,
+                    sheet=v.sheet,
+                    row=v.row,
+                )
+                for v, previous in changes
+            )
             s.commit()
             sid, rejected = sub.id, sub.rejected
         log.info("forms: %s from %s via %s: %s, %d observations", form_id, name or "-", via, status, len(observations))
-        return Outcome("values" if not derived else form_id, status, accepted, rejected, errors, sid,
-                       len(observations))
+        return Outcome("values" if not derived else form_id, status, accepted, rejected, errors, sid, len(observations))
 
 
 def _latest(s: Session, v: ValueIn) -> float | None:
-    return s.scalar(select(FormValueRow.value).where(
-        FormValueRow.metric == v.metric, FormValueRow.entity_id == v.entity_id, FormValueRow.period == v.period)
-        .order_by(FormValueRow.id.desc()).limit(1))
+    return s.scalar(
+        select(FormValueRow.value)
+        .where(FormValueRow.metric == v.metric, FormValueRow.entity_id == v.entity_id, FormValueRow.period == v.period)
+        .order_by(FormValueRow.id.desc())
+        .limit(1)
+    )
 
 
 def _guess(sheets) -> str:
@@ -227,14 +383,23 @@ def _guess(sheets) -> str:
 
 
 def _task(r: TaskRow) -> task_route.Task:
-    return task_route.Task(r.id, r.year, r.unit, r.title, r.attribute, r.kind, r.due, r.owner_id,
-                           {int(k): float(v) for k, v in (r.months or {}).items()})
+    return task_route.Task(
+        r.id,
+        r.year,
+        r.unit,
+        r.title,
+        r.attribute,
+        r.kind,
+        r.due,
+        r.owner_id,
+        {int(k): float(v) for k, v in (r.months or {}).items()},
+    )
 
 
 def _incident(r: IncidentRow) -> incident_route.Incident:
-    return incident_route.Incident(r.id, r.occurred_at, r.unit_id, r.course_id, r.category, r.grade, r.veto,
-                                   r.description, r.handling)
-
+    return incident_route.Incident(
+        r.id, r.occurred_at, r.unit_id, r.course_id, r.category, r.grade, r.veto, r.description, r.handling
+    )
 
 
 def check_due(intake: Intake, as_of: datetime | None = None):
@@ -245,6 +410,7 @@ def check_due(intake: Intake, as_of: datetime | None = None):
     as_of = as_of or intake.clock()
     value, late = collection_quality(intake.store, intake._school(), as_of)
     if value is not None:
-        intake._record("collection", "信息中心", value.period, None, "check", "zhengai", as_of, [value], [], 1,
-                       derived=True)
+        intake._record(
+            "collection", "信息中心", value.period, None, "check", "zhengai", as_of, [value], [], 1, derived=True
+        )
     return value, late

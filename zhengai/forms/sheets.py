@@ -23,12 +23,22 @@ from openpyxl.utils.exceptions import InvalidFileException
 
 from zhengai.connectors.values import normalize_text
 
-__all__ = ["LocatedError", "Sheet", "open_workbook", "is_note_row", "WorkbookError", "META_SHEET", "cell_text",
-           "parse_date"]
+__all__ = [
+    "LocatedError",
+    "Sheet",
+    "open_workbook",
+    "is_note_row",
+    "WorkbookError",
+    "META_SHEET",
+    "cell_text",
+    "parse_date",
+]
 
 META_SHEET = "_zhengai"  # hidden sheet of a generated template: kind, form, period, office, due
-_NOTE = re.compile(r"^(注|附注|说明|备注|填表说明|填报说明|制表|制表人|填表人|填报人|审核|审核人|负责人|分管领导|"
-                   r"单位负责人|联系人|联系电话|填报日期|制表日期|单位)\s*[:：]")
+_NOTE = re.compile(
+    r"^(注|附注|说明|备注|填表说明|填报说明|制表|制表人|填表人|填报人|审核|审核人|负责人|分管领导|"
+    r"单位负责人|联系人|联系电话|填报日期|制表日期|单位)\s*[:：]"
+)
 _SIGNATURES = re.compile(r"(制表人|填表人|审核人?|负责人|分管领导|盖章)")
 
 
@@ -111,8 +121,9 @@ class Sheet:
                 self.header_row = n
                 self.header = {name: i for i, name in enumerate(names) if name}
                 return None
-        return LocatedError(self.title, None, None, None,
-                            f"找不到表头（须含 {'、'.join(required)} 列）；请使用下发的模板，不要改动表头")
+        return LocatedError(
+            self.title, None, None, None, f"找不到表头（须含 {'、'.join(required)} 列）；请使用下发的模板，不要改动表头"
+        )
 
     def column(self, name: str) -> str:
         return get_column_letter(self.header[name] + 1)
@@ -123,7 +134,7 @@ class Sheet:
 
     def data(self) -> Iterator[tuple[int, tuple[Any, ...]]]:
         assert self.header_row is not None, "find_header first"
-        for n, cells in enumerate(self.rows[self.header_row:], start=self.header_row + 1):
+        for n, cells in enumerate(self.rows[self.header_row :], start=self.header_row + 1):
             if not any(cell_text(c) for c in cells) or is_note_row(cells):
                 continue
             yield n, cells

@@ -20,8 +20,17 @@ from zhengai.ingest.units import CST
 from zhengai.rules.loader import RuleSet
 from zhengai.rules.model import Rule
 
-__all__ = ["FormSpec", "TasksSpec", "IncidentsSpec", "FormsConfig", "load_forms", "period_end", "allowed_range",
-           "FormsConfigError", "SHIPPED"]
+__all__ = [
+    "FormSpec",
+    "TasksSpec",
+    "IncidentsSpec",
+    "FormsConfig",
+    "load_forms",
+    "period_end",
+    "allowed_range",
+    "FormsConfigError",
+    "SHIPPED",
+]
 
 SHIPPED = Path(__file__).resolve().parent / "forms.yaml"
 _COUNT_UNITS = ("起", "人", "天", "次", "项", "篇", "门", "个", "本", "家")
@@ -50,10 +59,14 @@ class TasksSpec(_Strict):
     due_days: Annotated[int, Field(ge=0, le=60)] = 5
 
 
+Grade = Literal["一般", "较大", "重大"]
+_NOTIFY: tuple[Grade, ...] = ("较大", "重大")
+
+
 class IncidentsSpec(_Strict):
     office: str = "督导处"
     count_stability: bool = False
-    notify_grades: list[Literal["一般", "较大", "重大"]] = Field(default_factory=lambda: ["较大", "重大"])
+    notify_grades: list[Grade] = Field(default_factory=lambda: list(_NOTIFY))
 
 
 class FormsConfig(_Strict):

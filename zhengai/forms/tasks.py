@@ -70,7 +70,10 @@ def read_tasks(sheet: Sheet, year: int) -> tuple[list[Task], list[LocatedError],
     missing = sheet.find_header(REQUIRED)
     if missing:
         return [], [missing], 0
-    tasks, errors, rows, seen = [], [], 0, {}
+    tasks: list[Task] = []
+    errors: list[LocatedError] = []
+    rows = 0
+    seen: dict[str, int] = {}
     for n, cells in sheet.data():
         rows += 1
         title = cell_text(sheet.get(cells, "工作任务"))
@@ -79,12 +82,21 @@ def read_tasks(sheet: Sheet, year: int) -> tuple[list[Task], list[LocatedError],
         kind = cell_text(sheet.get(cells, "类型")) or "部门"
         owner = cell_text(sheet.get(cells, "责任人工号"))
         due = parse_date(sheet.get(cells, "完成时限"))
-        problem = (("工作任务", "未填写工作任务") if not title else
-                   ("属性", f"属性须为“重点”或“常规”，不是“{attribute}”") if attribute not in ("重点", "常规") else
-                   ("类型", f"类型须为“部门”或“个人”，不是“{kind}”") if kind not in ("部门", "个人") else
-                   ("完成时限", f"“{cell_text(sheet.get(cells, '完成时限'))}”不是日期（如 2026-06-30）") if due is None else
-                   ("完成时限", f"完成时限 {due} 不在 {year} 年") if due.year != year else
-                   ("责任人工号", "未填写责任人工号") if not owner else None)
+        problem = (
+            ("工作任务", "未填写工作任务")
+            if not title
+            else ("属性", f"属性须为“重点”或“常规”，不是“{attribute}”")
+            if attribute not in ("重点", "常规")
+            else ("类型", f"类型须为“部门”或“个人”，不是“{kind}”")
+            if kind not in ("部门", "个人")
+            else ("完成时限", f"“{cell_text(sheet.get(cells, '完成时限'))}”不是日期（如 2026-06-30）")
+            if due is None
+            else ("完成时限", f"完成时限 {due} 不在 {year} 年")
+            if due.year != year
+            else ("责任人工号", "未填写责任人工号")
+            if not owner
+            else None
+        )
         if problem:
             errors.append(sheet.error(n, *problem))
             continue
@@ -130,7 +142,9 @@ def task_values(tasks: Iterable[Task], school_id: str, as_of: datetime) -> list[
             due = [t for t in items if t.kind == "部门" and t.due.month == m and t.due <= today]
             if due:
                 on_time = sum(t.done_by(m) for t in due)
-                out.append(ValueIn("school.task_ontime_completion", school_id, period, round(100 * on_time / len(due), 4)))
+                out.append(
+                    ValueIn("school.task_ontime_completion", school_id, period, round(100 * on_time / len(due), 4))
+                )
             owners: dict[str, list[Task]] = {}
             for t in items:
                 if t.kind == "个人" and t.due.month <= m and t.due <= today:

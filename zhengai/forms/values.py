@@ -54,15 +54,28 @@ def check_value(rule, form: FormSpec | None, raw: object) -> tuple[float | None,
     return float(value), None
 
 
-def read_form(sheets: Mapping[str, Sheet], meta: Mapping[str, str], config: FormsConfig, rules: RuleSet,
-              known: Callable[[str], bool] | None = None) -> ReadForm:
+def read_form(
+    sheets: Mapping[str, Sheet],
+    meta: Mapping[str, str],
+    config: FormsConfig,
+    rules: RuleSet,
+    known: Callable[[str], bool] | None = None,
+) -> ReadForm:
     """Read a 填报 workbook generated for one of ``config``'s forms. ``known(entity_id)`` says
     whether the directory holds an entity (None: not checked)."""
     try:
         form = config.form(meta.get("form", ""))
     except KeyError:
-        return ReadForm(None, meta.get("period", ""), None, errors=[LocatedError(
-            "_zhengai", None, None, None, f"填报表“{meta.get('form', '')}”未在填报配置中，请使用最新下发的模板")])
+        return ReadForm(
+            None,
+            meta.get("period", ""),
+            None,
+            errors=[
+                LocatedError(
+                    "_zhengai", None, None, None, f"填报表“{meta.get('form', '')}”未在填报配置中，请使用最新下发的模板"
+                )
+            ],
+        )
     period = meta.get("period", "")
     out = ReadForm(form, period, None)
     sheet = sheets.get("填报") or next(iter(sheets.values()), None)

@@ -43,8 +43,12 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 def current_period(cycle: str, now: datetime) -> str:
     local = now.astimezone(CST)
-    return {"year": str(local.year), "term": term_of(now), "month": f"{local:%Y-%m}",
-            "day": local.date().isoformat()}.get(cycle, str(local.year))
+    return {
+        "year": str(local.year),
+        "term": term_of(now),
+        "month": f"{local:%Y-%m}",
+        "day": local.date().isoformat(),
+    }.get(cycle, str(local.year))
 
 
 class FormPages:
@@ -62,8 +66,14 @@ class FormPages:
             from zhengai.forms.delivery import open_delivery
 
             self._delivery = open_delivery(self.pages.store, self.pages.rules(), clock=self.pages.clock)
-        return Intake(self.pages.store, self._delivery, self.config, self.pages.rules(),
-                      directory=self.pages.service.directory, clock=self.pages.clock)
+        return Intake(
+            self.pages.store,
+            self._delivery,
+            self.config,
+            self.pages.rules(),
+            directory=self.pages.service.directory,
+            clock=self.pages.clock,
+        )
 
     # --- who --------------------------------------------------------------------------------
     def offices(self, person_id: str) -> set[str]:
@@ -89,14 +99,16 @@ class FormPages:
         if person is None:
             return None, None, self.refuse()
         form = await request.form(**limits)
-        if not same_site(request.headers) or not csrf_ok(self.pages.secret, person, form.get("csrf"), self.pages.clock()):
+        if not same_site(request.headers) or not csrf_ok(
+            self.pages.secret, person, str(form.get("csrf") or ""), self.pages.clock()
+        ):
             return None, None, self.pages.error(403, "请求无效", "页面已过期或来源不明，请重新打开页面后再提交。")
         return person, form, None
 
     # --- pages ------------------------------------------------------------------------------
     def _entities(self, form: FormSpec):
         kind = EntityKind(self.config.level(form, self.pages.rules()).value)
-        return sorted(((e.id, e.name) for e in self.pages.service.directory().of_kind(kind)))
+        return sorted((e.id, e.name) for e in self.pages.service.directory().of_kind(kind))
 
     def show(self, person: str, *, status: int = 200, result=None, errors=(), values=None) -> HTMLResponse:
         offices, rules, now = self.offices(person), self.pages.rules(), self.pages.clock()
@@ -106,18 +118,44 @@ class FormPages:
                 continue
             period = current_period(rules.rules[f.metrics[0]].cycle, now)
             entities = self._entities(f)
-            rows = [dict(name=f"v:{m}:{eid}", label=f"{rules.rules[m].name} · {ename}", unit=rules.rules[m].unit)
-                    for m in f.metrics for eid, ename in entities][:MAX_ONLINE]
+            rows = [
+                dict(name=f"v:{m}:{eid}", label=f"{rules.rules[m].name} · {ename}", unit=rules.rules[m].unit)
+                for m in f.metrics
+                for eid, ename in entities
+            ][:MAX_ONLINE]
             forms.append(dict(id=f.id, name=f.name, office=f.office, period=period, rows=rows))
         with self.pages.store.session() as s:
-            recent = s.scalars(select(FormSubmissionRow).where(FormSubmissionRow.office.in_(offices or {"-"}))
-                               .order_by(FormSubmissionRow.id.desc()).limit(10)).all()
+            recent = s.scalars(
+                select(FormSubmissionRow)
+                .where(FormSubmissionRow.office.in_(offices or {"-"}))
+                .order_by(FormSubmissionRow.id.desc())
+                .limit(10)
+            ).all()
         return self.pages.page(
-            "forms.html", status, name=self.pages.name_of(person), forms=forms, offices=sorted(offices),
-            incidents=self.config.incidents.office in offices, categories=CATEGORIES, grades=GRADES,
-            csrf=csrf_token(self.pages.secret, person, now), result=result, errors=list(errors), values=values or {},
-            recent=[dict(file=r.file_name or "在线填报", status=r.status, accepted=r.accepted, rejected=r.rejected,
-                         at=r.submitted_at.astimezone(CST).strftime("%Y-%m-%d %H:%M"), by=r.submitted_by) for r in recent])
+            "forms.html",
+            status,
+            name=self.pages.name_of(person),
+            forms=forms,
+            offices=sorted(offices),
+            incidents=self.config.incidents.office in offices,
+            categories=CATEGORIES,
+            grades=GRADES,
+            csrf=csrf_token(self.pages.secret, person, now),
+            result=result,
+            errors=list(errors),
+            values=values or {},
+            recent=[
+                dict(
+                    file=r.file_name or "在线填报",
+                    status=r.status,
+                    accepted=r.accepted,
+                    rejected=r.rejected,
+                    at=r.submitted_at.astimezone(CST).strftime("%Y-%m-%d %H:%M"),
+                    by=r.submitted_by,
+                )
+                for r in recent
+            ],
+        )
 
     async def index(self, request: Request) -> Response:
         person = self.person(request)
@@ -138,11 +176,17 @@ class FormPages:
         from datetime import timedelta
 
         with tempfile.TemporaryDirectory() as tmp:
-            path = write_form(form, rules, period, self._entities(form), period_end(period) + timedelta(days=form.due_days),
-                              Path(tmp) / "t.xlsx")
+            path = write_form(
+                form,
+                rules,
+                period,
+                self._entities(form),
+                period_end(period) + timedelta(days=form.due_days),
+                Path(tmp) / "t.xlsx",
+            )
             data = path.read_bytes()
         name = f"{form.id}-{period}.xlsx"
-        return Response(data, media_type=XLSX, headers={"content-disposition": f"attachment; filename=\"{name}\""})
+        return Response(data, media_type=XLSX, headers={"content-disposition": f'attachment; filename="{name}"'})
 
     async def upload(self, request: Request) -> Response:
         person, form, refused = await self.posted(request, max_files=1, max_fields=5)
@@ -183,13 +227,17 @@ class FormPages:
                 errors.append(f"{metric} · {entity}：不在本表中")
                 continue
             value, why = check_value(rules.rules[metric], spec, str(raw))
-            if why:
-                errors.append(f"{rules.rules[metric].name} · {known[entity]}：{why}")
+            if why or value is None:
+                errors.append(f"{rules.rules[metric].name} · {known[entity]}：{why or '无效'}")
             else:
                 values.append((metric, entity, value))
         if errors or not values:
-            return self.show(person, status=400, errors=errors or ["请至少填写一个数值。"],
-                             values={k: str(v) for k, v in form.multi_items() if k.startswith("v:")})
+            return self.show(
+                person,
+                status=400,
+                errors=errors or ["请至少填写一个数值。"],
+                values={k: str(v) for k, v in form.multi_items() if k.startswith("v:")},
+            )
         period = current_period(rules.rules[spec.metrics[0]].cycle, self.pages.clock())
         out = self.intake().enter(spec.id, period, values, by=person)
         return self.show(person, result=f"{spec.name}（{period}）{out.summary}")
@@ -200,8 +248,10 @@ class FormPages:
             return refused
         if self.config.incidents.office not in self.offices(person):
             return self.pages.error(403, "无权登记", f"质量事故由{self.config.incidents.office}登记。")
-        v = {k: str(form.get(k) or "").strip() for k in ("id", "occurred", "unit", "course", "category", "grade",
-                                                           "veto", "description", "handling")}
+        v = {
+            k: str(form.get(k) or "").strip()
+            for k in ("id", "occurred", "unit", "course", "category", "grade", "veto", "description", "handling")
+        }
         errors = []
         try:
             at = datetime.fromisoformat(v["occurred"]).replace(tzinfo=CST)
@@ -217,8 +267,17 @@ class FormPages:
             errors.append("课程编号：教学事故须填写课程编号")
         if errors or at is None:
             return self.show(person, status=400, errors=errors, values=v)
-        inc = Incident(v["id"][:64], at, v["unit"][:64], v["course"][:64] or None, v["category"], v["grade"],
-                       v["veto"] == "是", v["description"][:2000], v["handling"][:2000])
+        inc = Incident(
+            v["id"][:64],
+            at,
+            v["unit"][:64],
+            v["course"][:64] or None,
+            v["category"],
+            v["grade"],
+            v["veto"] == "是",
+            v["description"][:2000],
+            v["handling"][:2000],
+        )
         out = self.intake().register([inc], by=person, via="online")
         return self.show(person, result=f"已登记质量事故 {inc.id}（{inc.grade}{inc.category}）；{out.summary}")
 
