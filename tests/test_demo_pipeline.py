@@ -124,6 +124,6 @@ def test_the_offices_forms_are_all_taken_in_and_audited(demo):
         subs = s.scalars(select(FormSubmissionRow).where(FormSubmissionRow.via == "drop")).all()
         audited = s.scalars(select(FormValueRow)).all()
     assert [(x.status, x.rejected) for x in subs] == [("accepted", 0)] * 5
-    assert {a.metric for a in audited} == {"school.task_ontime_completion", "teacher.plan_completion",
+    assert {a.metric for a in audited} == {"school.serious_incident_count", "school.task_ontime_completion", "teacher.plan_completion",
                                            "school.quality_incident_count", "course.teaching_incidents",
                                            "school.campus_stability_events", "school.data_collection_quality"}

@@ -160,6 +160,9 @@ def test_incident_register_feeds_the_counts(intake, tmp_path):
         and bands[("school.quality_incident_count", "SCH")] == "yellow"
     )
     assert bands[("school.campus_stability_events", "SCH")] == "red"
+    # the 较大 one with 一票否决 is announced at once: a zero-tolerance red warning
+    assert _observed(intake.store, "school.serious_incident_count") == {("SCH", "2026-2027-1"): 1.0}
+    assert bands[("school.serious_incident_count", "SCH")] == "red"
     with intake.store.session() as s:
         veto = s.get(IncidentRow, "ZL-2026-01")
     assert veto.veto and veto.grade == "较大" and veto.registered_by == "Q01"
@@ -171,8 +174,10 @@ def test_incident_counts_report_zero_for_covered_periods():
         (v.metric, v.entity_id, v.period): v.value
         for v in incident_values(incidents, "SCH", terms=["2026-2027-1"], courses=["C1"])
     }
-    # a 重大 incident is not counted by the 一般-only rules; the current term reports 0
+    # a 重大 incident is not counted by the 一般-only rules but by the zero-tolerance one; the current term reports 0
     assert values == {
+        ("school.serious_incident_count", "SCH", "2025-2026-2"): 1.0,
+        ("school.serious_incident_count", "SCH", "2026-2027-1"): 0.0,
         ("school.quality_incident_count", "SCH", "2025-2026-2"): 0.0,
         ("course.teaching_incidents", "C1", "2025-2026-2"): 0.0,
         ("school.quality_incident_count", "SCH", "2026-2027-1"): 0.0,

@@ -27,6 +27,7 @@ from zhengai.ingest.records import Band, Level
 __all__ = ["FORMS_METRICS", "compute", "anomalies", "write", "ISSUES", "take_in"]
 
 FORMS_METRICS = (
+    "school.serious_incident_count",  # fed by the register; 0 in the demo (nothing serious this term)
     "school.task_ontime_completion",
     "school.quality_incident_count",
     "school.campus_stability_events",

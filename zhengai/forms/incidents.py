@@ -5,7 +5,10 @@
 - ``course.teaching_incidents`` (course, term): 一般 教学事故 of that course — 0 for every other
   course of the directory in the terms the register covers (the rule wants 0 reported);
 - ``school.campus_stability_events`` (school, year): 校园不稳定事件 and 违规办学事件, when the register
-  is configured to count them (``incidents.count_stability``).
+  is configured to count them (``incidents.count_stability``);
+- ``school.serious_incident_count`` (school, term): 教学/质量事故 of a grade that must be announced at
+  once (``incidents.notify_grades``: 较大, 重大) or carrying 一票否决 — a zero-tolerance rule, so one
+  such registration is a red warning to 督导处 at once, through the normal warning pipeline.
 """
 
 from __future__ import annotations
@@ -123,6 +126,7 @@ def incident_values(
     terms: Sequence[str] = (),
     courses: Sequence[str] = (),
     count_stability: bool = False,
+    serious_grades: Sequence[str] = ("较大", "重大"),
 ) -> list[ValueIn]:
     """Counts per term (and year), with 0 where the register covers a period and found nothing."""
     items = list(incidents)
@@ -138,6 +142,11 @@ def incident_values(
                 float(sum(i.category in ("教学事故", "质量事故") for i in general)),
             )
         )
+        grave = serious(
+            [i for i in items if term_of(i.occurred_at) == term and i.category in ("教学事故", "质量事故")],
+            serious_grades,
+        )
+        out.append(ValueIn("school.serious_incident_count", school_id, term, float(len(grave))))
         per_course = dict.fromkeys(courses, 0)
         for i in general:
             if i.category == "教学事故" and i.course_id:

@@ -236,11 +236,17 @@ class Intake:
         directory = self.directory()
         courses = sorted(e.id for e in directory.of_kind(EntityKind.course)) if len(directory) else []
         terms = [period] if period and period.count("-") == 2 else []
+        # serious ones (notify_grades, 一票否决) raise school.serious_incident_count: a red warning at once
         values = incident_route.incident_values(
-            stored, self._school(), terms=terms, courses=courses, count_stability=spec.count_stability
+            stored,
+            self._school(),
+            terms=terms,
+            courses=courses,
+            count_stability=spec.count_stability,
+            serious_grades=spec.notify_grades,
         )
         for i in incident_route.serious(found, spec.notify_grades):
-            log.warning("serious incident registered: %s grade=%s veto=%s unit=%s", i.id, i.grade, i.veto, i.unit_id)
+            log.info("serious incident registered: %s grade=%s veto=%s", i.id, i.grade, i.veto)
         return self._record(
             "incidents",
             spec.office,
