@@ -249,7 +249,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         q.add_argument("--rulebook", default=None, help="rulebook folder (default: the shipped one)")
         q.add_argument("--forms", default=os.environ.get("ZHENGAI_FORMS"), help="forms.yaml (default: the shipped one)")
         if kafka:
-            q.add_argument("--broker", default=None, help="Kafka bootstrap servers; without: the embedded pipeline")
+            q.add_argument(
+                "--broker",
+                default=os.environ.get("ZHENGAI_BROKER"),
+                help="Kafka bootstrap servers ($ZHENGAI_BROKER); without: the embedded pipeline",
+            )
             q.add_argument("--topic-prefix", default=os.environ.get("ZHENGAI_TOPIC_PREFIX", ""))
             q.add_argument("--json", action="store_true", dest="as_json", help="machine-readable output")
 
