@@ -287,6 +287,39 @@ def recompute(c: College) -> dict[tuple[str, str, str], float]:
     }
     m.update({(k, c.school_id, year): v for k, v in school.items()})
     m[("school.counselor_student_ratio", c.school_id, term)] = students / counsellors
+    m.update(recompute_forms(c))
+    return m
+
+
+def recompute_forms(c: College) -> dict[tuple[str, str, str], float]:
+    """The 填报 drop folder read back with the forms readers: the newest task table, the incident
+    register, 保卫处's form; 数据采集及时率 from the files' drop times against the due dates."""
+    from datetime import date, datetime, time
+
+    from zhengai.demo.forms import AS_OF_DAY, ISSUES
+    from zhengai.forms.incidents import incident_values, read_incidents
+    from zhengai.forms.sheets import open_workbook
+    from zhengai.forms.tasks import read_tasks, task_values
+    from zhengai.ingest.units import CST
+
+    folder, m = c.out_dir / "forms", {}
+    files = {p.name: open_workbook(p, p.name) for p in sorted(folder.glob("*.xlsx"))}
+    as_of = datetime.combine(date.fromisoformat(AS_OF_DAY), time(23, 59), CST)
+    newest = max(n for n in files if "任务" in n)
+    tasks, errors, _ = read_tasks(next(iter(files[newest][0].values())), 2026)
+    incidents, errors2, _ = read_incidents(next(iter(files[next(n for n in files if "事故" in n)][0].values())))
+    assert not errors and not errors2
+    courses = [r[0] for r in db_rows(c.jiaowu_db, "SELECT id FROM courses")]
+    values = task_values(tasks, c.school_id, as_of) + incident_values(
+        incidents, c.school_id, terms=[c.current_term], courses=courses)
+    m.update({(v.metric, v.entity_id, v.period): v.value for v in values})
+    sheets, _ = files[next(n for n in files if "保卫处" in n)]
+    m[("school.campus_stability_events", c.school_id, "2026")] = float(sheets["填报"].rows[4][7])
+    dropped = {(meta["form"], meta["period"]): datetime.fromtimestamp((folder / n).stat().st_mtime, CST).date()
+               for n, (_, meta) in files.items()}
+    due = [(f, p, date.fromisoformat(d)) for f, _, p, d, _ in ISSUES if d <= AS_OF_DAY]
+    on_time = sum(1 for f, p, d in due if (f, p) in dropped and dropped[(f, p)] <= d)
+    m[("school.data_collection_quality", c.school_id, AS_OF_DAY)] = 100 * on_time / len(due)
     return m
 
 

@@ -108,3 +108,22 @@ def test_bad_finance_row_is_a_dead_letter_and_the_rest_flows(demo):
     dead = [d for d in demo.result.dead_letters if d.source.startswith("caiwu")]
     assert len(dead) == 1 and "待核实" in dead[0].raw
     assert any(w.rule_id == "school.teaching_investment_ratio" for w in demo.store.read.warnings())
+
+
+def test_the_offices_forms_are_all_taken_in_and_audited(demo):
+    """填报: every workbook in the demo's drop folder was accepted whole and moved to processed/."""
+    from sqlalchemy import select
+
+    from zhengai.warnings.forms_schema import FormSubmissionRow, FormValueRow
+
+    run = demo
+    forms = run.college.out_dir / "forms"
+    assert not list(forms.glob("*.xlsx")) and not (forms / "rejected").exists()
+    assert len(list((forms / "processed").glob("*.xlsx"))) == 5
+    with run.store.session() as s:
+        subs = s.scalars(select(FormSubmissionRow).where(FormSubmissionRow.via == "drop")).all()
+        audited = s.scalars(select(FormValueRow)).all()
+    assert [(x.status, x.rejected) for x in subs] == [("accepted", 0)] * 5
+    assert {a.metric for a in audited} == {"school.serious_incident_count", "school.task_ontime_completion", "teacher.plan_completion",
+                                           "school.quality_incident_count", "course.teaching_incidents",
+                                           "school.campus_stability_events", "school.data_collection_quality"}

@@ -1,5 +1,6 @@
 """`zhengai web`: the pages people act on — 我的预警, and the warning pages behind the links in
-notifications (确认预警、登记改进措施、补充支撑材料、复评).
+notifications (确认预警、登记改进措施、补充支撑材料、复评); and 填报 (/forms: template download, upload,
+online form, 质量事故 registration — values go to Kafka with ``--broker``, else the embedded pipeline).
 
     zhengai web [--store URL] [--rules DIR] [--host 127.0.0.1] [--port 8080]
                 [--user-header X-Remote-User] [--trusted-proxy 127.0.0.1 …]
@@ -29,7 +30,8 @@ def _web(args) -> int:
     proxies = args.trusted_proxy or [a.strip() for a in os.environ.get("ZHENGAI_WEB_TRUSTED_PROXIES", "").split(",") if a.strip()]
     settings = WebSettings(user_header=args.user_header or None, trusted_proxies=tuple(proxies or ("127.0.0.1", "::1")))
     try:
-        app = build_app(args.store, rules_folder=args.rules, channels=tuple(args.channels.split(",")), settings=settings)
+        app = build_app(args.store, rules_folder=args.rules, channels=tuple(args.channels.split(",")), settings=settings,
+                        broker=args.broker, topic_prefix=args.topic_prefix)
     except (SecretError, ValueError) as exc:
         print(f"未启动：{exc}", file=sys.stderr)
         return 1
@@ -48,4 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--user-header", default=os.environ.get("ZHENGAI_WEB_USER_HEADER"),
                    help="the campus proxy's authenticated-user header (CAS/SSO in front)")
     p.add_argument("--trusted-proxy", action="append", help="address the user header is accepted from; repeatable")
+    p.add_argument("--broker", default=os.environ.get("ZHENGAI_BROKER"),
+                   help="Kafka for values entered on the 填报 pages (/forms); without: the embedded pipeline")
+    p.add_argument("--topic-prefix", default=os.environ.get("ZHENGAI_TOPIC_PREFIX", ""))
     p.set_defaults(func=_web)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from zhengai.demo.forms import FORMS_METRICS
 from zhengai.demo.people import SENIOR_TITLES
 from zhengai.demo.planting import gpa_points, schedule_deviation
 from zhengai.demo.structure import (
@@ -31,7 +32,7 @@ DEMO_METRICS = (
     "course.evaluation_participation", "course.schedule_deviation", "teacher.student_evaluation_score",
     "teacher.training_days", "teacher.weekly_hours", "teacher.senior_prof_teaching", "student.attendance_rate",
     "student.absence_hours", "student.failed_courses", "student.gpa",
-)
+) + FORMS_METRICS
 
 
 @lru_cache(maxsize=1)

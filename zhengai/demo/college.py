@@ -21,6 +21,7 @@ from datetime import datetime, time, timedelta
 from pathlib import Path
 
 from zhengai.demo import checks, planting
+from zhengai.demo import forms as demo_forms
 from zhengai.demo.api import ApiData
 from zhengai.demo.structure import (
     BUDGET_YEAR, CST, CURRENT_TERM, FIRST_MONDAY, M_HEALTHY, PREVIOUS_TERM, SCHOOL_ID, SCHOOL_NAME, SIZES,
@@ -60,7 +61,8 @@ def generate(out_dir: Path, size: CollegeSize = SIZES["default"], seed: int = 20
     c.structure()
     planting.plant(c)
     metrics = checks.compute(c)
-    planted = planting.anomalies(c, metrics)
+    metrics.update(demo_forms.compute(c))
+    planted = planting.anomalies(c, metrics) + demo_forms.anomalies(c, metrics)
     healthy = (M_HEALTHY, c.special["HC"], c.special["HT"], c.special["HS"])
     checks.verify(planted, healthy, metrics)
     # A reader may count students with or without 休学 ones: both readings must hold.
@@ -71,6 +73,7 @@ def generate(out_dir: Path, size: CollegeSize = SIZES["default"], seed: int = 20
     csv_path = out_dir / f"caiwu_{BUDGET_YEAR}.csv"
     _write_finance(c.finance, csv_path)
     report("写入财务导出", 1, 1)
+    demo_forms.write(c, out_dir / "forms")
     last_monday = FIRST_MONDAY + timedelta(weeks=weeks - 1)
     return College(
         out_dir=out_dir, school_id=SCHOOL_ID, school_name=SCHOOL_NAME, jiaowu_db=db, finance_csv=csv_path,

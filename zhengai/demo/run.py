@@ -175,6 +175,9 @@ def run_demo(
             for c in connectors:
                 c.close()
 
+    from zhengai.demo.forms import take_in
+
+    take_in(college.out_dir / "forms", pipeline, rules, lambda: college.as_of)  # 填报: the offices' drop folder
     print("[3/5] 汇总派生指标（到课率、成绩、评教、师资、经费）并评估；连接器送来的观测值已在读取时评估", file=out, flush=True)
     pipeline.flush()
 

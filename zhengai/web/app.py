@@ -31,6 +31,7 @@ from zhengai.warnings.improvements import ACTION_ZH, EvidenceError, add_evidence
 from zhengai.warnings.lifecycle import Acknowledge, LifecycleError, Review, StartImprovement, Status
 from zhengai.warnings.links import InvalidLink, LinkParams, action_url, issued_at, verify
 from zhengai.warnings.service import NotAllowed
+from zhengai.web import forms as forms_web
 from zhengai.web import views
 from zhengai.web.security import CHINA, Guard, WebSettings, csrf_ok, csrf_token, proxy_user, same_site
 
@@ -260,7 +261,7 @@ class _Again(Exception):
 
 
 def create_app(service, rules: Callable, secret: bytes | str, *, settings: WebSettings | None = None,
-               clock: Callable[[], datetime] | None = None):
+               clock: Callable[[], datetime] | None = None, forms=None, forms_delivery=None):
     """The ASGI app over a ``WarningService``; ``rules`` returns the current rulebook; ``clock``
     gives ``now`` (tests control it)."""
     if not secret:
@@ -276,6 +277,7 @@ def create_app(service, rules: Callable, secret: bytes | str, *, settings: WebSe
         Route("/warnings/{id:int}/{action:str}", pages.warning, methods=["GET"]),
         Route("/warnings/{id:int}/{action:str}", pages.act, methods=["POST"]),
     ]
+    routes += forms_web.routes(pages, forms, forms_delivery)  # 填报 (zhengai.web.forms)
 
     async def not_found(request, exc):
         return pages.error(exc.status_code, "页面不存在" if exc.status_code == 404 else "不支持的请求", "请使用通知中的链接打开。")

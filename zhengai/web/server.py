@@ -82,7 +82,8 @@ class _CachedDirectory:
 
 
 def build_app(store_url: str, *, rules_folder=None, secret: bytes | str | None = None,
-              channels: tuple[str, ...] = ("console", "file"), settings: WebSettings | None = None):
+              channels: tuple[str, ...] = ("console", "file"), settings: WebSettings | None = None,
+              broker: str | None = None, topic_prefix: str = ""):
     """The app over a store, like ``zhengai warnings`` builds its service. ``secret`` defaults to
     the environment (``$ZHENGAI_LINK_SECRET`` / ``$ZHENGAI_LINK_SECRET_FILE``)."""
     from zhengai.rules.loader import load_rulebook
@@ -96,7 +97,12 @@ def build_app(store_url: str, *, rules_folder=None, secret: bytes | str | None =
     store = WarningStore(store_url)
     rules = load_rulebook(rules_folder)
     service = WarningService(store, lambda: rules, _CachedDirectory(store), channels=channels)
-    return create_app(service, lambda: rules, secret, settings=settings)
+    delivery = None  # 填报 values: Kafka with a broker, else the embedded pipeline over the store
+    if broker:
+        from zhengai.forms.delivery import open_delivery
+
+        delivery = open_delivery(store, rules, broker=broker, topic_prefix=topic_prefix)
+    return create_app(service, lambda: rules, secret, settings=settings, forms_delivery=delivery)
 
 
 def config_for(app, host: str, port: int, settings: WebSettings | None = None) -> uvicorn.Config:
