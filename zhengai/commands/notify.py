@@ -100,8 +100,20 @@ def _serve(args) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    before = service.tick
+    if args.metrics_port:  # the outbox-age gauge for ZhengaiNotifyOutboxStuck (deploy/prometheus/alerts.yml)
+        from prometheus_client import start_http_server
+
+        from zhengai.warnings.notify.backlog import update_gauge
+
+        start_http_server(args.metrics_port)
+
+        def before(now: datetime) -> None:
+            service.tick(now)
+            update_gauge(service.store.session, now, tuple(config.channels))
+
     try:
-        pipeline.serve(lambda: datetime.now(timezone.utc), stop, every=parse_duration(args.every), before=service.tick)
+        pipeline.serve(lambda: datetime.now(timezone.utc), stop, every=parse_duration(args.every), before=before)
     finally:
         pipeline.close()
     return 0
@@ -120,4 +132,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     once.set_defaults(func=_once)
     serve = ns.add_parser("serve", help="run until SIGTERM")
     serve.add_argument("--every", default="15s", help="pass interval, e.g. 15s, 1m")
+    serve.add_argument("--metrics-port", type=int, default=int(os.environ.get("ZHENGAI_NOTIFY_METRICS_PORT", "0")),
+                       help="serve Prometheus /metrics (outbox age) on this port; 0 = off")
     serve.set_defaults(func=_serve)
