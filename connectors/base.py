@@ -46,6 +46,7 @@ from .errors import (
     RetryableSourceError,
     SourceError,
 )
+from zhengai.ingest.logs import log_context
 from zhengai.ingest.privacy import dead_letter_raw_kept, row_json
 from .retry import RetryPolicy
 
@@ -330,12 +331,13 @@ def run_connector(
             break
         stats = StreamStats(bookmark=bookmarks.get(connector.name, stream.name))
         report.streams[stream.name] = stats
-        _run_stream(connector, stream, delivery, bookmarks, stats, batch_size, on_batch, now,
-                    should_stop, delivery_patience)
+        with log_context(connector=connector.name, stream=stream.name):  # JSON logs say what a line concerns
+            _run_stream(connector, stream, delivery, bookmarks, stats, batch_size, on_batch, now,
+                        should_stop, delivery_patience)
     report.finished = now()
     log.info("connector %s finished: read=%d sent=%d rejected=%d errors=%d", connector.name,
              report.total("read"), report.total("sent"), report.total("rejected"),
-             len(report.errors))
+             len(report.errors), extra={"connector": connector.name})
     return report
 
 

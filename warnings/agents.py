@@ -73,7 +73,8 @@ def _wire(outcome: Outcome) -> list[BaseModel]:
         try:
             out.append(wire_transition(a, levels[a.state.rule_id]))
         except Exception as exc:  # noqa: BLE001 — a bug, not an outage: keep the stream going
-            log.error("warning %d %s not published: %s", a.warning_id, a.transition.kind.value, type(exc).__name__)
+            log.error("warning %d %s not published: %s", a.warning_id, a.transition.kind.value, type(exc).__name__,
+                      extra={"warning": a.warning_id, "rule": a.state.rule_id})
     return out
 
 
