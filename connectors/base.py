@@ -191,7 +191,7 @@ class Stream(ABC):
         ``None`` if this stream cannot resume a re-send (the default)."""
         return None
 
-    def after_delivery(self, delivered: Sequence[tuple[Row, Sequence[Record]]]) -> None:
+    def after_delivery(self, delivered: Sequence[tuple[Row, Sequence[Record]]]) -> None:  # noqa: B027 — optional hook
         """Called after a batch was acknowledged and its bookmark stored, with each source row
         of the batch and the records it became (dead letters included). Never called by
         ``connectors check``. The default does nothing."""
@@ -206,7 +206,7 @@ class Connector(ABC):
     name: ClassVar[str]
     streams: Sequence[Stream]
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 — optional hook: most connectors hold nothing to release
         """Release resources (HTTP clients, database engines). Safe to call twice."""
 
     def __enter__(self) -> "Connector":

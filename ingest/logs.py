@@ -99,7 +99,7 @@ class ClientLogLimiter(logging.Filter):
                 self.suppressed_total += 1
                 passed = False
             self._last_seen = now
-        record._zhengai_limited = passed  # type: ignore[attr-defined]
+        record._zhengai_limited = passed
         return passed
 
 

@@ -68,7 +68,7 @@ def _wire(outcome: Outcome) -> list[BaseModel]:
     """The ``zg.warnings`` records of committed transitions. One that cannot be built is logged
     and skipped (it is in ``warning_events``): the agent must never raise after a commit."""
     levels = {v.rule_id: v.level for v in outcome.verdicts}  # transitions here are caused by these verdicts
-    out = []
+    out: list[BaseModel] = []
     for a in outcome.transitions:
         try:
             out.append(wire_transition(a, levels[a.state.rule_id]))
@@ -183,7 +183,7 @@ async def store_directory(stream):
         rejected = [(d, code) for d, code in rejected if code != "tombstone"]  # legitimate on a compacted topic
         sources = {id(r): source for r, source in records}
 
-        def write(rs):
+        def write(rs, now=now):
             if store().upsert_directory(rs, replica.directory):
                 aggregator().directory_changed(now)
 

@@ -52,7 +52,7 @@ def trend_text(values: Sequence[float], unit: str) -> str | None:
         return None
     text = " → ".join(format_value(v, unit) for v in values)
     run, rising = 0, None
-    for a, b in zip(reversed(values[:-1]), reversed(values[1:])):
+    for a, b in zip(reversed(values[:-1]), reversed(values[1:]), strict=True):
         step = b > a if b != a else None
         if step is None or (rising is not None and step != rising):
             break
@@ -75,7 +75,7 @@ def _mask(text: str, links: Sequence[Link]) -> str:
     number that would otherwise read as a student ID (the links carry no personal data beyond
     the recipient's own person id)."""
     keep: dict[str, str] = {}
-    for i, url in enumerate(dict.fromkeys(l.url for l in links)):
+    for i, url in enumerate(dict.fromkeys(link.url for link in links)):
         keep[f"\x00L{i}\x00"] = url
         text = text.replace(url, f"\x00L{i}\x00")
     text = mask_text(text)
@@ -130,7 +130,7 @@ class Composer:
         values = {
             "trend": trend_text(trend, self.unit_of(p.rule_id or "")) if trend else None,
             "warning_ref": f"W{p.warning_id}" if p.warning_id is not None else None,
-            "actions": " · ".join(f"[{l.title}]({l.url})" for l in links) or None,
+            "actions": " · ".join(f"[{link.title}]({link.url})" for link in links) or None,
         }
         body = p.body.rstrip()
         with_links = _mask(body + "\n" + fill(self.footer.body, values), links)
@@ -167,6 +167,6 @@ class Composer:
         template = self.digest if digest else self.group
         links = (Link("查看我的预警", mine),) if buttons and mine else ()
         return Message(mask_text(fill(template.subject, values)),
-                       _mask(fill(template.body, values), [l for n in notices for l in n.links] + [Link("", mine)] * bool(mine)),
+                       _mask(fill(template.body, values), [link for n in notices for link in n.links] + ([Link("", mine)] if mine else [])),
                        recipient,
                        tuple(notices), at, links=links, kind="digest" if digest else "group")

@@ -51,7 +51,7 @@ def _build(args, config):
     store = WarningStore(args.store)
     store.create_schema()
     rules = load_rulebook(args.rulebook)
-    cache = {"directory": store.load_directory(), "at": time.monotonic()}
+    cache: dict[str, Any] = {"directory": store.load_directory(), "at": time.monotonic()}
 
     def directory():
         if time.monotonic() - cache["at"] > 600:  # the directory changes slowly: refresh every 10 minutes

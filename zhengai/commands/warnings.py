@@ -18,8 +18,9 @@
 
 The store is ``--store URL`` (before or after the subcommand) or ``$ZHENGAI_STORE_URL`` (default:
 the demo's SQLite file); ``--rulebook`` and ``--channels`` likewise. ``list``, ``show`` and
-``silence list`` take ``--json`` for scripts (masked like the text). Everything printed is masked (学号, ID-card and mobile numbers, emails);
-over-long input (``--by`` over 64 characters, notes over 4,000) is refused with a Chinese error.
+``silence list`` take ``--json`` for scripts (masked like the text). Everything printed is masked
+(学号, ID-card and mobile numbers, emails); over-long input (``--by`` over 64 characters, notes
+over 4,000) is refused with a Chinese error.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ def _say(text: str, file=None) -> None:
 def _print_applied(applied) -> None:
     for a in applied:
         t = a.transition
-        _say(f"#{a.warning_id} {t.kind.zh}（{t.kind.value}）: {t.from_status.value if t.from_status else '—'} → {t.to_status.value}  {t.reason}")
+        _say(f"#{a.warning_id} {t.kind.zh}（{t.kind.value}）: {t.from_status.value if t.from_status else '—'}"
+             f" → {t.to_status.value}  {t.reason}")
 
 
 def _list(args) -> int:
@@ -90,7 +92,8 @@ def _list(args) -> int:
         return 0
     for w in rows:
         due = f"{w.due_date.astimezone(CHINA):%Y-%m-%d}" if w.due_date else "—"
-        _say(f"#{w.id:<5} {Status(w.status).zh:<6} {Band(w.band).zh:<4} {w.rule_name} · {w.entity_id} · {w.last_period} · 限期 {due}")
+        _say(f"#{w.id:<5} {Status(w.status).zh:<6} {Band(w.band).zh:<4} {w.rule_name} · {w.entity_id}"
+             f" · {w.last_period} · 限期 {due}")
     _say(f"共 {len(rows)} 条")
     return 0
 
@@ -118,10 +121,12 @@ def _mine(service, args) -> int:
     for m in items:
         w = m.warning
         actions = "、".join(m.actions_zh) or "（无需操作）"
-        print(f"#{w.id:<5} {m.status_zh:<6} {w.rule_name} · {mask_text(w.entity_id)} · {w.last_period} · 限期 {_day(w.due_date)}"
+        print(f"#{w.id:<5} {m.status_zh:<6} {w.rule_name} · {mask_text(w.entity_id)}"
+              f" · {w.last_period} · 限期 {_day(w.due_date)}"
               f" · {m.role} · 可执行：{actions}")
         for i in m.measures:
-            print(f"       改进措施（{_day(i.created_at)}，限期 {_day(i.due_date)}）：{mask_text(i.text)}")
+            print(f"       改进措施（{_day(i.created_at)}，"
+                  f"限期 {_day(i.due_date)}）：{mask_text(i.text)}")
         for e in m.evidence:
             print(f"       支撑材料：{mask_text(e.url)}")
     print(f"共 {len(items)} 条（{args.owner} 负责或督办、待复评的预警）")
@@ -149,15 +154,19 @@ def _show(args) -> int:
                          for e in evidence_of(store, w.id)],
         })
         return 0
-    _say(f"#{w.id} {w.rule_name}（{w.rule_id}）· {mask_text(w.entity_id)} · 第 {w.episode} 轮 · 状态 {Status(w.status).zh}（{w.status}）"
+    _say(f"#{w.id} {w.rule_name}（{w.rule_id}）· {mask_text(w.entity_id)} · 第 {w.episode} 轮"
+         f" · 状态 {Status(w.status).zh}（{w.status}）"
           f" · {w.band} · 限期 {_day(w.due_date)}\n{mask_text(w.reason)}")
     for e in store.events(w.id):
-        _say(f"  {e.at.astimezone(CHINA):%Y-%m-%d %H:%M} {e.kind:<20} {e.from_status or '—'} → {e.to_status}  {e.actor or ''} {mask_text(e.reason)}")
+        _say(f"  {e.at.astimezone(CHINA):%Y-%m-%d %H:%M} {e.kind:<20} {e.from_status or '—'}"
+             f" → {e.to_status}  {e.actor or ''} {mask_text(e.reason)}")
     for i in store.improvements(w.id):
-        _say(f"  改进措施 #{i.id}（{i.owner_id}，{_day(i.created_at)} 登记，限期 {_day(i.due_date)}）：{mask_text(i.text)}")
+        _say(f"  改进措施 #{i.id}（{i.owner_id}，{_day(i.created_at)} 登记，"
+             f"限期 {_day(i.due_date)}）：{mask_text(i.text)}")
     evidence = evidence_of(store, w.id)
     for e in evidence:
-        _say(f"  支撑材料（{e.added_by}，{_day(e.added_at)}）：{mask_text(e.url)}{'  ' + mask_text(e.note) if e.note else ''}")
+        _say(f"  支撑材料（{e.added_by}，{_day(e.added_at)}）"
+             f"：{mask_text(e.url)}{'  ' + mask_text(e.note) if e.note else ''}")
     if not evidence:
         _say("  支撑材料：无")
     stored = effects_of(store, w.id)
