@@ -101,18 +101,19 @@ class Composer:
 
     def _url(self, p: Pending, path: str, action: str) -> str:
         url: str = self.links.url(path, warning_id=p.warning_id)  # type: ignore[assignment]
-        if self.link_secret is None or p.recipient_id is None:
+        secret = self.link_secret
+        if not isinstance(secret, (bytes, str)) or p.recipient_id is None or p.warning_id is None:
             return url
         # expiry from when the notice was queued: a retried send carries the same link
-        return action_url(url, p.warning_id, p.recipient_id, action, p.admitted_at + self.link_ttl,  # type: ignore[arg-type]
-                          self.link_secret)  # type: ignore[arg-type]
+        return action_url(url, p.warning_id, p.recipient_id, action, p.admitted_at + self.link_ttl, secret)
 
     def _mine(self, recipient_id: str | None, at: datetime, personal: bool) -> str | None:
         """我的预警: signed for the recipient in a personal channel; bare (asks for identity) in a group."""
         url = self.links.url(self.links.mine) if self.links.base_url else None
-        if url is None or not personal or self.link_secret is None or recipient_id is None:
+        secret = self.link_secret
+        if url is None or not personal or not isinstance(secret, (bytes, str)) or recipient_id is None:
             return url
-        return action_url(url, 0, recipient_id, "mine", at + self.link_ttl, self.link_secret)  # type: ignore[arg-type]
+        return action_url(url, 0, recipient_id, "mine", at + self.link_ttl, secret)
 
     def _links(self, p: Pending, personal: bool = True) -> tuple[Link, ...]:
         if p.warning_id is None or not self.links.base_url:
