@@ -102,7 +102,8 @@ def main() -> None:
         with store.engine.begin() as c:
             c.execute(text("CREATE TABLE verdicts_copy (LIKE verdicts INCLUDING ALL)"))
             if c.execute(text("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'")).scalar():
-                c.execute(text("SELECT create_hypertable('verdicts_copy', 'period_start', chunk_time_interval => INTERVAL '90 days')"))
+                c.execute(text("SELECT create_hypertable('verdicts_copy', 'period_start', "
+                               "chunk_time_interval => INTERVAL '90 days')"))
         raw = store.engine.raw_connection()
         try:
             buf = copy_rows(verdicts)
@@ -131,8 +132,10 @@ def main() -> None:
 
         n = len(verdicts)
         print(f"backend: {storage(store.engine)}")
-        print(f"verdicts: {n} ({breaches} breaching), batch {args.batch}, PostgreSQL {store.engine.dialect.server_version_info}")
-        print(f"warnings {store.read.count(WarningRow)}, events {store.read.count(WarningEventRow)}, outbox {store.read.count(OutboxRow)}")
+        print(f"verdicts: {n} ({breaches} breaching), batch {args.batch},"
+              f" PostgreSQL {store.engine.dialect.server_version_info}")
+        print(f"warnings {store.read.count(WarningRow)}, events {store.read.count(WarningEventRow)},"
+              f" outbox {store.read.count(OutboxRow)}")
         print(f"COPY baseline          : {n / copy_s:10.0f} rows/s  ({copy_s:.2f} s)")
         print(f"store apply_verdicts   : {n / store_s:10.0f} rows/s  ({store_s:.2f} s)")
         print(f"store replay (no-op)   : {n / replay_s:10.0f} rows/s  ({replay_s:.2f} s)")

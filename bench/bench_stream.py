@@ -182,7 +182,8 @@ def latency_line(label: str, sent: dict[str, float], seen: dict[str, float]) -> 
     lat = [seen[k] - sent[k] for k in sent if k in seen]
     if not lat:
         return f"  {label}: none"
-    return f"  {label}: n={len(lat)}  p50 {pct(lat, 0.5) * 1000:.0f} ms  p99 {pct(lat, 0.99) * 1000:.0f} ms  max {max(lat) * 1000:.0f} ms"
+    return (f"  {label}: n={len(lat)}  p50 {pct(lat, 0.5) * 1000:.0f} ms  p99 {pct(lat, 0.99) * 1000:.0f} ms "
+            f" max {max(lat) * 1000:.0f} ms")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -319,10 +320,11 @@ def phase_bulk(args, workdir, directory_records, observations, directory) -> dic
                          kwargs=dict(partitions=OBSERVATIONS.partitions, sent_at=sent), daemon=True).start()
         last = watch.until(keys, 120, d.workers)
         elapsed = last - t0
-        cpu = sum(cpu_seconds(w.pid) - c for w, c in zip(d.workers, cpu0))
+        cpu = sum(cpu_seconds(w.pid) - c for w, c in zip(d.workers, cpu0, strict=True))
         rate = len(observations) / elapsed
         print(f"  end to end: {elapsed:.2f} s → {rate:.0f} observations/s; worker CPU {cpu:.1f} s = "
-              f"{1000 * cpu / len(observations):.3f} ms per observation ({len(observations) / cpu:.0f} obs per CPU-second)")
+              f"{1000 * cpu / len(observations):.3f} ms per observation"
+              f" ({len(observations) / cpu:.0f} obs per CPU-second)")
         print(latency_line("produce → verdict committed", sent, watch.verdict_seen))
 
         print_worker_timings(d.ports)
@@ -393,7 +395,7 @@ def phase_replay(args, workdir, records) -> None:
             if now - t0 > 600:
                 raise SystemExit(f"replay unfinished after 600 s: {tallies}/{attendance} tallies, {dirty} dirty units")
         done = stable_since
-        cpu = sum(cpu_seconds(w.pid) - c for w, c in zip(d.workers, cpu0))
+        cpu = sum(cpu_seconds(w.pid) - c for w, c in zip(d.workers, cpu0, strict=True))
         units = d.scalar("SELECT count(*) FROM stream_units")
         print(f"\nreplay: {len(directory)} directory records, {len(events)} events ({attendance} attendance), "
               f"{len(observations)} connector observations → {last_count} verdicts, {units} units")

@@ -74,9 +74,12 @@ def main() -> None:
                     pass
                 s.close()
             waited = time.monotonic() - t0
-    print(f"normal request, median of 20: {baseline:.1f} ms alone, {loaded:.1f} ms with {args.slow} slow clients connected")
-    print(f"slow connections closed by the server: {closed}/{args.slow} within {waited:.1f} s (header timeout {args.header_timeout:g} s)")
-    print(f"threads in this process: {threads_before} before, {threads_during} with the slow clients (one event loop serves all)")
+    print(f"normal request, median of 20: {baseline:.1f} ms alone, {loaded:.1f} ms"
+          f" with {args.slow} slow clients connected")
+    print(f"slow connections closed by the server: {closed}/{args.slow} within {waited:.1f} s"
+          f" (header timeout {args.header_timeout:g} s)")
+    print(f"threads in this process: {threads_before} before, {threads_during}"
+          f" with the slow clients (one event loop serves all)")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,8 @@ class Ceiling:
         return self.observations / self.seconds
 
     def line(self) -> str:
-        return (f"  ceiling ({self.mode}): {self.observations} observations in {self.seconds:.2f} s → {self.rate:.0f} obs/s, "
+        return (f"  ceiling ({self.mode}): {self.observations} observations in {self.seconds:.2f} s"
+                f" → {self.rate:.0f} obs/s, "
                 f"{1000 * self.cpu_seconds / self.observations:.3f} ms CPU per observation")
 
 

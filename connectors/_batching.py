@@ -67,7 +67,7 @@ class StreamRun:
         if self.patience <= 0:
             self.delivery.deliver(records)
             return
-        stop = stop_after_delay(self.patience)
+        stop: Any = stop_after_delay(self.patience)
         if self.should_stop is not None:
             should_stop = self.should_stop
             stop = stop | (lambda _state: should_stop())

@@ -46,6 +46,7 @@ from .errors import (
     RetryableSourceError,
     SourceError,
 )
+from zhengai.ingest.logs import log_context
 from zhengai.ingest.privacy import dead_letter_raw_kept, row_json
 from .retry import RetryPolicy
 
@@ -190,7 +191,7 @@ class Stream(ABC):
         ``None`` if this stream cannot resume a re-send (the default)."""
         return None
 
-    def after_delivery(self, delivered: Sequence[tuple[Row, Sequence[Record]]]) -> None:
+    def after_delivery(self, delivered: Sequence[tuple[Row, Sequence[Record]]]) -> None:  # noqa: B027 — optional hook
         """Called after a batch was acknowledged and its bookmark stored, with each source row
         of the batch and the records it became (dead letters included). Never called by
         ``connectors check``. The default does nothing."""
@@ -205,7 +206,7 @@ class Connector(ABC):
     name: ClassVar[str]
     streams: Sequence[Stream]
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 — optional hook: most connectors hold nothing to release
         """Release resources (HTTP clients, database engines). Safe to call twice."""
 
     def __enter__(self) -> "Connector":
@@ -330,12 +331,13 @@ def run_connector(
             break
         stats = StreamStats(bookmark=bookmarks.get(connector.name, stream.name))
         report.streams[stream.name] = stats
-        _run_stream(connector, stream, delivery, bookmarks, stats, batch_size, on_batch, now,
-                    should_stop, delivery_patience)
+        with log_context(connector=connector.name, stream=stream.name):  # JSON logs say what a line concerns
+            _run_stream(connector, stream, delivery, bookmarks, stats, batch_size, on_batch, now,
+                        should_stop, delivery_patience)
     report.finished = now()
     log.info("connector %s finished: read=%d sent=%d rejected=%d errors=%d", connector.name,
              report.total("read"), report.total("sent"), report.total("rejected"),
-             len(report.errors))
+             len(report.errors), extra={"connector": connector.name})
     return report
 
 

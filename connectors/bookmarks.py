@@ -120,10 +120,9 @@ class SqlBookmarks:
         t = self.table
         dialect = self.engine.dialect.name
         if dialect in ("postgresql", "sqlite"):
-            if dialect == "postgresql":
-                from sqlalchemy.dialects.postgresql import insert as upsert
-            else:
-                from sqlalchemy.dialects.sqlite import insert as upsert
+            from sqlalchemy.dialects import postgresql, sqlite
+
+            upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
             stmt = upsert(t).values(connector=connector, stream=stream, value=value,
                                     updated_at=now)
             stmt = stmt.on_conflict_do_update(index_elements=[t.c.connector, t.c.stream],

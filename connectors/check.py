@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -92,7 +92,7 @@ def check_connector(connector: Connector, *, rows: int = 50, samples: int = 2,
     for stream in connector.streams:
         check = StreamCheck(stream.name)
         results.append(check)
-        reader = iter(())
+        reader: Iterator[Any] = iter(())
         try:
             reader = iter(stream.read(None))
             for row in itertools.islice(reader, rows):

@@ -236,7 +236,8 @@ class SqlSourceConfig(Model):
 
     def build(self) -> SqlSource:
         url = self.url_env.secret if self.url_env is not None else self.url
-        return SqlSource(url, retry=self.retry.build(),  # type: ignore[arg-type]
+        assert url is not None  # exactly one of url and url_env (validated above)
+        return SqlSource(url, retry=self.retry.build(),
                          password=self.password_env.secret if self.password_env else None,
                          connect_timeout=self.connect_timeout.total_seconds())
 

@@ -202,7 +202,7 @@ class FileStream(Stream):
 
     cursor_field: ClassVar[str | None] = None
     required_columns: ClassVar[tuple[str, ...]] = ()
-    patterns: ClassVar[tuple[str, ...]] = ("*.csv", "*.xlsx", "*.xls")
+    patterns: tuple[str, ...] = ("*.csv", "*.xlsx", "*.xls")
 
     def __init__(self, path: Path, *, encodings: Sequence[str] = ENCODINGS,
                  patterns: Sequence[str] | None = None, processed_dir: Path | None = None,

@@ -72,7 +72,7 @@ class _Dimension(FullRefreshSqlStream):
         if self.soft_deleted(row):
             return [e.model_copy(update={"attributes": {**e.attributes, "status": "deleted"}})
                     for e in entities]
-        return entities
+        return [*entities]
 
     def entities(self, row: Row) -> list[Entity]:
         raise NotImplementedError

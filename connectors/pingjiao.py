@@ -57,7 +57,7 @@ class _TermStream(Stream):
     def __init__(self, api: ApiClient, term: str, path: str, pagination: Pagination) -> None:
         self.api, self.term, self.path = api, term, path
         self.pagination = pagination
-        self.limit: int = getattr(pagination, "limit", None) or getattr(pagination, "size", 200)
+        self.limit: int = int(getattr(pagination, "limit", None) or getattr(pagination, "size", None) or 200)
 
     def pages(self) -> Iterator[dict[str, Any]]:
         # The API's cursor/offset is a page pointer for this read, not a replication key: each
@@ -91,7 +91,7 @@ class Sections(_TermStream):
         return self.pages()
 
     def map(self, row: Row) -> list[Record]:
-        term = self.check_term(row)
+        self.check_term(row)  # a row of another term is refused (the observations carry self.term)
         course_id = str(field(row, "course_id"))
         teacher_id = str(field(row, "teacher_id"))
         respondents = field(row, "respondents", parse_int)

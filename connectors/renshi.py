@@ -121,8 +121,8 @@ class Staff(_RenshiStream):
                  hours_per_training_day: float = 8.0) -> None:
         super().__init__(api, year, path)
         self.pagination = pagination or PagePagination(size=100)
-        self.page_size: int = getattr(self.pagination, "size", None) or getattr(
-            self.pagination, "limit", 100)
+        self.page_size: int = int(getattr(self.pagination, "size", None) or getattr(
+            self.pagination, "limit", None) or 100)
         self.hours_per_training_day = hours_per_training_day
 
     def read(self, cursor: str | None) -> Iterator[Row]:

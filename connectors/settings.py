@@ -18,9 +18,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from zhengai.ingest.topics import check_topic_prefix
 
@@ -48,7 +49,14 @@ class ConnectorSettings(BaseSettings):
         return check_topic_prefix(value)
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, **others):  # type: ignore[no-untyped-def]
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         # from_env() reads the environment it is given; reading os.environ here as well would
         # make an explicit environment (tests, the CLI's overrides) leak the process's.
         return (init_settings,)
@@ -63,7 +71,7 @@ class ConnectorSettings(BaseSettings):
         """The settings from ``environ`` (default: the process environment), with
         ``ZHENGAI_BOOKMARKS_FILE`` read, and non-None ``overrides`` applied."""
         env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
+        values: dict[str, Any] = {}
         for name in cls.model_fields:
             key = f"ZHENGAI_{name.upper()}"
             if key in env:

@@ -177,7 +177,7 @@ class SqlSource:
                 # zipped with the names — a fifth of the cost of building Row mappings per row.
                 rows = result.cursor.fetchall() if result.cursor is not None else result.fetchall()
                 result.close()
-                return [dict(zip(keys, r)) for r in rows]
+                return [dict(zip(keys, r, strict=True)) for r in rows]
         except NoSuchTableError as exc:
             raise FatalSourceError(f"{what}: no such table {exc}") from None
         except DBAPIError as exc:
@@ -232,9 +232,10 @@ class SqlStream(Stream):
     def _from(self, *needed: str) -> Any:
         self._cols = self._selected()
         names = list(dict.fromkeys([*(self._cols or ()), *needed]))
-        cols = [column(n) for n in names]
+        cols: list[Any] = [column(n) for n in names]
         if self.query is not None:
             return text(self.query).columns(*cols).subquery("q")
+        assert self.table is not None  # exactly one of table and query (checked in __init__)
         return table(self.table, *cols)
 
     def _select(self, frm: Any) -> Any:

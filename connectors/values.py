@@ -9,7 +9,7 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
-from typing import TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from .errors import MappingError
 from zhengai.ingest.privacy import is_personal_key
@@ -119,6 +119,13 @@ def parse_timestamp(value: object, tz: tzinfo = CHINA_TZ) -> datetime:
     return result if result.tzinfo is not None else result.replace(tzinfo=tz)
 
 
+@overload
+def field(row: Mapping[str, object], key: str, parse: None = None, *, required: Literal[True] = True) -> Any: ...
+@overload
+def field(row: Mapping[str, object], key: str, parse: Callable[[object], T], *, required: Literal[True] = True) -> T: ...
+@overload
+def field(row: Mapping[str, object], key: str, parse: Callable[[object], T] | None = None,
+          *, required: bool) -> T | None: ...
 def field(row: Mapping[str, object], key: str, parse: Callable[[object], T] | None = None,
           *, required: bool = True) -> T | None:
     """``row[key]`` parsed by ``parse``; a missing/empty required value or a parse failure is a

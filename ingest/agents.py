@@ -61,7 +61,11 @@ async def record_events(stream):
         records, rejected = decode_batch(batch, (AttendanceEvent, GradeEvent, FinanceEvent), now)
         sources = {id(r): source for r, source in records}
         events = [r for r, _ in records]
-        refused = await store_batch(lambda evs: aggregator().record(evs, now), events, "events")
+
+        def record(evs, now=now):
+            return aggregator().record(evs, now)
+
+        refused = await store_batch(record, events, "events")
         rejected += [(dead_letter_for(e, sources[id(e)], f"the store refused the event: {type(exc).__name__}", now), "store_rejected")
                      for e, exc in refused]
         await send_dead_letters(dlq_topic, rejected)

@@ -78,6 +78,11 @@ class _Tally:
         return 100.0 * self.attended / self.scheduled
 
     @property
+    def at(self) -> datetime:
+        assert self.last is not None  # a tally exists once an event was added
+        return self.last
+
+    @property
     def unexcused_hours(self) -> int:
         return (self.scheduled - self.attended - self.excused) * HOURS_PER_SESSION
 
@@ -104,7 +109,7 @@ def course_attendance(events: Iterable[AttendanceEvent]) -> list[Observation]:
     course_week: dict[tuple[str, str], _Tally] = defaultdict(_Tally)
     for e in _latest_attendance(events).values():
         course_week[(e.course_id, e.week)].add(e)
-    return [observation(Level.course, c, "course.attendance_rate", t.rate, w, t.last) for (c, w), t in course_week.items()]
+    return [observation(Level.course, c, "course.attendance_rate", t.rate, w, t.at) for (c, w), t in course_week.items()]
 
 
 def student_attendance(events: Iterable[AttendanceEvent], term: str) -> list[Observation]:
@@ -115,8 +120,8 @@ def student_attendance(events: Iterable[AttendanceEvent], term: str) -> list[Obs
     for e in _latest_attendance(events).values():
         student_week[(e.student_id, e.week)].add(e)
         student_term[e.student_id].add(e)
-    out = [observation(Level.student, s, "student.attendance_rate", t.rate, w, t.last) for (s, w), t in student_week.items()]
-    out += [observation(Level.student, s, "student.absence_hours", t.unexcused_hours, term, t.last) for s, t in student_term.items()]
+    out = [observation(Level.student, s, "student.attendance_rate", t.rate, w, t.at) for (s, w), t in student_week.items()]
+    out += [observation(Level.student, s, "student.absence_hours", t.unexcused_hours, term, t.at) for s, t in student_term.items()]
     return out
 
 
@@ -145,7 +150,7 @@ def attendance_rollups(events: Iterable[AttendanceEvent], directory: Directory) 
             ]
         for metric, unit_id in units:
             tallies[(metric, unit_id, e.week)].add(e)
-    return [observation(Level.student, unit, metric, t.rate, week, t.last) for (metric, unit, week), t in tallies.items()]
+    return [observation(Level.student, unit, metric, t.rate, week, t.at) for (metric, unit, week), t in tallies.items()]
 
 
 def _grade_point(score: float) -> float:
@@ -257,7 +262,10 @@ def finance_metrics(events: Iterable[FinanceEvent], directory: Directory) -> lis
     students = sum(1 for s in directory.of_kind(EntityKind.student) if _enrolled(s))
     out: list[Observation] = []
     for (school, year), at in last.items():
-        get = lambda cat: sums.get((school, year, cat), 0.0)  # noqa: E731 — local shorthand
+
+        def get(cat: str, school: str = school, year: str = year) -> float:
+            return sums.get((school, year, cat), 0.0)
+
         if get("appropriation") and students:
             out.append(observation(Level.school, school, "school.fiscal_appropriation_per_student", get("appropriation") / students, year, at))
         income = get("tuition") + get("appropriation")

@@ -87,6 +87,7 @@ def period_start(period: str) -> datetime:
     term 2 on 1 February of the second; an ISO week starts on its Monday."""
     kind = period_kind(period)
     m = _PERIOD_PATTERNS[kind].match(period)
+    assert m is not None  # period_kind() matched the same pattern
     year = int(m.group(1))
     if kind == "term":
         day = date(year, 9, 1) if m.group(3) == "1" else date(year + 1, 2, 1)

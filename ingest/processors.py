@@ -29,7 +29,7 @@ import csv
 import io
 from collections import defaultdict
 from datetime import datetime, timedelta
-from typing import Callable, ClassVar, Iterable, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Sequence
 
 from pydantic import BaseModel
 from sqlalchemy import Column, Float, Index, Integer, String, Table, select
@@ -99,7 +99,7 @@ class Processor:
     def accepts(self, record: BaseModel) -> bool:
         raise NotImplementedError
 
-    def record(self, conn: Connection, records: Sequence[BaseModel], now: datetime) -> Marks:
+    def record(self, conn: Connection, records: Sequence[Any], now: datetime) -> Marks:  # each: its accepted type
         raise NotImplementedError
 
     def observations(self, conn: Connection, refs: Sequence[UnitRef], directory: Directory, as_of: datetime) -> list[Observation]:
@@ -116,6 +116,7 @@ class Processor:
         if not rows:
             return
         table = self.table
+        assert table is not None  # a processor that stores facts names its table
         rows = sorted(rows, key=lambda r: tuple(r[k] for k in key_columns))  # one lock order for every writer
         if conn.dialect.name == "postgresql":
             self._copy_latest(conn, rows, key_columns, at_column)
@@ -130,7 +131,9 @@ class Processor:
             conn.execute(stmt, list(chunk))
 
     def _copy_latest(self, conn: Connection, rows: list[dict], key_columns: Sequence[str], at_column: str) -> None:
-        table, names = self.table, [c.name for c in self.table.columns]
+        table = self.table
+        assert table is not None
+        names = [c.name for c in table.columns]
         staged = f"{table.name}_in"
         conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {staged} (LIKE {table.name} INCLUDING DEFAULTS) "
                              "ON COMMIT DELETE ROWS")
@@ -140,7 +143,8 @@ class Processor:
             writer.writerow([v.isoformat() if isinstance(v, datetime) else v for v in (r[n] for n in names)])
         buf.seek(0)
         cols = ", ".join(names)
-        with conn.connection.cursor() as cur:
+        raw: Any = conn.connection  # psycopg2's connection: its cursor is a context manager
+        with raw.cursor() as cur:
             cur.copy_expert(f"COPY {staged} ({cols}) FROM STDIN WITH (FORMAT csv)", buf)
         updates = ", ".join(f"{n} = EXCLUDED.{n}" for n in names if n not in key_columns)
         conn.exec_driver_sql(
@@ -281,7 +285,8 @@ class _TallyReader:
             self._weeks[week] = self.processor._events(self.conn, tallies.c.week == week)
         if week in self._weeks:
             rows = self._weeks[week]
-            return rows if ids is None else [r for r in rows if getattr(r, column) in ids]
+            return rows if ids is None else [r for r in rows if getattr(r, str(column)) in ids]
+        assert column is not None and ids is not None  # a partial read names its column and ids
         return self.processor._events(self.conn, tallies.c.week == week, tallies.c[column], sorted(ids))
 
     def term(self, term: str, students: set[str]) -> list:

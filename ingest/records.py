@@ -60,7 +60,7 @@ __all__ = [
 ]
 
 
-class Level(str, Enum):
+class Level(str, Enum):  # noqa: UP042 — StrEnum would change str()/format() of members (audit first)
     """The five 诊改 levels (五横)."""
 
     school = "school"
@@ -83,7 +83,7 @@ _LEVEL_ZH = {
 }
 
 
-class EntityKind(str, Enum):
+class EntityKind(str, Enum):  # noqa: UP042 — StrEnum would change str()/format() of members (audit first)
     """Kinds of entity in the directory. A department (二级学院) and a class (班级) are entities
     that carry responsible people and roll-ups, but they are not 诊改 levels themselves."""
 
@@ -111,7 +111,7 @@ _KIND_ZH = {
 }
 
 
-class Band(str, Enum):
+class Band(str, Enum):  # noqa: UP042 — StrEnum would change str()/format() of members (audit first)
     excellent = "excellent"
     normal = "normal"
     yellow = "yellow"
@@ -136,14 +136,14 @@ _BAND_ZH = {
 }
 
 
-class Direction(str, Enum):
+class Direction(str, Enum):  # noqa: UP042 — StrEnum would change str()/format() of members (audit first)
     higher_is_better = "higher_is_better"
     lower_is_better = "lower_is_better"
     boolean = "boolean"
     range = "range"
 
 
-class Role(str, Enum):
+class Role(str, Enum):  # noqa: UP042 — StrEnum would change str()/format() of members (audit first)
     """Responsible roles, as the seeds name them (004:601–607 responsibility chain)."""
 
     course_teacher = "course_teacher"  # 任课教师

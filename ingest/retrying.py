@@ -68,6 +68,7 @@ def _log_before_sleep(log: logging.Logger, what: str, level: int,
 def _kwargs(retry_on: type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool],
             wait: Backoff, stop: Any, log: logging.Logger | None, what: str, level: int,
             show: Callable[[BaseException], str] = str) -> dict[str, Any]:
+    retry: tenacity.retry_base
     if isinstance(retry_on, type) or isinstance(retry_on, tuple):
         retry = tenacity.retry_if_exception_type(retry_on)
     else:

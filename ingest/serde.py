@@ -172,7 +172,7 @@ def _reject_constant(name: str) -> Any:
     raise DecodeError(f"non-finite number {name} is not allowed", "non_finite")
 
 
-def _parse(raw: bytes) -> Any:
+def _parse(raw: bytes | None) -> Any:
     """Bytes → JSON value within the limits. The fast parser (orjson: compiled, its own depth
     limit, refuses NaN, lone surrogates and numbers that overflow a double) takes well-formed
     input; anything it refuses goes through the careful parser below, which says precisely why."""
@@ -200,7 +200,7 @@ def _check_value_depth(value: Any) -> None:
             todo.extend((v, depth + 1) for v in node if isinstance(v, (dict, list)))
 
 
-def _parse_careful(raw: bytes) -> Any:
+def _parse_careful(raw: bytes | None) -> Any:
     if raw is None:
         raise DecodeError("empty message (tombstone)", "tombstone")
     if not isinstance(raw, (bytes, bytearray, memoryview)):
@@ -256,7 +256,7 @@ def _is_envelope(value: Any, body: str) -> bool:
     return isinstance(value, dict) and {"type", "v", body} <= value.keys()
 
 
-def decode(raw: bytes) -> BaseModel:
+def decode(raw: bytes | None) -> BaseModel:
     """Bytes of a one-record message → the record; ``DecodeError`` (and only that) otherwise."""
     envelope = _parse(raw)
     if not _is_envelope(envelope, "data"):

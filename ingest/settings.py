@@ -46,7 +46,8 @@ class Settings(BaseSettings):
     commit_interval: float = Field(1.0, gt=0, description="how often acknowledged offsets are committed")
     produce_linger: float = Field(0.005, ge=0, description="how long the producer gathers a batch's records into one request")
     stream_buffer: int = Field(16384, ge=64, description="messages each agent may have fetched ahead of its batches")
-    fetch_bytes: int = Field(1024 * 1024, ge=64 * 1024, description="bytes fetched per partition at a time: bigger batches, fewer store transactions; smaller interleaves topics sooner")
+    fetch_bytes: int = Field(1024 * 1024, ge=64 * 1024, description="bytes fetched per partition at a time: bigger batches, fewer store transactions;"
+                                                                    " smaller interleaves topics sooner")
     rules_poll_interval: float = Field(5.0, gt=0, description="how often the rulebook folder is checked for changes")
     directory_wait: float = Field(60.0, ge=0, description="how long agents wait at start for the directory replica")
     lag_interval: float = Field(10.0, gt=0, description="how often consumer lag is measured")

@@ -64,6 +64,7 @@ __all__ = [
 
 log = logging.getLogger("zhengai.stream")
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 RAW_BYTES_LIMIT = 48 * 1024  # non-UTF-8 payloads are kept as base64 of at most this many bytes
 
@@ -111,15 +112,15 @@ def validate(raw: bytes | None, accept: tuple[type[BaseModel], ...], source: str
     return record
 
 
-def decode_batch(events: Sequence[Any], accept: tuple[type[BaseModel], ...], now: datetime,
-                 ) -> tuple[list[tuple[BaseModel, str]], list[tuple[DeadLetter, str]]]:
+def decode_batch(events: Sequence[Any], accept: tuple[type[M], ...], now: datetime,
+                 ) -> tuple[list[tuple[M, str]], list[tuple[DeadLetter, str]]]:
     """A batch of Faust events → the records with their Kafka source, and the dead letters (with
     reason codes) of those that are not records of the ``accept``-ed types. A message may carry
     one record or a batch (``serde``); an item's source ends in ``#<index>`` when its message
     carried several, and a bad item
     is dead-lettered alone while the rest of its message goes on. Every agent decodes through
     this one function."""
-    records: list[tuple[BaseModel, str]] = []
+    records: list[tuple[M, str]] = []
     rejected: list[tuple[DeadLetter, str]] = []
     for event in events:
         source = event_source(event)

@@ -40,7 +40,8 @@ FORCED_EXIT_AFTER = 60.0  # seconds a graceful stop may take before the process 
 AGENT_CRASHES = Counter("zhengai_agent_crashes", "Agents that crashed (the worker then exits non-zero to be restarted).")
 STALLED_SECONDS = Gauge(
     "zhengai_consumer_stalled_seconds",
-    "Seconds messages have been waiting on a topic (lag > 0) while this worker took none of them; 0 when moving or idle.",
+    "Seconds messages have been waiting on a topic (lag > 0) while this worker took none of them;"
+    " 0 when moving or idle.",
     ["topic"],
 )
 

@@ -134,10 +134,10 @@ def chunks(items: Sequence, n: int = CHUNK) -> Iterator[Sequence]:
 def insert_for(engine: Engine):
     """The dialect's INSERT with ON CONFLICT (PostgreSQL or SQLite)."""
     dialect = engine.dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    if dialect in ("postgresql", "sqlite"):
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     else:  # pragma: no cover — the store runs on PostgreSQL or SQLite
         raise NotImplementedError(f"stream state needs PostgreSQL or SQLite, not {dialect}")
     return insert

@@ -48,12 +48,12 @@ def resolve_thresholds(rule: Rule, overrides: Mapping[str, Override], lineage: S
     floored = False
     if rule.floor and rule.standard is not None and values["standard"] is not None:
         s, base = values["standard"], rule.standard
-        if rule.direction is Direction.higher_is_better and s < base:
+        if rule.direction is Direction.higher_is_better and _num(s) < _num(base):
             values["standard"], floored = base, True
-        elif rule.direction is Direction.lower_is_better and s > base:
+        elif rule.direction is Direction.lower_is_better and _num(s) > _num(base):
             values["standard"], floored = base, True
-        elif rule.direction is Direction.range and (s[0] < base[0] or s[1] > base[1]):
-            values["standard"], floored = (max(s[0], base[0]), min(s[1], base[1])), True
+        elif rule.direction is Direction.range and (_pair(s)[0] < _pair(base)[0] or _pair(s)[1] > _pair(base)[1]):
+            values["standard"], floored = (max(_pair(s)[0], _pair(base)[0]), min(_pair(s)[1], _pair(base)[1])), True
     return Thresholds(
         direction=rule.direction,
         target=values["target"],
@@ -81,6 +81,16 @@ class _Side:
         if value == threshold:
             return inclusive
         return value > threshold if self.higher else value < threshold
+
+
+def _num(v: float | tuple[float, float] | None) -> float:
+    assert isinstance(v, (int, float)), v  # one-sided rules have number thresholds (rules.model checks)
+    return v
+
+
+def _pair(v: float | tuple[float, float] | None) -> tuple[float, float]:
+    assert isinstance(v, tuple), v  # range rules have [low, high] thresholds (rules.model checks)
+    return v
 
 
 def _one_sided(value: float, th: Mapping[str, float], incl: Mapping[str, bool], higher: bool, unit: str) -> tuple[Band, str]:
@@ -131,11 +141,11 @@ def classify(value: float | bool | None, thresholds: Thresholds, unit: str = "")
         if low_band in (Band.yellow, Band.red):
             return low_band, low_reason + "（偏低）"
         if low_band is Band.excellent and high_band is Band.excellent:
-            t = thresholds.target
+            t = _pair(thresholds.target)
             return Band.excellent, f"{_fmt(value, unit)}，在目标区间 {_fmt(t[0], unit)}–{_fmt(t[1], unit)} 内"
-        s = thresholds.standard
+        s = _pair(thresholds.standard)
         return Band.normal, f"{_fmt(value, unit)}，在标准区间 {_fmt(s[0], unit)}–{_fmt(s[1], unit)} 内"
-    th = {"target": thresholds.target, "standard": thresholds.standard, "warning": thresholds.warning}
+    th = {"target": _num(thresholds.target), "standard": _num(thresholds.standard), "warning": _num(thresholds.warning)}
     return _one_sided(float(value), th, incl, d is Direction.higher_is_better, unit)
 
 
@@ -204,9 +214,9 @@ def meets_recovery(value: float | bool | None, thresholds: Thresholds, margin: f
     if isinstance(value, bool):
         return False
     if d is Direction.range:
-        lo = max(thresholds.standard[0], thresholds.warning[0]) + margin
-        hi = min(thresholds.standard[1], thresholds.warning[1]) - margin
+        lo = max(_pair(thresholds.standard)[0], _pair(thresholds.warning)[0]) + margin
+        hi = min(_pair(thresholds.standard)[1], _pair(thresholds.warning)[1]) - margin
         return lo <= value <= hi
     if d is Direction.higher_is_better:
-        return value >= max(thresholds.standard, thresholds.warning) + margin
-    return value <= min(thresholds.standard, thresholds.warning) - margin
+        return value >= max(_num(thresholds.standard), _num(thresholds.warning)) + margin
+    return value <= min(_num(thresholds.standard), _num(thresholds.warning)) - margin

@@ -31,7 +31,7 @@ import hashlib
 import json
 from datetime import timedelta
 from functools import cached_property
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -201,14 +201,14 @@ class Rule(_Strict):
                 raise ValueError("a range rule needs [low, high] pairs for target, standard, warning")
             for k, v in values.items():
                 _check_pair(k, v)
-            t, s, w = self.target, self.standard, self.warning
-            for name, outer in (("standard", s), ("warning", w)):
-                if not (outer[0] <= t[0] and t[1] <= outer[1]):  # type: ignore[index]
-                    raise ValueError(f"target range {list(t)} must lie inside the {name} range {list(outer)}")
+            tr, sr, wr = (cast(tuple[float, float], v) for v in (self.target, self.standard, self.warning))
+            for name, outer in (("standard", sr), ("warning", wr)):
+                if not (outer[0] <= tr[0] and tr[1] <= outer[1]):
+                    raise ValueError(f"target range {list(tr)} must lie inside the {name} range {list(outer)}")
             return self
         if any(is_pair):
             raise ValueError("only direction: range takes [low, high] pairs")
-        t, s, w = self.target, self.standard, self.warning
+        t, s, w = (cast(float, v) for v in (self.target, self.standard, self.warning))
         if self.direction is Direction.higher_is_better and not (t >= s and t >= w):
             raise ValueError(
                 f"higher_is_better needs target ≥ standard and target ≥ warning (got target {t}, "

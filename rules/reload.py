@@ -128,7 +128,8 @@ class RulebookWatcher:
         if len(new.rules) < len(self.rules.rules):
             shown = ", ".join(dropped[:8]) + (" …" if len(dropped) > 8 else "")
             problems.append(RuleError(where, 1, "(rules)",
-                                      f"规则数将从 {len(self.rules.rules)} 减少到 {len(new.rules)}（缺少 {shown}）；停用规则请用 enabled: false，"
+                                      f"规则数将从 {len(self.rules.rules)} 减少到 {len(new.rules)}（缺少 {shown}）；"
+                                      f"停用规则请用 enabled: false，"
                                       "确需删除请重启 worker（rule count would drop）"))
         return problems
 

@@ -32,7 +32,7 @@ from zhengai.rules.loader import load_rulebook
 from zhengai.warnings.store import WarningStore
 
 NOW = datetime.now(timezone.utc)
-LAST_WEEK = "{0}-W{1:02d}".format(*(NOW - timedelta(days=7)).isocalendar()[:2])
+LAST_WEEK = "{}-W{:02d}".format(*(NOW - timedelta(days=7)).isocalendar()[:2])
 TERM = term_of_week(LAST_WEEK)
 
 

@@ -39,8 +39,10 @@ def test_a_corrected_tally_replaces_the_first():
 
 
 def test_grades():
-    g = lambda s, c, score, credits=2.0: GradeEvent(student_id=s, course_id=c, term="2025-2026-2", score=score,
-                                                     credits=credits, occurred_at=T, source="t", key=f"g|{s}|{c}")
+    def g(s, c, score, credits=2.0):
+        return GradeEvent(student_id=s, course_id=c, term="2025-2026-2", score=score, credits=credits,
+                          occurred_at=T, source="t", key=f"g|{s}|{c}")
+
     v = values(grade_metrics([g("S1", "C1", 95), g("S2", "C1", 55), g("S1", "C2", 75, 4.0), g("S2", "C2", 59)]))
     assert v[("course.pass_rate", "C1", "2025-2026-2")] == 50.0
     assert v[("course.excellent_rate", "C1", "2025-2026-2")] == 50.0
@@ -50,7 +52,9 @@ def test_grades():
 
 
 def directory():
-    p = lambda i: Person(id=i, name=f"人{i}")
+    def p(i):
+        return Person(id=i, name=f"人{i}")
+
     recs = [
         Entity(id="SCH", kind="school", name="示范学院"),
         Entity(id="D1", kind="department", name="智能制造学院", parent_id="SCH"),
@@ -84,8 +88,10 @@ def test_directory_ratios():
 
 
 def test_finance_ratios_count_each_line_once():
-    f = lambda cat, actual, code: FinanceEvent(school_id="SCH", year="2026", category=cat, item=code, budget=actual,
-                                               actual=actual, occurred_at=T, source="t", key=f"f|{code}")
+    def f(cat, actual, code):
+        return FinanceEvent(school_id="SCH", year="2026", category=cat, item=code, budget=actual, actual=actual,
+                            occurred_at=T, source="t", key=f"f|{code}")
+
     lines = [f("appropriation", 150000.0, "4002"), f("tuition", 50000.0, "4001"), f("teaching", 30000.0, "5003"),
              f("teaching", 20000.0, "5004"), f("public_funds", 100000.0, "5001"), f("teacher_training", 5500.0, "5002")]
     v = values(finance_metrics(lines + lines[:1], directory()))

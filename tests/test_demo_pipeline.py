@@ -83,7 +83,7 @@ def test_rerunning_the_same_data_opens_nothing(demo):
 
 def test_notifications_are_sent_masked_and_reach_the_owner(demo):
     path = demo.report_path.parent / "notifications.jsonl"
-    lines = [json.loads(l) for l in path.read_text(encoding="utf-8").splitlines()]
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     # opened and recovered are notified; the demo's closed loop (ack, measure, review) is recorded only
     events = sum(1 for e in demo.store.read.events() if e.kind in ("opened", "recovered"))
     assert len(lines) == events  # one file notification per transition
@@ -94,8 +94,8 @@ def test_notifications_are_sent_masked_and_reach_the_owner(demo):
     assert not re.search(r"\d{17}[\dX]", text), "an ID-card number leaked"
     student = next(a for a in demo.college.planted if a.level is Level.student)
     masked = student.entity_id[:4] + "****" + student.entity_id[-2:]
-    assert any(masked in l["body"] for l in lines)
-    assert all(l["to"] for l in lines)
+    assert any(masked in n["body"] for n in lines)
+    assert all(n["to"] for n in lines)
 
 
 def test_summary_and_report_are_chinese(demo):

@@ -156,7 +156,7 @@ def test_cli_list_owner_show_and_the_whole_loop(world, pg_url, tmp_path, capsys)
     rules.mkdir()
     (rules / "test.yaml").write_text(yaml.safe_dump({"rules": _RULES}, allow_unicode=True), encoding="utf-8")
     wid = _recovered(world)
-    base = ["warnings", "--store", pg_url, "--rules", str(rules)]
+    base = ["warnings", "--store", pg_url, "--rulebook", str(rules)]
     assert main(base + ["list", "--owner", "T001"]) == 0
     out = capsys.readouterr().out
     assert f"#{wid}" in out and "已恢复待复评" in out and "确认预警、登记改进措施、补充支撑材料" in out

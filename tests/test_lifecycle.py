@@ -29,7 +29,8 @@ def verdict(n: int, band: Band, value: float | None = None, key: str | None = No
                    observation_key=key or f"obs|C0001|{week(n)}")
 
 
-def run(series, policy=LifecyclePolicy(), state=None):
+def run(series, policy=None, state=None):
+    policy = policy or LifecyclePolicy()
     kinds = []
     for n, band, *value in series:
         state, ts = step(state, Observe(verdict(n, band, *value), policy))

@@ -307,7 +307,7 @@ def test_a_button_sink_gets_the_links_as_buttons_not_twice(world):
     world.warn("course.attendance_rate", "C001", Band.red)
     pipeline.run(world.clock())
     (message,) = sink.messages
-    assert [l.title for l in message.links] == ["确认预警", "登记改进措施"]
+    assert [link.title for link in message.links] == ["确认预警", "登记改进措施"]
     assert "处理：" not in message.body and "预警编号：W1" in message.body
 
 

@@ -163,7 +163,8 @@ def test_loader_mutated_shipped_rulebook(tmp_path, name, data):
             lines = lines[:i]
         elif how == "tag" and ":" in lines[i]:
             key, value = lines[i].split(":", 1)
-            lines[i] = f"{key}: {data.draw(st.sampled_from(['!!python/name:os.system', '!!timestamp', '!!int', '!!binary']))} {value.strip()}\n"
+            tag = data.draw(st.sampled_from(["!!python/name:os.system", "!!timestamp", "!!int", "!!binary"]))
+            lines[i] = f"{key}: {tag} {value.strip()}\n"
         if not lines:
             break
     load_closed(folder_with(tmp_path / "rb", {name: "".join(lines)}))  # the mutated file alone: fast

@@ -67,7 +67,9 @@ def rules(tmp_path):
 
 @pytest.fixture
 def directory():
-    p = lambda i, n: Person(id=i, name=n)
+    def p(i, n):
+        return Person(id=i, name=n)
+
     recs = [Entity(id="SCH", kind="school", name="示范学院", responsible={"quality_office": p("Q001", "质量办")}),
             Entity(id="D01", kind="department", name="智能制造学院", parent_id="SCH", responsible={"dean": p("DN01", "院长")}),
             Entity(id="D02", kind="department", name="信息工程学院", parent_id="SCH"),
@@ -220,8 +222,10 @@ def test_two_workers_racing_never_duplicate(pg_url, rules, directory):
     assert errors == []
     s = stores[0]
     with s.engine.connect() as c:
-        dup_w = c.execute(text("SELECT count(*) FROM (SELECT rule_id, entity_id, episode FROM warnings GROUP BY 1,2,3 HAVING count(*) > 1) x")).scalar()
-        dup_e = c.execute(text("SELECT count(*) FROM (SELECT warning_id, kind, cause FROM warning_events GROUP BY 1,2,3 HAVING count(*) > 1) x")).scalar()
+        dup_w = c.execute(text("SELECT count(*) FROM (SELECT rule_id, entity_id, episode FROM warnings GROUP BY 1,2,3"
+                               " HAVING count(*) > 1) x")).scalar()
+        dup_e = c.execute(text("SELECT count(*) FROM (SELECT warning_id, kind, cause FROM warning_events GROUP BY 1,2,3"
+                               " HAVING count(*) > 1) x")).scalar()
         per_course = dict(c.execute(text("SELECT entity_id, count(*) FROM warnings GROUP BY 1")).all())
     assert dup_w == 0 and dup_e == 0
     # each course: breaches in 2 of every 3 weeks, a single good week (99) recovers only after 2 good periods
@@ -249,11 +253,15 @@ def _fixture_for_views(service, store, rules):
 def test_reporting_views_have_the_expected_numbers(service, store, rules):
     ws, opened = _fixture_for_views(service, store, rules)
     with store.engine.connect() as c:
-        q = lambda sql: c.execute(text(sql)).mappings().all()
-        open_rows = q("SELECT entity_id, entity_name, department_name, responsible_name, status, band FROM reporting.open_warnings ORDER BY entity_id")
+        def q(sql):
+            return c.execute(text(sql)).mappings().all()
+
+        open_rows = q("SELECT entity_id, entity_name, department_name, responsible_name, status, band"
+                      " FROM reporting.open_warnings ORDER BY entity_id")
         assert [(r["entity_id"], r["department_name"], r["responsible_name"], r["status"], r["band"]) for r in open_rows] == [
             ("C0001", "智能制造学院", "教师1", "recovered", "excellent"), ("C0003", "信息工程学院", "教师3", "open", "red")]
-        daily = q("SELECT day, level, band, department_name, opened FROM reporting.daily_counts ORDER BY department_name, band")
+        daily = q("SELECT day, level, band, department_name, opened"
+                  " FROM reporting.daily_counts ORDER BY department_name, band")
         day = (opened + timedelta(hours=8)).date()
         assert [(r["day"], r["level"], r["band"], r["department_name"], r["opened"]) for r in daily] == [
             (day, "course", "red", "信息工程学院", 1), (day, "course", "red", "智能制造学院", 1), (day, "course", "yellow", "智能制造学院", 1)]
@@ -263,9 +271,11 @@ def test_reporting_views_have_the_expected_numbers(service, store, rules):
         assert first["hours_to_recover"] == pytest.approx(14 * 24.0)
         rt = q("SELECT warnings, acknowledged, recovered, avg_hours_to_acknowledge FROM reporting.response_times")
         assert [(r["warnings"], r["acknowledged"], r["recovered"]) for r in rt] == [(3, 2, 1)]
-        closure = q("SELECT department_name, improvements, closed, closure_rate FROM reporting.improvement_closure ORDER BY department_name")
+        closure = q("SELECT department_name, improvements, closed, closure_rate"
+                    " FROM reporting.improvement_closure ORDER BY department_name")
         assert [(r["department_name"], r["improvements"], r["closed"], float(r["closure_rate"])) for r in closure] == [("智能制造学院", 2, 1, 50.0)]
-        fp = q("SELECT rule_id, warnings, false_positives, false_positive_rate, reasons FROM reporting.false_positive_rules")
+        fp = q("SELECT rule_id, warnings, false_positives, false_positive_rate, reasons"
+               " FROM reporting.false_positive_rules")
         assert [(r["rule_id"], r["warnings"], r["false_positives"], float(r["false_positive_rate"]), r["reasons"]) for r in fp] == [
             ("course.attendance_rate", 3, 1, 33.3, "课程停开，名单未更新")]
 
@@ -404,7 +414,8 @@ def test_idempotency_keys_carry_the_period_start(store):
     with store.engine.connect() as c:
         assert c.execute(text("SELECT period_start FROM observations")).scalar() == period_start("2025-2026-1")
         uniques = set(c.execute(text(
-            "SELECT conname FROM pg_constraint WHERE contype = 'u' AND conrelid IN ('observations'::regclass, 'verdicts'::regclass)")).scalars())
+            "SELECT conname FROM pg_constraint WHERE contype = 'u'"
+            " AND conrelid IN ('observations'::regclass, 'verdicts'::regclass)")).scalars())
     assert uniques == {"uq_observation_key", "uq_verdict_key"}
     assert period_start("2025-2026-1") == datetime(2025, 9, 1, tzinfo=timezone(timedelta(hours=8)))
 

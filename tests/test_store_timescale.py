@@ -113,7 +113,8 @@ def test_aggregates_refresh_corrections(service, store):
     """The views read the aggregates in real time; a correction to a materialised bucket shows once
     the refresh policy (or a manual refresh) has run."""
     store.observations.add([_observation("C0001", 90.0), _observation("C0002", 80.0)])
-    view = "SELECT observations, avg_value FROM reporting.indicator_values WHERE period = '2026-W40' AND department_id = 'D01'"
+    view = ("SELECT observations, avg_value FROM reporting.indicator_values"
+            " WHERE period = '2026-W40' AND department_id = 'D01'")
     assert _q(store, view) == [(2, 85.0)]  # not materialised yet: real-time aggregation
     with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
         c.execute(text("CALL refresh_continuous_aggregate('reporting.indicator_values_cagg', NULL, NULL)"))

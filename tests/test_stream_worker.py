@@ -75,7 +75,7 @@ def test_observations_in_exact_verdicts_and_warnings_out(env):
     published = [decode(m.value) for m in messages]
     assert all(isinstance(t, WarningTransition) for t in published)
     assert sorted((t.warning_id, t.kind) for t in published) == sorted((i, k) for i, k in events)
-    assert all(m.key == t.entity_id.encode() for m, t in zip(messages, published)), "keyed by entity"
+    assert all(m.key == t.entity_id.encode() for m, t in zip(messages, published, strict=True)), "keyed by entity"
     levels = {(r[0], r[1]): r[2] for r in env.rows("SELECT id, rule_id, level FROM warnings")}
     assert all(levels[(t.warning_id, t.rule_id)] == t.level.value for t in published)
     assert all(re.search(r"[\u4e00-\u9fff]", t.reason) for t in published), "reasons in Chinese"

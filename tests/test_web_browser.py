@@ -180,7 +180,7 @@ def test_the_course_owner_reviews_through_the_campus_proxy(site, browser):
         Observation(level=Level.course, entity_id=c, metric="course.attendance_rate", value=v, period=f"2026-W{w}",
                     observed_at=world.clock(), source="test", key=f"o|{c}|{w}")
         for c, values in (("C001", (80.0, 97.0)), ("C002", (93.0, 94.0)), ("C003", (92.0, 92.5)))
-        for w, v in zip((41, 42), values)])
+        for w, v in zip((41, 42), values, strict=True)])
     t = world.clock()
     world.service.act(wid, Acknowledge("T001", t))
     world.service.act(wid, StartImprovement("T001", t, t + timedelta(days=14), "课前点名"))

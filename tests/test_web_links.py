@@ -89,7 +89,7 @@ def test_composer_signs_links_for_the_recipient_when_a_secret_is_set(tmp_path, m
     (message,) = sink.messages
     urls = re.findall(r"\]\((https://[^)]+)\)", message.body)
     assert [urlsplit(u).path for u in urls] == ["/warnings/1/ack", "/warnings/1/improvement"]
-    for url, action in zip(urls, ("ack", "improvement")):
+    for url, action in zip(urls, ("ack", "improvement"), strict=True):
         q = _query(url)
         assert q["p"] == "P-CS" and int(q["e"]) == int((t0 + timedelta(days=30)).timestamp())  # not masked
         verify(1, q["p"], action, q["e"], q["t"], SECRET, now=t0)

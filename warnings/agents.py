@@ -68,12 +68,13 @@ def _wire(outcome: Outcome) -> list[BaseModel]:
     """The ``zg.warnings`` records of committed transitions. One that cannot be built is logged
     and skipped (it is in ``warning_events``): the agent must never raise after a commit."""
     levels = {v.rule_id: v.level for v in outcome.verdicts}  # transitions here are caused by these verdicts
-    out = []
+    out: list[BaseModel] = []
     for a in outcome.transitions:
         try:
             out.append(wire_transition(a, levels[a.state.rule_id]))
         except Exception as exc:  # noqa: BLE001 — a bug, not an outage: keep the stream going
-            log.error("warning %d %s not published: %s", a.warning_id, a.transition.kind.value, type(exc).__name__)
+            log.error("warning %d %s not published: %s", a.warning_id, a.transition.kind.value, type(exc).__name__,
+                      extra={"warning": a.warning_id, "rule": a.state.rule_id})
     return out
 
 
@@ -182,7 +183,7 @@ async def store_directory(stream):
         rejected = [(d, code) for d, code in rejected if code != "tombstone"]  # legitimate on a compacted topic
         sources = {id(r): source for r, source in records}
 
-        def write(rs):
+        def write(rs, now=now):
             if store().directory.upsert(rs, replica.directory):
                 aggregator().directory_changed(now)
 

@@ -26,9 +26,9 @@ from __future__ import annotations
 import io
 import json
 from datetime import datetime
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence, cast
 
-from sqlalchemy import Boolean, bindparam, column, create_engine, insert, select, text, update
+from sqlalchemy import Boolean, Table, bindparam, column, create_engine, insert, select, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session
@@ -129,7 +129,7 @@ class Lifecycle:
         if state is None:
             return
         if row is None or state.episode != row.episode:
-            if row is not None and self._held[pair] is not prev:
+            if row is not None and prev is not None and self._held[pair] is not prev:
                 write_state(row, prev, self._held[pair])  # the previous episode's last state
             role, person = self._responsible(v)
             row = WarningRow(rule_id=v.rule_id, rule_name=self._names.get(v.rule_id, v.rule_id), entity_id=v.entity_id,
@@ -184,7 +184,7 @@ def apply(s: Session, verdicts: Sequence[Verdict], rule_names: dict[str, str], r
         _insert_warnings(s, life.new_rows)
         _update_warnings(s, touched)
         ids = _insert_events(s, life.staged) if life.staged else []
-    return [(row.id, event_id, t, state) for event_id, (row, state, t, _) in zip(ids, life.staged)]
+    return [(row.id, event_id, t, state) for event_id, (row, state, t, _) in zip(ids, life.staged, strict=True)]
 
 
 # PostgreSQL, one round trip: the pairs' advisory locks (sorted), then — only then: the lateral
@@ -206,7 +206,7 @@ _WARNING_COLUMNS = tuple(c.name for c in WarningRow.__table__.columns)
 
 def _lock_and_load(s: Session, pairs: set[Pair], first: tuple[str, Verdict]) -> tuple[bool, dict[Pair, WarningRow]]:
     ordered = sorted(pairs)
-    stored, out = False, {}
+    stored, out = False, dict[Pair, WarningRow]()
     for r in s.execute(_LOCK_AND_LOAD, {
             "keys": sorted(f"{rule}|{entity}" for rule, entity in ordered), "key": first[0],
             "start": period_start(first[1].period), "rules": [p[0] for p in ordered], "entities": [p[1] for p in ordered]}
@@ -268,7 +268,8 @@ def _copy_verdicts(s: Session, verdicts: dict[str, Verdict], lookup: bool, each:
             return
     lines = _Lines(_verdict_lines(verdicts, starts, each))
     try:
-        with s.connection().connection.cursor() as cur:
+        raw: Any = s.connection().connection  # psycopg2's connection: its cursor is a context manager
+        with raw.cursor() as cur:
             cur.copy_expert(_COPY_VERDICTS, lines)
     except Exception as exc:  # psycopg2's own error: the COPY runs on the driver's cursor
         if lines.error is not None:  # the lifecycle or a callback failed: the COPY was abandoned for it
@@ -331,7 +332,7 @@ def _verdict_lines(verdicts: dict[str, Verdict], starts: dict[str, datetime], ea
             th = thresholds[id(v.thresholds)] = _csv(json.dumps(v.thresholds.model_dump(mode="json"), ensure_ascii=False))
         observed, evaluated, period = v.observed_at, v.evaluated_at, v.period
         if observed not in times:
-            times[observed] = observed.isoformat()
+            times[observed] = observed.isoformat() if observed is not None else ""  # CSV: empty is NULL
         if evaluated not in times:
             times[evaluated] = evaluated.isoformat()
         p = periods.get(period)
@@ -341,8 +342,8 @@ def _verdict_lines(verdicts: dict[str, Verdict], starts: dict[str, datetime], ea
         text_ = key + entity + reason
         if '"' in text_ or "," in text_ or "\n" in text_ or "\r" in text_:
             key, entity, reason = _csv(key), _csv(entity), _csv(reason)
-        value = "" if value is None else repr(value) if type(value) is float else repr(float(value))
-        yield (f"{key},{rule},{entity},{p[0]},{value},{v.band.value},{reason},{th},"
+        shown = "" if value is None else repr(value) if type(value) is float else repr(float(value))
+        yield (f"{key},{rule},{entity},{p[0]},{shown},{v.band.value},{reason},{th},"
                f"{times[observed]},{times[evaluated]},{p[1]}\n")
 
 
@@ -352,16 +353,16 @@ _WARNING_STATE = (*STATE_FIELDS, "value")
 def _insert_warnings(s: Session, new: list[WarningRow]) -> None:
     """New episodes in one INSERT … RETURNING id (ids in order)."""
     if new:
-        table = WarningRow.__table__
+        table = cast(Table, WarningRow.__table__)
         values = [{c.name: getattr(row, c.name) for c in table.columns if c.name != "id"} for row in new]
         ids = s.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True), values).all()
-        for row, warning_id in zip(new, ids):
+        for row, warning_id in zip(new, ids, strict=True):
             row.id = warning_id
 
 
 def _update_warnings(s: Session, touched: list[WarningRow]) -> None:
     if touched:
-        table = WarningRow.__table__
+        table = cast(Table, WarningRow.__table__)
         s.execute(update(table).where(table.c.id == bindparam("warning_id")),
                   [{"warning_id": row.id, **{name: getattr(row, name) for name in _WARNING_STATE}} for row in touched])
 
@@ -379,10 +380,10 @@ OUTBOX_COLUMNS = ("event_id", "channel", "recipient_id", "subject", "body", "sta
 
 def _insert_events(s: Session, staged: list) -> list[int]:
     """SQLite: the events in one INSERT … RETURNING id (ids in order), their outbox rows in one more."""
-    rows = [dict(zip(EVENT_COLUMNS, _event_tuple(row, t))) for row, _, t, _ in staged]
+    rows = [dict(zip(EVENT_COLUMNS, _event_tuple(row, t), strict=True)) for row, _, t, _ in staged]
     ids = s.scalars(insert(WarningEventRow).returning(WarningEventRow.id, sort_by_parameter_order=True), rows).all()
-    outbox = [dict(zip(OUTBOX_COLUMNS, (event_id, item.channel, item.recipient_id, item.subject, item.body, "pending", 0, t.at)))
-              for event_id, (_, _, t, items) in zip(ids, staged) for item in items]
+    outbox = [dict(zip(OUTBOX_COLUMNS, (event_id, item.channel, item.recipient_id, item.subject, item.body, "pending", 0, t.at), strict=True))
+              for event_id, (_, _, t, items) in zip(ids, staged, strict=True) for item in items]
     if outbox:
         s.execute(insert(OutboxRow), outbox)
     return list(ids)
@@ -432,7 +433,7 @@ def _write_pg(s: Session, new: list[WarningRow], touched: list[WarningRow], stag
     number = {id(row): w for w, row in enumerate(new, 1)}
     created = [{c: getattr(row, c) for c in _NEW_COLUMNS} for row in new]
     changed = [{"id": row.id, **{name: getattr(row, name) for name in _WARNING_STATE}} for row in touched]
-    events = [{**dict(zip(EVENT_COLUMNS, _event_tuple(row, t))), "w": number.get(id(row))} for row, _, t, _ in staged]
+    events = [{**dict(zip(EVENT_COLUMNS, _event_tuple(row, t), strict=True)), "w": number.get(id(row))} for row, _, t, _ in staged]
     outbox = [dict(n=n, channel=item.channel, recipient_id=item.recipient_id, subject=item.subject, body=item.body,
                    created_at=t.at) for n, (_, _, t, items) in enumerate(staged, 1) for item in items]
     ids: dict[str, dict[int, int]] = {"event": {}, "warning": {}}

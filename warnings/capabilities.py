@@ -40,8 +40,8 @@ def detect(conn: Connection) -> Capabilities:
         return Capabilities(conn.dialect.name)
     # shared_preload_libraries is readable only by superusers, so whether the extension can really
     # be created is found out by trying (see migration 0002), not by reading settings.
-    available = conn.execute(text("SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'")).scalar() > 0
-    installed = conn.execute(text("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'")).scalar() > 0
+    available = (conn.execute(text("SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'")).scalar() or 0) > 0
+    installed = (conn.execute(text("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'")).scalar() or 0) > 0
     return Capabilities("postgresql", timescale_available=available, timescale_installed=installed)
 
 

@@ -57,7 +57,8 @@ class Effect:
             return f"{self.rule_name}：措施前后缺少可比数据，暂无法计算改进效果"
         f = lambda v: format_value(v, self.unit)  # noqa: E731
         d = lambda v: "—" if v is None else f"{v:+.2f}".rstrip("0").rstrip(".")  # noqa: E731
-        text = (f"{self.rule_name}由 {f(self.baseline)}（{self.baseline_period}，预警时）变为 {f(self.latest)}（{self.latest_period}），"
+        text = (f"{self.rule_name}由 {f(self.baseline)}（{self.baseline_period}，预警时）"
+                f"变为 {f(self.latest)}（{self.latest_period}），"
                 f"向好变化 {d(self.change)}{self.unit}")
         if self.standard is not None:
             text += f"；距标准值 {f(self.standard)} 由 {d(self.gap_standard[0])} 变为 {d(self.gap_standard[1])}"
@@ -66,7 +67,8 @@ class Effect:
         if self.peers:
             diff = (self.change or 0) - (self.peer_change or 0)
             text += (f"；同二级学院同指标未采取措施的 {self.peers} 个对象同期平均变化 {d(self.peer_change)}{self.unit}，"
-                     f"措施对象{'好于' if diff > 0 else '不如' if diff < 0 else '等同于'}同类 {d(abs(diff)).lstrip('+')}{self.unit}")
+                     f"措施对象{'好于' if diff > 0 else '不如' if diff < 0 else '等同于'}"
+                     f"同类 {d(abs(diff)).lstrip('+')}{self.unit}")
         else:
             text += "；同二级学院没有可比的未采取措施对象"
         return text

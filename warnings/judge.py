@@ -73,7 +73,8 @@ class Judge:
         observations = [o for o, _ in items]
         self.aggregator.record(observations, now)  # facts for derived metrics (idempotent)
         directory = self._directory()
-        placed, waiting = [], []
+        placed: list[Item] = []
+        waiting: list[Item] = []
         for item in items:
             (placed if directory.placed(item[0].entity_id) else waiting).append(item)
         if waiting:
@@ -85,7 +86,7 @@ class Judge:
         result = evaluate_batch(self._rules(), [o for o, _ in placed], directory, now, replay=self.replay)
         metrics.EVALUATION_SECONDS.observe(time.perf_counter() - started)
         outcome.dead_letters = [(d.model_copy(update={"source": sources.get(id(obs), d.source)}), code)
-                                for d, (obs, code) in zip(result.dead_letters, result.rejected)]
+                                for d, (obs, code) in zip(result.dead_letters, result.rejected, strict=True)]
         # One transaction per slice: a transaction locks each (rule, entity) it touches, and
         # PostgreSQL's lock table is shared and bounded (max_locks_per_transaction ×
         # max_connections), while one Kafka batch of batch messages can carry 100,000 records.

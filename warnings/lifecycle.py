@@ -36,7 +36,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Union
 from zoneinfo import ZoneInfo
 
 from zhengai.ingest.records import Band, Verdict, period_kind
@@ -53,7 +52,7 @@ _CHINA = ZoneInfo("Asia/Shanghai")
 MAX_ESCALATION = 4  # 任课教师 → 课程负责人 → 专业负责人 → 二级学院 → 质量办
 
 
-class Status(str, Enum):
+class Status(str, Enum):  # noqa: UP042 — StrEnum would change str()/format() of members (audit first)
     pending = "pending"
     open = "open"
     acknowledged = "acknowledged"
@@ -75,13 +74,13 @@ ACTIVE = frozenset({Status.open, Status.acknowledged, Status.improving, Status.e
 LIVE = ACTIVE | {Status.pending, Status.recovered}
 
 
-class Resolution(str, Enum):
+class Resolution(str, Enum):  # noqa: UP042 — StrEnum would change str()/format() of members (audit first)
     reviewed = "reviewed"  # 复评 closed a recovered warning
     false_positive = "false_positive"  # 误报
     cleared = "cleared"  # a pending breach that never held for N periods
 
 
-class TransitionKind(str, Enum):
+class TransitionKind(str, Enum):  # noqa: UP042 — StrEnum would change str()/format() of members (audit first)
     pending = "pending"
     opened = "opened"
     severity_up = "severity_up"
@@ -230,7 +229,7 @@ class Tick:
     freshness: timedelta
 
 
-Command = Union[Observe, Acknowledge, StartImprovement, Review, Waive, MarkFalsePositive, Tick]
+Command = Observe | Acknowledge | StartImprovement | Review | Waive | MarkFalsePositive | Tick
 
 
 def _older(period: str, than: str) -> bool:
@@ -272,13 +271,13 @@ def _observe(state: WarningState | None, v: Verdict, policy: LifecyclePolicy) ->
     if band is Band.stale:
         return state, []
     live = state is not None and state.status in LIVE
-    if live:
+    if state is not None and live:
         if _older(v.period, state.last_period):
             return state, []
         if v.period == state.last_period and v.value == state.value:
             return state, []  # replay of what this warning already saw
     transitions: list[Transition] = []
-    if live and state.stale:
+    if state is not None and live and state.stale:
         resumed = replace(state, stale=False, last_data_at=v.observed_at or at, updated_at=at)
         transitions.append(_t(state, resumed, TransitionKind.data_resumed, v.key, at, reason="数据恢复采集"))
         state = resumed
@@ -298,6 +297,7 @@ def _observe(state: WarningState | None, v: Verdict, policy: LifecyclePolicy) ->
             return new, transitions + [_t(None, new, TransitionKind.opened, v.key, at)]
         return new, transitions + [_t(None, new, TransitionKind.pending, v.key, at)]
 
+    assert state is not None  # live: a warning is open
     same_period = v.period == state.last_period
     moved = replace(state, band=band, last_period=v.period, value=v.value, reason=v.reason, updated_at=at,
                     last_data_at=v.observed_at or at,
@@ -377,7 +377,8 @@ def _act(state: WarningState | None, cmd: Command) -> tuple[WarningState | None,
     name = type(cmd).__name__
     if isinstance(cmd, MarkFalsePositive):
         if state.status not in LIVE:
-            raise LifecycleError(f"{state.status.zh}的预警不能再标为误报 (cannot mark a {state.status.value} warning as a false positive)")
+            raise LifecycleError(f"{state.status.zh}的预警不能再标为误报"
+                                 f" (cannot mark a {state.status.value} warning as a false positive)")
         if len(cmd.reason.strip()) < 2:
             raise LifecycleError("标为误报须写明原因 (a false positive needs a reason)")
         new = replace(state, status=Status.closed, closed_at=cmd.at, resolution=Resolution.false_positive,
@@ -385,7 +386,8 @@ def _act(state: WarningState | None, cmd: Command) -> tuple[WarningState | None,
         return new, [_t(state, new, TransitionKind.false_positive, f"{cmd.actor}:false_positive", cmd.at, cmd.actor, cmd.reason.strip())]
     if isinstance(cmd, Acknowledge):
         if state.status not in (Status.open, Status.escalated, Status.recovered):
-            raise LifecycleError(f"只能确认预警中、已升级督办或已恢复待复评的预警，当前为{state.status.zh} ({name}: it is {state.status.value})")
+            raise LifecycleError(f"只能确认预警中、已升级督办或已恢复待复评的预警，当前为{state.status.zh}"
+                                 f" ({name}: it is {state.status.value})")
         if state.status is Status.recovered and state.acknowledged_at is not None:
             raise LifecycleError(f"该预警已确认过 ({name}: already acknowledged)")
         status = Status.recovered if state.status is Status.recovered else Status.acknowledged
@@ -404,8 +406,9 @@ def _act(state: WarningState | None, cmd: Command) -> tuple[WarningState | None,
         if state.status in (Status.improving, Status.recovered):
             # a further measure: a new row; an improving warning takes the new due date, a recovered
             # one keeps waiting for review (its due date no longer drives escalation)
-            new = replace(state, updated_at=cmd.at, acknowledged_at=state.acknowledged_at or cmd.at,
-                          **({"due_date": cmd.due, "next_escalation_at": cmd.due} if state.status is Status.improving else {}))
+            new = replace(state, updated_at=cmd.at, acknowledged_at=state.acknowledged_at or cmd.at)
+            if state.status is Status.improving:
+                new = replace(new, due_date=cmd.due, next_escalation_at=cmd.due)
             return new, [_t(state, new, TransitionKind.measure_added, f"{cmd.actor}:measure:{cmd.at.isoformat()}", cmd.at, cmd.actor, cmd.text)]
         new = replace(state, status=Status.improving, due_date=cmd.due, next_escalation_at=cmd.due, updated_at=cmd.at,
                       acknowledged_at=state.acknowledged_at or cmd.at)

@@ -99,11 +99,11 @@ def render(
     entity = directory.get(entity_id)
     kind = entity.kind if entity else None
     ref = mask_student_id(entity_id) if kind is EntityKind.student else entity_id
-    names = [directory.get(e).name for e in directory.lineage(entity_id)[1:-1] if directory.get(e)]
+    names = [parent.name for e in directory.lineage(entity_id)[1:-1] if (parent := directory.get(e))]
     th = thresholds
     applied = ""
     if th is not None and len(th.applied_from) > 1:
-        applied = "（含" + "、".join(directory.get(e).name if directory.get(e) else e for e in th.applied_from[1:]) + "的调整）"
+        applied = "（含" + "、".join(_name(directory, e) for e in th.applied_from[1:]) + "的调整）"
     band = transition.to_band
     over = transition.kind.value in _CLOSING or not band.is_breach
     escalation = None
@@ -136,3 +136,8 @@ def render(
     body = mask_text(fill(template, values))
     subject = mask_text(f"【{values['band_zh']}】{values['entity_kind_zh']}「{values['entity_name']}」{rule.name}{transition.kind.zh}")
     return subject, body
+
+
+def _name(directory, entity_id: str) -> str:
+    entity = directory.get(entity_id)
+    return entity.name if entity else entity_id

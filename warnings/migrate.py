@@ -97,4 +97,6 @@ def current(engine: Engine) -> str | None:
 
 
 def head() -> str:
-    return ScriptDirectory.from_config(config()).get_current_head()
+    revision = ScriptDirectory.from_config(config()).get_current_head()
+    assert revision is not None  # the migrations ship with the package
+    return revision

@@ -20,8 +20,9 @@ a restart continues where the last run stopped:
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Table, Text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -142,4 +143,4 @@ NOTIFY_TABLES = [
 def create_notify_schema(engine: Engine) -> None:
     """Create the pipeline's tables if missing (the store's own tables must exist). Idempotent;
     production runs the versioned migrations instead."""
-    Base.metadata.create_all(engine, tables=NOTIFY_TABLES)
+    Base.metadata.create_all(engine, tables=cast("list[Table]", NOTIFY_TABLES))  # mapped classes' tables

@@ -203,7 +203,8 @@ def apply_policies(conn: Connection, settings: TimescaleSettings | None = None) 
     for h in HYPERTABLES:
         if not _same(conn, _policy(conn, "policy_compression", h.table, "compress_after"), settings.compress_after):
             conn.execute(text(f"SELECT remove_compression_policy('{h.table}', if_exists => true)"))
-            conn.execute(text(f"SELECT add_compression_policy('{h.table}', compress_after => {_interval(settings.compress_after)})"))
+            conn.execute(text(f"SELECT add_compression_policy('{h.table}',"
+                              f" compress_after => {_interval(settings.compress_after)})"))
         keep = getattr(settings, h.retention)
         if not _same(conn, _policy(conn, "policy_retention", h.table, "drop_after"), keep):
             conn.execute(text(f"SELECT remove_retention_policy('{h.table}', if_exists => true)"))

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # The real browser for the web tests: Debian's chromium (headless, driven by Playwright) and a CJK
-# font so Chinese pages render (and screenshots show text, not boxes).
+# font so Chinese pages render (and screenshots show text, not boxes); and Debian's prometheus
+# package for its promtool (tests/test_alerts.py checks and unit-tests deploy/prometheus/alerts.yml).
 #
-#   deploy/local/browser.sh up       install chromium and fonts-wqy-zenhei if missing (apt-get, first run only)
-#   deploy/local/browser.sh status   exit 0 iff both are installed
+#   deploy/local/browser.sh up       install chromium, fonts-wqy-zenhei and prometheus if missing (apt-get, first run only)
+#   deploy/local/browser.sh status   exit 0 iff all are installed
 #
 # Idempotent: a machine that has both runs no apt-get at all. Playwright's own browser download is
 # never used (tests launch /usr/bin/chromium, ZHENGAI_CHROMIUM overrides the path).
 set -euo pipefail
 
 RUN=${ZHENGAI_RUN:-$HOME/.local/state/zhengai}
-PACKAGES=(chromium fonts-wqy-zenhei)
+PACKAGES=(chromium fonts-wqy-zenhei prometheus)  # prometheus: for promtool only (its daemon is not used)
 
 log() { echo "browser: $*" >&2; }
 die() { echo "browser: ERROR: $*" >&2; exit 1; }
@@ -27,7 +28,7 @@ case ${1:-} in
   up)
     todo=$(missing)
     if [[ -z $todo ]]; then
-      log "chromium and fonts-wqy-zenhei present"
+      log "${PACKAGES[*]} present"
       exit 0
     fi
     sudo=()

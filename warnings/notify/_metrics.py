@@ -3,7 +3,7 @@ role only — never by recipient, warning or any personal data."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 MESSAGES = Counter(
     "zhengai_notify_messages",
@@ -32,3 +32,8 @@ ESCALATIONS = Counter(
     ["role"],
 )
 REMINDERS = Counter("zhengai_notify_reminders", "Reminders (督办提醒) enqueued.")
+OUTBOX_DUE_AGE = Gauge(
+    "zhengai_notify_outbox_due_age_seconds",
+    "Age of the oldest outbox row due to be sent now, by channel (muted, inhibited and digest rows are not due).",
+    ["channel"],
+)

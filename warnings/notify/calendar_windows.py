@@ -58,7 +58,7 @@ class MuteWindow(_Strict):
         return _as_dt(self.start, tz, end=False), _as_dt(self.end, tz, end=True)
 
     def applies(self, *, level: str | None, band: str | None, channel: str | None) -> bool:
-        if self.levels is not None and level not in {l.value for l in self.levels}:
+        if self.levels is not None and level not in {lv.value for lv in self.levels}:
             return False
         if self.bands is not None and band not in {b.value for b in self.bands}:
             return False

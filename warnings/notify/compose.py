@@ -52,7 +52,7 @@ def trend_text(values: Sequence[float], unit: str) -> str | None:
         return None
     text = " → ".join(format_value(v, unit) for v in values)
     run, rising = 0, None
-    for a, b in zip(reversed(values[:-1]), reversed(values[1:])):
+    for a, b in zip(reversed(values[:-1]), reversed(values[1:]), strict=True):
         step = b > a if b != a else None
         if step is None or (rising is not None and step != rising):
             break
@@ -75,7 +75,7 @@ def _mask(text: str, links: Sequence[Link]) -> str:
     number that would otherwise read as a student ID (the links carry no personal data beyond
     the recipient's own person id)."""
     keep: dict[str, str] = {}
-    for i, url in enumerate(dict.fromkeys(l.url for l in links)):
+    for i, url in enumerate(dict.fromkeys(link.url for link in links)):
         keep[f"\x00L{i}\x00"] = url
         text = text.replace(url, f"\x00L{i}\x00")
     text = mask_text(text)
@@ -101,18 +101,19 @@ class Composer:
 
     def _url(self, p: Pending, path: str, action: str) -> str:
         url: str = self.links.url(path, warning_id=p.warning_id)  # type: ignore[assignment]
-        if self.link_secret is None or p.recipient_id is None:
+        secret = self.link_secret
+        if not isinstance(secret, (bytes, str)) or p.recipient_id is None or p.warning_id is None:
             return url
         # expiry from when the notice was queued: a retried send carries the same link
-        return action_url(url, p.warning_id, p.recipient_id, action, p.admitted_at + self.link_ttl,  # type: ignore[arg-type]
-                          self.link_secret)  # type: ignore[arg-type]
+        return action_url(url, p.warning_id, p.recipient_id, action, p.admitted_at + self.link_ttl, secret)
 
     def _mine(self, recipient_id: str | None, at: datetime, personal: bool) -> str | None:
         """我的预警: signed for the recipient in a personal channel; bare (asks for identity) in a group."""
         url = self.links.url(self.links.mine) if self.links.base_url else None
-        if url is None or not personal or self.link_secret is None or recipient_id is None:
+        secret = self.link_secret
+        if url is None or not personal or not isinstance(secret, (bytes, str)) or recipient_id is None:
             return url
-        return action_url(url, 0, recipient_id, "mine", at + self.link_ttl, self.link_secret)  # type: ignore[arg-type]
+        return action_url(url, 0, recipient_id, "mine", at + self.link_ttl, secret)
 
     def _links(self, p: Pending, personal: bool = True) -> tuple[Link, ...]:
         if p.warning_id is None or not self.links.base_url:
@@ -130,7 +131,7 @@ class Composer:
         values = {
             "trend": trend_text(trend, self.unit_of(p.rule_id or "")) if trend else None,
             "warning_ref": f"W{p.warning_id}" if p.warning_id is not None else None,
-            "actions": " · ".join(f"[{l.title}]({l.url})" for l in links) or None,
+            "actions": " · ".join(f"[{link.title}]({link.url})" for link in links) or None,
         }
         body = p.body.rstrip()
         with_links = _mask(body + "\n" + fill(self.footer.body, values), links)
@@ -167,6 +168,6 @@ class Composer:
         template = self.digest if digest else self.group
         links = (Link("查看我的预警", mine),) if buttons and mine else ()
         return Message(mask_text(fill(template.subject, values)),
-                       _mask(fill(template.body, values), [l for n in notices for l in n.links] + [Link("", mine)] * bool(mine)),
+                       _mask(fill(template.body, values), [link for n in notices for link in n.links] + ([Link("", mine)] if mine else [])),
                        recipient,
                        tuple(notices), at, links=links, kind="digest" if digest else "group")

@@ -122,7 +122,7 @@ class RouteMatch(_Strict):
 
     def accepts(self, *, band: str, level: str | None, kind: str) -> bool:
         return ((self.bands is None or band in {b.value for b in self.bands})
-                and (self.levels is None or level in {l.value for l in self.levels})
+                and (self.levels is None or level in {lv.value for lv in self.levels})
                 and (self.kinds is None or kind in self.kinds))
 
 
@@ -321,20 +321,20 @@ def _channel(name: str, entry: object, default_route: dict, located: Located, se
         settings: SinkSettings | None = build_settings(cls.Settings, name, values, secrets_dir)
     except ValidationError as exc:
         settings = None
-        failed = exc
+        failed: ValidationError | None = exc
         if not require_secrets:  # lint: check everything else, with stand-ins for the secrets
             try:
                 build_settings(cls.Settings, name, {**{k: "<lint>" for k in secrets}, **values}, secrets_dir)
                 failed = None
             except ValidationError as again:
                 failed = again
-        other = []
+        other: list[Any] = []
         for err in failed.errors() if failed is not None else ():
-            key = err["loc"][0] if err["loc"] else None
-            if key in secrets and err["type"] == "missing":
-                errors.append(LocatedError(located.file, line, f"channels.{name}.{key}",
-                                           f"secret not provided: set {secret_env_name(name, str(key))} or the "
-                                           f"secret file {secret_env_name(name, str(key)).lower()}"))
+            field = err["loc"][0] if err["loc"] else None
+            if field in secrets and err["type"] == "missing":
+                errors.append(LocatedError(located.file, line, f"channels.{name}.{field}",
+                                           f"secret not provided: set {secret_env_name(name, str(field))} or the "
+                                           f"secret file {secret_env_name(name, str(field)).lower()}"))
             elif not err["loc"] and hint:  # a check across fields, often a secret that is not set
                 other.append({**err, "msg": f"{err['msg']} (secrets of this channel: {hint})"})
             else:

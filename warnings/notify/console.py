@@ -35,7 +35,8 @@ class ConsoleSink(Sink):
         self.sent = 0
 
     @classmethod
-    def from_settings(cls, channel: str, settings: ConsoleSettings, **extra) -> "ConsoleSink":
+    def from_settings(cls, channel: str, settings: SinkSettings, **extra) -> "ConsoleSink":
+        assert isinstance(settings, ConsoleSettings)  # the registry pairs each sink with its settings class
         return cls(extra.get("stream"), settings.limit, channel=channel)
 
     def send(self, message: Message) -> None:
@@ -64,13 +65,14 @@ class FileSink(Sink):
         self._fh = self.path.open("a", encoding="utf-8")
 
     @classmethod
-    def from_settings(cls, channel: str, settings: FileSettings, **extra) -> "FileSink":
+    def from_settings(cls, channel: str, settings: SinkSettings, **extra) -> "FileSink":
+        assert isinstance(settings, FileSettings)  # the registry pairs each sink with its settings class
         return cls(settings.path, channel=channel)
 
     def send(self, message: Message) -> None:
         record = {"outbox_id": message.outbox_id, "outbox_ids": list(message.outbox_ids), "to": message.recipient_id,
                   "kind": message.kind, "subject": message.subject, "body": message.body,
-                  "links": [{"title": l.title, "url": l.url} for l in message.links]}
+                  "links": [{"title": link.title, "url": link.url} for link in message.links]}
         try:
             self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
             self._fh.flush()

@@ -60,7 +60,7 @@ def robot_payload(message: Message, *, msgtype: str, keyword: str | None = None,
         if len(message.links) == 1:
             card |= {"singleTitle": message.links[0].title, "singleURL": message.links[0].url}
         else:
-            card |= {"btnOrientation": "1", "btns": [{"title": l.title, "actionURL": l.url} for l in message.links]}
+            card |= {"btnOrientation": "1", "btns": [{"title": link.title, "actionURL": link.url} for link in message.links]}
         return {"msgtype": "actionCard", "actionCard": card}
     user = message.recipient.dingtalk_user_id if message.recipient else None
     at: dict[str, Any] = {"isAtAll": False}

@@ -41,7 +41,7 @@ def work_payload(message: Message, agent_id: int, user_id: str) -> dict[str, Any
             card |= {"single_title": message.links[0].title, "single_url": message.links[0].url}
         else:
             card |= {"btn_orientation": "1",
-                     "btn_json_list": [{"title": l.title, "action_url": l.url} for l in message.links]}
+                     "btn_json_list": [{"title": link.title, "action_url": link.url} for link in message.links]}
         msg = {"msgtype": "action_card", "action_card": card}
     else:
         msg = {"msgtype": "markdown", "markdown": {"title": message.subject, "text": message.body}}

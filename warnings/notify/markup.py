@@ -66,10 +66,10 @@ def to_html(markdown: str, *, title: str = "") -> str:
     if in_list:
         parts.append("</ul>")
     body = "\n".join(parts)
-    head = f"<h1 style=\"font-size:18px\">{html.escape(title)}</h1>\n" if title else ""
+    heading = f"<h1 style=\"font-size:18px\">{html.escape(title)}</h1>\n" if title else ""
     return ('<!DOCTYPE html>\n<html lang="zh-CN"><head><meta charset="utf-8"></head>\n'
             '<body style="font-family:\'PingFang SC\',\'Microsoft YaHei\',sans-serif;font-size:14px;line-height:1.6">\n'
-            f"{head}{body}\n</body></html>\n")
+            f"{heading}{body}\n</body></html>\n")
 
 
 def to_plain(markdown: str) -> str:

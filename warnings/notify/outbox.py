@@ -143,7 +143,7 @@ def announced(s: Session, keys: Iterable[tuple[int, str, str | None]]) -> set[tu
         for row in s.execute(select(NotifyLogRow.warning_id, NotifyLogRow.channel, NotifyLogRow.recipient_id)
                              .where(NotifyLogRow.warning_id.in_(chunk))):
             if tuple(row) in wanted:
-                found.add(tuple(row))  # type: ignore[arg-type]
+                found.add(tuple(row))
     return found
 
 
@@ -176,7 +176,7 @@ def last_flushes(s: Session, keys: Iterable[str]) -> dict[str, datetime]:
     keys = sorted(set(keys))
     out: dict[str, datetime] = {}
     for chunk in _chunks(keys):
-        out.update(s.execute(select(GroupRow.key, GroupRow.last_flush_at).where(GroupRow.key.in_(chunk))).all())
+        out.update({k: t for k, t in s.execute(select(GroupRow.key, GroupRow.last_flush_at).where(GroupRow.key.in_(chunk)))})
     return out
 
 

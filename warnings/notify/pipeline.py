@@ -287,7 +287,7 @@ class NotifyPipeline:
             return [], {}
         keys = {(p.rule_id, p.entity_id, p.period) for _, items in due for p in items if p.rule_id and p.entity_id and p.period}
         history = outbox.trends(s, keys)
-        notices = {p.outbox_id: self.composer.notice(p, history.get((p.rule_id, p.entity_id, p.period), ()),
+        notices = {p.outbox_id: self.composer.notice(p, history.get((p.rule_id or "", p.entity_id or "", p.period or ""), ()),
                                                      personal=self.channels[p.channel].sink.personal)
                    for _, items in due for p in items}
         batches = []

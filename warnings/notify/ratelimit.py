@@ -10,6 +10,7 @@ knows what it sent — and time only enters as ``now``, so a test can fast-forwa
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -32,7 +33,7 @@ class SlidingWindow:
     ``recent`` are earlier call times (any order; older ones are ignored). ``blocked_until`` is a
     cool-down the channel itself asked for (e.g. after a 130101)."""
 
-    def __init__(self, limit: RateLimit, recent: list[datetime] = (), blocked_until: datetime | None = None):
+    def __init__(self, limit: RateLimit, recent: Sequence[datetime] = (), blocked_until: datetime | None = None):
         self.limit = limit
         self.calls = sorted(recent)
         self.blocked_until = blocked_until

@@ -132,7 +132,7 @@ class DingTalkRobotServer:
     def base_url(self) -> str:
         assert self._server is not None, "start the server first (use it as a context manager)"
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     # --- what arrived ---------------------------------------------------------------------------
     @property
@@ -257,7 +257,7 @@ class WeComRobotServer:
     def base_url(self) -> str:
         assert self._server is not None, "start the server first (use it as a context manager)"
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         raw = h.rfile.read(int(h.headers.get("Content-Length") or 0))
@@ -352,13 +352,13 @@ def sample_college(courses: int = 10, teachers: int | None = None, students: int
     sids = [f"2401{i:06d}" for i in range(1, students + 1)]
     for i, sid in enumerate(sids):
         records.append(Entity(id=sid, kind=EntityKind.student, name=f"学生{i + 1}", parent_id="K01"))
-    rules = {r["id"]: Rule(**r) for r in _RULES}
+    rules = {str(r["id"]): Rule(**r) for r in _RULES}
     by_metric: dict[str, tuple[Rule, ...]] = {}
     for r in rules.values():
         by_metric[r.metric] = by_metric.get(r.metric, ()) + (r,)
     people = [qo, dean, leader, owner, counsellor, jiaowu, zhaosheng, *staff.values()]
     return SampleCollege(Directory(records), RuleSet(rules=rules, overrides={}, version="test", by_metric=by_metric),
-                         cids, tids, sids, records + people)
+                         cids, tids, sids, [*records, *people])
 
 
 def verdict(college: SampleCollege, rule_id: str, entity_id: str, band: Band, *, period: str, at: datetime,
@@ -407,4 +407,4 @@ class NotifyWorld:
         from zhengai.warnings.schema import OutboxRow
 
         with self.store.session() as s:
-            return dict(s.execute(select(OutboxRow.status, func.count()).group_by(OutboxRow.status)).all())
+            return {status: n for status, n in s.execute(select(OutboxRow.status, func.count()).group_by(OutboxRow.status))}

@@ -13,7 +13,6 @@ SIGTERM/SIGINT. Exit codes: 0 fine, 1 a stream failed (or mapping errors with ``
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import sys
@@ -22,6 +21,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import click
+
+from zhengai.commands._options import broker_option, namespace, topic_prefix_option
 from zhengai.ingest.privacy import mask_text
 
 __all__ = ["register"]
@@ -31,34 +33,43 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 DELIVERY_PATIENCE = 120.0
 
 
-def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("connectors", help="campus-system connectors: check and run")
-    sub = p.add_subparsers(dest="connectors_command", required=True)
+def register(cli: click.Group) -> None:
+    group = click.Group("connectors", help="campus-system connectors: check and run")
+    cli.add_command(group)
+    config_dir = click.option("--config-dir", type=click.Path(path_type=Path), default=None,
+                              help="folder of <name>.yaml (env ZHENGAI_CONNECTORS_DIR; default deploy/connectors)")
 
-    check = sub.add_parser("check", help="connect and show the first mapped records; produces nothing")
-    check.add_argument("name", help="connector name (jiaowu, renshi, pingjiao, caiwu)")
-    check.add_argument("--config", type=Path, help="the YAML file (default: <dir>/<name>.yaml)")
-    check.add_argument("--config-dir", type=Path, help="folder of <name>.yaml (default: $ZHENGAI_CONNECTORS_DIR or deploy/connectors)")
-    check.add_argument("--rows", type=int, default=50, help="rows read per stream (default 50)")
-    check.add_argument("--show", type=int, default=2, help="records shown per stream (default 2)")
-    check.add_argument("--strict", action="store_true", help="exit 1 on mapping errors too")
-    check.set_defaults(func=_check)
+    @group.command("check", help="connect and show the first mapped records; produces nothing")
+    @click.argument("name")
+    @click.option("--config", type=click.Path(path_type=Path), default=None,
+                  help="the YAML file (default: <dir>/<name>.yaml)")
+    @config_dir
+    @click.option("--rows", type=int, default=50, show_default=True, help="rows read per stream")
+    @click.option("--show", type=int, default=2, show_default=True, help="records shown per stream")
+    @click.option("--strict", is_flag=True, help="exit 1 on mapping errors too")
+    def check(**params: Any) -> int:
+        return _check(namespace(**params))
 
-    run = sub.add_parser("run", help="produce to Kafka, once or on schedule")
-    run.add_argument("names", nargs="*", help="connectors to run (default: every enabled <dir>/*.yaml)")
-    run.add_argument("--once", action="store_true", help="run each connector once and exit")
-    run.add_argument("--config", type=Path, action="append", default=[], help="a YAML file (repeatable)")
-    run.add_argument("--config-dir", type=Path, help="folder of <name>.yaml")
-    run.add_argument("--broker", help="Kafka bootstrap servers (default: $ZHENGAI_BROKER)")
-    run.add_argument("--topic-prefix", help="topic name prefix (default: $ZHENGAI_TOPIC_PREFIX)")
-    run.add_argument("--bookmarks", help="SQLAlchemy URL or JSON file (default: $ZHENGAI_BOOKMARKS)")
-    run.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
-    run.set_defaults(func=_run)
+    @group.command("run", help="produce to Kafka, once or on schedule (NAMES default: every enabled <dir>/*.yaml)")
+    @click.argument("names", nargs=-1)
+    @click.option("--once", is_flag=True, help="run each connector once and exit")
+    @click.option("--config", type=click.Path(path_type=Path), multiple=True, help="a YAML file (repeatable)")
+    @config_dir
+    @broker_option
+    @topic_prefix_option
+    @click.option("--bookmarks", default=None, metavar="URL|FILE",
+                  help="SQLAlchemy URL or JSON file of the bookmarks (env ZHENGAI_BOOKMARKS)")
+    @click.option("--metrics-port", type=int, default=None,
+                  help="serve Prometheus /metrics on this port (env ZHENGAI_CONNECTORS_METRICS_PORT)")
+    def run(**params: Any) -> int:
+        args = namespace(**params)
+        args.names, args.config = list(args.names), list(args.config)
+        return _run(args)
 
 
 # --- shared ----------------------------------------------------------------------------------
 
-def _settings(args: argparse.Namespace) -> Any:
+def _settings(args: Any) -> Any:
     from zhengai.connectors.settings import ConnectorSettings
 
     return ConnectorSettings.from_env(
@@ -76,7 +87,7 @@ def _config_error(exc: Exception) -> int:
 
 # --- check -----------------------------------------------------------------------------------
 
-def _check(args: argparse.Namespace) -> int:
+def _check(args: Any) -> int:
     from zhengai.connectors.check import check_connector, masked_json
     from zhengai.connectors.errors import MissingDriverError
     from zhengai.connectors.loading import ConfigError, build_connector, config_path, load_config
@@ -130,7 +141,7 @@ def _check(args: argparse.Namespace) -> int:
 
 # --- run -------------------------------------------------------------------------------------
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: Any) -> int:
     from zhengai.connectors.errors import DeliveryError, MissingDriverError
     from zhengai.connectors.health import ConnectorHealth
     from zhengai.connectors.kafka import KafkaDelivery

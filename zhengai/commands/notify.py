@@ -2,8 +2,9 @@
 
     zhengai notify lint [--config deploy/notify/notify.yaml]      check the config, secrets not needed
     zhengai notify once [--now ISO]                                one pass: escalate/stale, then send
-    zhengai notify serve [--every 15s]                             the long-running notifier
+    zhengai notify serve [--every 15s] [--metrics-port N]          the long-running notifier
 
+``--config``, ``--secrets-dir``, ``--store`` and ``--rulebook`` go before or after the subcommand.
 Each pass first advances the lifecycle clock (``WarningService.tick``: escalation at the due date,
 staleness), then runs the notification pipeline (inhibition, silences, calendar mute windows,
 grouping and digests, rate limits, retries). On PostgreSQL only one notifier sends at a time.
@@ -12,16 +13,19 @@ The store is ``--store URL`` or ``$ZHENGAI_STORE_URL``.
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any, TypeVar
 
-from zhengai.ingest.settings import store_url
+import click
+
+from zhengai.commands._options import namespace, resolve, rulebook_option, store_option
 
 DEFAULT_CONFIG = "deploy/notify/notify.yaml"
 
@@ -46,8 +50,8 @@ def _build(args, config):
 
     store = WarningStore(args.store)
     store.create_schema()
-    rules = load_rulebook(args.rules)
-    cache = {"directory": store.directory.load(), "at": time.monotonic()}
+    rules = load_rulebook(args.rulebook)
+    cache: dict[str, Any] = {"directory": store.directory.load(), "at": time.monotonic()}
 
     def directory():
         if time.monotonic() - cache["at"] > 600:  # the directory changes slowly: refresh every 10 minutes
@@ -100,24 +104,66 @@ def _serve(args) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    before = service.tick
+    if args.metrics_port:  # the outbox-age gauge for ZhengaiNotifyOutboxStuck (deploy/prometheus/alerts.yml)
+        from prometheus_client import start_http_server
+
+        from zhengai.warnings.notify.backlog import update_gauge
+
+        start_http_server(args.metrics_port)
+
+        def before(now: datetime) -> None:
+            service.tick(now)
+            update_gauge(service.store.session, now, tuple(config.channels))
+
     try:
-        pipeline.serve(lambda: datetime.now(timezone.utc), stop, every=parse_duration(args.every), before=service.tick)
+        pipeline.serve(lambda: datetime.now(timezone.utc), stop, every=parse_duration(args.every), before=before)
     finally:
         pipeline.close()
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("notify", help="the notifier: escalate, then send the outbox through the notification pipeline")
-    p.add_argument("--config", default=os.environ.get("ZHENGAI_NOTIFY_CONFIG", DEFAULT_CONFIG))
-    p.add_argument("--secrets-dir", default=os.environ.get("ZHENGAI_SECRETS_DIR"), help="folder of secret files (e.g. /run/secrets)")
-    p.add_argument("--store", default=store_url())
-    p.add_argument("--rules", default=None, help="rulebook folder (default: the shipped one)")
-    ns = p.add_subparsers(dest="notify_command", required=True)
-    ns.add_parser("lint", help="check notify.yaml and its calendar; secrets need not be set").set_defaults(func=_lint)
-    once = ns.add_parser("once", help="one pass now (or --now)")
-    once.add_argument("--now")
-    once.set_defaults(func=_once)
-    serve = ns.add_parser("serve", help="run until SIGTERM")
-    serve.add_argument("--every", default="15s", help="pass interval, e.g. 15s, 1m")
-    serve.set_defaults(func=_serve)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _common(f: F) -> F:
+    """Options accepted before the subcommand and after it (``notify --config X serve`` and
+    ``notify serve --config X`` mean the same)."""
+    f = click.option("--config", default=None, metavar="FILE",
+                     help=f"notify.yaml (env ZHENGAI_NOTIFY_CONFIG; default {DEFAULT_CONFIG})")(f)
+    f = click.option("--secrets-dir", default=None, metavar="DIR",
+                     help="folder of secret files, e.g. /run/secrets (env ZHENGAI_SECRETS_DIR)")(f)
+    return rulebook_option(store_option(f))
+
+
+def _args(**params: Any) -> Any:
+    args = namespace(**params)
+    args.config = resolve("config", args.config) or os.environ.get("ZHENGAI_NOTIFY_CONFIG") or DEFAULT_CONFIG
+    args.secrets_dir = resolve("secrets_dir", args.secrets_dir) or os.environ.get("ZHENGAI_SECRETS_DIR")
+    return args
+
+
+def register(cli: click.Group) -> None:
+    @cli.group("notify", help="the notifier: escalate, then send the outbox through the notification pipeline")
+    @_common
+    def notify(**_: Any) -> None:
+        pass
+
+    @notify.command("lint", help="check notify.yaml and its calendar; secrets need not be set")
+    @_common
+    def lint(**params: Any) -> int:
+        return _lint(_args(**params))
+
+    @notify.command("once", help="one pass now (or --now)")
+    @_common
+    @click.option("--now", default=None, help="ISO time (default: now; China time if no offset)")
+    def once(**params: Any) -> int:
+        return _once(_args(**params))
+
+    @notify.command("serve", help="run until SIGTERM")
+    @_common
+    @click.option("--every", default="15s", show_default=True, help="pass interval, e.g. 15s, 1m")
+    @click.option("--metrics-port", type=int, default=lambda: int(os.environ.get("ZHENGAI_NOTIFY_METRICS_PORT") or 0),
+                  help="serve Prometheus /metrics (outbox age) on this port; 0 = off (env ZHENGAI_NOTIFY_METRICS_PORT)")
+    def serve(**params: Any) -> int:
+        return _serve(_args(**params))

@@ -1,7 +1,7 @@
 """`zhengai warnings …`: what responsible people and the quality office do with a warning.
 
-    zhengai warnings list [--status open] [--level course] [--owner T0001]
-    zhengai warnings show ID
+    zhengai warnings list [--status open] [--level course] [--owner T0001] [--json]
+    zhengai warnings show ID [--json]
     zhengai warnings ack ID --by T0001 [--note …]
     zhengai warnings improve ID --by T0001 --due 2026-12-01 --text "改进措施" [--evidence URL …]
     zhengai warnings evidence ID --by T0001 --url URL [--url …] [--note …]
@@ -11,24 +11,31 @@
     zhengai warnings revoke-links PERSON --by Q001 --reason "手机遗失"
     zhengai warnings silence add --by Q001 --reason "…" --until 2026-12-10 [--rule course.*] [--entity C0001]
                                  [--level course] [--recipient T0001] [--channel robot] [--preview]
-    zhengai warnings silence list [--all]
+    zhengai warnings silence list [--all] [--json]
     zhengai warnings silence expire ID --by Q001
     zhengai warnings tick [--now 2026-12-01T09:00+08:00]
     zhengai warnings migrate [--store URL]
 
 The store is ``--store URL`` (before or after the subcommand) or ``$ZHENGAI_STORE_URL`` (default:
-the demo's SQLite file). Everything printed is masked (学号, ID-card and mobile numbers, emails);
-over-long input (``--by`` over 64 characters, notes over 4,000) is refused with a Chinese error.
+the demo's SQLite file); ``--rulebook`` and ``--channels`` likewise. ``list``, ``show`` and
+``silence list`` take ``--json`` for scripts (masked like the text). Everything printed is masked
+(学号, ID-card and mobile numbers, emails); over-long input (``--by`` over 64 characters, notes
+over 4,000) is refused with a Chinese error.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
+from collections.abc import Callable
 from datetime import datetime, time, timezone
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from zhengai.ingest.settings import store_url
+import click
+
+from zhengai.commands._options import choice_of, echo_json, json_option, namespace, resolve, rulebook_option, store_option
+from zhengai.ingest.records import Level
+from zhengai.warnings.lifecycle import Status
 
 CHINA = ZoneInfo("Asia/Shanghai")
 
@@ -39,7 +46,7 @@ def _service(args):
     from zhengai.warnings.store import WarningStore
 
     store = WarningStore(args.store)
-    rules = load_rulebook(args.rules)
+    rules = load_rulebook(args.rulebook)
     directory = store.directory.load()
     return WarningService(store, lambda: rules, lambda: directory, channels=tuple(args.channels.split(","))), store
 
@@ -68,7 +75,8 @@ def _say(text: str, file=None) -> None:
 def _print_applied(applied) -> None:
     for a in applied:
         t = a.transition
-        _say(f"#{a.warning_id} {t.kind.zh}（{t.kind.value}）: {t.from_status.value if t.from_status else '—'} → {t.to_status.value}  {t.reason}")
+        _say(f"#{a.warning_id} {t.kind.zh}（{t.kind.value}）: {t.from_status.value if t.from_status else '—'}"
+             f" → {t.to_status.value}  {t.reason}")
 
 
 def _list(args) -> int:
@@ -79,11 +87,20 @@ def _list(args) -> int:
     if args.owner:
         return _mine(service, args)
     rows = [w for w in store.read.warnings(status=args.status) if not args.level or w.level == args.level]
+    if args.as_json:
+        echo_json([_warning_json(w) for w in rows])
+        return 0
     for w in rows:
         due = f"{w.due_date.astimezone(CHINA):%Y-%m-%d}" if w.due_date else "—"
-        _say(f"#{w.id:<5} {Status(w.status).zh:<6} {Band(w.band).zh:<4} {w.rule_name} · {w.entity_id} · {w.last_period} · 限期 {due}")
+        _say(f"#{w.id:<5} {Status(w.status).zh:<6} {Band(w.band).zh:<4} {w.rule_name} · {w.entity_id}"
+             f" · {w.last_period} · 限期 {due}")
     _say(f"共 {len(rows)} 条")
     return 0
+
+
+def _warning_json(w) -> dict:
+    return {"id": w.id, "rule_id": w.rule_id, "rule_name": w.rule_name, "entity_id": w.entity_id, "level": w.level,
+            "status": w.status, "band": w.band, "last_period": w.last_period, "due_date": w.due_date}
 
 
 def _day(t) -> str:
@@ -96,13 +113,20 @@ def _mine(service, args) -> int:
 
     items = [m for m in my_warnings(service, args.owner)
              if (not args.status or m.warning.status == args.status) and (not args.level or m.warning.level == args.level)]
+    if args.as_json:
+        echo_json([{**_warning_json(m.warning), "role": m.role, "actions": list(m.actions_zh),
+                    "measures": [{"text": i.text, "created_at": i.created_at, "due_date": i.due_date} for i in m.measures],
+                    "evidence": [e.url for e in m.evidence]} for m in items])
+        return 0
     for m in items:
         w = m.warning
         actions = "、".join(m.actions_zh) or "（无需操作）"
-        print(f"#{w.id:<5} {m.status_zh:<6} {w.rule_name} · {mask_text(w.entity_id)} · {w.last_period} · 限期 {_day(w.due_date)}"
+        print(f"#{w.id:<5} {m.status_zh:<6} {w.rule_name} · {mask_text(w.entity_id)}"
+              f" · {w.last_period} · 限期 {_day(w.due_date)}"
               f" · {m.role} · 可执行：{actions}")
         for i in m.measures:
-            print(f"       改进措施（{_day(i.created_at)}，限期 {_day(i.due_date)}）：{mask_text(i.text)}")
+            print(f"       改进措施（{_day(i.created_at)}，"
+                  f"限期 {_day(i.due_date)}）：{mask_text(i.text)}")
         for e in m.evidence:
             print(f"       支撑材料：{mask_text(e.url)}")
     print(f"共 {len(items)} 条（{args.owner} 负责或督办、待复评的预警）")
@@ -119,15 +143,30 @@ def _show(args) -> int:
     if w is None:
         _say(f"没有 #{args.id} 号预警", file=sys.stderr)
         return 1
-    _say(f"#{w.id} {w.rule_name}（{w.rule_id}）· {mask_text(w.entity_id)} · 第 {w.episode} 轮 · 状态 {Status(w.status).zh}（{w.status}）"
+    if args.as_json:
+        echo_json({
+            **_warning_json(w), "episode": w.episode, "reason": w.reason,
+            "events": [{"at": e.at, "kind": e.kind, "from": e.from_status, "to": e.to_status, "actor": e.actor,
+                        "reason": e.reason} for e in store.read.events(w.id)],
+            "improvements": [{"id": i.id, "owner": i.owner_id, "created_at": i.created_at, "due_date": i.due_date,
+                              "text": i.text} for i in store.read.improvements(w.id)],
+            "evidence": [{"url": e.url, "added_by": e.added_by, "added_at": e.added_at, "note": e.note}
+                         for e in evidence_of(store, w.id)],
+        })
+        return 0
+    _say(f"#{w.id} {w.rule_name}（{w.rule_id}）· {mask_text(w.entity_id)} · 第 {w.episode} 轮"
+         f" · 状态 {Status(w.status).zh}（{w.status}）"
           f" · {w.band} · 限期 {_day(w.due_date)}\n{mask_text(w.reason)}")
     for e in store.read.events(w.id):
-        _say(f"  {e.at.astimezone(CHINA):%Y-%m-%d %H:%M} {e.kind:<20} {e.from_status or '—'} → {e.to_status}  {e.actor or ''} {mask_text(e.reason)}")
+        _say(f"  {e.at.astimezone(CHINA):%Y-%m-%d %H:%M} {e.kind:<20} {e.from_status or '—'}"
+             f" → {e.to_status}  {e.actor or ''} {mask_text(e.reason)}")
     for i in store.read.improvements(w.id):
-        _say(f"  改进措施 #{i.id}（{i.owner_id}，{_day(i.created_at)} 登记，限期 {_day(i.due_date)}）：{mask_text(i.text)}")
+        _say(f"  改进措施 #{i.id}（{i.owner_id}，{_day(i.created_at)} 登记，"
+             f"限期 {_day(i.due_date)}）：{mask_text(i.text)}")
     evidence = evidence_of(store, w.id)
     for e in evidence:
-        _say(f"  支撑材料（{e.added_by}，{_day(e.added_at)}）：{mask_text(e.url)}{'  ' + mask_text(e.note) if e.note else ''}")
+        _say(f"  支撑材料（{e.added_by}，{_day(e.added_at)}）"
+             f"：{mask_text(e.url)}{'  ' + mask_text(e.note) if e.note else ''}")
     if not evidence:
         _say("  支撑材料：无")
     stored = effects_of(store, w.id)
@@ -229,6 +268,11 @@ def _silence(args) -> int:
     now = _when(args.now)
     if args.silence_command == "list":
         rows = list_silences(store, now, include_ended=args.all)
+        if args.as_json:
+            echo_json([{"id": r.id, "rule": r.rule, "entity_id": r.entity_id, "level": r.level,
+                        "recipient_id": r.recipient_id, "channel": r.channel, "starts_at": r.starts_at,
+                        "ends_at": r.ends_at, "created_by": r.created_by, "comment": r.comment} for r in rows])
+            return 0
         for r in rows:
             what = " ".join(f"{k}={v}" for k, v in (("规则", r.rule), ("对象", r.entity_id), ("层面", r.level),
                                                      ("收件人", r.recipient_id), ("渠道", r.channel)) if v)
@@ -268,87 +312,133 @@ def _silence(args) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("warnings", help="list warnings and act on them (确认、改进措施、复评、误报)")
-    p.add_argument("--store", default=store_url())
-    p.add_argument("--rules", default=None, help="rulebook folder (default: the shipped one)")
-    p.add_argument("--channels", default="console,file", help="outbox channels for notifications this causes")
-    # The same options after the subcommand too (`zhengai warnings migrate --store URL`);
-    # SUPPRESS keeps the value given before it when they are not repeated.
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--store", default=argparse.SUPPRESS, help="store URL (default: $ZHENGAI_STORE_URL or the demo's SQLite file)")
-    common.add_argument("--rules", default=argparse.SUPPRESS, help="rulebook folder")
-    common.add_argument("--channels", default=argparse.SUPPRESS, help="outbox channels")
-    ws = p.add_subparsers(dest="warnings_command", required=True)
-    add_parser = ws.add_parser
-    ws.add_parser = lambda *a, **k: add_parser(*a, parents=[common], **k)  # type: ignore[method-assign]
+F = TypeVar("F", bound=Callable[..., Any])
+_NOW = click.option("--now", default=None, help="ISO time (default: now; China time if no offset)")
 
-    ls = ws.add_parser("list", help="warnings, newest last")
-    ls.add_argument("--status", choices=["pending", "open", "acknowledged", "improving", "escalated", "recovered", "closed"])
-    ls.add_argument("--level", choices=["school", "major", "course", "teacher", "student"])
-    ls.add_argument("--owner", metavar="PERSON", help="我的预警: everything this person holds, is escalated to or reviews")
-    ls.set_defaults(func=_list)
-    show = ws.add_parser("show", help="one warning with its audit trail and improvements")
-    show.add_argument("id", type=int)
-    show.set_defaults(func=_show)
 
-    for name, help_ in (("ack", "acknowledge (确认)"), ("improve", "record an improvement with a due date (改进措施, 限期改进)"),
-                        ("review", "close a recovered warning on review (复评)"),
-                        ("waive", "质量办: waive the 改进措施 a review needs, with a reason"),
-                        ("false-positive", "close as a false positive (误报)")):
-        a = ws.add_parser(name, help=help_)
-        a.add_argument("id", type=int)
-        a.add_argument("--by", required=True, help="person id of who acts")
-        a.add_argument("--now", help="ISO time (default: now)")
+def _common(f: F) -> F:
+    """Options accepted before the subcommand and after it."""
+    f = click.option("--channels", default=None, help="outbox channels for notifications this causes "
+                                                      "(default console,file)")(f)
+    return rulebook_option(store_option(f))
+
+
+def _args(**params: Any) -> Any:
+    args = namespace(**params)
+    args.channels = resolve("channels", args.channels) or "console,file"
+    return args
+
+
+def register(cli: click.Group) -> None:
+    @cli.group("warnings", help="list warnings and act on them (确认、改进措施、复评、误报)")
+    @_common
+    def warnings(**_: Any) -> None:
+        pass
+
+    @warnings.command("list", help="warnings, newest last")
+    @_common
+    @click.option("--status", type=choice_of(Status), default=None)
+    @click.option("--level", type=choice_of(Level), default=None)
+    @click.option("--owner", metavar="PERSON", default=None,
+                  help="我的预警: everything this person holds, is escalated to or reviews")
+    @json_option
+    def list_(**params: Any) -> int:
+        return _list(_args(**params))
+
+    @warnings.command("show", help="one warning with its audit trail and improvements")
+    @click.argument("id", type=int)
+    @_common
+    @json_option
+    def show(**params: Any) -> int:
+        return _show(_args(**params))
+
+    actions = (("ack", "acknowledge (确认)"), ("improve", "record an improvement with a due date (改进措施, 限期改进)"),
+               ("review", "close a recovered warning on review (复评)"),
+               ("waive", "质量办: waive the 改进措施 a review needs, with a reason"),
+               ("false-positive", "close as a false positive (误报)"))
+    for name, help_ in actions:
+        options = [click.argument("id", type=int), _common,
+                   click.option("--by", required=True, help="person id of who acts"), _NOW]
         if name in ("ack", "review"):
-            a.add_argument("--note")
+            options.append(click.option("--note", default=None))
         if name == "improve":
-            a.add_argument("--due", required=True, help="due date YYYY-MM-DD")
-            a.add_argument("--text", required=True)
-            a.add_argument("--evidence", action="append", help="link to evidence (佐证材料); repeatable")
+            options += [click.option("--due", required=True, help="due date YYYY-MM-DD"),
+                        click.option("--text", required=True),
+                        click.option("--evidence", multiple=True, help="link to evidence (佐证材料); repeatable")]
         if name in ("false-positive", "waive"):
-            a.add_argument("--reason", required=True)
-        a.set_defaults(func=_act, action=name)
+            options.append(click.option("--reason", required=True))
 
-    ev = ws.add_parser("evidence", help="attach evidence links (支撑材料) to a warning")
-    ev.add_argument("id", type=int)
-    ev.add_argument("--by", required=True)
-    ev.add_argument("--url", action="append", required=True, help="http(s) link; repeatable")
-    ev.add_argument("--note")
-    ev.add_argument("--now", help="ISO time (default: now)")
-    ev.set_defaults(func=_evidence)
-    rv = ws.add_parser("revoke-links", help="refuse every action link a person was sent until now")
-    rv.add_argument("person")
-    rv.add_argument("--by", required=True)
-    rv.add_argument("--reason", required=True)
-    rv.add_argument("--now", help="ISO time (default: now)")
-    rv.set_defaults(func=_revoke)
+        def act(_action: str = name, **params: Any) -> int:
+            return _act(_args(action=_action, **params))
 
-    si = ws.add_parser("silence", help="silences: preview, add, list, expire early (静默)")
-    sis = si.add_subparsers(dest="silence_command", required=True)
-    add = sis.add_parser("add", help="preview what it would hide, then save it (--preview: only preview)")
-    add.add_argument("--by", required=True)
-    add.add_argument("--reason", required=True)
-    add.add_argument("--until", required=True, help="last day, YYYY-MM-DD (China time)")
-    add.add_argument("--rule", help="rule id or glob, e.g. course.*")
-    add.add_argument("--entity")
-    add.add_argument("--level", choices=["school", "major", "course", "teacher", "student"])
-    add.add_argument("--recipient", help="person id")
-    add.add_argument("--channel")
-    add.add_argument("--preview", action="store_true")
-    add.add_argument("--now", help="ISO time (default: now)")
-    lst = sis.add_parser("list")
-    lst.add_argument("--all", action="store_true", help="also ended ones")
-    lst.add_argument("--now", help="ISO time (default: now)")
-    exp = sis.add_parser("expire", help="end a silence now")
-    exp.add_argument("id", type=int)
-    exp.add_argument("--by", required=True)
-    exp.add_argument("--now", help="ISO time (default: now)")
-    si.set_defaults(func=_silence)
+        for option in reversed(options):
+            act = option(act)
+        warnings.command(name, help=help_)(act)
 
-    m = ws.add_parser("migrate", help="bring the store to the newest schema (versioned migrations, views, read-only role)")
-    m.set_defaults(func=_migrate)
+    @warnings.command("evidence", help="attach evidence links (支撑材料) to a warning")
+    @click.argument("id", type=int)
+    @_common
+    @click.option("--by", required=True)
+    @click.option("--url", multiple=True, required=True, help="http(s) link; repeatable")
+    @click.option("--note", default=None)
+    @_NOW
+    def evidence(**params: Any) -> int:
+        args = _args(**params)
+        args.url = list(args.url)
+        return _evidence(args)
 
-    t = ws.add_parser("tick", help="escalate overdue warnings, mark warnings without fresh data stale")
-    t.add_argument("--now", help="ISO time (default: now)")
-    t.set_defaults(func=_tick)
+    @warnings.command("revoke-links", help="refuse every action link a person was sent until now")
+    @click.argument("person")
+    @_common
+    @click.option("--by", required=True)
+    @click.option("--reason", required=True)
+    @_NOW
+    def revoke(**params: Any) -> int:
+        return _revoke(_args(**params))
+
+    @warnings.group("silence", help="silences: preview, add, list, expire early (静默)")
+    @_common
+    def silence(**_: Any) -> None:
+        pass
+
+    @silence.command("add", help="preview what it would hide, then save it (--preview: only preview)")
+    @_common
+    @click.option("--by", required=True)
+    @click.option("--reason", required=True)
+    @click.option("--until", required=True, help="last day, YYYY-MM-DD (China time)")
+    @click.option("--rule", default=None, help="rule id or glob, e.g. course.*")
+    @click.option("--entity", default=None)
+    @click.option("--level", type=choice_of(Level), default=None)
+    @click.option("--recipient", default=None, help="person id")
+    @click.option("--channel", default=None)
+    @click.option("--preview", is_flag=True)
+    @_NOW
+    def silence_add(**params: Any) -> int:
+        return _silence(_args(silence_command="add", **params))
+
+    @silence.command("list", help="silences in force (--all: also ended ones)")
+    @_common
+    @click.option("--all", "all", is_flag=True, help="also ended ones")
+    @json_option
+    @_NOW
+    def silence_list(**params: Any) -> int:
+        return _silence(_args(silence_command="list", **params))
+
+    @silence.command("expire", help="end a silence now")
+    @click.argument("id", type=int)
+    @_common
+    @click.option("--by", required=True)
+    @_NOW
+    def silence_expire(**params: Any) -> int:
+        return _silence(_args(silence_command="expire", **params))
+
+    @warnings.command("migrate", help="bring the store to the newest schema (versioned migrations, views, read-only role)")
+    @_common
+    def migrate(**params: Any) -> int:
+        return _migrate(_args(**params))
+
+    @warnings.command("tick", help="escalate overdue warnings, mark warnings without fresh data stale")
+    @_common
+    @_NOW
+    def tick(**params: Any) -> int:
+        return _tick(_args(**params))

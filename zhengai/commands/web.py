@@ -1,8 +1,7 @@
 """`zhengai web`: the pages people act on — 我的预警, and the warning pages behind the links in
-notifications (确认预警、登记改进措施、补充支撑材料、复评); and 填报 (/forms: template download, upload,
-online form, 质量事故 registration — values go to Kafka with ``--broker``, else the embedded pipeline).
+notifications (确认预警、登记改进措施、补充支撑材料、复评).
 
-    zhengai web [--store URL] [--rules DIR] [--host 127.0.0.1] [--port 8080]
+    zhengai web [--store URL] [--rulebook DIR] [--host 127.0.0.1] [--port 8080]
                 [--user-header X-Remote-User] [--trusted-proxy 127.0.0.1 …]
 
 Needs ``$ZHENGAI_LINK_SECRET`` (or ``$ZHENGAI_LINK_SECRET_FILE``), the same secret the notifier
@@ -15,23 +14,25 @@ people need no links at all. ``$ZHENGAI_WEB_USER_HEADER`` and ``$ZHENGAI_WEB_TRU
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
+from typing import Any
 
-from zhengai.ingest.settings import store_url
+import click
+
+from zhengai.commands._options import broker_option, namespace, rulebook_option, store_option, topic_prefix_option
 
 
-
-def _web(args) -> int:
+def _web(args: Any) -> int:
     from zhengai.warnings.links import SecretError
     from zhengai.web import WebSettings, build_app, serve
 
     proxies = args.trusted_proxy or [a.strip() for a in os.environ.get("ZHENGAI_WEB_TRUSTED_PROXIES", "").split(",") if a.strip()]
     settings = WebSettings(user_header=args.user_header or None, trusted_proxies=tuple(proxies or ("127.0.0.1", "::1")))
     try:
-        app = build_app(args.store, rules_folder=args.rules, channels=tuple(args.channels.split(",")), settings=settings,
-                        broker=args.broker, topic_prefix=args.topic_prefix)
+        app = build_app(args.store, rules_folder=args.rulebook, channels=tuple(args.channels.split(",")), settings=settings,
+                        broker=args.broker or os.environ.get("ZHENGAI_BROKER"),
+                        topic_prefix=args.topic_prefix or os.environ.get("ZHENGAI_TOPIC_PREFIX", ""))
     except (SecretError, ValueError) as exc:
         print(f"未启动：{exc}", file=sys.stderr)
         return 1
@@ -40,17 +41,19 @@ def _web(args) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("web", help="serve 我的预警 and the warning pages behind the links in notifications")
-    p.add_argument("--store", default=store_url())
-    p.add_argument("--rules", default=None, help="rulebook folder (default: the shipped one)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--channels", default="console,file", help="outbox channels for notifications this causes")
-    p.add_argument("--user-header", default=os.environ.get("ZHENGAI_WEB_USER_HEADER"),
-                   help="the campus proxy's authenticated-user header (CAS/SSO in front)")
-    p.add_argument("--trusted-proxy", action="append", help="address the user header is accepted from; repeatable")
-    p.add_argument("--broker", default=os.environ.get("ZHENGAI_BROKER"),
-                   help="Kafka for values entered on the 填报 pages (/forms); without: the embedded pipeline")
-    p.add_argument("--topic-prefix", default=os.environ.get("ZHENGAI_TOPIC_PREFIX", ""))
-    p.set_defaults(func=_web)
+def register(cli: click.Group) -> None:
+    @cli.command("web", help="serve 我的预警 and the warning pages behind the links in notifications")
+    @store_option
+    @rulebook_option
+    @broker_option
+    @topic_prefix_option
+    @click.option("--host", default="127.0.0.1", show_default=True)
+    @click.option("--port", type=int, default=8080, show_default=True)
+    @click.option("--channels", default="console,file", show_default=True,
+                  help="outbox channels for notifications this causes")
+    @click.option("--user-header", default=lambda: os.environ.get("ZHENGAI_WEB_USER_HEADER"),
+                  help="the campus proxy's authenticated-user header, CAS/SSO in front (env ZHENGAI_WEB_USER_HEADER)")
+    @click.option("--trusted-proxy", multiple=True,
+                  help="address the user header is accepted from; repeatable (env ZHENGAI_WEB_TRUSTED_PROXIES)")
+    def web(**params: Any) -> int:
+        return _web(namespace(**params))

@@ -180,7 +180,7 @@ class DemoApi:
     def __init__(self, data: ApiData) -> None:
         self._server = _Server(data)
         host, port = self._server.server_address[:2]
-        self.base_url = f"http://{host}:{port}"
+        self.base_url = f"http://{host!s}:{port}"
         self.username = data.username
         self.password = data.password
         self._thread = threading.Thread(target=self._server.serve_forever, name="zhengai-demo-api", daemon=True)

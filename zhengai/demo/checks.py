@@ -49,7 +49,8 @@ def band(metric: str, value: float) -> Band:
 def _margin_ok(metric: str, value: float) -> bool:
     """Not on (or within 1 % of) any threshold: a planted value must not depend on rounding."""
     th = _thresholds()[metric]
-    flat = [x for t in (th.target, th.standard, th.warning) for x in (t if isinstance(t, tuple) else (t,))]
+    flat = [x for t in (th.target, th.standard, th.warning) if t is not None
+            for x in (t if isinstance(t, tuple) else (t,))]
     return all(abs(value - t) >= max(0.05, 0.01 * abs(t)) for t in flat)
 
 
@@ -166,7 +167,7 @@ def verify(planted: tuple[PlantedAnomaly, ...], healthy: tuple[str, ...], m: Met
     errors = []
     expected = {(p.rule_id, p.entity_id, p.period) for p in planted}
     for p in planted:
-        value = m.get((p.rule_id, p.entity_id, p.period))
+        value = m.get((p.rule_id, p.entity_id, p.period or ""))  # a plant without a period matches nothing
         if value is None:
             errors.append(f"planted {p.rule_id} {p.entity_id} {p.period}: no value")
         elif band(p.rule_id, value) is not p.band or not _margin_ok(p.rule_id, value):

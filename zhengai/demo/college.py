@@ -84,19 +84,31 @@ def generate(out_dir: Path, size: CollegeSize = SIZES["default"], seed: int = 20
 
 
 _SCHEMA = """
-CREATE TABLE departments (id TEXT PRIMARY KEY, name TEXT NOT NULL, dean_id TEXT, dean_name TEXT, updated_at TEXT NOT NULL);
-CREATE TABLE majors (id TEXT PRIMARY KEY, name TEXT NOT NULL, department_id TEXT NOT NULL, leader_id TEXT, leader_name TEXT, updated_at TEXT NOT NULL);
-CREATE TABLE classes (id TEXT PRIMARY KEY, name TEXT NOT NULL, major_id TEXT NOT NULL, counsellor_id TEXT, counsellor_name TEXT, cohort INTEGER NOT NULL, updated_at TEXT NOT NULL);
-CREATE TABLE students (id TEXT PRIMARY KEY, name TEXT NOT NULL, class_id TEXT NOT NULL, id_card TEXT, mobile TEXT, status TEXT NOT NULL, updated_at TEXT NOT NULL);
-CREATE TABLE courses (id TEXT PRIMARY KEY, name TEXT NOT NULL, major_id TEXT NOT NULL, teacher_id TEXT, teacher_name TEXT, weekly_hours INTEGER NOT NULL, credits REAL NOT NULL, updated_at TEXT NOT NULL);
-CREATE TABLE enrollments (student_id TEXT NOT NULL, course_id TEXT NOT NULL, term TEXT NOT NULL, PRIMARY KEY (student_id, course_id, term));
-CREATE TABLE attendance (id INTEGER PRIMARY KEY, student_id TEXT NOT NULL, course_id TEXT NOT NULL, week TEXT NOT NULL, scheduled INTEGER NOT NULL, attended INTEGER NOT NULL, excused INTEGER NOT NULL, updated_at TEXT NOT NULL);
+CREATE TABLE departments (id TEXT PRIMARY KEY, name TEXT NOT NULL, dean_id TEXT, dean_name TEXT,
+  updated_at TEXT NOT NULL);
+CREATE TABLE majors (id TEXT PRIMARY KEY, name TEXT NOT NULL, department_id TEXT NOT NULL, leader_id TEXT,
+  leader_name TEXT, updated_at TEXT NOT NULL);
+CREATE TABLE classes (id TEXT PRIMARY KEY, name TEXT NOT NULL, major_id TEXT NOT NULL, counsellor_id TEXT,
+  counsellor_name TEXT, cohort INTEGER NOT NULL, updated_at TEXT NOT NULL);
+CREATE TABLE students (id TEXT PRIMARY KEY, name TEXT NOT NULL, class_id TEXT NOT NULL, id_card TEXT,
+  mobile TEXT, status TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE TABLE courses (id TEXT PRIMARY KEY, name TEXT NOT NULL, major_id TEXT NOT NULL, teacher_id TEXT,
+  teacher_name TEXT, weekly_hours INTEGER NOT NULL, credits REAL NOT NULL, updated_at TEXT NOT NULL);
+CREATE TABLE enrollments (student_id TEXT NOT NULL, course_id TEXT NOT NULL, term TEXT NOT NULL,
+  PRIMARY KEY (student_id, course_id, term));
+CREATE TABLE attendance (id INTEGER PRIMARY KEY, student_id TEXT NOT NULL, course_id TEXT NOT NULL,
+  week TEXT NOT NULL, scheduled INTEGER NOT NULL, attended INTEGER NOT NULL, excused INTEGER NOT NULL,
+  updated_at TEXT NOT NULL);
 CREATE INDEX attendance_updated ON attendance (updated_at, id);
-CREATE TABLE grades (id INTEGER PRIMARY KEY, student_id TEXT NOT NULL, course_id TEXT NOT NULL, term TEXT NOT NULL, score REAL NOT NULL, credits REAL NOT NULL, updated_at TEXT NOT NULL);
+CREATE TABLE grades (id INTEGER PRIMARY KEY, student_id TEXT NOT NULL, course_id TEXT NOT NULL,
+  term TEXT NOT NULL, score REAL NOT NULL, credits REAL NOT NULL, updated_at TEXT NOT NULL);
 CREATE INDEX grades_updated ON grades (updated_at, id);
-CREATE TABLE course_progress (id INTEGER PRIMARY KEY, course_id TEXT NOT NULL, term TEXT NOT NULL, week TEXT NOT NULL, sessions_per_week INTEGER NOT NULL, planned_sessions_cum INTEGER NOT NULL, taught_sessions_cum INTEGER NOT NULL, updated_at TEXT NOT NULL);
+CREATE TABLE course_progress (id INTEGER PRIMARY KEY, course_id TEXT NOT NULL, term TEXT NOT NULL,
+  week TEXT NOT NULL, sessions_per_week INTEGER NOT NULL, planned_sessions_cum INTEGER NOT NULL,
+  taught_sessions_cum INTEGER NOT NULL, updated_at TEXT NOT NULL);
 CREATE INDEX course_progress_updated ON course_progress (updated_at, id);
-CREATE TABLE teaching_plans (major_id TEXT NOT NULL, cohort INTEGER NOT NULL, total_hours INTEGER NOT NULL, practice_hours INTEGER NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (major_id, cohort));
+CREATE TABLE teaching_plans (major_id TEXT NOT NULL, cohort INTEGER NOT NULL, total_hours INTEGER NOT NULL,
+  practice_hours INTEGER NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (major_id, cohort));
 """
 
 
@@ -161,7 +173,8 @@ def _write_sqlite(c: Build, path: Path, report: Progress) -> None:
             enrol += [(s.id, cid, PREVIOUS_TERM) for s in c.graded_students() for cid in s.courses]
             con.executemany("INSERT INTO enrollments VALUES (?,?,?)", enrol)
             report("写入考勤", 0, len(c.weeks))
-            rows, week = [], c.weeks[0]
+            rows: list[tuple] = []
+            week = c.weeks[0]
             for row in _attendance_rows(c):
                 if row[3] != week:
                     con.executemany("INSERT INTO attendance VALUES (?,?,?,?,?,?,?,?)", rows)

@@ -132,9 +132,10 @@ class Contacts:
         """A fake 身份证号: region 99xxxx does not exist, so it can never be a real person's,
         yet it has the right shape and a valid ISO 7064 check digit."""
         rng = self._rng
-        body = f"99{rng.randrange(10**4):04d}{birth_year}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}{rng.randrange(1000):03d}"
+        body = (f"99{rng.randrange(10**4):04d}{birth_year}"
+                f"{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}{rng.randrange(1000):03d}")
         weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-        check = "10X98765432"[sum(int(d) * w for d, w in zip(body, weights)) % 11]
+        check = "10X98765432"[sum(int(d) * w for d, w in zip(body, weights, strict=True)) % 11]
         return body + check
 
     def staff(self, person_id: str) -> tuple[str, str, str]:
@@ -195,7 +196,7 @@ def _quota(n: int, shares: list[tuple[str, float]]) -> list[str]:
     raw = [(label, n * share) for label, share in shares]
     counts = {label: math.floor(x) for label, x in raw}
     rest = n - sum(counts.values())
-    for label, x in sorted(raw, key=lambda p: p[1] - math.floor(p[1]), reverse=True)[:rest]:
+    for label, _x in sorted(raw, key=lambda p: p[1] - math.floor(p[1]), reverse=True)[:rest]:
         counts[label] += 1
     return [label for label, _ in shares for _ in range(counts[label])]
 

@@ -8,6 +8,7 @@ the generated rows. ``anomalies()`` lists them with the person a warning must re
 from __future__ import annotations
 
 import math
+from collections.abc import Set as AbstractSet
 from datetime import datetime, time, timedelta
 
 from zhengai.demo.people import COMMON_COURSES
@@ -84,7 +85,7 @@ def _pick_courses(c: Build) -> None:
     special_teachers = {tid for (_, role), tid in c.roles.items() if role != "leader"}
     c.n_current, c.n_graded = _counts(c)
 
-    def plain(major: str, exclude: set[str] = frozenset()) -> list[str]:
+    def plain(major: str, exclude: AbstractSet[str] = frozenset()) -> list[str]:
         return sorted(k.id for k in c.courses.values()
                       if k.major_id == major and k.teacher_id not in special_teachers and k.id not in exclude)
 
@@ -127,9 +128,9 @@ def _grades(c: Build) -> None:
     sp = c.special
     graded = sorted(c.graded_students(), key=lambda s: s.id)
     members: dict[str, list[str]] = {k: [] for k in c.courses}
-    for s in graded:
-        for k in s.courses:
-            members[k].append(s.id)
+    for student in graded:
+        for k in student.courses:
+            members[k].append(student.id)
     fixed: dict[tuple[str, str], int] = {}
     sc = c.students[sp["SC"]].courses
     for i, k in enumerate(sc):
@@ -179,15 +180,15 @@ def _grades(c: Build) -> None:
                 c.grades[(s, k)] = rng.randint(42, 58)
                 failures[s] = 1
     # Lift weak GPAs (never past 89, so course excellent rates stay as set).
-    for s in graded:
-        if s.id in (sp["SC"], sp["SD"], sp["SE"]):
+    for student in graded:
+        if student.id in (sp["SC"], sp["SD"], sp["SE"]):
             continue
-        while student_gpa(c, s.id) < 2.3:
-            passing = [k for k in s.courses if 60 <= c.grades[(s.id, k)] < 89]
+        while student_gpa(c, student.id) < 2.3:
+            passing = [k for k in student.courses if 60 <= c.grades[(student.id, k)] < 89]
             if not passing:
                 break
-            k = min(passing, key=lambda k: (c.grades[(s.id, k)], k))
-            c.grades[(s.id, k)] = min(89, c.grades[(s.id, k)] + 3)
+            k = min(passing, key=lambda k: (c.grades[(student.id, k)], k))
+            c.grades[(student.id, k)] = min(89, c.grades[(student.id, k)] + 3)
 
 
 def student_gpa(c: Build, sid: str) -> float:
@@ -254,7 +255,7 @@ def _absences(c: Build) -> None:
     # Noise: a handful of single missed sessions (40 % of them 请假, i.e. excused).
     quiet = {sp[k] for k in _PLANTED_COURSES} | {k.id for k in c.courses.values() if k.teacher_id == sp["HT"]}
     pool = sorted(s.id for s in c.current_students() if s.id not in specials)
-    wanted, used = max(2, round(len(pool) * weeks / 4000)), set()
+    wanted, used = max(2, round(len(pool) * weeks / 4000)), set[tuple[str, int]]()
     for _ in range(wanted * 50):
         if len(used) == wanted:
             break
@@ -277,7 +278,7 @@ def _sections(c: Build) -> None:
     posted = {CURRENT_TERM: datetime.combine(last_friday, time(16, 0), CST),  # 期中评教 just closed
               PREVIOUS_TERM: datetime(2026, 7, 6, 12, 0, tzinfo=CST)}
     for term, counts in ((PREVIOUS_TERM, c.n_graded), (CURRENT_TERM, c.n_current)):
-        rows = []
+        rows: list[dict] = []
         for k in sorted(c.courses):
             n = counts[k]
             if not n:
@@ -332,7 +333,7 @@ def _schedules(c: Build) -> None:
     the sessions were held (attendance is unaffected), the plan did not advance."""
     rng = c.rng("schedules")
     last = len(c.weeks) - 1
-    behind = dict(zip((last - 1, last), schedule_lag(c)))
+    behind = dict(zip((last - 1, last), schedule_lag(c), strict=True))
     for k in sorted(c.courses):
         n = c.courses[k].sessions
         ahead_from = rng.randrange(1, len(c.weeks)) if rng.random() < 0.1 and k != c.special["CG"] else None

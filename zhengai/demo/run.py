@@ -224,6 +224,7 @@ def _close_one_loop(run: DemoRun, out: TextIO) -> None:
     if reviewer is None:
         return
     owner = w.responsible_person_id
+    assert owner is not None  # the demo's warnings all have a responsible person
     service.act(w.id, Acknowledge(owner, now, "已知悉"))
     service.act(w.id, StartImprovement(owner, now, now + timedelta(days=14), "分析缺勤原因，课前点名并与辅导员联动跟进"),
                 evidence=["https://pan.example.edu.cn/demo/sign-in-sheets"])

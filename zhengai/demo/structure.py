@@ -332,20 +332,22 @@ class Build:
         # the idle 教授 none (teacher.senior_prof_teaching = 0, red).
         for r, n, hours in (("overload", 4, 6), ("healthy", 2, 4), ("eval_red", 1, 4)):
             tid = self.roles.get((major_id, r))
-            for _ in range(n if tid else 0):
+            if not tid:
+                continue
+            for _ in range(n):
                 c = free.pop()
                 c.teacher_id, c.weekly_hours = tid, hours
         pool = [t for t in teachers if role.get(t) not in ("overload", "healthy", "eval_red", "idle_prof")]
-        hours = dict.fromkeys(pool, 0)
+        load = dict.fromkeys(pool, 0)
         count = dict.fromkeys(pool, 0)
         # Longest first, each to the teacher with no course yet, else the least loaded: every
         # teacher teaches (教授/副教授 under 55 must) and nobody else nears 18 h.
         for c in sorted(free, key=lambda c: (-c.weekly_hours, c.id)):
-            tid = min(pool, key=lambda t: (count[t] > 0, hours[t] + c.weekly_hours, t))
-            c.teacher_id = tid
-            hours[tid] += c.weekly_hours
-            count[tid] += 1
-        if not pool or min(count.values()) == 0 or max(hours.values()) > 16:
+            teacher = min(pool, key=lambda t: (count[t] > 0, load[t] + c.weekly_hours, t))
+            c.teacher_id = teacher
+            load[teacher] += c.weekly_hours
+            count[teacher] += 1
+        if not pool or min(count.values()) == 0 or max(load.values()) > 16:
             raise ValueError(f"{major_id}: courses and teachers do not balance ({len(courses)} courses, "
                              f"{len(teachers)} teachers)")
 

@@ -122,7 +122,7 @@ class Pages:
         items = []
         for m in my_warnings(self.service, who.person_id):
             w = m.warning
-            href = f"/warnings/{w.id}"
+            href: str | None = f"/warnings/{w.id}"
             if who.link is not None:  # reached by a personal link: each warning gets one for this person
                 action = "ack" if m.actions[:1] == ["ack"] else "improvement" if "improvement" in m.actions else None
                 href = (action_url(f"/warnings/{w.id}/{action}", w.id, who.person_id, action, int(who.link.expires_at),
@@ -169,7 +169,9 @@ class Pages:
         who = self.who(request, form, wid, link_action if action not in ("review", "waive") else None)
         if isinstance(who, HTMLResponse):
             return who
-        if not same_site(request.headers) or not csrf_ok(self.secret, who.person_id, form.get("csrf"), self.clock()):
+        csrf = form.get("csrf")
+        if not same_site(request.headers) or not csrf_ok(self.secret, who.person_id, csrf if isinstance(csrf, str) else None,
+                                                         self.clock()):
             return self.error(403, "请求无效", "页面已过期或来源不明，请重新打开页面后再提交。")
         if not who.may(action):
             return self.error(403, "链接无效", "此链接不能执行该操作。")

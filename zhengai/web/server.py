@@ -35,7 +35,7 @@ class SlowClientH11(H11Protocol):
         # the config says; an access line carries the query, i.e. a signed token: never
         self.access_log = False
 
-    def connection_made(self, transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport) -> None:
         super().connection_made(transport)
         self._head_deadline: asyncio.TimerHandle | None = None
         self._arm()
@@ -124,7 +124,7 @@ class ServerThread:
     def __init__(self, app, host: str = "127.0.0.1", port: int = 0, settings: WebSettings | None = None,
                  ready: Callable[[], None] | None = None):
         self.server = uvicorn.Server(config_for(app, host, port, settings))
-        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # not the main thread
+        # not the main thread: uvicorn (>= 0.29) installs no signal handlers there
         self._thread = threading.Thread(target=self.server.run, name="zhengai-web", daemon=True)
 
     def __enter__(self) -> "ServerThread":

@@ -63,7 +63,8 @@ def details(store, rules, directory, w) -> list[tuple[str, str]]:
         ("指标", w.rule_name),
         ("对象", entity_label(directory, w)),
         ("当前值", f"{format_value(w.value, unit)}（统计周期 {w.last_period}）"),
-        ("阈值", f"目标值 {format_value(target, unit)} · 标准值 {format_value(standard, unit)} · 预警值 {format_value(warn, unit)}"),
+        ("阈值", f"目标值 {format_value(target, unit)} · 标准值 {format_value(standard, unit)}"
+               f" · 预警值 {format_value(warn, unit)}"),
         ("级别 / 状态", f"{_zh(Band, w.band)} · {_zh(Status, w.status)}"),
         ("改进期限", day(w.due_date)),
     ]
