@@ -150,7 +150,7 @@ def load_config(path: Path | str, *, environ: Mapping[str, str] | None = None,
                                        f"{kind!r}"))
         streams = data.get("streams")
         if isinstance(streams, list):
-            known = cls.stream_names  # type: ignore[attr-defined]
+            known = getattr(options, "stream_names", None) or cls.stream_names  # type: ignore[attr-defined]
             for i, s in enumerate(streams):
                 if s not in known:
                     errors.append(LocatedError(label, located.line_of(("streams", i)),
