@@ -37,7 +37,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from zhengai.ingest.records import Level, Observation
 from zhengai.ingest.plausibility import period_kind
@@ -114,11 +114,19 @@ class TableMapping(Model):
     period_value: str | None = None
     observed_at: str | None = None
     key: tuple[str, ...] = ()  # the row's identity (default: entity, period)
-    metrics: dict[Annotated[str, Field(pattern=_METRIC)], str | MetricSpec]
+    metrics: dict[Annotated[str, Field(pattern=_METRIC)], MetricSpec]  # a bare column name is {column: name}
     note: str = ""  # what the table is, for people (e.g. the ODS table's Chinese name)
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _bare_columns(cls, v: Any) -> Any:
+        return {m: ({"column": s} if isinstance(s, str) else s) for m, s in v.items()} if isinstance(v, dict) else v
 
     @model_validator(mode="after")
     def _check(self) -> "TableMapping":
+        for metric in self.metrics:
+            if metric.split(".")[0] != self.level.value:
+                raise ValueError(f"metric {metric} is not a {self.level.value}-level metric")
         if (self.entity is None) == (self.entity_value is None):
             raise ValueError("give exactly one of entity (a column) or entity_value")
         if (self.period is None) == (self.period_value is None):
@@ -127,13 +135,10 @@ class TableMapping(Model):
             period_kind(self.period_value)
         if not self.metrics:
             raise ValueError("map at least one metric")
-        for metric in self.metrics:
-            if metric.split(".")[0] != self.level.value:
-                raise ValueError(f"metric {metric} is not a {self.level.value}-level metric")
         return self
 
     def specs(self) -> dict[str, MetricSpec]:
-        return {m: (MetricSpec(column=s) if isinstance(s, str) else s) for m, s in self.metrics.items()}
+        return dict(self.metrics)
 
     def primary_key(self) -> tuple[str, ...]:
         return self.key or tuple(c for c in (self.entity, self.period) if c)
