@@ -263,10 +263,13 @@ CREATE TABLE dd_xueqi (kc_dm TEXT, xq TEXT, dd_pf REAL, ja_as REAL, pj_fg REAL, 
         """评教 末位: every department's lowest-ranked full-time teachers are warned — that is the
         rule. The generator lists them as planted, from the teacher scores the checks computed."""
         c, term = self.c, CURRENT_TERM
+        sections: dict[str, list[float]] = {}  # as the stream computes it: the mean of the section scores
+        for row in c.sections.get(term, []):
+            if row["respondents"] > 0:
+                sections.setdefault(c.courses[row["course_id"]].teacher_id, []).append(row["score_avg"])
         by_dept: dict[str, dict[str, float]] = {}
-        for (metric, tid, period), v in self.m.items():
-            if metric == "teacher.student_evaluation_score" and period == term and tid in c.staff:
-                by_dept.setdefault(c.staff[tid].department_id or "", {})[tid] = v
+        for tid, scores in sections.items():
+            by_dept.setdefault(c.staff[tid].department_id or "", {})[tid] = round(sum(scores) / len(scores), 4)
         for scores in by_dept.values():
             for tid, pct in percentiles(scores).items():
                 self.value("teacher.evaluation_bottom_rank", tid, term, pct)
