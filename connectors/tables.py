@@ -33,14 +33,13 @@ The systems are registered under their own names (:data:`SYSTEMS`) with their so
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, field_validator, model_validator
-
-from zhengai.ingest.records import Level, Observation
 from zhengai.ingest.plausibility import period_kind
+from zhengai.ingest.records import Level, Observation
 
 from .base import Connector, Record, Reject, Row, Stream
 from .config import ConnectorConfig, FilesSourceConfig, HttpSourceConfig, Model, PaginationConfig, SqlSourceConfig
@@ -64,7 +63,7 @@ class MetricSpec(Model):
     range: tuple[float, float] | None = None  # plausible values; outside → dead letter
 
     @model_validator(mode="after")
-    def _one(self) -> "MetricSpec":
+    def _one(self) -> MetricSpec:
         if (self.column is None) == (self.ratio is None):
             raise ValueError("give exactly one of column or ratio")
         return self
@@ -123,7 +122,7 @@ class TableMapping(Model):
         return {m: ({"column": s} if isinstance(s, str) else s) for m, s in v.items()} if isinstance(v, dict) else v
 
     @model_validator(mode="after")
-    def _check(self) -> "TableMapping":
+    def _check(self) -> TableMapping:
         for metric in self.metrics:
             if metric.split(".")[0] != self.level.value:
                 raise ValueError(f"metric {metric} is not a {self.level.value}-level metric")
@@ -150,7 +149,7 @@ class TableOptions(Model):
     tables: list[TableMapping]
 
     @model_validator(mode="after")
-    def _unique(self) -> "TableOptions":
+    def _unique(self) -> TableOptions:
         names = [t.name for t in self.tables]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
@@ -185,7 +184,7 @@ class _Mapped:
             except (ValueError, MappingError) as exc:
                 raise MappingError(f"{m.observed_at}: {exc}") from None
         else:
-            at = fallback_at or datetime.now(timezone.utc)
+            at = fallback_at or datetime.now(UTC)
         out: list[Record | Reject] = []
         for metric, spec in m.specs().items():
             try:
@@ -195,9 +194,18 @@ class _Mapped:
                 continue
             if value is None:
                 continue
-            out.append(Observation(level=m.level, entity_id=entity, metric=metric, value=value, period=period,
-                                   observed_at=at, source=self.source,
-                                   key=f"{self.source}|{metric}|{entity}|{period}"))
+            out.append(
+                Observation(
+                    level=m.level,
+                    entity_id=entity,
+                    metric=metric,
+                    value=value,
+                    period=period,
+                    observed_at=at,
+                    source=self.source,
+                    key=f"{self.source}|{metric}|{entity}|{period}",
+                )
+            )
         if out and not any(isinstance(r, Observation) for r in out):  # nothing usable: the row is bad
             raise MappingError("; ".join(r.reason for r in out if isinstance(r, Reject)))
         return out
@@ -234,8 +242,11 @@ class TableFileStream(_Mapped, FileStream):
     def __init__(self, connector: str, path: Path, mapping: TableMapping, **kw: Any) -> None:
         self.connector, self.mapping, self.name = connector, mapping, mapping.name  # type: ignore[misc]
         self.primary_key = mapping.primary_key()  # type: ignore[misc]
-        self.required_columns = tuple(dict.fromkeys(  # type: ignore[misc]
-            c for c in (mapping.entity, mapping.period, *_columns(mapping)) if c))
+        self.required_columns = tuple(
+            dict.fromkeys(  # type: ignore[misc]
+                c for c in (mapping.entity, mapping.period, *_columns(mapping)) if c
+            )
+        )
         if mapping.file is not None:
             kw["patterns"] = (mapping.file,)
         super().__init__(path, **kw)
@@ -260,7 +271,9 @@ class TableConnector(Connector):
     options_model: ClassVar[type[Model]] = TableOptions
     stream_names: ClassVar[tuple[str, ...]] = ()  # from the options (loading checks them there)
 
-    def __init__(self, source: SqlSource | ApiClient | Path | str, tables: Sequence[TableMapping | dict], **file_options: Any):
+    def __init__(
+        self, source: SqlSource | ApiClient | Path | str, tables: Sequence[TableMapping | dict], **file_options: Any
+    ):
         mappings = [t if isinstance(t, TableMapping) else TableMapping.model_validate(t) for t in tables]
         self._close: Any = None
         streams: list[Stream] = []
@@ -280,7 +293,7 @@ class TableConnector(Connector):
         self.mappings = tuple(mappings)
 
     @classmethod
-    def from_config(cls, config: ConnectorConfig) -> "TableConnector":
+    def from_config(cls, config: ConnectorConfig) -> TableConnector:
         options: TableOptions = config.options
         src = config.source
         if isinstance(src, SqlSourceConfig):
@@ -306,21 +319,32 @@ class TableConnector(Connector):
 def system_class(name: str, title: str, kind: str) -> type[TableConnector]:
     """A registered system over :class:`TableConnector` (name, Chinese title, source kind)."""
     cls_name = f"{name.capitalize()}Connector"
-    return type(cls_name, (TableConnector,), {"name": name, "title": title, "source_kind": kind,
-                                               "__doc__": f"{title} ({kind}): tables mapped by configuration."})
+    return type(
+        cls_name,
+        (TableConnector,),
+        {
+            "name": name,
+            "title": title,
+            "source_kind": kind,
+            "__doc__": f"{title} ({kind}): tables mapped by configuration.",
+        },
+    )
 
 
 # The systems beyond the four (issue 13 §2) and the national data standard's ODS tables.
-SYSTEMS: dict[str, type[TableConnector]] = {c.name: c for c in (
-    system_class("xuegong", "学工", "sql"),
-    system_class("zhaojiu", "招就", "http"),
-    system_class("shixi", "实习", "sql"),
-    system_class("zichan", "资产", "files"),
-    system_class("tushu", "图书", "sql"),
-    system_class("keyan", "科研", "http"),
-    system_class("yikatong", "一卡通", "sql"),
-    system_class("kecheng", "课程平台", "sql"),
-    system_class("dudao", "督导", "sql"),
-    system_class("shizi", "师资（外聘教师库、考核、企业实践）", "sql"),
-    system_class("shujujizuo", "数字基座（ODS）", "sql"),
-)}
+SYSTEMS: dict[str, type[TableConnector]] = {
+    c.name: c
+    for c in (
+        system_class("xuegong", "学工", "sql"),
+        system_class("zhaojiu", "招就", "http"),
+        system_class("shixi", "实习", "sql"),
+        system_class("zichan", "资产", "files"),
+        system_class("tushu", "图书", "sql"),
+        system_class("keyan", "科研", "http"),
+        system_class("yikatong", "一卡通", "sql"),
+        system_class("kecheng", "课程平台", "sql"),
+        system_class("dudao", "督导", "sql"),
+        system_class("shizi", "师资（外聘教师库、考核、企业实践）", "sql"),
+        system_class("shujujizuo", "数字基座（ODS）", "sql"),
+    )
+}

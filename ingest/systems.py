@@ -25,27 +25,36 @@ arrives, so the worker recomputes it whenever the 一卡通 connector runs (dail
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Sequence
 
 from pydantic import BaseModel
 from sqlalchemy import Column, Float, Index, String, Table, select
-
 from zhengai.ingest.aggregate import observation, teacher_evaluation_metrics
 from zhengai.ingest.processors import ALL, EVALUATION_METRIC, Processor, score_facts
 from zhengai.ingest.records import EntityKind, Level, Observation
 from zhengai.ingest.sqltypes import UTCDateTime
 from zhengai.ingest.units import metadata
 
-__all__ = ["CARD_INPUT", "DROPOUT_INPUT", "INPUT_METRICS", "SYSTEM_PROCESSORS", "SYSTEM_METRICS",
-           "CardIdleProcessor", "DropoutProcessor", "TeacherRankProcessor", "percentiles"]
+__all__ = [
+    "CARD_INPUT",
+    "DROPOUT_INPUT",
+    "INPUT_METRICS",
+    "SYSTEM_PROCESSORS",
+    "SYSTEM_METRICS",
+    "CardIdleProcessor",
+    "DropoutProcessor",
+    "TeacherRankProcessor",
+    "percentiles",
+]
 
 CARD_INPUT = "student.card_swipes"
 DROPOUT_INPUT = "student.dropped_out"
 INPUT_METRICS = frozenset({CARD_INPUT, DROPOUT_INPUT})  # facts only: no rule judges them
 
 card_days = Table(
-    "card_last_active", metadata,
+    "card_last_active",
+    metadata,
     Column("student_id", String(64), primary_key=True),
     Column("last_day", String(10), nullable=False),  # ISO date of the last day with a record
     Column("observed_at", UTCDateTime(), nullable=False),
@@ -53,7 +62,8 @@ card_days = Table(
 )
 
 dropouts = Table(
-    "dropout_facts", metadata,
+    "dropout_facts",
+    metadata,
     Column("key", String(256), primary_key=True),
     Column("student_id", String(64), nullable=False),
     Column("term", String(16), nullable=False),
@@ -81,8 +91,9 @@ class CardIdleProcessor(Processor):
         for o in records:
             if float(o.value) > 0 and (o.entity_id not in last or o.period > last[o.entity_id].period):
                 last[o.entity_id] = o
-        rows = [dict(student_id=s, last_day=o.period, observed_at=o.observed_at, source=o.source)
-                for s, o in last.items()]
+        rows = [
+            dict(student_id=s, last_day=o.period, observed_at=o.observed_at, source=o.source) for s, o in last.items()
+        ]
         self._store_latest(conn, rows, ["student_id"], "last_day")
         return {("card_idle", ALL, now.date().isoformat()): self.timing.now(now)} if records else {}
 
@@ -98,8 +109,16 @@ class CardIdleProcessor(Processor):
             for row in rows:
                 if directory.placed(row.student_id):
                     idle = max(0, (day - date.fromisoformat(row.last_day)).days)
-                    out.append(observation(Level.student, row.student_id, "student.card_inactivity_days", idle,
-                                           r.period, max(at, row.observed_at)))
+                    out.append(
+                        observation(
+                            Level.student,
+                            row.student_id,
+                            "student.card_inactivity_days",
+                            idle,
+                            r.period,
+                            max(at, row.observed_at),
+                        )
+                    )
         return out
 
 
@@ -116,8 +135,17 @@ class DropoutProcessor(Processor):
         for o in records:
             if o.key not in latest or o.observed_at >= latest[o.key].observed_at:
                 latest[o.key] = o
-        rows = [dict(key=o.key, student_id=o.entity_id, term=o.period, value=float(o.value),
-                     observed_at=o.observed_at, source=o.source) for o in latest.values()]
+        rows = [
+            dict(
+                key=o.key,
+                student_id=o.entity_id,
+                term=o.period,
+                value=float(o.value),
+                observed_at=o.observed_at,
+                source=o.source,
+            )
+            for o in latest.values()
+        ]
         self._store_latest(conn, rows, ["key"], "observed_at")
         return {("dropout", ALL, r["term"]): self.timing.now(now) for r in rows}
 
@@ -139,8 +167,16 @@ class DropoutProcessor(Processor):
             for k in classes:
                 size = sum(1 for e in directory.children(k.id) if e.kind is EntityKind.student)
                 if size:
-                    out.append(observation(Level.student, k.id, "student.dropout_rate", 100.0 * left[k.id] / size,
-                                           r.period, last or as_of))
+                    out.append(
+                        observation(
+                            Level.student,
+                            k.id,
+                            "student.dropout_rate",
+                            100.0 * left[k.id] / size,
+                            r.period,
+                            last or as_of,
+                        )
+                    )
         return out
 
 
@@ -172,15 +208,26 @@ class TeacherRankProcessor(Processor):
         return {("teacher_rank", ALL, o.period): self.timing.now(now) for o in records}
 
     def directory_changed(self, conn, now):
-        return {("teacher_rank", ALL, p): self.timing.directory(now) for (p,) in self._distinct(conn, score_facts.c.period)}
+        return {
+            ("teacher_rank", ALL, p): self.timing.directory(now) for (p,) in self._distinct(conn, score_facts.c.period)
+        }
 
     def observations(self, conn, refs, directory, as_of):
         out: list[Observation] = []
         for r in refs:
-            scores = [Observation.model_construct(
-                level=Level.course, entity_id=row.course_id, metric=EVALUATION_METRIC, value=row.value, period=row.period,
-                observed_at=row.observed_at, source=row.source, key=row.key)
-                for row in conn.execute(select(score_facts).where(score_facts.c.period == r.period))]
+            scores = [
+                Observation.model_construct(
+                    level=Level.course,
+                    entity_id=row.course_id,
+                    metric=EVALUATION_METRIC,
+                    value=row.value,
+                    period=row.period,
+                    observed_at=row.observed_at,
+                    source=row.source,
+                    key=row.key,
+                )
+                for row in conn.execute(select(score_facts).where(score_facts.c.period == r.period))
+            ]
             by_dept: dict[str, dict[str, Observation]] = defaultdict(dict)
             for t in teacher_evaluation_metrics(scores, directory):
                 dept = directory.ancestor(t.entity_id, EntityKind.department)
@@ -188,8 +235,16 @@ class TeacherRankProcessor(Processor):
                     by_dept[dept.id][t.entity_id] = t
             for teachers in by_dept.values():
                 for tid, pct in percentiles({k: float(o.value) for k, o in teachers.items()}).items():
-                    out.append(observation(Level.teacher, tid, "teacher.evaluation_bottom_rank", pct, r.period,
-                                           teachers[tid].observed_at))
+                    out.append(
+                        observation(
+                            Level.teacher,
+                            tid,
+                            "teacher.evaluation_bottom_rank",
+                            pct,
+                            r.period,
+                            teachers[tid].observed_at,
+                        )
+                    )
         return out
 
 

@@ -13,23 +13,25 @@ from collections import defaultdict
 
 import pytest
 import sqlalchemy as sa
-
 from zhengai.connectors.loading import load_config
-from zhengai.demo.run import run_demo
-from zhengai.demo.systems import SystemSources, config_files
 from zhengai.ingest.systems import SYSTEM_METRICS
 from zhengai.rules.loader import load_rulebook
 
+from zhengai.demo.run import run_demo
+from zhengai.demo.systems import SystemSources, config_files
+
 # Fed by the `forms` branch (填报/Excel templates, the task table and the incident register), not
 # by a system: the lead removes this list when that branch is merged.
-EXPECTED_GAPS = frozenset({
-    "school.task_ontime_completion",  # 部门工作任务完成情况一览表 (task register)
-    "school.quality_incident_count",  # 质量事故 register
-    "school.campus_stability_events",  # 质量事故 / 稳定事件 register
-    "school.data_collection_quality",  # missing 填报 submissions past due
-    "teacher.plan_completion",  # task register, per owner
-    "course.teaching_incidents",  # 教学事故 register
-})
+EXPECTED_GAPS = frozenset(
+    {
+        "school.task_ontime_completion",  # 部门工作任务完成情况一览表 (task register)
+        "school.quality_incident_count",  # 质量事故 register
+        "school.campus_stability_events",  # 质量事故 / 稳定事件 register
+        "school.data_collection_quality",  # missing 填报 submissions past due
+        "teacher.plan_completion",  # task register, per owner
+        "course.teaching_incidents",  # 教学事故 register
+    }
+)
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +87,14 @@ def test_every_enabled_rule_has_a_route_and_the_demo_college_feeds_it(demo, tmp_
 
 def test_the_demo_finds_the_anomalies_planted_in_the_new_routes(demo):
     systems = {a.rule_id for a in demo.college.systems.planted}
-    assert {"student.dropout_rate", "student.card_inactivity_days", "teacher.evaluation_bottom_rank",
-            "school.practice_space_per_student", "major.internship_insured", "course.supervisor_rating"} <= systems
+    assert {
+        "student.dropout_rate",
+        "student.card_inactivity_days",
+        "teacher.evaluation_bottom_rank",
+        "school.practice_space_per_student",
+        "major.internship_insured",
+        "course.supervisor_rating",
+    } <= systems
     missed = [(c.anomaly.rule_id, c.anomaly.entity_id, c.detail) for c in demo.planted if not c.found]
     assert missed == []
     assert demo.healthy_breaches == {}

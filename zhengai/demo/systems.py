@@ -16,7 +16,7 @@ import json
 import secrets
 import sqlite3
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
 from pathlib import Path
@@ -25,8 +25,16 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from zhengai.demo.structure import (
-    BUDGET_YEAR, CST, CURRENT_TERM, FIRST_MONDAY, M_HEALTHY, M_PRACTICE, M_SHRINKING, M_TINY, SCHOOL_ID,
-    Build, PlantedAnomaly,
+    BUDGET_YEAR,
+    CURRENT_TERM,
+    FIRST_MONDAY,
+    M_HEALTHY,
+    M_PRACTICE,
+    M_SHRINKING,
+    M_TINY,
+    SCHOOL_ID,
+    Build,
+    PlantedAnomaly,
 )
 from zhengai.ingest.records import Band, Level
 from zhengai.ingest.systems import percentiles
@@ -53,8 +61,15 @@ class SystemSources:
 
     def environ(self, base_url: str) -> dict[str, str]:
         env = {f"{n.upper()}_DB_URL": f"sqlite:///{self.db(n)}" for n in _SQL}
-        env.update(ZHAOJIU_BASE_URL=base_url, ZHAOJIU_PASSWORD=PASSWORD, KEYAN_BASE_URL=base_url,
-                   KEYAN_PASSWORD=PASSWORD, ZICHAN_PATH=str(self.folder / "zichan"), ZICHAN_SETTLE="0s", ZHENGAI_SCHOOL_ID=SCHOOL_ID)
+        env.update(
+            ZHAOJIU_BASE_URL=base_url,
+            ZHAOJIU_PASSWORD=PASSWORD,
+            KEYAN_BASE_URL=base_url,
+            KEYAN_PASSWORD=PASSWORD,
+            ZICHAN_PATH=str(self.folder / "zichan"),
+            ZICHAN_SETTLE="0s",
+            ZHENGAI_SCHOOL_ID=SCHOOL_ID,
+        )
         return env
 
 
@@ -74,8 +89,9 @@ class _Writer:
         return v
 
     def plant(self, metric: str, entity: str, band: Band, period: str, role: str, person: str, note: str) -> None:
-        self.src.planted.append(PlantedAnomaly(metric, Level(metric.split(".")[0]), entity, band, period, role,
-                                               person, note))
+        self.src.planted.append(
+            PlantedAnomaly(metric, Level(metric.split(".")[0]), entity, band, period, role, person, note)
+        )
 
     def sqlite(self, name: str, schema: str, tables: dict[str, list[tuple]]) -> None:
         path = self.src.db(name)
@@ -96,8 +112,11 @@ class _Writer:
         sp = c.special
         fitness, conduct, aid, psych, status = [], [], [], [], []
         final_cohort = min(s.cohort for s in c.students.values())
-        no_cert = next(s.id for s in sorted(c.students.values(), key=lambda s: s.id)
-                       if s.cohort == final_cohort and s.id not in sp.values())
+        no_cert = next(
+            s.id
+            for s in sorted(c.students.values(), key=lambda s: s.id)
+            if s.cohort == final_cohort and s.id not in sp.values()
+        )
         for s in sorted(c.students.values(), key=lambda s: s.id):
             fit = 55.0 if s.id == sp["SB"] else _u(rng, 74, 92)
             fitness.append((s.id, year, self.value("student.physical_fitness", s.id, year, fit), self.stamp))
@@ -105,10 +124,18 @@ class _Writer:
             if s.cohort == final_cohort:
                 cert = 0.0 if s.id == no_cert else 100.0
                 self.value("student.certificate_by_final_year", s.id, term, cert)
-            conduct.append((s.id, term, self.value("student.moral_conduct_score", s.id, term, _u(rng, 76, 96)),
-                            self.value("student.quality_credits", s.id, term, _u(rng, 2.5, 6)),
-                            self.value("student.personal_plan_attainment", s.id, term, _u(rng, 88, 100)),
-                            self.value("student.credit_progress", s.id, term, _u(rng, 97, 100)), cert, self.stamp))
+            conduct.append(
+                (
+                    s.id,
+                    term,
+                    self.value("student.moral_conduct_score", s.id, term, _u(rng, 76, 96)),
+                    self.value("student.quality_credits", s.id, term, _u(rng, 2.5, 6)),
+                    self.value("student.personal_plan_attainment", s.id, term, _u(rng, 88, 100)),
+                    self.value("student.credit_progress", s.id, term, _u(rng, 97, 100)),
+                    cert,
+                    self.stamp,
+                )
+            )
             if rng.random() < 0.1:
                 aid.append((s.id, term, 1, 1, self.stamp))
                 self.value("student.aid_coverage", s.id, term, 100.0)
@@ -126,22 +153,53 @@ class _Writer:
         for k in c.classes:
             self.value("student.dropout_rate", k, term, rate if k == klass else 0.0)
         cs = c.classes[klass].counsellor_id
-        self.plant("student.dropout_rate", klass, Band.red, term, "counsellor", cs,
-                   f"{c.classes[klass].name}：本学期 {len(left)} 名学生退学/流失，流失率 {rate:.1f}%，高于标准值 3%")
+        self.plant(
+            "student.dropout_rate",
+            klass,
+            Band.red,
+            term,
+            "counsellor",
+            cs,
+            f"{c.classes[klass].name}：本学期 {len(left)} 名学生退学/流失，流失率 {rate:.1f}%，高于标准值 3%",
+        )
         s = c.students[sp["SB"]]
-        self.plant("student.physical_fitness", s.id, Band.red, year, "counsellor", c.classes[s.class_id].counsellor_id,
-                   f"学生（{s.id}）：体质健康测试 55.0 分，低于及格线 60 分")
+        self.plant(
+            "student.physical_fitness",
+            s.id,
+            Band.red,
+            year,
+            "counsellor",
+            c.classes[s.class_id].counsellor_id,
+            f"学生（{s.id}）：体质健康测试 55.0 分，低于及格线 60 分",
+        )
         s = c.students[no_cert]
-        self.plant("student.certificate_by_final_year", s.id, Band.red, term, "counsellor",
-                   c.classes[s.class_id].counsellor_id, f"学生（{s.id}）：毕业年级尚未取得任何职业技能等级证书")
-        self.sqlite("xuegong", """
+        self.plant(
+            "student.certificate_by_final_year",
+            s.id,
+            Band.red,
+            term,
+            "counsellor",
+            c.classes[s.class_id].counsellor_id,
+            f"学生（{s.id}）：毕业年级尚未取得任何职业技能等级证书",
+        )
+        self.sqlite(
+            "xuegong",
+            """
 CREATE TABLE tizhi_ceshi (xh TEXT, xn TEXT, zf REAL, gxsj TEXT, PRIMARY KEY (xh, xn));
 CREATE TABLE zonghe_ceping (xh TEXT, xq TEXT, dy_fen REAL, sz_xf REAL, jh_dcl REAL, xf_jd REAL, zs_qk REAL, gxsj TEXT,
   PRIMARY KEY (xh, xq));
 CREATE TABLE zizhu (xh TEXT, xq TEXT, kn_rd INTEGER, hz INTEGER, gxsj TEXT, PRIMARY KEY (xh, xq));
 CREATE TABLE xinli_genjin (xh TEXT, zc TEXT, gj_7t INTEGER, gxsj TEXT, PRIMARY KEY (xh, zc));
 CREATE TABLE xueji_yidong (xh TEXT, xq TEXT, yd_lb TEXT, ls INTEGER, gxsj TEXT, PRIMARY KEY (xh, xq));
-""", {"tizhi_ceshi": fitness, "zonghe_ceping": conduct, "zizhu": aid, "xinli_genjin": psych, "xueji_yidong": status})
+""",
+            {
+                "tizhi_ceshi": fitness,
+                "zonghe_ceping": conduct,
+                "zizhu": aid,
+                "xinli_genjin": psych,
+                "xueji_yidong": status,
+            },
+        )
 
     # -- 招就, 实习, 师资 (majors, teachers) --------------------------------------------------------
     def majors(self) -> None:
@@ -157,46 +215,110 @@ CREATE TABLE xueji_yidong (xh TEXT, xq TEXT, yd_lb TEXT, ls INTEGER, gxsj TEXT, 
             admitted = plan - (0 if mid == M_HEALTHY else rng.randrange(3))
             self.value("major.enrollment_fill_rate", mid, year, 100 * admitted / plan)
             salary = 3500.0 if mid == M_PRACTICE else float(rng.randrange(4400, 5600, 50))
-            row = dict(major_id=mid, year=year, graduates=grads, employed=employed, plan=plan, admitted=admitted,
-                       relevance=_u(rng, 72, 88), local_rate=_u(rng, 62, 80), salary=salary,
-                       employer_satisfaction=_u(rng, 91, 98), alumni_satisfaction=_u(rng, 91, 98), updated_at=self.stamp)
-            for k, metric in (("relevance", "employment_relevance"), ("local_rate", "local_employment_rate"),
-                              ("salary", "starting_salary"), ("employer_satisfaction", "employer_satisfaction"),
-                              ("alumni_satisfaction", "alumni_satisfaction")):
+            row = dict(
+                major_id=mid,
+                year=year,
+                graduates=grads,
+                employed=employed,
+                plan=plan,
+                admitted=admitted,
+                relevance=_u(rng, 72, 88),
+                local_rate=_u(rng, 62, 80),
+                salary=salary,
+                employer_satisfaction=_u(rng, 91, 98),
+                alumni_satisfaction=_u(rng, 91, 98),
+                updated_at=self.stamp,
+            )
+            for k, metric in (
+                ("relevance", "employment_relevance"),
+                ("local_rate", "local_employment_rate"),
+                ("salary", "starting_salary"),
+                ("employer_satisfaction", "employer_satisfaction"),
+                ("alumni_satisfaction", "alumni_satisfaction"),
+            ):
                 self.value(f"major.{metric}", mid, year, row[k])
             jobs.append(row)
-            practice.append((mid, term, self.value("major.internship_participation", mid, term, _u(rng, 98.5, 100)),
-                             self.value("major.internship_six_months", mid, term, _u(rng, 91, 100)),
-                             self.value("major.internship_relevance", mid, term, _u(rng, 86, 96)),
-                             self.value("major.partner_enterprises", mid, year, float(6 + rng.randrange(9))),
-                             year, self.stamp))
+            practice.append(
+                (
+                    mid,
+                    term,
+                    self.value("major.internship_participation", mid, term, _u(rng, 98.5, 100)),
+                    self.value("major.internship_six_months", mid, term, _u(rng, 91, 100)),
+                    self.value("major.internship_relevance", mid, term, _u(rng, 86, 96)),
+                    self.value("major.partner_enterprises", mid, year, float(6 + rng.randrange(9))),
+                    year,
+                    self.stamp,
+                )
+            )
             for week in c.weeks:
                 interns = 30 + rng.randrange(30)
                 ok = interns - 2 if (mid == M_TINY and week == last) else interns
                 insured.append((mid, week, interns, ok, self.stamp))
                 self.value("major.internship_insured", mid, week, 100 * ok / interns)
-            staff.append((mid, year, self.value("major.team_parttime_share", mid, year, _u(rng, 21, 35)),
-                          self.value("major.certificate_rate", mid, year, _u(rng, 81, 95)), self.stamp))
+            staff.append(
+                (
+                    mid,
+                    year,
+                    self.value("major.team_parttime_share", mid, year, _u(rng, 21, 35)),
+                    self.value("major.certificate_rate", mid, year, _u(rng, 81, 95)),
+                    self.stamp,
+                )
+            )
         self.src.api_data["/api/zj/majors"] = jobs
         students = len(c.students)
         plan, enrolled, reported = 2900, 2890, 2780
         self.value("school.enrollment_plan_completion", SCHOOL_ID, year, 100 * enrolled / plan)
         self.value("school.freshman_report_rate", SCHOOL_ID, year, 100 * reported / enrolled)
-        self.src.api_data["/api/zj/school"] = [dict(school_id=SCHOOL_ID, year=year, plan=plan, enrolled=enrolled,
-                                                    reported=reported, students=students, updated_at=self.stamp)]
+        self.src.api_data["/api/zj/school"] = [
+            dict(
+                school_id=SCHOOL_ID,
+                year=year,
+                plan=plan,
+                enrolled=enrolled,
+                reported=reported,
+                students=students,
+                updated_at=self.stamp,
+            )
+        ]
         lead = lambda m: c.majors[m].leader_id  # noqa: E731
-        self.plant("major.employment_rate", M_SHRINKING, Band.yellow, year, "major_leader", lead(M_SHRINKING),
-                   f"{c.majors[M_SHRINKING].name}：毕业生就业率 {self.src.values[('major.employment_rate', M_SHRINKING, year)]:.1f}%，低于预警值 92%")
-        self.plant("major.starting_salary", M_PRACTICE, Band.red, year, "major_leader", lead(M_PRACTICE),
-                   f"{c.majors[M_PRACTICE].name}：毕业生起薪 3500 元，低于标准值 3800 元")
+        self.plant(
+            "major.employment_rate",
+            M_SHRINKING,
+            Band.yellow,
+            year,
+            "major_leader",
+            lead(M_SHRINKING),
+            f"{c.majors[M_SHRINKING].name}：毕业生就业率 "
+            f"{self.src.values[('major.employment_rate', M_SHRINKING, year)]:.1f}%，低于预警值 92%",
+        )
+        self.plant(
+            "major.starting_salary",
+            M_PRACTICE,
+            Band.red,
+            year,
+            "major_leader",
+            lead(M_PRACTICE),
+            f"{c.majors[M_PRACTICE].name}：毕业生起薪 3500 元，低于标准值 3800 元",
+        )
         v = self.src.values[("major.internship_insured", M_TINY, last)]
-        self.plant("major.internship_insured", M_TINY, Band.red, last, "major_leader", lead(M_TINY),
-                   f"{c.majors[M_TINY].name}：{last} 周 2 名顶岗实习学生未投保实习责任险（投保率 {v:.1f}%）")
-        self.sqlite("shixi", """
+        self.plant(
+            "major.internship_insured",
+            M_TINY,
+            Band.red,
+            last,
+            "major_leader",
+            lead(M_TINY),
+            f"{c.majors[M_TINY].name}：{last} 周 2 名顶岗实习学生未投保实习责任险（投保率 {v:.1f}%）",
+        )
+        self.sqlite(
+            "shixi",
+            """
 CREATE TABLE shixi_tongji (zy_dm TEXT, xq TEXT, cy_l REAL, man_6y REAL, dk_l REAL, hz_qy REAL, nd TEXT, gxsj TEXT,
   PRIMARY KEY (zy_dm, xq));
 CREATE TABLE shixi_baoxian (zy_dm TEXT, zc TEXT, sx_rs INTEGER, tb_rs INTEGER, gxsj TEXT, PRIMARY KEY (zy_dm, zc));
-""", {"shixi_tongji": practice, "shixi_baoxian": insured})
+""",
+            {"shixi_tongji": practice, "shixi_baoxian": insured},
+        )
         self.teachers(staff)
 
     def teachers(self, major_rows: list[tuple]) -> None:
@@ -207,25 +329,57 @@ CREATE TABLE shixi_baoxian (zy_dm TEXT, zc TEXT, sx_rs INTEGER, tb_rs INTEGER, g
         research, people = [], []
         for tid in sorted(t for t, s in c.staff.items() if s.type == "teacher"):
             out = 0.2 if tid == red else _u(rng, 1.5, 4)
-            research.append(dict(teacher_id=tid, year=year, papers=self.value("teacher.research_output", tid, year, out),
-                                 service_wan=self.value("teacher.service_income", tid, year, _u(rng, 1.5, 8)),
-                                 awards=self.value("teacher.award_count", tid, year, float(rng.randrange(4))),
-                                 updated_at=self.stamp))
+            research.append(
+                dict(
+                    teacher_id=tid,
+                    year=year,
+                    papers=self.value("teacher.research_output", tid, year, out),
+                    service_wan=self.value("teacher.service_income", tid, year, _u(rng, 1.5, 8)),
+                    awards=self.value("teacher.award_count", tid, year, float(rng.randrange(4))),
+                    updated_at=self.stamp,
+                )
+            )
             hours = 768.0 if tid == overload else float(rng.randrange(290, 400, 2))
-            people.append((tid, term, self.value("teacher.annual_workload", tid, term, hours),
-                           self.value("teacher.enterprise_practice", tid, year, _u(rng, 7.2, 10)),
-                           self.value("teacher.parttime_qualification", tid, term, 100.0),
-                           self.value("teacher.new_parttime_review_done", tid, term, 100.0), year, self.stamp))
+            people.append(
+                (
+                    tid,
+                    term,
+                    self.value("teacher.annual_workload", tid, term, hours),
+                    self.value("teacher.enterprise_practice", tid, year, _u(rng, 7.2, 10)),
+                    self.value("teacher.parttime_qualification", tid, term, 100.0),
+                    self.value("teacher.new_parttime_review_done", tid, term, 100.0),
+                    year,
+                    self.stamp,
+                )
+            )
         self.src.api_data["/api/ky/teachers"] = research
-        self.plant("teacher.research_output", red, Band.red, year, "teacher", red,
-                   f"教师（{red}）：本年度科研成果折合 0.2 项，低于标准值 0.5")
-        self.plant("teacher.annual_workload", overload, Band.red, term, "teacher", overload,
-                   "教师（%s）：近两学期课堂教学 768 学时，超出标准区间 200–520" % overload)
-        self.sqlite("shizi", """
+        self.plant(
+            "teacher.research_output",
+            red,
+            Band.red,
+            year,
+            "teacher",
+            red,
+            f"教师（{red}）：本年度科研成果折合 0.2 项，低于标准值 0.5",
+        )
+        self.plant(
+            "teacher.annual_workload",
+            overload,
+            Band.red,
+            term,
+            "teacher",
+            overload,
+            f"教师（{overload}）：近两学期课堂教学 768 学时，超出标准区间 200–520",
+        )
+        self.sqlite(
+            "shizi",
+            """
 CREATE TABLE jiaoshi_kaohe (gh TEXT, xq TEXT, gzl REAL, qy_sj REAL, jz_zg REAL, kh_wc REAL, nd TEXT, gxsj TEXT,
   PRIMARY KEY (gh, xq));
 CREATE TABLE zhuanye_tuandui (zy_dm TEXT, nd TEXT, jz_zb REAL, zs_l REAL, gxsj TEXT, PRIMARY KEY (zy_dm, nd));
-""", {"jiaoshi_kaohe": people, "zhuanye_tuandui": major_rows})
+""",
+            {"jiaoshi_kaohe": people, "zhuanye_tuandui": major_rows},
+        )
 
     # -- 课程平台, 督导, 评教 rank ---------------------------------------------------------------------
     def courses(self) -> None:
@@ -234,29 +388,73 @@ CREATE TABLE zhuanye_tuandui (zy_dm TEXT, nd TEXT, jz_zb REAL, zs_l REAL, gxsj T
         for k in sorted(c.courses):
             for w, week in enumerate(c.weeks):
                 hw = 87.0 if (k == sp["CB"] and w == len(c.weeks) - 1) else _u(rng, 92, 99)
-                weekly.append((k, week, self.value("course.homework_completion_rate", k, week, hw),
-                               self.value("course.participation_rate", k, week, _u(rng, 78, 92)),
-                               self.value("course.resource_usage", k, week, _u(rng, 82, 95)), self.stamp))
+                weekly.append(
+                    (
+                        k,
+                        week,
+                        self.value("course.homework_completion_rate", k, week, hw),
+                        self.value("course.participation_rate", k, week, _u(rng, 78, 92)),
+                        self.value("course.resource_usage", k, week, _u(rng, 82, 95)),
+                        self.stamp,
+                    )
+                )
             rating = 70.0 if k == sp["CD"] else _u(rng, 86, 95)
             plans = 96.0 if k == sp["CE"] else 100.0
-            termly.append((k, term, self.value("course.supervisor_rating", k, term, rating),
-                           self.value("course.lesson_plan_ontime", k, term, plans),
-                           self.value("course.evaluation_coverage", k, term, 100.0),
-                           self.value("course.attainment_rate", k, term, _u(rng, 86, 96)), self.stamp))
-        self.sqlite("kecheng", """
+            termly.append(
+                (
+                    k,
+                    term,
+                    self.value("course.supervisor_rating", k, term, rating),
+                    self.value("course.lesson_plan_ontime", k, term, plans),
+                    self.value("course.evaluation_coverage", k, term, 100.0),
+                    self.value("course.attainment_rate", k, term, _u(rng, 86, 96)),
+                    self.stamp,
+                )
+            )
+        self.sqlite(
+            "kecheng",
+            """
 CREATE TABLE kc_zhou (kc_dm TEXT, zc TEXT, zy_wcl REAL, ct_cyl REAL, zy_syl REAL, gxsj TEXT, PRIMARY KEY (kc_dm, zc));
-""", {"kc_zhou": weekly})
-        self.sqlite("dudao", """
-CREATE TABLE dd_xueqi (kc_dm TEXT, xq TEXT, dd_pf REAL, ja_as REAL, pj_fg REAL, mb_dc REAL, gxsj TEXT, PRIMARY KEY (kc_dm, xq));
-""", {"dd_xueqi": termly})
+""",
+            {"kc_zhou": weekly},
+        )
+        self.sqlite(
+            "dudao",
+            """
+CREATE TABLE dd_xueqi (kc_dm TEXT, xq TEXT, dd_pf REAL, ja_as REAL, pj_fg REAL, mb_dc REAL, gxsj TEXT,
+  PRIMARY KEY (kc_dm, xq));
+""",
+            {"dd_xueqi": termly},
+        )
         t = lambda key: c.courses[sp[key]].teacher_id  # noqa: E731
         last = c.weeks[-1]
-        self.plant("course.homework_completion_rate", sp["CB"], Band.yellow, last, "course_teacher", t("CB"),
-                   f"课程 {sp['CB']}：{last} 周作业完成率 87.0%，低于预警值 90%")
-        self.plant("course.supervisor_rating", sp["CD"], Band.red, term, "course_teacher", t("CD"),
-                   f"课程 {sp['CD']}：督导听课评分 70.0，低于标准值 75")
-        self.plant("course.lesson_plan_ontime", sp["CE"], Band.yellow, term, "course_teacher", t("CE"),
-                   f"课程 {sp['CE']}：教案按时提交率 96.0%，低于预警值 100%")
+        self.plant(
+            "course.homework_completion_rate",
+            sp["CB"],
+            Band.yellow,
+            last,
+            "course_teacher",
+            t("CB"),
+            f"课程 {sp['CB']}：{last} 周作业完成率 87.0%，低于预警值 90%",
+        )
+        self.plant(
+            "course.supervisor_rating",
+            sp["CD"],
+            Band.red,
+            term,
+            "course_teacher",
+            t("CD"),
+            f"课程 {sp['CD']}：督导听课评分 70.0，低于标准值 75",
+        )
+        self.plant(
+            "course.lesson_plan_ontime",
+            sp["CE"],
+            Band.yellow,
+            term,
+            "course_teacher",
+            t("CE"),
+            f"课程 {sp['CE']}：教案按时提交率 96.0%，低于预警值 100%",
+        )
         self.ranks()
 
     def ranks(self) -> None:
@@ -275,16 +473,26 @@ CREATE TABLE dd_xueqi (kc_dm TEXT, xq TEXT, dd_pf REAL, ja_as REAL, pj_fg REAL, 
                 self.value("teacher.evaluation_bottom_rank", tid, term, pct)
                 if pct < 10:
                     band = Band.red if pct < 5 else Band.yellow
-                    self.plant("teacher.evaluation_bottom_rank", tid, band, term, "teacher", tid,
-                               f"教师（{tid}）：本学期评教得分在本二级学院排第 {pct:.1f} 百分位（末位）")
+                    self.plant(
+                        "teacher.evaluation_bottom_rank",
+                        tid,
+                        band,
+                        term,
+                        "teacher",
+                        tid,
+                        f"教师（{tid}）：本学期评教得分在本二级学院排第 {pct:.1f} 百分位（末位）",
+                    )
 
     # -- 资产, 图书, 一卡通 (school, students) ----------------------------------------------------
     def school(self) -> None:
         c, year, rng = self.c, BUDGET_YEAR, self.c.rng("sys:school")
         n = len(c.students)
         space, equipment, practice = round(n * 17.6), round(n * 6900.0, 2), round(n * 5.7)
-        for metric, total in (("teaching_admin_space_per_student", space), ("equipment_value_per_student", equipment),
-                              ("practice_space_per_student", practice)):
+        for metric, total in (
+            ("teaching_admin_space_per_student", space),
+            ("equipment_value_per_student", equipment),
+            ("practice_space_per_student", practice),
+        ):
             self.value(f"school.{metric}", SCHOOL_ID, year, total / n)
         folder = self.folder / "zichan"
         folder.mkdir(exist_ok=True)
@@ -298,20 +506,38 @@ CREATE TABLE dd_xueqi (kc_dm TEXT, xq TEXT, dd_pf REAL, ja_as REAL, pj_fg REAL, 
             w.writerow(("注：1. 面积按产权及租用面积合计；2. 设备值为单价 1000 元以上设备原值。",))
             w.writerow(("数据来源：资产管理系统，导出时间 2026-10-20",))
         office = c.offices["实训中心"]
-        self.plant("school.practice_space_per_student", SCHOOL_ID, Band.yellow, year, "office:实训中心", office,
-                   f"生均实践场所面积 {practice / n:.2f} 平方米，介于标准值 5.3 与预警值 6 之间")
+        self.plant(
+            "school.practice_space_per_student",
+            SCHOOL_ID,
+            Band.yellow,
+            year,
+            "office:实训中心",
+            office,
+            f"生均实践场所面积 {practice / n:.2f} 平方米，介于标准值 5.3 与预警值 6 之间",
+        )
         books = round(n * 65)
         self.value("school.books_per_student", SCHOOL_ID, year, books / n)
-        self.plant("school.books_per_student", SCHOOL_ID, Band.yellow, year, "office:图书馆", c.offices["图书馆"],
-                   f"生均纸质图书 {books / n:.1f} 册，介于标准值 60 与预警值 70 之间")
+        self.plant(
+            "school.books_per_student",
+            SCHOOL_ID,
+            Band.yellow,
+            year,
+            "office:图书馆",
+            c.offices["图书馆"],
+            f"生均纸质图书 {books / n:.1f} 册，介于标准值 60 与预警值 70 之间",
+        )
         month = f"{self.last_day:%Y-%m}"
         use = [(s, month, rng.randrange(1, 6), rng.randrange(4, 12), self.stamp) for s in sorted(c.students)]
         for sid, _, borrowed, visits, _ in use:
             self.value("student.library_engagement", sid, month, float(borrowed + visits))
-        self.sqlite("tushu", """
+        self.sqlite(
+            "tushu",
+            """
 CREATE TABLE guancang (xx_dm TEXT, nd TEXT, zz_ts INTEGER, zx_rs INTEGER, gxsj TEXT, PRIMARY KEY (xx_dm, nd));
 CREATE TABLE jieyue_yue (xh TEXT, yf TEXT, jy_cs INTEGER, rg_cs INTEGER, gxsj TEXT, PRIMARY KEY (xh, yf));
-""", {"guancang": [(SCHOOL_ID, year, books, n, self.stamp)], "jieyue_yue": use})
+""",
+            {"guancang": [(SCHOOL_ID, year, books, n, self.stamp)], "jieyue_yue": use},
+        )
         self.card(rng)
 
     def card(self, rng) -> None:
@@ -326,10 +552,20 @@ CREATE TABLE jieyue_yue (xh TEXT, yf TEXT, jy_cs INTEGER, rg_cs INTEGER, gxsj TE
                 rows.append((sid, d.isoformat(), 0 if back < quiet else rng.randrange(2, 9)))
             self.value("student.card_inactivity_days", sid, day, float(quiet))
         s = c.students[sp["SA"]]
-        self.plant("student.card_inactivity_days", s.id, Band.red, day, "counsellor",
-                   c.classes[s.class_id].counsellor_id, f"学生（{s.id}）：一卡通连续 5 天无消费、门禁记录")
-        self.sqlite("yikatong", "CREATE TABLE card_daily (xh TEXT, rq TEXT, cs INTEGER, PRIMARY KEY (xh, rq));",
-                    {"card_daily": rows})
+        self.plant(
+            "student.card_inactivity_days",
+            s.id,
+            Band.red,
+            day,
+            "counsellor",
+            c.classes[s.class_id].counsellor_id,
+            f"学生（{s.id}）：一卡通连续 5 天无消费、门禁记录",
+        )
+        self.sqlite(
+            "yikatong",
+            "CREATE TABLE card_daily (xh TEXT, rq TEXT, cs INTEGER, PRIMARY KEY (xh, rq));",
+            {"card_daily": rows},
+        )
 
 
 def write_systems(c: Build, metrics: dict, out_dir: Path) -> SystemSources:
@@ -346,8 +582,9 @@ def write_systems(c: Build, metrics: dict, out_dir: Path) -> SystemSources:
 
 # --- the loopback API of 招就 and 科研 ----------------------------------------------------------------
 
+
 class _Handler(BaseHTTPRequestHandler):
-    server: "_Server"
+    server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         pass
@@ -375,7 +612,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(404, {"error": f"no route {url.path}"})
         q = parse_qs(url.query)
         page, size = int(q.get("page", ["1"])[0]), int(q.get("page_size", ["100"])[0])
-        self._send(200, {"items": items[(page - 1) * size: page * size], "total": len(items), "page": page})
+        self._send(200, {"items": items[(page - 1) * size : page * size], "total": len(items), "page": page})
 
 
 class _Server(ThreadingHTTPServer):
@@ -399,7 +636,7 @@ class SystemsApi:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> "SystemsApi":
+    def __enter__(self) -> SystemsApi:
         return self
 
     def __exit__(self, *exc: object) -> None:
