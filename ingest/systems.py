@@ -18,8 +18,8 @@ teacher_rank         ``course.student_evaluation_score`` (评教; the   ``teache
                                                                       teachers (0 lowest, 100 top)
 ===================  =============================================  ===============================
 
-Card inactivity is as of a day: a unit is marked for the day a card fact or a directory change
-arrives, so the worker recomputes it whenever the 一卡通 connector runs (daily at least).
+Card inactivity is as of the newest day the 一卡通 data covers (the latest day any card was used),
+not the wall clock, so both runtimes give the same value; the connector runs daily.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 
 from pydantic import BaseModel
-from sqlalchemy import Column, Float, Index, String, Table, select
+from sqlalchemy import Column, Float, Index, String, Table, func, select
 from zhengai.ingest.aggregate import observation, teacher_evaluation_metrics
 from zhengai.ingest.processors import ALL, EVALUATION_METRIC, Processor, score_facts
 from zhengai.ingest.records import EntityKind, Level, Observation
@@ -91,34 +91,26 @@ class CardIdleProcessor(Processor):
         for o in records:
             if float(o.value) > 0 and (o.entity_id not in last or o.period > last[o.entity_id].period):
                 last[o.entity_id] = o
-        rows = [
-            dict(student_id=s, last_day=o.period, observed_at=o.observed_at, source=o.source) for s, o in last.items()
-        ]
+        rows = [dict(student_id=s, last_day=o.period, observed_at=o.observed_at, source=o.source)
+                for s, o in last.items()]
         self._store_latest(conn, rows, ["student_id"], "last_day")
-        return {("card_idle", ALL, now.date().isoformat()): self.timing.now(now)} if records else {}
+        # As of the newest day the 一卡通 data covers (not the wall clock): both runtimes agree.
+        return {("card_idle", ALL, max(o.period for o in records)): self.timing.now(now)} if records else {}
 
     def directory_changed(self, conn, now):
-        return {("card_idle", ALL, now.date().isoformat()): self.timing.directory(now)}
+        newest = conn.execute(select(func.max(card_days.c.last_day))).scalar()
+        return {("card_idle", ALL, newest): self.timing.directory(now)} if newest else {}
 
     def observations(self, conn, refs, directory, as_of):
         out: list[Observation] = []
         rows = conn.execute(select(card_days)).all()
         for r in refs:
             day = date.fromisoformat(r.period)
-            at = min(as_of, datetime.combine(day, datetime.max.time(), as_of.tzinfo))
             for row in rows:
-                if directory.placed(row.student_id):
-                    idle = max(0, (day - date.fromisoformat(row.last_day)).days)
-                    out.append(
-                        observation(
-                            Level.student,
-                            row.student_id,
-                            "student.card_inactivity_days",
-                            idle,
-                            r.period,
-                            max(at, row.observed_at),
-                        )
-                    )
+                if directory.placed(row.student_id) and row.last_day <= r.period:
+                    idle = (day - date.fromisoformat(row.last_day)).days
+                    out.append(observation(Level.student, row.student_id, "student.card_inactivity_days", idle,
+                                           r.period, row.observed_at))
         return out
 
 
