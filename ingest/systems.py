@@ -26,13 +26,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date
 
 from pydantic import BaseModel
 from sqlalchemy import Column, Float, Index, String, Table, func, select
 from zhengai.ingest.aggregate import observation, teacher_evaluation_metrics
 from zhengai.ingest.processors import ALL, EVALUATION_METRIC, Processor, score_facts
 from zhengai.ingest.records import EntityKind, Level, Observation
+from zhengai.ingest.source_health import SOURCE_INPUT, SOURCE_METRIC, SourceHealthProcessor
 from zhengai.ingest.sqltypes import UTCDateTime
 from zhengai.ingest.units import metadata
 
@@ -50,7 +51,7 @@ __all__ = [
 
 CARD_INPUT = "student.card_swipes"
 DROPOUT_INPUT = "student.dropped_out"
-INPUT_METRICS = frozenset({CARD_INPUT, DROPOUT_INPUT})  # facts only: no rule judges them
+INPUT_METRICS = frozenset({CARD_INPUT, DROPOUT_INPUT, SOURCE_INPUT})  # facts only: no rule judges them
 
 card_days = Table(
     "card_last_active",
@@ -91,8 +92,9 @@ class CardIdleProcessor(Processor):
         for o in records:
             if float(o.value) > 0 and (o.entity_id not in last or o.period > last[o.entity_id].period):
                 last[o.entity_id] = o
-        rows = [dict(student_id=s, last_day=o.period, observed_at=o.observed_at, source=o.source)
-                for s, o in last.items()]
+        rows = [
+            dict(student_id=s, last_day=o.period, observed_at=o.observed_at, source=o.source) for s, o in last.items()
+        ]
         self._store_latest(conn, rows, ["student_id"], "last_day")
         # As of the newest day the 一卡通 data covers (not the wall clock): both runtimes agree.
         return {("card_idle", ALL, max(o.period for o in records)): self.timing.now(now)} if records else {}
@@ -109,8 +111,16 @@ class CardIdleProcessor(Processor):
             for row in rows:
                 if directory.placed(row.student_id) and row.last_day <= r.period:
                     idle = (day - date.fromisoformat(row.last_day)).days
-                    out.append(observation(Level.student, row.student_id, "student.card_inactivity_days", idle,
-                                           r.period, row.observed_at))
+                    out.append(
+                        observation(
+                            Level.student,
+                            row.student_id,
+                            "student.card_inactivity_days",
+                            idle,
+                            r.period,
+                            row.observed_at,
+                        )
+                    )
         return out
 
 
@@ -240,9 +250,15 @@ class TeacherRankProcessor(Processor):
         return out
 
 
-SYSTEM_PROCESSORS: tuple[type[Processor], ...] = (CardIdleProcessor, DropoutProcessor, TeacherRankProcessor)
+SYSTEM_PROCESSORS: tuple[type[Processor], ...] = (
+    CardIdleProcessor,
+    DropoutProcessor,
+    TeacherRankProcessor,
+    SourceHealthProcessor,
+)
 SYSTEM_METRICS: dict[str, str] = {  # metric → the processor that computes it (the route test reads this)
     "student.card_inactivity_days": "card_idle",
     "student.dropout_rate": "dropout",
     "teacher.evaluation_bottom_rank": "teacher_rank",
+    SOURCE_METRIC: "source_health",
 }

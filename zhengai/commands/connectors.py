@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -190,7 +191,7 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     bookmarks = open_bookmarks(settings.bookmarks)
     try:
-        runner = Runner(jobs, delivery, bookmarks)
+        runner = Runner(jobs, delivery, bookmarks, school_id=os.environ.get("ZHENGAI_SCHOOL_ID", "SCH"))
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
         if args.once:

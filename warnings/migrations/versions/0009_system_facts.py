@@ -1,4 +1,4 @@
-"""Facts of the other campus systems' processors: each student's last 一卡通 day, 学籍 dropouts
+"""Facts of the other campus systems' processors: each student's last 一卡通 day, 学籍 dropouts, connector health
 
 Revision ID: 0009
 Revises: 0007
@@ -37,8 +37,18 @@ def upgrade() -> None:
         )
         with op.batch_alter_table('dropout_facts', schema=None) as batch_op:
             batch_op.create_index('ix_dropout_facts_term', ['term'], unique=False)
+    if 'source_health' not in existing:
+        op.create_table('source_health',
+        sa.Column('connector', sa.String(length=64), nullable=False),
+        sa.Column('school_id', sa.String(length=64), nullable=False),
+        sa.Column('overdue', sa.Float(), nullable=False),
+        sa.Column('observed_at', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('source', sa.String(length=128), nullable=False),
+        sa.PrimaryKeyConstraint('connector')
+        )
 
 
 def downgrade() -> None:
+    op.drop_table('source_health')
     op.drop_table('dropout_facts')
     op.drop_table('card_last_active')
