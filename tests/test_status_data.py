@@ -93,7 +93,7 @@ def test_export_writes_one_table_per_level_from_the_latest_values(pg_url, tmp_pa
         rows = list(csv.reader(fh))
     header = rows[0]
     assert header[:2] == ["对象代码", "对象名称"]
-    row = dict(zip(header, rows[1]))
+    row = dict(zip(header, rows[1], strict=True))
     assert row["对象代码"] == "M1" and row["对象名称"] == "数控技术"
     employment = next(h for h in header if h.startswith("毕业生就业率") or "就业率" in h and "本地" not in h)
     assert row[employment] == "93.5"
