@@ -5,7 +5,8 @@ Encodings are tried in order UTF-8 (with or without BOM), then GB18030 — a sup
 and GB2312, so it reads every export from Chinese finance software. Header names and cells are
 NFKC-normalised (full-width ``（元）``, ``１２３`` → ASCII); the header is the first row holding
 every required column (title rows above it are skipped); blank rows and subtotal rows
-(合计/小计/总计) are dropped before mapping. In XLSX, a cell formatted as a percentage holds a
+(合计/小计/总计) are dropped before mapping, and so are unit lines (单位：元) and — from the first
+signature (制表人/审核/负责人 …) or note (注：/说明：/数据来源：) line under the table — the footer. In XLSX, a cell formatted as a percentage holds a
 fraction (0.853 for ``85.3%``): it is read in percent units (85.3), as ``parse_number("85.3%")``
 reads the text. Numbers are parsed by :func:`zhengai.connectors.values.parse_number`.
 
