@@ -242,10 +242,8 @@ class TableFileStream(_Mapped, FileStream):
     def __init__(self, connector: str, path: Path, mapping: TableMapping, **kw: Any) -> None:
         self.connector, self.mapping, self.name = connector, mapping, mapping.name  # type: ignore[misc]
         self.primary_key = mapping.primary_key()  # type: ignore[misc]
-        self.required_columns = tuple(
-            dict.fromkeys(  # type: ignore[misc]
-                c for c in (mapping.entity, mapping.period, *_columns(mapping)) if c
-            )
+        self.required_columns = tuple(  # type: ignore[misc]
+            dict.fromkeys(c for c in (mapping.entity, mapping.period, *_columns(mapping)) if c)
         )
         if mapping.file is not None:
             kw["patterns"] = (mapping.file,)

@@ -236,7 +236,7 @@ CREATE TABLE xueji_yidong (xh TEXT, xq TEXT, yd_lb TEXT, ls INTEGER, gxsj TEXT, 
                 ("employer_satisfaction", "employer_satisfaction"),
                 ("alumni_satisfaction", "alumni_satisfaction"),
             ):
-                self.value(f"major.{metric}", mid, year, row[k])
+                self.value(f"major.{metric}", mid, year, float(row[k]))  # type: ignore[arg-type]
             jobs.append(row)
             practice.append(
                 (
@@ -468,8 +468,8 @@ CREATE TABLE dd_xueqi (kc_dm TEXT, xq TEXT, dd_pf REAL, ja_as REAL, pj_fg REAL, 
         by_dept: dict[str, dict[str, float]] = {}
         for tid, scores in sections.items():
             by_dept.setdefault(c.staff[tid].department_id or "", {})[tid] = round(sum(scores) / len(scores), 4)
-        for scores in by_dept.values():
-            for tid, pct in percentiles(scores).items():
+        for dept in by_dept.values():
+            for tid, pct in percentiles(dept).items():
                 self.value("teacher.evaluation_bottom_rank", tid, term, pct)
                 if pct < 10:
                     band = Band.red if pct < 5 else Band.yellow
