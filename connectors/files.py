@@ -5,7 +5,8 @@ Encodings are tried in order UTF-8 (with or without BOM), then GB18030 — a sup
 and GB2312, so it reads every export from Chinese finance software. Header names and cells are
 NFKC-normalised (full-width ``（元）``, ``１２３`` → ASCII); the header is the first row holding
 every required column (title rows above it are skipped); blank rows and subtotal rows
-(合计/小计/总计) are dropped before mapping. In XLSX, a cell formatted as a percentage holds a
+(合计/小计/总计) are dropped before mapping, and so are unit lines (单位：元) and — from the first
+signature (制表人/审核/负责人 …) or note (注：/说明：/数据来源：) line under the table — the footer. In XLSX, a cell formatted as a percentage holds a
 fraction (0.853 for ``85.3%``): it is read in percent units (85.3), as ``parse_number("85.3%")``
 reads the text. Numbers are parsed by :func:`zhengai.connectors.values.parse_number`.
 
@@ -44,7 +45,7 @@ from .errors import FatalSourceError
 from .values import normalize_text, parse_number
 
 __all__ = ["ENCODINGS", "decode", "read_csv", "read_xlsx", "read_table", "is_blank_row",
-           "is_subtotal_row", "FileStream", "CsvStream", "parse_number", "normalize_text",
+           "is_subtotal_row", "is_unit_row", "is_footer_row", "FileStream", "CsvStream", "parse_number", "normalize_text",
            "LINE_KEY", "FILE_KEY"]
 
 log = logging.getLogger("zhengai.connectors")
@@ -56,6 +57,14 @@ _REJECT_KEY = "_rejected"  # the one row a rejected file becomes
 _HEADER_SCAN = 30  # rows searched for the header below title lines
 
 _SUBTOTAL = re.compile(r"^(本页|本月|本年|本期)?(合计|小计|总计)[:：]?$")
+# Lines real exports put around the table that are not data (issue 13 §7): a unit line
+# (单位：元) anywhere; signature lines (制表人/审核/负责人 …) and notes (注：, 说明：, 数据来源：)
+# below the table — from the first of those on, the rest of the sheet is the table's footer.
+_UNIT_LINE = re.compile(r"^(金额|计量|货币)?单位[:：]")
+_FOOTER_LINE = re.compile(
+    r"^(制表人?|填表人?|填报人|编制人?|审核人?|复核人?|审批人?|审定|(单位|部门)?负责人|分管领导|主管领导|经办人|联系人|"
+    r"联系电话|填表日期|制表日期|报送日期|打印时间|导出时间|打印人|注|附注|备注|说明|填表说明|数据来源)"
+    r"\s*(\d+|[一二三四五六七八九十]+)?\s*[:：、.]")
 
 
 def decode(data: bytes, encodings: Sequence[str] = ENCODINGS) -> tuple[str, str]:
@@ -80,6 +89,25 @@ def is_subtotal_row(row: Row) -> bool:
     )
 
 
+def _first_cell(row: Row) -> str:
+    for k, v in row.items():
+        if not str(k).startswith("_"):
+            text = normalize_text(v)
+            if text:
+                return text
+    return ""
+
+
+def is_unit_row(row: Row) -> bool:
+    """A 单位：元 line (the unit of the table's amounts), not data."""
+    return bool(_UNIT_LINE.match(_first_cell(row).replace(" ", "")))
+
+
+def is_footer_row(row: Row) -> bool:
+    """A signature (制表人：…、审核：…、负责人：…) or note (注：…、说明：…) line under a table."""
+    return bool(_FOOTER_LINE.match(_first_cell(row).replace(" ", "")))
+
+
 def _header_name(value: object) -> str:
     return normalize_text(value).replace(" ", "")
 
@@ -98,18 +126,29 @@ def _rows(lines: Iterator[tuple[int, list[Any]]], name: str,
               candidates[0])
     header = [_header_name(v) for v in table[at][1]]
     rows: list[dict[str, Any]] = []
+    footer = 0
     for line, values in table[at + 1:]:
-        _append(rows, header, line, values)
+        if footer:
+            footer += 1
+            continue
+        row = _append(rows, header, line, values)
+        if row is not None and is_footer_row(row):
+            rows.pop()
+            footer = 1
+    if footer:
+        log.info("event=file_footer_skipped file=%s lines=%d", name, footer)
     return header, rows
 
 
-def _append(rows: list[dict[str, Any]], header: list[str], line: int, values: list[Any]) -> None:
+def _append(rows: list[dict[str, Any]], header: list[str], line: int, values: list[Any]) -> dict[str, Any] | None:
     row: dict[str, Any] = {LINE_KEY: str(line)}
     for i, value in enumerate(values):
         key = header[i] if i < len(header) and header[i] else f"_extra{i + 1}"
         row[key] = "" if value is None else value
-    if not (is_blank_row(row) or is_subtotal_row(row)):
+    if not (is_blank_row(row) or is_subtotal_row(row) or is_unit_row(row)):
         rows.append(row)
+        return row
+    return None
 
 
 def _read_bytes(path: Path) -> bytes:

@@ -149,8 +149,8 @@ def load_config(path: Path | str, *, environ: Mapping[str, str] | None = None,
                                        f"the {name} connector reads a {want!r} source, not "
                                        f"{kind!r}"))
         streams = data.get("streams")
-        if isinstance(streams, list):
-            known = cls.stream_names  # type: ignore[attr-defined]
+        known = getattr(options, "stream_names", None) or cls.stream_names  # type: ignore[attr-defined]
+        if isinstance(streams, list) and (known or options is not None):
             for i, s in enumerate(streams):
                 if s not in known:
                     errors.append(LocatedError(label, located.line_of(("streams", i)),

@@ -7,6 +7,7 @@ from .caiwu import CaiwuConnector
 from .jiaowu import JiaowuConnector
 from .pingjiao import PingjiaoConnector
 from .renshi import RenshiConnector
+from .tables import SYSTEMS
 
 __all__ = ["CONNECTORS", "connector_class", "TITLES"]
 
@@ -15,6 +16,10 @@ CONNECTORS: dict[str, type[Connector]] = {
 }
 
 TITLES: dict[str, str] = {"jiaowu": "教务", "renshi": "人事", "pingjiao": "评教", "caiwu": "财务"}
+
+# The other campus systems: metric tables mapped by configuration (tables.py).
+CONNECTORS.update(SYSTEMS)
+TITLES.update({name: cls.title for name, cls in SYSTEMS.items()})
 
 
 def connector_class(name: str) -> type[Connector]:

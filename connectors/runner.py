@@ -28,6 +28,7 @@ from .base import BookmarkStore, Connector, Delivery, RunReport, StreamStats, ru
 from .health import ConnectorHealth
 from .retry import RetryPolicy
 from .schedule import Schedule
+from .source_health import health_observation
 
 __all__ = ["ConnectorJob", "Runner", "DEFAULT_BACKOFF"]
 
@@ -90,13 +91,36 @@ class Runner:
 
     def __init__(self, jobs: Sequence[ConnectorJob], delivery: Delivery,
                  bookmarks: BookmarkStore, *, clock: Callable[[], datetime] = _utcnow,
-                 health_tick: timedelta = timedelta(seconds=30)) -> None:
+                 health_tick: timedelta = timedelta(seconds=30), school_id: str | None = None) -> None:
         names = [j.name for j in jobs]
         if len(set(names)) != len(names):
             raise ValueError(f"a connector is listed twice: {', '.join(names)}")
         self.jobs = list(jobs)
         self.delivery, self.bookmarks = delivery, bookmarks
         self.clock, self.health_tick = clock, health_tick
+        # Given the school, each connector's health goes on the wire after every run and when it
+        # falls overdue (connectors/source_health.py → one warning to 信息中心).
+        self.school_id = school_id
+
+    def _report_health(self, job: ConnectorJob, now: datetime) -> None:
+        if self.school_id is None:
+            return
+        try:
+            self.delivery.deliver([health_observation(job.name, job.health.overdue, now, self.school_id)])
+        except Exception:  # noqa: BLE001 — the broker is down: the next report says it again
+            log.warning("connector %s: health report not delivered", job.name)
+
+    def run_job(self, job: ConnectorJob, stop: threading.Event | None = None) -> RunReport:
+        report = job.run(self.delivery, self.bookmarks, self.clock, stop.is_set if stop is not None else None)
+        self._report_health(job, self.clock())
+        return report
+
+    def check_health(self, job: ConnectorJob, now: datetime) -> bool:
+        """Check whether ``job`` fell overdue; True (and a health report) when it just did."""
+        warned = job.health.check(now)
+        if warned:
+            self._report_health(job, now)
+        return warned
 
     def run_once(self, stop: threading.Event | None = None) -> dict[str, RunReport]:
         """Every job once, one after the other."""
@@ -104,8 +128,7 @@ class Runner:
         for job in self.jobs:
             if stop is not None and stop.is_set():
                 break
-            reports[job.name] = job.run(self.delivery, self.bookmarks, self.clock,
-                                        stop.is_set if stop is not None else None)
+            reports[job.name] = self.run_job(job, stop)
         return reports
 
     def run_forever(self, stop: threading.Event) -> None:
@@ -124,9 +147,9 @@ class Runner:
         while not stop.is_set():
             now = self.clock()
             if now >= job.next_due:
-                report = job.run(self.delivery, self.bookmarks, self.clock, stop.is_set)
+                report = self.run_job(job, stop)
                 now = self.clock()
                 job.next_due = job.plan_next(report, now)
-            job.health.check(now)
+            self.check_health(job, now)
             wait = min(job.next_due - now, self.health_tick).total_seconds()
             stop.wait(max(wait, 0.001))

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from zhengai.ingest.directory import Directory
 from zhengai.ingest.processors import PROCESSORS, Processor, Timing
 from zhengai.ingest.records import Observation
+from zhengai.ingest.systems import INPUT_METRICS, SYSTEM_PROCESSORS
 from zhengai.ingest.sqltypes import UTCDateTime
 from zhengai.ingest.units import UnitRef, UnitStore, chunks, insert_for, metadata
 
@@ -56,7 +57,7 @@ class Aggregator:
         self.timing = timing or Timing()
         upsert = insert_for(self.engine)
         self._insert = upsert
-        self.processors: tuple[Processor, ...] = tuple(cls(self.timing, upsert) for cls in PROCESSORS)
+        self.processors: tuple[Processor, ...] = tuple(cls(self.timing, upsert) for cls in (*PROCESSORS, *SYSTEM_PROCESSORS))
         self._by_kind = {kind: p for p in self.processors for kind in p.kinds}
         self.units = UnitStore(self.engine)
         self.clock = clock or (lambda: datetime.now(timezone.utc))
@@ -67,6 +68,11 @@ class Aggregator:
     # --- facts in --------------------------------------------------------------------------------
     def accepts(self, record: BaseModel) -> bool:
         return any(p.accepts(record) for p in self.processors)
+
+    def input_only(self, observation: Observation) -> bool:
+        """An observation that is only a processor's input (一卡通 activity, 学籍 dropouts): a fact
+        here, never judged by a rule (``zhengai.ingest.systems.INPUT_METRICS``)."""
+        return observation.metric in INPUT_METRICS
 
     def record(self, records: Sequence[BaseModel], now: datetime | None = None) -> int:
         """Store the facts among ``records`` and mark their units, in one transaction. Records no

@@ -229,9 +229,11 @@ def test_retry_policy_does_not_retry_fatal() -> None:
 
 
 def test_registry() -> None:
-    assert set(CONNECTORS) == {"jiaowu", "renshi", "pingjiao", "caiwu"}
+    from zhengai.connectors.tables import SYSTEMS
+
+    assert set(CONNECTORS) == {"jiaowu", "renshi", "pingjiao", "caiwu", *SYSTEMS}
     assert connector_class("caiwu").name == "caiwu"
-    with pytest.raises(KeyError, match="known: caiwu, jiaowu, pingjiao, renshi"):
+    with pytest.raises(KeyError, match="known: caiwu, dudao, jiaowu, kecheng"):
         connector_class("dingtalk")
 
 

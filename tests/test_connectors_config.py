@@ -33,6 +33,11 @@ ENV = {
     "RENSHI_BASE_URL": "https://hr.campus.local", "RENSHI_PASSWORD": SECRET,
     "PINGJIAO_BASE_URL": "https://pj.campus.local", "PINGJIAO_PASSWORD": SECRET,
     "CAIWU_DROP_DIR": "/srv/drops/caiwu",
+    # The metric-table systems (connectors/systems/*.yaml).
+    **{f"{n.upper()}_DB_URL": f"postgresql://reader:{SECRET}@db.campus.local/{n}"
+       for n in ("xuegong", "shixi", "tushu", "yikatong", "kecheng", "dudao", "shizi", "shujujizuo")},
+    "ZHAOJIU_BASE_URL": "https://zj.campus.local", "ZHAOJIU_PASSWORD": SECRET,
+    "KEYAN_BASE_URL": "https://ky.campus.local", "KEYAN_PASSWORD": SECRET,
 }
 
 
@@ -44,7 +49,9 @@ def write(tmp_path: Path, text: str, name: str = "c.yaml") -> Path:
 
 def test_the_shipped_configurations_load_and_build() -> None:
     configs = {c.connector: c for c in load_configs(sorted(DEPLOY.glob("*.yaml")), environ=ENV)}
-    assert set(configs) == {"jiaowu", "renshi", "pingjiao", "caiwu"}
+    from zhengai.connectors.tables import SYSTEMS
+
+    assert set(configs) == {"jiaowu", "renshi", "pingjiao", "caiwu", *SYSTEMS}  # tables: test_connectors_tables.py
 
     jw = build_connector(configs["jiaowu"])
     assert isinstance(jw, JiaowuConnector) and jw.school_id == "SCH"
@@ -130,7 +137,7 @@ def test_every_error_is_reported_with_file_line_and_field(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize(("body", "line", "field", "message"), [
     ("connector: dingtalk\nschedule: {every: 1m}\nsource: {kind: sql, url: 'sqlite://'}\n",
-     1, "connector", "unknown system 'dingtalk'; known: caiwu, jiaowu, pingjiao, renshi"),
+     1, "connector", "unknown system 'dingtalk'; known: caiwu, dudao, jiaowu, kecheng"),
     ("connector: jiaowu\nschedule: {every: 1m}\nsource:\n  kind: files\n  path: /x\n"
      "options: {school_id: SCH}\n", 4, "source.kind",
      "the jiaowu connector reads a 'sql' source, not 'files'"),

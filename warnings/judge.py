@@ -72,6 +72,9 @@ class Judge:
             return outcome
         observations = [o for o, _ in items]
         self.aggregator.record(observations, now)  # facts for derived metrics (idempotent)
+        items = [item for item in items if not self.aggregator.input_only(item[0])]  # facts only, no rule
+        if not items:
+            return outcome
         directory = self._directory()
         placed: list[Item] = []
         waiting: list[Item] = []

@@ -16,6 +16,8 @@ from zhengai.ingest.directory import Directory
 from zhengai.ingest.records import Level, Observation, Verdict, WarningTransition
 from zhengai.rules.loader import RuleSet
 from zhengai.rules.model import LifecyclePolicy
+from zhengai.ingest.source_health import SOURCE_METRIC
+from zhengai.warnings.source_health import source_detail, source_down
 from zhengai.warnings.improvements import check_evidence_url, review_facts
 from zhengai.warnings.lifecycle import (
     Acknowledge, Command, LifecycleError, MarkFalsePositive, Review, StartImprovement, Transition, TransitionKind, Waive,
@@ -116,6 +118,8 @@ class WarningService:
         rule = self._rule(row.rule_id)
         if rule is None or t.kind not in NOTIFY_KINDS:  # removed rule, or a kind that is only recorded
             return []
+        if t.kind is TransitionKind.stale and source_down(self.store.engine, rule.metric, row.entity_id):
+            return []  # its source stopped: the one school.source_health warning to 信息中心 stands in
         directory = self._directory()
         recipient = route(rule, row.entity_id, directory)
         escalated_from, level = None, 0
@@ -128,6 +132,8 @@ class WarningService:
             entity_id=row.entity_id, directory=directory, recipient=recipient, due=row.due_date,
             escalated_from=escalated_from, level=level,
         )
+        if rule.metric == SOURCE_METRIC:
+            body += source_detail(self.store.engine)  # which sources stopped
         person = recipient.person.id if recipient else None
         items = [OutboxItem(channel, person, subject, body) for channel in self.channels]
         if escalated_from is not None and escalated_from.person.id != person:

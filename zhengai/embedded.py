@@ -124,6 +124,7 @@ class Pipeline:
                 self.progress(f"读取 {stream}", rows, 0)
 
             result.connector_reports[connector.name] = run_connector(connector, self, bookmarks, on_batch=on_batch)
+            self.deliver([source_health_report(connector.name, result.connector_reports[connector.name], self)])
             self.progress(f"连接器 {connector.name} 完成", i, len(connectors))
         return result
 
@@ -154,3 +155,11 @@ class Pipeline:
                                                          directory=lambda: self.directory)
             finally:
                 sink.close()
+
+
+def source_health_report(name: str, report, pipeline: "Pipeline"):
+    """A one-shot run's health report: a connector that failed counts as a stopped source."""
+    from zhengai.connectors.source_health import health_observation
+
+    school = pipeline.directory.school()
+    return health_observation(name, not report.ok, pipeline.clock(), school.id if school else "SCH")

@@ -14,6 +14,7 @@ SIGTERM/SIGINT. Exit codes: 0 fine, 1 a stream failed (or mapping errors with ``
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -201,7 +202,7 @@ def _run(args: Any) -> int:
         return EXIT_FAILED
     bookmarks = open_bookmarks(settings.bookmarks)
     try:
-        runner = Runner(jobs, delivery, bookmarks)
+        runner = Runner(jobs, delivery, bookmarks, school_id=os.environ.get("ZHENGAI_SCHOOL_ID", "SCH"))
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
         if args.once:

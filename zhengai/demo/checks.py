@@ -38,7 +38,7 @@ DEMO_METRICS = (
 @lru_cache(maxsize=1)
 def _thresholds() -> dict[str, Thresholds]:
     rules = load_rulebook()
-    return {m: resolve_thresholds(rules.rules[m], {}, ()) for m in DEMO_METRICS}
+    return {m: resolve_thresholds(r, {}, ()) for m, r in rules.rules.items() if r.enabled}  # every rule (the systems' too)
 
 
 def band(metric: str, value: float) -> Band:

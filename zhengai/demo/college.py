@@ -23,6 +23,7 @@ from pathlib import Path
 from zhengai.demo import checks, planting
 from zhengai.demo import forms as demo_forms
 from zhengai.demo.api import ApiData
+from zhengai.demo.systems import SystemSources, write_systems
 from zhengai.demo.structure import (
     BUDGET_YEAR, CST, CURRENT_TERM, FIRST_MONDAY, M_HEALTHY, PREVIOUS_TERM, SCHOOL_ID, SCHOOL_NAME, SIZES,
     Build, CollegeSize, PlantedAnomaly, Progress, iso, stamp, validate,
@@ -48,6 +49,7 @@ class College:
     current_term: str
     previous_term: str
     weeks: tuple[str, ...]
+    systems: "SystemSources | None" = None  # 学工, 招就, 实习 … (zhengai.demo.systems)
 
 
 def generate(out_dir: Path, size: CollegeSize = SIZES["default"], seed: int = 2026, weeks: int = 8,
@@ -74,12 +76,16 @@ def generate(out_dir: Path, size: CollegeSize = SIZES["default"], seed: int = 20
     _write_finance(c.finance, csv_path)
     report("写入财务导出", 1, 1)
     demo_forms.write(c, out_dir / "forms")
+    systems = write_systems(c, metrics, out_dir)  # the other campus systems, their own planted anomalies
+    checks.verify(systems.planted_tuple(), healthy, systems.values)
+    planted += systems.planted_tuple()
+    report("写入学工、招就、实习等系统", 1, 1)
     last_monday = FIRST_MONDAY + timedelta(weeks=weeks - 1)
     return College(
         out_dir=out_dir, school_id=SCHOOL_ID, school_name=SCHOOL_NAME, jiaowu_db=db, finance_csv=csv_path,
         api_data=c.api_data(), planted=planted, healthy=healthy,
         as_of=datetime.combine(last_monday + timedelta(days=6), time(23, 59, 59), CST),
-        current_term=CURRENT_TERM, previous_term=PREVIOUS_TERM, weeks=tuple(c.weeks),
+        current_term=CURRENT_TERM, previous_term=PREVIOUS_TERM, weeks=tuple(c.weeks), systems=systems,
     )
 
 

@@ -20,6 +20,7 @@ from zhengai.connectors.jiaowu import JiaowuConnector
 from zhengai.connectors.pingjiao import PingjiaoConnector
 from zhengai.connectors.renshi import RenshiConnector
 from zhengai.demo.api import DemoApi
+from zhengai.demo.systems import SystemsApi, system_connectors
 from zhengai.demo.college import SIZES, College, CollegeSize, PlantedAnomaly, generate
 from zhengai.embedded import Pipeline, PipelineResult
 from zhengai.ingest.logs import install_log_policy
@@ -98,15 +99,19 @@ def check_planted(store: WarningStore, college: College) -> tuple[list[PlantedCh
     return checks, {e: r for e, r in healthy.items() if r}
 
 
-def college_connectors(college, api: DemoApi) -> list:
+def college_connectors(college, api: DemoApi, systems_api: SystemsApi | None = None) -> list:
     """The four connectors of a generated college, on its sources (教务 SQLite, 人事/评教 on the
-    demo API, 财务 CSV) — the same for the demo, the parity tests and the stream benchmark."""
-    return [
+    demo API, 财务 CSV) — the same for the demo, the parity tests and the stream benchmark —
+    and, given the 招就/科研 API, the other systems' connectors from their shipped configuration."""
+    connectors = [
         JiaowuConnector(f"sqlite:///{college.jiaowu_db}", school_id=college.school_id),
         RenshiConnector(api.base_url, api.username, api.password),
         PingjiaoConnector(api.base_url, api.username, api.password, term=college.current_term),
         CaiwuConnector(college.finance_csv, school_id=college.school_id),
     ]
+    if systems_api is not None and college.systems is not None:
+        connectors += system_connectors(college.systems, systems_api)
+    return connectors
 
 
 def read_college(college) -> list:
@@ -121,8 +126,8 @@ def read_college(college) -> list:
             self.records += records
 
     delivery = _List()
-    with DemoApi(college.api_data) as api:
-        connectors = college_connectors(college, api)
+    with DemoApi(college.api_data) as api, SystemsApi(college.systems.api_data if college.systems else {}) as sapi:
+        connectors = college_connectors(college, api, sapi)
         try:
             for c in connectors:
                 run_connector(c, delivery, MemoryBookmarks())
@@ -166,9 +171,10 @@ def run_demo(
     pipeline = Pipeline(store, rules, clock=lambda: college.as_of, progress=show)
     result = pipeline.result
 
-    print("[2/5] 连接器读取数据源：教务（SQLite）、人事/评教（HTTP API）、财务（GBK CSV）", file=out, flush=True)
-    with DemoApi(college.api_data) as api:
-        connectors = college_connectors(college, api)
+    print("[2/5] 连接器读取数据源：教务（SQLite）、人事/评教（HTTP API）、财务（GBK CSV）；"
+          "学工、招就、实习、资产、图书、科研、一卡通、课程平台、督导、师资（按配置映射）", file=out, flush=True)
+    with DemoApi(college.api_data) as api, SystemsApi(college.systems.api_data if college.systems else {}) as sapi:
+        connectors = college_connectors(college, api, sapi)
         try:
             pipeline.ingest(connectors)
         finally:
