@@ -104,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--reason", required=True)
     pub.add_argument("--store", default=store_url())
     pub.set_defaults(func=_publish)
+    importlib.import_module("zhengai.commands.workbench").register_rules(rsub)  # backtest, versions, 一览表 …
 
     for module in _COMMAND_MODULES:
         try:
