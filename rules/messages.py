@@ -92,7 +92,7 @@ def zh_first(zh: str, en: str) -> str:
     return f"{zh}（{en}）"
 
 
-def explain(err: dict, field: str) -> str:
+def explain(err: Any, field: str) -> str:
     """One pydantic error in Chinese: what is wrong with the value and what is allowed."""
     kind, ctx, given = err["type"], err.get("ctx") or {}, err.get("input")
     en = err["msg"].removeprefix("Value error, ")

@@ -26,7 +26,7 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from pydantic import ValidationError
 from zhengai.ingest.located_yaml import parse_located
-from zhengai.ingest.records import Direction
+from zhengai.ingest.records import Direction, Level
 from zhengai.rules.loader import RuleSet
 from zhengai.rules.messages import FIELD_ZH, explain
 from zhengai.rules.model import Rule
@@ -149,7 +149,7 @@ def export_workbook(
     ws = wb.active
     ws.title = SHEET
     ws.append([h for h, _ in COLUMNS])
-    for rule in sorted(rules.rules.values(), key=lambda r: (list(type(r.level)).index(r.level), r.id)):
+    for rule in sorted(rules.rules.values(), key=lambda r: (list(Level).index(r.level), r.id)):
         row = _row(rule, (measured or {}).get(rule.id, ""), (provenance or {}).get(rule.id, ""), diagnosis)
         ws.append([row[k] for _, k in COLUMNS])
     for i, (_, key) in enumerate(COLUMNS, start=1):

@@ -24,6 +24,7 @@ from zhengai.rules.loader import RulebookError, RuleSet, load_rulebook
 
 if TYPE_CHECKING:
     from zhengai.warnings.backtest import Comparison
+    from zhengai.warnings.store import WarningStore
 
 __all__ = ["term_window", "run_backtest", "format_report", "backtest_command", "register"]
 
@@ -49,7 +50,7 @@ class BacktestRun:
 
 
 def run_backtest(
-    store_url: str, current: RuleSet, candidate: RuleSet | None, start: datetime, end: datetime
+    store_url: str | WarningStore, current: RuleSet, candidate: RuleSet | None, start: datetime, end: datetime
 ) -> BacktestRun:
     """Read the period's observations and 误报 from the store and compare the two rulebooks."""
     import time
@@ -58,7 +59,7 @@ def run_backtest(
     from zhengai.warnings.store import WarningStore
 
     t0 = time.perf_counter()
-    store = WarningStore(store_url)
+    store = WarningStore(store_url) if isinstance(store_url, str) else store_url
     try:
         rule_ids = changed_rules(current, candidate) if candidate is not None else list(current.rules)
         rules_of = {**current.rules, **(candidate.rules if candidate else {})}
@@ -67,7 +68,8 @@ def run_backtest(
         history = stored_history(store.session, start, end, metrics)
         fps = false_positives(store.session, rule_ids, start, end)
     finally:
-        store.engine.dispose()
+        if isinstance(store_url, str):
+            store.engine.dispose()
     t1 = time.perf_counter()
     comparison = backtest(current, candidate, history, directory, end, fps)
     t2 = time.perf_counter()

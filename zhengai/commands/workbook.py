@@ -72,7 +72,7 @@ def _provenance(folder: Path | None) -> dict[str, str]:
 def _diagnosis():
     """(诊断项目, 诊断要素) per rule from ``zhengai.rules.diagnosis`` where that module exists."""
     try:
-        from zhengai.rules import diagnosis  # type: ignore[attr-defined]
+        from zhengai.rules import diagnosis
     except ImportError:
         return None
     lookup = getattr(diagnosis, "project_and_element", None)
