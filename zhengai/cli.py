@@ -57,25 +57,9 @@ _COMMAND_MODULES = ("worker", "connectors", "warnings", "notify", "web")
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from datetime import datetime, timezone
+    from zhengai.commands.versions import publish_command  # the whole folder, baseline first (issue 14)
 
-    from zhengai.rules.loader import RulebookError, load_rulebook
-    from zhengai.warnings.store import WarningStore
-
-    try:
-        rs = load_rulebook(args.folder)
-    except RulebookError as exc:
-        print(exc, file=sys.stderr)
-        print("规则库未通过校验，未发布。", file=sys.stderr)
-        return 1
-    store = WarningStore(args.store)
-    store.create_schema()
-    rows = store.record_rule_versions(rs, author=args.author, reason=args.reason, at=datetime.now(timezone.utc))
-    for r in rows:
-        change = "，".join(f"{k}: {old} → {new}" for k, (old, new) in r.changes.items()) or "首次发布"
-        print(f"{r.rule_id} 版本 {r.version}：{change}")
-    print(f"已发布 {len(rows)} 条规则的新版本（作者：{args.author}；原因：{args.reason}）")
-    return 0
+    return publish_command(folder=args.folder, author=args.author, reason=args.reason, store=args.store)
 
 
 def build_parser() -> argparse.ArgumentParser:

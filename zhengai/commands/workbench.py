@@ -8,7 +8,7 @@ import importlib
 
 __all__ = ["register_rules"]
 
-_MODULES = ("backtest", "schemas", "workbook")
+_MODULES = ("backtest", "schemas", "workbook", "versions")
 
 
 def register_rules(rules_subparsers: argparse._SubParsersAction) -> None:
