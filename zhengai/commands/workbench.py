@@ -8,7 +8,7 @@ import importlib
 
 __all__ = ["register_rules"]
 
-_MODULES = ("backtest", "schemas", "workbook", "versions")
+_MODULES = ("backtest", "schemas", "workbook", "versions", "tuning")
 
 
 def register_rules(rules_subparsers: argparse._SubParsersAction) -> None:
