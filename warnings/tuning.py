@@ -65,7 +65,7 @@ def nearby(rule: Rule, field_name: str, steps: int = 2) -> list[float]:
     value = getattr(rule, field_name)
     if not isinstance(value, (int, float)):
         return []
-    span = abs((rule.target or 0) - value) or abs(value) * 0.1 or 1.0  # type: ignore[operator]
+    span = abs((rule.target or 0) - value) or abs(value) * 0.1 or 1.0
     step = 1.0 if span >= 4 else 0.5 if span >= 1 else round(span / 4, 3) or 0.01
     return [round(value + k * step, 3) for k in range(-steps, steps + 1)]
 
