@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from zhengai.ingest.located_yaml import Located, LocatedError, Path_, dotted, parse_located
 
 from zhengai.ingest.records import Direction
+from zhengai.rules.applicability import applies, institution
 from zhengai.rules.messages import explain, rule_errors, rule_label
 from zhengai.rules.model import Override, Rule
 
@@ -71,8 +72,9 @@ class RuleSet:
     def of(cls, rules: Mapping[str, Rule], overrides: Mapping[str, Mapping[str, Override]], version: str, **kw: Any) -> "RuleSet":
         """A RuleSet with its metric index built (enabled rules only)."""
         by_metric: dict[str, list[Rule]] = {}
+        school = institution()
         for rule in rules.values():
-            if rule.enabled:
+            if rule.enabled and applies(rule.applies_to, school):  # not applicable here: known, not judged
                 by_metric.setdefault(rule.metric, []).append(rule)
         return cls(rules=rules, overrides=overrides, version=version, by_metric={k: tuple(v) for k, v in by_metric.items()}, **kw)
 
