@@ -44,8 +44,8 @@ class Institution(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="ZHENGAI_", extra="ignore", frozen=True)
 
-    institution_type: str | None = Field(None, description="院校类型，如 国家示范、省级示范、新建院校")
-    province: str | None = Field(None, description="省份（省级办学能力评价指标体系），如 浙江")
+    institution_type: str | None = None  # 院校类型，如 国家示范、省级示范、新建院校
+    province: str | None = None  # 省份（省级办学能力评价指标体系），如 浙江
 
 
 @lru_cache(maxsize=1)
