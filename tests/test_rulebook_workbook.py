@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 
 from openpyxl import load_workbook
+from zhengai.rules.diagnosis import load_catalog
 from zhengai.rules.loader import default_rulebook_path, load_rulebook
 from zhengai.rules.workbook import COLUMNS, SHEET, read_workbook
 
@@ -48,6 +49,9 @@ def test_export_edit_import_round_trip(tmp_path, capsys):
     assert ws.cell(r, header.index("诊断点/质控指标") + 1).value == "学生到课率"
     assert ws.cell(r, header.index("诊断标准") + 1).value == "目标值 98%；标准值 90%；预警值 95%（越高越好）"
     assert ws.cell(r, header.index("出处") + 1).value.startswith("course.yaml:")
+    element = load_catalog().element_of("course.attendance_rate")
+    assert (ws.cell(r, 1).value, ws.cell(r, 2).value) == (element.project_label, element.label)
+    assert all(ws.cell(i, 1).value and ws.cell(i, 2).value for i in range(2, ws.max_row + 1))  # every rule placed
 
     # nothing edited: no changes, no errors
     assert read_workbook(book, rules) == ([], [])

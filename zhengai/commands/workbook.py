@@ -70,13 +70,17 @@ def _provenance(folder: Path | None) -> dict[str, str]:
 
 
 def _diagnosis():
-    """(诊断项目, 诊断要素) per rule from ``zhengai.rules.diagnosis`` where that module exists."""
-    try:
-        from zhengai.rules import diagnosis
-    except ImportError:
-        return None
-    lookup = getattr(diagnosis, "project_and_element", None)
-    return lookup if callable(lookup) else None
+    """rule id → (诊断项目, 诊断要素) from the 诊改 catalog (``zhengai.rules.diagnosis``); a school's own
+    rule the catalog does not place gets empty cells."""
+    from zhengai.rules.diagnosis import load_catalog
+
+    catalog = load_catalog()
+
+    def lookup(rule_id: str) -> tuple[str, str]:
+        element = catalog.element_of(rule_id)
+        return (element.project_label, element.label) if element else ("", "")
+
+    return lookup
 
 
 def export_command(*, out: str, rulebook: str | None, store: str | None) -> int:
