@@ -94,6 +94,16 @@ def _show(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+_CYCLE_ZH = {"day": "每日", "week": "每周", "month": "每月", "term": "每学期", "year": "每年"}
+
+
+def _cell(value: Any) -> Any:
+    """A threshold as Excel should hold it: a number stays a number (sorting, formulas)."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
+    return _show(value)
+
+
 def _criteria(rule: Rule) -> str:
     if rule.direction is Direction.boolean:
         return f"应为「{'是' if rule.expected else '否'}」"
@@ -112,7 +122,7 @@ def _form(rule: Rule) -> str:
 
 def _row(rule: Rule, measured: str, provenance: str, diagnosis: Callable[[str], tuple[str, str]] | None) -> dict:
     project, element = diagnosis(rule.id) if diagnosis else ("", "")
-    work = rule.responsible.value + (f"（{rule.office}）" if rule.office else "")
+    work = rule.responsible.zh + (f"（{rule.office}）" if rule.office else "")
     return {
         "project": project,
         "element": element,
@@ -120,16 +130,16 @@ def _row(rule: Rule, measured: str, provenance: str, diagnosis: Callable[[str], 
         "work": work,
         "criteria": _criteria(rule),
         "description": rule.description or "",
-        "warning": _show(rule.warning),
+        "warning": _cell(rule.warning),
         "measured": measured,
         "form": _form(rule),
         "id": rule.id,
         "level": rule.level.zh,
         "direction": _DIRECTION_ZH[rule.direction.value],
-        "target": _show(rule.target),
-        "standard": _show(rule.standard),
+        "target": _cell(rule.target),
+        "standard": _cell(rule.standard),
         "unit": rule.unit,
-        "cycle": rule.cycle,
+        "cycle": _CYCLE_ZH[rule.cycle],
         "enabled": _show(rule.enabled),
         "provenance": provenance,
     }

@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 
 from openpyxl import load_workbook
+from test_backtest import planted  # noqa: F401 — the planted term (a fixture)
 from zhengai.rules.diagnosis import load_catalog
 from zhengai.rules.loader import default_rulebook_path, load_rulebook
 from zhengai.rules.workbook import COLUMNS, SHEET, read_workbook
@@ -115,3 +116,17 @@ def test_export_edit_import_round_trip(tmp_path, capsys):
     text = (tmp_path / "rb" / "course.yaml").read_text(encoding="utf-8")
     assert text.count("\n") == before.count("\n") + 1  # `enabled: false` inserted under its id
     assert "    standard: 88\n" in text and "# 全部 proposed (待质量办校准)" in text  # comments kept
+
+
+def test_export_fills_the_latest_measured_value_from_the_store(planted, pg_url, tmp_path):  # noqa: F811
+    book = tmp_path / "一览表.xlsx"
+    assert main(["rules", "export", str(book), "--store", pg_url]) == 0
+    ws = load_workbook(book)[SHEET]
+    header, by_id = _rows(ws)
+    r = by_id["course.attendance_rate"]
+    # the last planted week: C001 98.5, C002 80, C003 96, C004 93, C005 96 → median 96
+    assert ws.cell(r, header.index("测量结果") + 1).value == "中位数 96%（2025-W44，5 个单位）"
+    assert ws.cell(r, header.index("标准值") + 1).value == 90  # a number, not text
+    assert (
+        ws.cell(r, header.index("主要工作") + 1).value == load_rulebook().rules["course.attendance_rate"].responsible.zh
+    )
