@@ -67,7 +67,8 @@ def main() -> None:
         c = run.comparison
         print(
             f"{label}: {took:.2f} s ({took / base:.1f}× baseline; read {run.seconds['read']} s, replay "
-            f"{run.seconds['replay']} s), {c.current.verdicts:,} verdicts, {len(c.more)} more / {len(c.fewer)} fewer warnings"
+            f"{run.seconds['replay']} s), {c.current.verdicts:,} verdicts, "
+            f"{len(c.more)} more / {len(c.fewer)} fewer warnings"
         )
 
 

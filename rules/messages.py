@@ -60,11 +60,13 @@ FIELD_ZH = {
 # Messages of the model's own validators, in Chinese (the English stays after them).
 _VALUE_ERRORS = [
     (
-        r"higher_is_better needs target ≥ standard and target ≥ warning \(got target (\S+), standard (\S+), warning (\S+)\)",
+        r"higher_is_better needs target ≥ standard and target ≥ warning "
+        r"\(got target (\S+), standard (\S+), warning (\S+)\)",
         "方向为越高越好（higher_is_better）时，目标值须不低于标准值和预警值（现为 目标值 {0}、标准值 {1}、预警值 {2}）",
     ),
     (
-        r"lower_is_better needs target ≤ standard and target ≤ warning \(got target (\S+), standard (\S+), warning (\S+)\)",
+        r"lower_is_better needs target ≤ standard and target ≤ warning "
+        r"\(got target (\S+), standard (\S+), warning (\S+)\)",
         "方向为越低越好（lower_is_better）时，目标值须不高于标准值和预警值（现为 目标值 {0}、标准值 {1}、预警值 {2}）",
     ),
     (r"missing (.+) \(", "缺少 {0}（目标值、标准值、预警值三者必填）"),

@@ -198,11 +198,15 @@ def export_workbook(
 
 _LEGEND = [
     "自我诊断要素一览表（004 附件3 的栏目）· 由 zhengai rules export 生成",
-    "前九列为附件3 栏目：诊断项目、诊断要素、诊断点/质控指标、主要工作（责任人）、诊断标准、测量数据内涵、预警值、测量结果（最近一次测得值）、表现形式。",
+    "前九列为附件3 栏目：诊断项目、诊断要素、诊断点/质控指标、主要工作（责任人）、诊断标准、"
+    "测量数据内涵、预警值、测量结果（最近一次测得值）、表现形式。",
     "后面各列用于导回规则库：规则编号（勿改）、层面、方向、目标值、标准值、单位、周期、启用、出处（规则所在文件:行）。",
-    "可以修改的只有黄色底纹的四列：目标值、标准值、预警值（数字；区间型规则写 [下限, 上限]）和 启用（是/否）。其他列的改动不会导回。",
-    "色带：达到目标值为「达成目标」；同时满足标准值和预警值为「达标」；未满足两者中离目标较近的一条为「黄色预警」，较远的一条为「红色预警」。",
-    "导回：zhengai rules import 一览表.xlsx —— 先列出每一处改动（旧值 → 新值）和每一处错误（工作表、行、列），确认后加 --write 才写回 YAML。",
+    "可以修改的只有黄色底纹的四列：目标值、标准值、预警值（数字；区间型规则写 [下限, 上限]）"
+    "和 启用（是/否）。其他列的改动不会导回。",
+    "色带：达到目标值为「达成目标」；同时满足标准值和预警值为「达标」；"
+    "未满足两者中离目标较近的一条为「黄色预警」，较远的一条为「红色预警」。",
+    "导回：zhengai rules import 一览表.xlsx —— 先列出每一处改动（旧值 → 新值）和每一处错误"
+    "（工作表、行、列），确认后加 --write 才写回 YAML。",
     "「覆盖」工作表列出各单位的阈值覆盖（只读，修改请在规则库 YAML 的 overrides: 段落中进行）。",
 ]
 
@@ -327,15 +331,9 @@ def apply_changes_to_yaml(folder: Path, changes: list[Change]) -> list[Path]:
             for c in todo.pop(raw["id"]):
                 if c.field in raw:
                     n = located.line_of(("rules", i, c.field)) - 1
-                    lines[n] = (
-                        re.sub(
-                            rf"^(\s*{c.field}:\s*)([^#\n]*?)(\s*(#.*)?)$",
-                            lambda m: m.group(1) + _yaml_value(c.new) + (m.group(3) or ""),
-                            lines[n].rstrip("\n"),
-                            count=1,
-                        )
-                        + "\n"
-                    )
+                    m = re.match(rf"^(\s*{c.field}:\s*)([^#\n]*?)(\s*(#.*)?)$", lines[n].rstrip("\n"))
+                    if m is not None:  # `key: value  # comment` → the value replaced, the comment kept
+                        lines[n] = m.group(1) + _yaml_value(c.new) + (m.group(3) or "") + "\n"
                 else:
                     n = located.line_of(("rules", i, "id")) - 1
                     indent = lines[n].index("id:")

@@ -100,7 +100,8 @@ def test_lint_messages_name_the_rule_and_are_chinese_first(capsys):
     assert by_field["rules[0].treshold"].startswith("规则 course.attendance_rate「学生到课率」：未知字段 'treshold'")
     assert by_field["rules[0].direction"] == (
         "规则 student.gpa「学期平均学分绩点」：方向 direction 为 'upwards'，应为其中之一：'higher_is_better', "
-        "'lower_is_better', 'boolean' or 'range'（Input should be 'higher_is_better', 'lower_is_better', 'boolean' or 'range'）"
+        "'lower_is_better', 'boolean' or 'range'"
+        "（Input should be 'higher_is_better', 'lower_is_better', 'boolean' or 'range'）"
     )
     assert "目标值 80.0、标准值 90.0、预警值 85.0" in by_field["rules[1]"]
     assert by_field["overrides[0].standard"].startswith(

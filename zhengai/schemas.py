@@ -57,7 +57,8 @@ def _notify() -> dict:
     # read by the loader beside the model: channels by name (each checked by its type), the calendar file
     out["properties"]["channels"] = {
         "type": "object",
-        "description": "通知渠道：名称 → 配置（type 为 console / dingtalk_work / dingtalk_robot / wecom_app / email …）",
+        "description": "通知渠道：名称 → 配置"
+        "（type 为 console / dingtalk_work / dingtalk_robot / wecom_app / email …）",
         "additionalProperties": {"type": "object", "required": ["type"], "properties": {"type": {"type": "string"}}},
     }
     out["properties"]["calendar"] = {"type": "string", "description": "校历静默时段文件（相对本文件）"}

@@ -37,7 +37,8 @@ def false_positives_command(*, store: str, rule: str | None, as_json: bool) -> i
     for r in rows:
         when = f"{r['published_at'][:10]} {r['author']}" if r["published_at"] else "（未发布的版本）"
         print(
-            f"{r['rule_id']} · {r['rule_version']} | {r['warnings']} | {r['false_positives']} | {r['rate']}% | {when} | "
+            f"{r['rule_id']} · {r['rule_version']} | {r['warnings']} | {r['false_positives']} | "
+            f"{r['rate']}% | {when} | "
             f"{'；'.join(r['reasons']) or '—'}"
         )
     return 0

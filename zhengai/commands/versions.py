@@ -37,9 +37,12 @@ def _change_line(change: list) -> str:
     rid, field, old, new = change
     name = _FIELD_ZH.get(field, "覆盖" if field.startswith("override@") else "")
     label = f"{name} {field}" if name else field
-    show = lambda v: (
-        "（无）" if v is None else json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else str(v)
-    )  # noqa: E731
+
+    def show(v: object) -> str:
+        if v is None:
+            return "（无）"
+        return json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else str(v)
+
     return f"{rid} {label}：{show(old)} → {show(new)}"
 
 
@@ -69,7 +72,8 @@ def publish_command(*, folder: str | None, author: str, reason: str, store: str)
         rules = len({c[0] for c in result.changes})
         word = "恢复" if result.kind == "restore" else "发布"
         print(
-            f"已{word} {rules} 条规则的新版本（第 {result.id} 版，版本 {result.version}；作者：{author}；原因：{reason}）"
+            f"已{word} {rules} 条规则的新版本（第 {result.id} 版，版本 {result.version}；"
+            f"作者：{author}；原因：{reason}）"
         )
     return 0
 
@@ -107,7 +111,8 @@ def versions_command(*, store: str, as_json: bool) -> int:
         extra = f"，恢复自第 {r.restored_from} 版" if r.restored_from else ""
         what = f"{r.rules} 条规则" if r.kind == "baseline" else f"{len(r.changes)} 处改动"
         print(
-            f"#{r.id} {_KIND_ZH.get(r.kind, r.kind)} {r.published_at:%Y-%m-%d %H:%M} UTC 版本 {r.version}：{what}{extra}"
+            f"#{r.id} {_KIND_ZH.get(r.kind, r.kind)} {r.published_at:%Y-%m-%d %H:%M} UTC "
+            f"版本 {r.version}：{what}{extra}"
             f"（{r.author}：{r.reason}）"
         )
     print(f"worker 运行第 {rows[-1].id} 版。")

@@ -146,7 +146,8 @@ def import_command(*, path: str, rulebook: str | None, write: bool, as_json: boo
         print("写回后规则库未通过校验，已恢复原文件。", file=sys.stderr)
         return 1
     print(
-        f"已写回 {len(written)} 个文件：{', '.join(p.name for p in written)}；发布前请 zhengai rules backtest / publish。"
+        f"已写回 {len(written)} 个文件：{', '.join(p.name for p in written)}；"
+        "发布前请 zhengai rules backtest / publish。"
     )
     return 0
 
