@@ -36,7 +36,7 @@ def test_tuning_report_places_the_thresholds_in_the_distribution(planted, pg_url
         main(["rules", "tuning", "course.attendance_rate", "--term", "2025-2026-1", "--store", pg_url, "--json"]) == 0
     )
     report = json.loads(capsys.readouterr().out)
-    assert report["entities"] == 5 and report["quantiles"]["p50"] == 96.0
+    assert (report["entities"], report["values"], report["quantiles"]["p50"]) == (5, 40, 96.0)
     assert report["below"] == {"standard": 20.0, "warning": 40.0}  # C002 below 90; C002, C004 below 95
     # standard 88…92 (steps of 1): C002 red and C004 yellow open either way
     assert report["trials"]["standard"] == [[88.0, 2, 1], [89.0, 2, 1], [90.0, 2, 1], [91.0, 2, 1], [92.0, 2, 1]]
@@ -45,4 +45,4 @@ def test_tuning_report_places_the_thresholds_in_the_distribution(planted, pg_url
     assert report["false_positives"][0]["rate"] == 100.0
     assert main(["rules", "tuning", "course.attendance_rate", "--term", "2025-2026-1", "--store", pg_url]) == 0
     out = capsys.readouterr().out
-    assert "标准值 90%：20.0% 的单位未达到" in out and "95%：2（1）  ← 现行" in out
+    assert "标准值 90%：20.0% 的测量值未达到" in out and "95%：2（1）  ← 现行" in out

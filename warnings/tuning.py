@@ -6,9 +6,10 @@ the verdict that opened the warning, so a threshold change shows as a new row, a
 publication that introduced it is named.
 
 ``tuning_report`` shows for one rule over a period: the distribution of the measured values
-(each entity's latest in the period), where the standard and the warning value sit in it (the
-share of entities below each), and how many warnings each nearby threshold would have opened —
-from the backtest (``warnings.backtest``), so the answer is the one the runtimes would give.
+(every entity's every value in the period — a breach in week 5 counts even if week 16 was fine),
+where the standard and the warning value sit in it (the share of values on the failing side), and
+how many warnings each nearby threshold would have opened — from the backtest
+(``warnings.backtest``), so the answer is the one the runtimes would give.
 """
 
 from __future__ import annotations
@@ -76,8 +77,9 @@ class TuningReport:
     name: str
     unit: str
     entities: int
+    values: int  # measured values (entity × period) in the distribution
     quantiles: dict[str, float]  # p10 … p90
-    below: dict[str, float]  # standard / warning → share of entities on the failing side, %
+    below: dict[str, float]  # standard / warning → share of values on the failing side, %
     trials: dict[str, list[tuple[float, int, int]]] = field(default_factory=dict)  # field → (value, opened, red)
     false_positives: list[dict] = field(default_factory=list)
 
@@ -86,12 +88,8 @@ def tuning_report(
     rules: RuleSet, rule_id: str, history: list[Observation], directory: Directory, now: datetime, fp_rates: list[dict]
 ) -> TuningReport:
     rule = rules.rules[rule_id]
-    latest: dict[str, tuple[str, float]] = {}
-    for o in history:
-        if o.metric == rule.metric and not isinstance(o.value, bool):
-            if o.entity_id not in latest or o.period >= latest[o.entity_id][0]:
-                latest[o.entity_id] = (o.period, float(o.value))
-    values = sorted(v for _, v in latest.values())
+    measured = [o for o in history if o.metric == rule.metric and not isinstance(o.value, bool)]
+    values = sorted(float(o.value) for o in measured)
     quantiles: dict[str, float] = {}
     if len(values) >= 2:
         cuts = statistics.quantiles(values, n=10, method="inclusive")
@@ -109,6 +107,7 @@ def tuning_report(
         rule.id,
         rule.name,
         rule.unit,
+        len({o.entity_id for o in measured}),
         len(values),
         quantiles,
         below,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from zhengai.ingest.plausibility import period_kind, period_start
 from zhengai.ingest.records import Band
@@ -25,6 +26,8 @@ from zhengai.rules.loader import RulebookError, RuleSet, load_rulebook
 if TYPE_CHECKING:
     from zhengai.warnings.backtest import Comparison
     from zhengai.warnings.store import WarningStore
+
+_CHINA = ZoneInfo("Asia/Shanghai")
 
 __all__ = ["term_window", "run_backtest", "format_report", "backtest_command", "register"]
 
@@ -85,7 +88,8 @@ def _band(value: str | None) -> str:
 def format_report(run: BacktestRun) -> list[str]:
     c = run.comparison
     lines = [
-        f"回测区间 {run.start:%Y-%m-%d} 至 {run.end:%Y-%m-%d}（北京时间按 UTC 存储）：{c.observations} 条观测，"
+        f"回测区间 {run.start.astimezone(_CHINA):%Y-%m-%d} 至 {run.end.astimezone(_CHINA):%Y-%m-%d}（不含）："
+        f"{c.observations} 条观测，"
         f"回测 {len(c.rule_ids)} 条规则"
     ]
     if not c.rule_ids:

@@ -75,10 +75,10 @@ def tuning_command(*, store: str, rule_id: str, term: str, rulebook: str | None,
         print(json.dumps(asdict(report), ensure_ascii=False, indent=1))
         return 0
     u = report.unit
-    print(f"{rule.id}「{rule.name}」调校参考（{term}，{report.entities} 个单位的期末值）")
+    print(f"{rule.id}「{rule.name}」调校参考（{term}，{report.entities} 个单位的 {report.values} 个测量值）")
     print("分布：" + "，".join(f"{k} {v:g}{u}" for k, v in report.quantiles.items()))
     for name, share in report.below.items():
-        print(f"{_NAME[name]} {getattr(rule, name):g}{u}：{share}% 的单位未达到")
+        print(f"{_NAME[name]} {getattr(rule, name):g}{u}：{share}% 的测量值未达到")
     for name, trials in report.trials.items():
         print(f"{_NAME[name]}取不同值时本学期会开的预警（其中红色）：")
         for value, opened, red in trials:
