@@ -108,7 +108,7 @@ def _load(folder: Path, files: Iterable[Path] | None) -> RuleSet:
     paths = sorted(files) if files is not None else sorted(folder.glob("*.yaml"))
     errors: list[RuleError] = []
     if not paths:
-        raise RulebookError([RuleError(str(folder), 1, "(folder)", "no *.yaml rule files found")])
+        raise RulebookError([RuleError(str(folder), 1, "(folder)", "目录中没有 *.yaml 规则文件（no *.yaml rule files found）")])
 
     rules: dict[str, Rule] = {}
     first_seen: dict[str, tuple[str, int]] = {}
