@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     broker: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers: host:port[,host:port] or kafka://host:port")
     store_url: SecretStr = Field(SecretStr(DEFAULT_STORE_URL), description="SQLAlchemy URL of the warning store")
     rulebook: Path | None = Field(None, description="rulebook folder (default: the shipped rulebook)")
+    publish_gate: bool = Field(True, description="run the last rulebook published with `zhengai rules publish` (the folder, hot-reloaded, only until the first publication)")
     topic_prefix: str = Field("", description="prefix of every topic name, e.g. 'test1.' (isolates tests and tenants)")
     app_id: str = Field("zhengai", description="Faust app id = Kafka consumer group")
     metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus /metrics port; 0 = off")

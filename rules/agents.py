@@ -8,22 +8,35 @@ from __future__ import annotations
 
 import logging
 from functools import lru_cache
+from typing import Any, Callable
 
 from zhengai.ingest.app import get_app, settings
 from zhengai.ingest.stream import run_blocking
 from zhengai.rules.loader import RuleSet
 from zhengai.rules.reload import RulebookWatcher
 
-__all__ = ["watcher", "current_rules", "reload_rules"]
+__all__ = ["watcher", "current_rules", "reload_rules", "use_source"]
 
 log = logging.getLogger("zhengai.rules")
 app = get_app()
 _s = settings()
 
 
+_source: Callable[[RulebookWatcher], Any] | None = None
+
+
+def use_source(source: Callable[[RulebookWatcher], Any] | None) -> None:
+    """Register what runs instead of the bare folder (the composition root: the published rulebook,
+    ``zhengai.warnings.publications.PublishedRules``, given the folder's watcher)."""
+    global _source
+    _source = source
+    watcher.cache_clear()
+
+
 @lru_cache(maxsize=1)
 def watcher() -> RulebookWatcher:
-    return RulebookWatcher(_s.rulebook)
+    folder = RulebookWatcher(_s.rulebook)
+    return _source(folder) if _source is not None else folder
 
 
 def current_rules() -> RuleSet:

@@ -20,9 +20,11 @@ from typing import Any, Callable, Iterable, Mapping
 
 from pydantic import ValidationError
 
-from zhengai.ingest.located_yaml import Located, LocatedError, Path_, dotted, parse_located, validation_errors
+from zhengai.ingest.located_yaml import Located, LocatedError, Path_, dotted, parse_located
 
 from zhengai.ingest.records import Direction
+from zhengai.rules.applicability import applies, institution
+from zhengai.rules.messages import explain, rule_errors, rule_label
 from zhengai.rules.model import Override, Rule
 
 __all__ = ["RuleError", "RulebookError", "RuleSet", "load_rulebook", "default_rulebook_path", "unknown_override_entities"]
@@ -41,7 +43,7 @@ class RulebookError(Exception):
     def __init__(self, errors: Iterable[RuleError]):
         self.errors = sorted(errors)
         lines = "\n".join(f"  {e}" for e in self.errors)
-        super().__init__(f"rulebook rejected with {len(self.errors)} error(s):\n{lines}")
+        super().__init__(f"规则库有 {len(self.errors)} 处错误，未载入（rulebook rejected with {len(self.errors)} error(s)）：\n{lines}")
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,9 @@ class RuleSet:
     def of(cls, rules: Mapping[str, Rule], overrides: Mapping[str, Mapping[str, Override]], version: str, **kw: Any) -> "RuleSet":
         """A RuleSet with its metric index built (enabled rules only)."""
         by_metric: dict[str, list[Rule]] = {}
+        school = institution()
         for rule in rules.values():
-            if rule.enabled:
+            if rule.enabled and applies(rule.applies_to, school):  # not applicable here: known, not judged
                 by_metric.setdefault(rule.metric, []).append(rule)
         return cls(rules=rules, overrides=overrides, version=version, by_metric={k: tuple(v) for k, v in by_metric.items()}, **kw)
 
@@ -105,7 +108,7 @@ def _load(folder: Path, files: Iterable[Path] | None) -> RuleSet:
     paths = sorted(files) if files is not None else sorted(folder.glob("*.yaml"))
     errors: list[RuleError] = []
     if not paths:
-        raise RulebookError([RuleError(str(folder), 1, "(folder)", "no *.yaml rule files found")])
+        raise RulebookError([RuleError(str(folder), 1, "(folder)", "目录中没有 *.yaml 规则文件（no *.yaml rule files found）")])
 
     rules: dict[str, Rule] = {}
     first_seen: dict[str, tuple[str, int]] = {}
@@ -124,14 +127,14 @@ def _load(folder: Path, files: Iterable[Path] | None) -> RuleSet:
         for i, raw in enumerate(data.get("rules", [])):
             where = ("rules", i)
             if not isinstance(raw, dict):
-                errors.append(RuleError(label, located.line_of(where), dotted(where), "a rule must be a mapping"))
+                errors.append(RuleError(label, located.line_of(where), dotted(where), "规则应是一组「字段: 值」（a rule must be a mapping）"))
                 continue
             # Duplicate ids are checked on the raw value so a rule with other mistakes still counts.
             rid = raw.get("id")
             if isinstance(rid, str) and rid in first_seen:
                 f, ln = first_seen[rid]
                 errors.append(
-                    RuleError(label, located.line_of(where + ("id",)), dotted(where + ("id",)), f"duplicate rule id {rid!r} (first defined at {f}:{ln})")
+                    RuleError(label, located.line_of(where + ("id",)), dotted(where + ("id",)), f"规则编号 {rid!r} 重复，首次定义于 {f}:{ln}（duplicate rule id {rid!r}, first defined at {f}:{ln}）")
                 )
                 continue
             if isinstance(rid, str):
@@ -140,7 +143,7 @@ def _load(folder: Path, files: Iterable[Path] | None) -> RuleSet:
                 rule = Rule.model_validate(raw)
                 rule.version  # noqa: B018 — computed now, so a rule that cannot be hashed fails here
             except ValidationError as exc:
-                errors.extend(validation_errors(exc, located, where))
+                errors.extend(rule_errors(exc, located, where, raw))
                 continue
             except Exception as exc:  # noqa: BLE001 — a validator let out something else
                 errors.append(RuleError(label, located.line_of(where), dotted(where), f"规则无法校验（cannot validate: {type(exc).__name__}）"))
@@ -180,21 +183,22 @@ def unknown_override_entities(rules: RuleSet, known: Callable[[str], bool]) -> l
 def _check_override(raw: Any, located: Located, where: Path_, rules: Mapping[str, Rule], out: dict) -> list[RuleError]:
     file = located.file
     if not isinstance(raw, dict):
-        return [RuleError(file, located.line_of(where), dotted(where), "an override must be a mapping")]
+        return [RuleError(file, located.line_of(where), dotted(where), "覆盖应是一组「字段: 值」（an override must be a mapping）")]
     try:
         ov = Override.model_validate(raw)
     except ValidationError as exc:
-        return validation_errors(exc, located, where)
+        return rule_errors(exc, located, where, raw, f"覆盖 {raw.get('rule')} @ {raw.get('entity')}")
     rule = rules.get(ov.rule)
     if rule is None:
-        return [RuleError(file, located.line_of(where + ("rule",)), dotted(where + ("rule",)), f"unknown rule {ov.rule!r}")]
+        return [RuleError(file, located.line_of(where + ("rule",)), dotted(where + ("rule",)), f"覆盖 @ {ov.entity}：没有规则 {ov.rule!r}（unknown rule {ov.rule!r}）")]
     problems: list[RuleError] = []
+    label = f"{rule_label(rule.model_dump())} @ {ov.entity}"
     if rule.direction is Direction.boolean:
-        return [RuleError(file, located.line_of(where), dotted(where), "a boolean rule has no thresholds to override")]
+        return [RuleError(file, located.line_of(where), dotted(where), f"{label}：是/否型规则没有阈值可覆盖（a boolean rule has no thresholds to override）")]
     if rule.floor and ov.standard is not None and _looser(rule.direction, ov.standard, rule.standard):
         path = where + ("standard",)
         problems.append(
-            RuleError(file, located.line_of(path), dotted(path), f"rule {rule.id} has floor: true — the standard may not be looser than the school's {rule.standard}")
+            RuleError(file, located.line_of(path), dotted(path), f"{label}：标准值 {ov.standard} 比学校标准值 {rule.standard} 更宽松，而此规则 floor: true 不允许（rule {rule.id} has floor: true — the standard may not be looser than the school's {rule.standard}）")
         )
     merged = rule.model_dump()
     merged.update({k: v for k, v in (("target", ov.target), ("standard", ov.standard), ("warning", ov.warning)) if v is not None})
@@ -203,10 +207,10 @@ def _check_override(raw: Any, located: Located, where: Path_, rules: Mapping[str
     except ValidationError as exc:
         for err in exc.errors():
             problems.append(
-                RuleError(file, located.line_of(where), dotted(where), "with this override " + err["msg"].removeprefix("Value error, "))
+                RuleError(file, located.line_of(where), dotted(where), f"{label}：覆盖后阈值不合规：" + explain(err, ""))
             )
     if ov.entity in out.setdefault(ov.rule, {}):
-        problems.append(RuleError(file, located.line_of(where + ("entity",)), dotted(where + ("entity",)), f"second override of {ov.rule} for {ov.entity}"))
+        problems.append(RuleError(file, located.line_of(where + ("entity",)), dotted(where + ("entity",)), f"{label}：同一单位的第二条覆盖（second override of {ov.rule} for {ov.entity}）"))
     if not problems:
         out[ov.rule][ov.entity] = ov
     return problems

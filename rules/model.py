@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from zhengai.ingest.durations import DurationTooLong
 from zhengai.ingest.durations import parse_duration as _parse_duration
 from zhengai.ingest.records import Direction, Level, Role
+from zhengai.rules.applicability import AppliesTo
 
 __all__ = ["Rule", "Override", "RuleFile", "Inclusive", "Cycle", "LifecyclePolicy", "DueDays", "parse_duration",
            "CYCLE_RECOVERY_PERIODS", "CYCLE_MAX_DUE_DAYS"]
@@ -165,6 +166,7 @@ class Rule(_Strict):
     description: str | None = None
     enabled: bool = True
     lifecycle: "LifecyclePolicy" = Field(default_factory=lambda: LifecyclePolicy())
+    applies_to: AppliesTo | None = None  # institution types / province indicator sets (rules.applicability)
 
     @field_validator("freshness")
     @classmethod
@@ -233,7 +235,9 @@ class Rule(_Strict):
     @cached_property
     def version(self) -> str:
         """Content hash: changes whenever anything about the rule changes."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        # fields added later stay out of the hash while unset, so untagged rules keep their versions
+        unset = {"applies_to"} if self.applies_to is None else set()
+        blob = json.dumps(self.model_dump(mode="json", exclude=unset), sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

@@ -212,7 +212,8 @@ def test_rulebook_refuses_a_renamed_file_live_and_a_restart_on_a_broken_folder_r
     produce(env.bootstrap, env.topic(ENTITIES), records)
     assert main(["rules", "publish", str(rulebook), "--author", "质量办", "--reason", "首次发布", "--store", env.store_url]) == 0
     published = {r.id: r.version for r in load_rulebook(rulebook).rules.values()}
-    w = env.worker(rulebook=rulebook).start()
+    # The folder watch itself (the gate off; with it on the worker runs publications only).
+    w = env.worker(rulebook=rulebook, publish_gate="false").start()
 
     def observe(entity_id: str) -> None:
         produce(env.bootstrap, env.topic(OBSERVATIONS), [Observation(
@@ -236,7 +237,7 @@ def test_rulebook_refuses_a_renamed_file_live_and_a_restart_on_a_broken_folder_r
     w.kill(signal.SIGTERM)
     (rulebook / "student.yml").rename(rulebook / "student.yaml")
     (rulebook / "course.yaml").write_text("", encoding="utf-8")
-    w2 = env.worker(rulebook=rulebook).start()
+    w2 = env.worker(rulebook=rulebook, publish_gate="false").start()
     assert "starting on the last published version" in w2.log_text()
     observe("S1003")
     assert wait_until(lambda: version("S1003"), 30, "a verdict on the published version", w2) == published["student.attendance_rate"]

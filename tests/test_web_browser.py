@@ -205,3 +205,47 @@ def test_the_course_owner_reviews_through_the_campus_proxy(site, browser):
     _shot(page, "9-reviewed")
     assert world.store.read.warning(wid).status == "closed"
     context.close()
+
+
+def test_quality_office_backtests_an_uploaded_rulebook_in_a_browser(pg_url, browser, tmp_path):
+    """质量办 uploads a course file with a raised standard and sees the two more warnings, by name;
+    a broken file shows its located errors in Chinese; a teacher is refused."""
+    from test_backtest import _history  # the planted term with known answers
+
+    from zhengai.rules.loader import default_rulebook_path, load_rulebook
+
+    world = NotifyWorld(pg_url, courses=6)
+    rules = load_rulebook()
+    world.store.observations.add(_history())
+    settings = WebSettings(user_header="X-Remote-User")
+    app = create_app(world.service, lambda: rules, SECRET, clock=world.clock, settings=settings)
+    text = (default_rulebook_path() / "course.yaml").read_text(encoding="utf-8")
+    good, bad = tmp_path / "course.yaml", tmp_path / "broken.yaml"
+    good.write_text(text.replace("    standard: 90\n    warning: 95\n", "    standard: 97\n    warning: 95\n", 1),
+                    encoding="utf-8")
+    bad.write_text(text.replace("    standard: 90\n    warning: 95\n", "    standard: 九十\n    warning: 95\n", 1),
+                   encoding="utf-8")
+    with ServerThread(app, settings=settings) as server:
+        context = browser.new_context(extra_http_headers={"X-Remote-User": "P-QO"}, **{**PHONE, "is_mobile": False})
+        page = context.new_page()
+        page.goto(server.base_url + "/rules/backtest")
+        page.fill("input[name=term]", "2025-2026-1")
+        page.set_input_files("input[name=file]", str(good))
+        page.click("button[type=submit]")
+        report = page.locator("#report").inner_text()
+        assert "候选规则库多开的预警：2 条" in report
+        assert "course.attendance_rate · C003 · 2025-W37 · 黄色预警" in report
+        assert "course.attendance_rate · C005 · 2025-W37 · 黄色预警" in report
+        assert page.locator("#report td").nth(1).inner_text() == "2 → 4"
+        _shot(page, "backtest_report")
+
+        page.fill("input[name=term]", "2025-2026-1")
+        page.set_input_files("input[name=file]", str(bad))
+        page.click("button[type=submit]")
+        alert = page.locator("[role=alert]").inner_text()
+        assert "broken.yaml:" in alert and "规则 course.attendance_rate「学生到课率」：标准值 standard 为 '九十'" in alert
+        _shot(page, "backtest_errors")
+        context.close()
+
+        teacher = httpx.get(server.base_url + "/rules/backtest", headers={"X-Remote-User": "T001"})
+        assert teacher.status_code == 403 and "仅限质量办" in teacher.text

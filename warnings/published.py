@@ -4,9 +4,10 @@
 content; the latest row of every rule is therefore the rulebook as last published. The worker
 starts on it when its rulebook folder does not load (``zhengai.rules.reload.use_fallback``).
 
-Limits, stated where they bite: a publication records rules, not overrides, so the fallback runs
-the school-level thresholds only; and a rule deleted from the folder after it was published is
-still part of the published set (publishing never records a removal).
+Since whole publications are stored (``publications.py``, ``zhengai rules publish``), the latest
+one is the published rulebook, overrides included. Only a store with rule versions from before
+them falls back to the rows here: rules without overrides, and a rule deleted from the folder
+after it was published still part of the set.
 """
 
 from __future__ import annotations
@@ -28,9 +29,15 @@ log = logging.getLogger("zhengai.warnings.published")
 
 
 def published_rulebook(url: str) -> RuleSet | None:
-    """The latest published version of every rule, or None when nothing was ever published."""
+    """The latest published version of every rule, or None when nothing was ever published.
+    Where whole publications exist (``publications.publish``) the latest one, overrides included."""
     engine = create_engine(url)
     try:
+        from zhengai.warnings.publications import latest_publication_rules
+
+        whole = latest_publication_rules(engine)
+        if whole is not None:
+            return whole
         with Session(engine) as s:
             latest: dict[str, RuleVersionRow] = {}
             for row in s.scalars(select(RuleVersionRow).order_by(RuleVersionRow.id)):

@@ -22,6 +22,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import importlib
+
 import click
 
 from zhengai.commands import COMMAND_MODULES, CommandModuleError, load_command_module
@@ -74,28 +76,14 @@ def _publish(args: Any) -> int:
     from datetime import datetime, timezone
 
     from zhengai.ingest.settings import DEFAULT_STORE_URL
-    from zhengai.rules.loader import RulebookError, load_rulebook
-    from zhengai.warnings.store import WarningStore
+    from zhengai.commands.rulebook.versions import publish_command  # the whole folder, baseline first
 
-    try:
-        rs = load_rulebook(args.folder)
-    except RulebookError as exc:
-        print(exc, file=sys.stderr)
-        print("规则库未通过校验，未发布。", file=sys.stderr)
-        return 1
     if args.store == DEFAULT_STORE_URL:  # said, never silent: publishing to the demo store is rarely meant
         print(
             f"发布到默认预警库 (default store) {DEFAULT_STORE_URL}；其他库请用 --store 或 ZHENGAI_STORE_URL",
             file=sys.stderr,
         )
-    store = WarningStore(args.store)
-    store.create_schema()
-    rows = store.record_rule_versions(rs, author=args.author, reason=args.reason, at=datetime.now(timezone.utc))
-    for r in rows:
-        change = "，".join(f"{k}: {old} → {new}" for k, (old, new) in r.changes.items()) or "首次发布"
-        print(f"{r.rule_id} 版本 {r.version}：{change}")
-    print(f"已发布 {len(rows)} 条规则的新版本（作者：{args.author}；原因：{args.reason}）")
-    return 0
+    return publish_command(folder=args.folder, author=args.author, reason=args.reason, store=args.store)
 
 
 # --- the command tree ----------------------------------------------------------------------------
@@ -182,6 +170,8 @@ def completion(shell: str) -> int:
 def build_cli(modules: tuple[str, ...] = COMMAND_MODULES) -> click.Group:
     """The command tree with every command module registered; a module that is missing or has no
     ``register`` is a :class:`CommandModuleError`, never a command that silently vanished."""
+    if "backtest" not in rules.commands:  # the quality office's workbench under `zhengai rules`
+        importlib.import_module("zhengai.commands.rulebook").register(rules)
     for name in modules:
         if name not in cli.commands:
             load_command_module(name).register(cli)

@@ -94,6 +94,12 @@ def run_worker(settings: Settings, *, create_topics: bool = True, loglevel: str 
     # Load the rulebook now. A folder that does not load starts the worker on the last version
     # published to the store (``zhengai rules publish``); with none published, it does not start.
     reload.use_fallback(lambda: published_rulebook(settings.store_url.get_secret_value()))
+    if settings.publish_gate:  # publishing is the gate: the worker runs the latest publication
+        from zhengai.rules.agents import use_source
+        from zhengai.warnings.publications import PublishedRules
+        from zhengai.warnings.store import WarningStore
+
+        use_source(lambda folder: PublishedRules(WarningStore(settings.store_url.get_secret_value()), folder))
     try:
         watcher()
     except RulebookError as exc:

@@ -32,7 +32,7 @@ from zhengai.warnings.lifecycle import Acknowledge, LifecycleError, Review, Star
 from zhengai.warnings.links import InvalidLink, LinkParams, action_url, issued_at, verify
 from zhengai.warnings.service import NotAllowed
 from zhengai.web import forms as forms_web
-from zhengai.web import views
+from zhengai.web import views, workbench
 from zhengai.web.security import CHINA, Guard, WebSettings, csrf_ok, csrf_token, proxy_user, same_site
 
 log = logging.getLogger("zhengai.web")
@@ -280,6 +280,7 @@ def create_app(service, rules: Callable, secret: bytes | str, *, settings: WebSe
         Route("/warnings/{id:int}/{action:str}", pages.act, methods=["POST"]),
     ]
     routes += forms_web.routes(pages, forms, forms_delivery)  # 填报 (zhengai.web.forms)
+    routes += workbench.routes(pages)  # 质量办: /rules/backtest
 
     async def not_found(request, exc):
         return pages.error(exc.status_code, "页面不存在" if exc.status_code == 404 else "不支持的请求", "请使用通知中的链接打开。")
