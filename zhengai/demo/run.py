@@ -142,9 +142,11 @@ def run_demo(
     progress: bool = True,
     console_limit: int = 5,
     prepare: Callable[[College], None] | None = None,
+    store_url: str | None = None,
 ) -> DemoRun:
     """``prepare(college)`` runs after the sources are generated and before any connector reads
-    them (tests plant rows there: personal data, malformed values)."""
+    them (tests plant rows there: personal data, malformed values). ``store_url``: another store
+    than the output folder's SQLite file (tests run the demo on PostgreSQL)."""
     out = out or sys.stdout
     install_log_policy()  # also when called as a library, not through the CLI
     started = time.monotonic()
@@ -161,7 +163,7 @@ def run_demo(
     if prepare is not None:
         prepare(college)
     rules = rules or load_rulebook()
-    store = WarningStore(f"sqlite:///{out_dir / 'zhengai.sqlite'}")
+    store = WarningStore(store_url or f"sqlite:///{out_dir / 'zhengai.sqlite'}")
     store.create_schema()
     pipeline = Pipeline(store, rules, clock=lambda: college.as_of, progress=show)
     result = pipeline.result
