@@ -9,6 +9,7 @@ from __future__ import annotations
 import email
 import email.policy
 import io
+import re
 import socket
 import ssl
 import subprocess
@@ -17,6 +18,7 @@ from collections import Counter, defaultdict
 from datetime import datetime, timedelta, timezone
 from statistics import mean
 
+import httpx
 import openpyxl
 import pytest
 import sqlalchemy as sa
@@ -30,6 +32,7 @@ from zhengai.rules.diagnosis import load_catalog
 from zhengai.rules.loader import load_rulebook
 from zhengai.warnings.diagnosis_schema import DiagnosisNoticeRow, SelfDiagnosisRow
 from zhengai.warnings.lifecycle import Acknowledge, StartImprovement
+from zhengai.warnings.links import action_url
 from zhengai.warnings.messages import format_value
 
 from zhengai.commands.report import annual_report, self_report
@@ -37,6 +40,7 @@ from zhengai.demo.run import run_demo
 from zhengai.report.diagnosis import assessment_summaries, run_diagnosis, self_digests
 from zhengai.report.render import TABLE_HEADER
 from zhengai.report.selfreport import build_self_report, count_zi, resolve_unit
+from zhengai.web import ServerThread, create_app
 
 pytestmark = pytest.mark.integration
 
@@ -368,3 +372,38 @@ def test_assessment_summaries_go_to_the_assessing_body_not_the_owner(demo, tmp_p
     assert "智能制造学院：" in jbody and "信息工程学院：" in jbody
     owners = {w.responsible_person_id for w in demo.store.warnings()} - set(deans.values()) - {jiaowu}
     assert owners and not {addresses.get(p) for p in owners} & set(mails)
+
+
+# --- the 自主诊断 form: what an owner writes reaches the 附件4 report ------------------------------
+
+HIDDEN = re.compile(r'<input type="hidden" name="(\w+)" value="([^"]*)">')
+SECRET = b"test-secret-0123456789abcdef"
+
+
+def test_the_owner_writes_the_cause_through_the_digest_link_and_the_report_quotes_it(demo, tmp_path):
+    now = demo.college.as_of + timedelta(days=20)
+    month = now.astimezone(timezone(timedelta(hours=8))).strftime("%Y-%m")
+    leader = demo.store.load_directory().get("M0201").responsible["major_leader"].id
+    link = action_url(f"/diagnosis/self?period={month}", 0, leader, "diagnose", now + timedelta(days=30), SECRET)
+    app = create_app(demo.pipeline.service, lambda: RULES, SECRET, clock=lambda: now)
+    with ServerThread(app) as server, httpx.Client(base_url=server.base_url, timeout=10) as client:
+        page = client.get(link)
+        assert page.status_code == 200 and "计算机应用技术（专业） · 3.2 专业设置" in page.text
+        assert "专业在校生数" in page.text and "红色预警" in page.text
+        hidden = dict(HIDDEN.findall(page.text))
+        assert set(hidden) == {"period", "csrf", "p", "e", "t"}
+        cause = "本专业面向的区域产业岗位收缩，招生宣传未覆盖新兴生源地。"
+        done = client.post("/diagnosis/self", data=hidden | {"cause:M0201:3.2": cause, "opinion:M0201:3.2": ""})
+        assert done.status_code == 200 and "已保存 1 条自我诊断意见" in done.text
+        # another major's element is not this person's to write: refused, nothing saved
+        other = client.post("/diagnosis/self", data=hidden | {"cause:M0101:3.2": "越权"})
+        assert other.status_code == 400 and "不属于您负责范围" in other.text
+        forged = client.post("/diagnosis/self", data=hidden | {"t": "x" + hidden["t"][1:], "cause:M0201:3.2": "x"})
+        assert forged.status_code == 403
+        assert client.get(f"/diagnosis/self?period={month}").status_code == 403  # no link, no login
+    with demo.store.session() as s:
+        rows = s.scalars(sa.select(SelfDiagnosisRow).where(SelfDiagnosisRow.author_id == leader)).all()
+    assert [(r.entity_id, r.element_code, r.cause) for r in rows] == [("M0201", "3.2", cause)]
+    report = build_self_report(demo.store, RULES, resolve_unit(demo.store, "major", "M0201"), YEAR, as_of=now)
+    (row,) = [r for r in report.rows if r.element.code == "3.2"]
+    assert f"原因分析：{cause}" in row.opinion_text

@@ -41,6 +41,8 @@ from zhengai.warnings.store import WarningStore
 
 __all__ = [
     "Notice",
+    "OwnedItem",
+    "owned_indicators",
     "self_digests",
     "assessment_summaries",
     "enqueue",
@@ -80,17 +82,27 @@ def _overdue(w: WarningRow, as_of: datetime) -> bool:
     return w.status in _ACTIVE and w.due_date is not None and w.due_date < as_of
 
 
-def self_digests(
+@dataclass(frozen=True)
+class OwnedItem:
+    """One indicator of one entity as its owner sees it in the digest and the form."""
+
+    element_code: str | None
+    line: str
+    warning_open: bool
+
+
+def owned_indicators(
     store: WarningStore,
     rules: RuleSet,
     month: str,
     *,
     as_of: datetime,
     catalog: Catalog | None = None,
-    form_url=None,
-) -> list[Notice]:
-    """The 自主诊断 digest of ``month`` for every owner. ``form_url(person_id)`` gives their
-    personal link to the 自我诊断意见 form (None: no link)."""
+    person_id: str | None = None,
+) -> dict[str, dict[str, list[OwnedItem]]]:
+    """Owner → entity → the latest value of each monthly-diagnosed indicator up to the end of
+    ``month`` (levels whose 自主诊断 is monthly in the catalog). Owners are whom the warning routing
+    names; 质量办 standing in for a vacancy is not an owner."""
     if period_kind(month) != "month":
         raise ValueError(f"自主诊断按月进行，周期须为月份（如 2026-11），实为 {month!r}")
     catalog = catalog or load_catalog()
@@ -104,12 +116,11 @@ def self_digests(
             (w.rule_id, w.entity_id): w
             for w in s.scalars(select(WarningRow).where(WarningRow.status.in_(sorted(_ACTIVE | {"pending"}))))
         }
-    per_person: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    out: dict[str, dict[str, list[OwnedItem]]] = defaultdict(lambda: defaultdict(list))
     for v in sorted(verdicts, key=lambda v: (v.entity_id, v.rule_id)):
         rule = rules.rules[v.rule_id]
         owner = route(rule, v.entity_id, directory)
-        if owner is None or owner.fallback:  # 质量办 standing in for a vacancy gets no digest
+        if owner is None or owner.fallback or (person_id is not None and owner.person.id != person_id):
             continue
         el = catalog.element_of(v.rule_id)
         line = (
@@ -120,22 +131,37 @@ def self_digests(
         if w is not None:
             due = w.due_date.astimezone(timezone(timedelta(hours=8))).strftime("%Y-%m-%d") if w.due_date else "—"
             line += f" · 预警未关闭，限期 {due}" + ("（已逾期）" if _overdue(w, as_of) else "")
-            counts[owner.person.id][1] += 1
-        per_person[owner.person.id][v.entity_id].append(line)
-        counts[owner.person.id][0] += 1
+        out[owner.person.id][v.entity_id].append(OwnedItem(el.code if el else None, line, w is not None))
+    return out
+
+
+def self_digests(
+    store: WarningStore,
+    rules: RuleSet,
+    month: str,
+    *,
+    as_of: datetime,
+    catalog: Catalog | None = None,
+    form_url=None,
+) -> list[Notice]:
+    """The 自主诊断 digest of ``month`` for every owner. ``form_url(person_id)`` gives their
+    personal link to the 自我诊断意见 form (None: no link)."""
+    owned = owned_indicators(store, rules, month, as_of=as_of, catalog=catalog)
+    directory = store.load_directory()
     out = []
-    for pid in sorted(per_person):
+    for pid in sorted(owned):
         person = directory.person(pid)
         name = person.name if person else pid
-        n, open_ = counts[pid]
-        entities = per_person[pid]
+        entities = owned[pid]
+        n = sum(len(items) for items in entities.values())
+        open_ = sum(i.warning_open for items in entities.values() for i in items)
         parts = [
             f"{name}：您好！这是 {month} 的{KINDS['self']}（每月一次）。"
             f"您负责的 {len(entities)} 个对象、{n} 项指标，其中未关闭预警 {open_} 项。",
             "",
         ]
-        for eid, lines in entities.items():
-            parts += [f"**{_label(directory, eid)}**", *lines, ""]
+        for eid, items in entities.items():
+            parts += [f"**{_label(directory, eid)}**", *(i.line for i in items), ""]
         link = form_url(pid) if form_url else None
         parts.append(
             f"请填写本月自我诊断意见（原因分析）：{link}"

@@ -455,11 +455,8 @@ def build_self_report(
             row = rows.setdefault(el.code, ElementRow(el))
             who = _display(s, names, d.entity_id)
             if d.cause.strip():
-                row.causes.append(
-                    f"{who}：{d.cause.strip()}"
-                    if unit.kind in ("school", "department", "major", "office")
-                    else d.cause.strip()
-                )
+                # name whose cause it is when the unit has several entities
+                row.causes.append(f"{who}：{d.cause.strip()}" if d.entity_id != unit.id else d.cause.strip())
             if d.opinion.strip():
                 row.opinions.append(d.opinion.strip())
         head = _signer(s, unit)

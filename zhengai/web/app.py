@@ -276,6 +276,9 @@ def create_app(service, rules: Callable, secret: bytes | str, *, settings: WebSe
         Route("/warnings/{id:int}/{action:str}", pages.warning, methods=["GET"]),
         Route("/warnings/{id:int}/{action:str}", pages.act, methods=["POST"]),
     ]
+    from zhengai.web.diagnosis import routes as diagnosis_routes  # the 自主诊断 form (/diagnosis/self)
+
+    routes += diagnosis_routes(pages)
 
     async def not_found(request, exc):
         return pages.error(exc.status_code, "页面不存在" if exc.status_code == 404 else "不支持的请求", "请使用通知中的链接打开。")
