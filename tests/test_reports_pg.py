@@ -407,3 +407,17 @@ def test_the_owner_writes_the_cause_through_the_digest_link_and_the_report_quote
     report = build_self_report(demo.store, RULES, resolve_unit(demo.store, "major", "M0201"), YEAR, as_of=now)
     (row,) = [r for r in report.rows if r.element.code == "3.2"]
     assert f"原因分析：{cause}" in row.opinion_text
+
+
+def test_bad_units_and_periods_are_refused_in_chinese_first(demo, tmp_path, capsys):
+    assert self_report(demo.url, "department", "D99", YEAR, out=str(tmp_path)) == 2
+    assert capsys.readouterr().err.startswith("没有二级学院 'D99'；例如：D01、D02")
+    assert self_report(demo.url, "office", "宣传部", YEAR, out=str(tmp_path)) == 2
+    assert "没有职能部门 '宣传部'；已知：" in capsys.readouterr().err
+    assert self_report(demo.url, "major", "M0101", "2026-13", out=str(tmp_path)) == 2
+    assert capsys.readouterr().err.startswith("周期无效：")
+    assert run_diagnosis(demo.url, "digest", YEAR) == 2
+    assert capsys.readouterr().err.startswith("自主诊断按月进行")
+    assert run_diagnosis(demo.url, "assess", "2026-11") == 2
+    assert capsys.readouterr().err.startswith("考核性诊断按学期或学年进行")
+    assert list(tmp_path.iterdir()) == []  # nothing written
