@@ -25,9 +25,10 @@ from statistics import mean
 
 from sqlalchemy import func, select
 
-from zhengai.ingest.plausibility import period_kind, period_start
+from zhengai.ingest.plausibility import period_start
 from zhengai.ingest.privacy import mask_student_id
 from zhengai.ingest.records import Band, EntityKind
+from zhengai.report.units import LIMITS, UNIT_KINDS, Unit, UnitError, period_window, resolve_unit, signer_of
 from zhengai.rules.diagnosis import Catalog, Element, load_catalog
 from zhengai.rules.loader import RuleSet
 from zhengai.warnings.diagnosis_schema import SelfDiagnosisRow
@@ -55,23 +56,6 @@ __all__ = [
     "latest_verdicts",
 ]
 
-UNIT_KINDS = {
-    "school": "学校",
-    "department": "二级学院",
-    "office": "职能部门",
-    "major": "专业",
-    "course": "课程",
-    "teacher": "教师",
-}
-# 004:1090–1093: (min, max) 字 of the whole report; the school's is the 8000 of note 2 (004:1098)
-LIMITS: dict[str, tuple[int | None, int]] = {
-    "school": (None, 8000),
-    "department": (None, 8000),
-    "office": (2000, 3000),
-    "major": (None, 3000),
-    "course": (None, 2000),
-    "teacher": (None, 2000),
-}
 ITEM_LIMIT = 200  # 改进措施, 改进效果 per element (004:1099–1100)
 PROBLEMS_SHOWN = 5  # warnings quoted per element; the rest are counted
 _ACTIVE = {s.value for s in ACTIVE}
@@ -83,75 +67,6 @@ def count_zi(text: str) -> int:
     """字数 as Word counts it: each Chinese character or punctuation mark is one, a run of Latin
     letters and digits (a number, 82.5%) is one, white space is none."""
     return len(_ZI.findall(text or ""))
-
-
-class UnitError(ValueError):
-    """No such unit (Chinese first, with what exists)."""
-
-
-def period_window(period: str) -> tuple[datetime, datetime]:
-    """[start, end) of a period in UTC: a year, a term (2025-2026-1), a month, a week or a day."""
-    kind = period_kind(period)
-    start = period_start(period)
-    local = start.astimezone(timezone(timedelta(hours=8))).date()
-    if kind == "year":
-        nxt = f"{local.year + 1}"
-    elif kind == "term":
-        y = int(period[:4])
-        nxt = f"{y}-{y + 1}-2" if period.endswith("-1") else f"{y + 1}-{y + 2}-1"
-    elif kind == "month":
-        nxt = f"{local.year + local.month // 12}-{local.month % 12 + 1:02d}"
-    elif kind == "week":
-        nxt_day = local + timedelta(weeks=1)
-        iso = nxt_day.isocalendar()
-        nxt = f"{iso.year}-W{iso.week:02d}"
-    else:
-        nxt = (local + timedelta(days=1)).isoformat()
-    return start, period_start(nxt)
-
-
-@dataclass(frozen=True)
-class Unit:
-    kind: str  # a key of UNIT_KINDS
-    id: str  # entity id, or the office's name
-    name: str
-    head_role: str | None = None  # who signs as 部门负责人: a Role value or office:<name>
-
-    @property
-    def kind_zh(self) -> str:
-        return UNIT_KINDS[self.kind]
-
-    @property
-    def limit(self) -> tuple[int | None, int]:
-        return LIMITS[self.kind]
-
-
-def resolve_unit(store: WarningStore, kind: str, ident: str | None) -> Unit:
-    if kind not in UNIT_KINDS:
-        raise UnitError(f"单位类型须为 {'/'.join(UNIT_KINDS)}（unknown unit kind {kind!r}）")
-    with store.session() as s:
-        if kind == "office":
-            school = s.scalars(select(EntityRow).where(EntityRow.kind == "school")).first()
-            offices = sorted(
-                k.removeprefix("office:") for k in (school.responsible if school else {}) if k.startswith("office:")
-            )
-            if ident is None or ident not in offices:
-                raise UnitError(f"没有职能部门 {ident!r}；已知：{'、'.join(offices) or '无'}（unknown office）")
-            return Unit("office", ident, ident, f"office:{ident}")
-        entity_kind = "school" if kind == "school" else kind
-        q = select(EntityRow).where(EntityRow.kind == entity_kind)
-        row = s.scalars(q.where(EntityRow.id == ident) if ident else q).first()
-        if row is None:
-            known = s.scalars(q.with_only_columns(EntityRow.id).limit(8)).all()
-            raise UnitError(f"没有{UNIT_KINDS[kind]} {ident!r}；例如：{'、'.join(known) or '无'}（unknown unit）")
-        head = {
-            "school": "quality_office",
-            "department": "dean",
-            "major": "major_leader",
-            "course": "dean",
-            "teacher": "dean",
-        }[kind]
-        return Unit(kind, row.id, row.name, head)
 
 
 @dataclass
@@ -459,7 +374,7 @@ def build_self_report(
                 row.causes.append(f"{who}：{d.cause.strip()}" if d.entity_id != unit.id else d.cause.strip())
             if d.opinion.strip():
                 row.opinions.append(d.opinion.strip())
-        head = _signer(s, unit)
+        head = signer_of(s, unit)
     order = {el.code: i for i, el in enumerate(catalog.elements)}
     report = SelfReport(unit, period, as_of, sorted(rows.values(), key=lambda r: order[r.element.code]), head)
     report.overview = _overview(report)
@@ -471,30 +386,6 @@ def _period_within(period: str, start: datetime, end: datetime) -> bool:
         return start <= period_start(period) < end
     except ValueError:
         return False
-
-
-def _signer(s, unit: Unit) -> str | None:
-    """The 部门负责人 who signs: the holder of the unit's head role on the entity or up its line
-    (a teacher's and a course's is the dean of their 二级学院), offices on the school."""
-    from zhengai.warnings.schema import PersonRow
-
-    holder = None
-    current = None if unit.kind == "office" else unit.id
-    seen: set[str] = set()
-    while current is not None and current not in seen and holder is None:
-        seen.add(current)
-        e = s.get(EntityRow, current)
-        if e is None:
-            break
-        holder = (e.responsible or {}).get(unit.head_role)
-        current = e.parent_id or (e.department_id if e.department_id != e.id else None)
-    if holder is None:  # offices and the quality office are named on the school
-        school = s.scalars(select(EntityRow).where(EntityRow.kind == "school")).first()
-        holder = (school.responsible or {}).get(unit.head_role) if school else None
-    if holder is None:
-        return None
-    person = s.get(PersonRow, holder)
-    return person.name if person else None
 
 
 def _overview(r: SelfReport) -> str:
