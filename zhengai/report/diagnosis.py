@@ -16,6 +16,7 @@ twice; a channel that is down leaves the row pending for the next run; a fatal r
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ __all__ = [
     "FORM_PATH",
 ]
 
+log = logging.getLogger("zhengai.report")
 FORM_PATH = "/diagnosis/self"
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _ACTIVE = {s.value for s in ACTIVE}
@@ -110,8 +112,9 @@ def owned_indicators(
     rule_ids = {rid for rid, r in rules.rules.items() if r.enabled and r.level in monthly}
     _, end = period_window(month)
     directory = store.load_directory()
+    scope = None if person_id is None else _held_subtrees(directory, person_id)
     with store.session() as s:
-        verdicts = latest_verdicts(s, rule_ids, None, EPOCH, end)
+        verdicts = latest_verdicts(s, rule_ids, scope, EPOCH, end)
         warnings = {
             (w.rule_id, w.entity_id): w
             for w in s.scalars(select(WarningRow).where(WarningRow.status.in_(sorted(_ACTIVE | {"pending"}))))
@@ -133,6 +136,27 @@ def owned_indicators(
             line += f" · 预警未关闭，限期 {due}" + ("（已逾期）" if _overdue(w, as_of) else "")
         out[owner.person.id][v.entity_id].append(OwnedItem(el.code if el else None, line, w is not None))
     return out
+
+
+def _held_subtrees(directory: Directory, person_id: str) -> list[str] | None:
+    """Entities under any entity where the person holds a role (None: everything — an office or
+    质量办, named on the school). Narrows one person's form; routing still decides ownership."""
+    held = [
+        e
+        for kind in EntityKind
+        for e in directory.of_kind(kind)
+        if any(r.id == person_id for r in e.responsible.values())
+    ]
+    if any(e.kind is EntityKind.school for e in held):
+        return None
+    out: set[str] = set()
+    todo = [e.id for e in held]
+    while todo:
+        eid = todo.pop()
+        if eid not in out:
+            out.add(eid)
+            todo.extend(c.id for c in directory.children(eid))
+    return sorted(out)
 
 
 def self_digests(
@@ -340,6 +364,11 @@ def deliver(store: WarningStore, sinks: dict[str, Sink], now: datetime) -> Deliv
                 row.status, row.last_error = "failed", str(exc)[:500]
                 report.failed += 1
                 report.errors.append(str(exc))
+            except Exception as exc:  # noqa: BLE001 — a sink that breaks on a digest parks it, the rest go on
+                log.exception("diagnosis notice #%s on %s failed", row.id, row.channel)
+                row.status, row.last_error = "failed", type(exc).__name__
+                report.failed += 1
+                report.errors.append(type(exc).__name__)
             else:
                 row.status, row.sent_at, row.last_error = "sent", now, None
                 report.sent += 1
