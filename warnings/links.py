@@ -30,7 +30,8 @@ from urllib.parse import urlencode
 __all__ = ["ACTIONS", "InvalidLink", "LinkParams", "SecretError", "action_url", "load_secret", "sign", "verify",
            "LINK_TTL", "issued_at"]
 
-ACTIONS = ("ack", "improvement", "mine")  # the path segment after /warnings/<id>/; mine: /my/warnings
+ACTIONS = ("ack", "improvement", "mine", "diagnose")  # the path segment after /warnings/<id>/; mine: /my/warnings
+# diagnose: the 自主诊断 form (/diagnosis/self), signed for warning 0 like mine
 LINK_TTL = timedelta(days=30)  # how long a signed action link stays valid after the notice is queued
 ENV_SECRET, ENV_SECRET_FILE = "ZHENGAI_LINK_SECRET", "ZHENGAI_LINK_SECRET_FILE"
 MIN_SECRET_BYTES = 16

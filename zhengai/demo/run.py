@@ -147,9 +147,11 @@ def run_demo(
     progress: bool = True,
     console_limit: int = 5,
     prepare: Callable[[College], None] | None = None,
+    store_url: str | None = None,
 ) -> DemoRun:
     """``prepare(college)`` runs after the sources are generated and before any connector reads
-    them (tests plant rows there: personal data, malformed values)."""
+    them (tests plant rows there: personal data, malformed values). ``store_url``: another store
+    than the output folder's SQLite file (tests run the demo on PostgreSQL)."""
     out = out or sys.stdout
     install_log_policy()  # also when called as a library, not through the CLI
     started = time.monotonic()
@@ -166,7 +168,7 @@ def run_demo(
     if prepare is not None:
         prepare(college)
     rules = rules or load_rulebook()
-    store = WarningStore(f"sqlite:///{out_dir / 'zhengai.sqlite'}")
+    store = WarningStore(store_url or f"sqlite:///{out_dir / 'zhengai.sqlite'}")
     store.create_schema()
     pipeline = Pipeline(store, rules, clock=lambda: college.as_of, progress=show)
     result = pipeline.result
@@ -206,7 +208,24 @@ def run_demo(
         encoding="utf-8",
     )
     print(f"\n报告：{run.report_path}\n通知：{out_dir / 'notifications.jsonl'}\n数据库：{out_dir / 'zhengai.sqlite'}", file=out)
+    _self_report(run, rules, out_dir, out)
     return run
+
+
+def _self_report(run: DemoRun, rules: RuleSet, out_dir: Path, out: TextIO) -> None:
+    """The 附件4 自我诊改报告 of the first 二级学院 for the demo's year (``zhengai report self``)."""
+    from zhengai.ingest.records import EntityKind
+    from zhengai.report.render import write_report
+    from zhengai.report.selfreport import build_self_report, resolve_unit
+
+    dept = next(run.pipeline.directory.of_kind(EntityKind.department), None)
+    if dept is None:
+        return
+    year = f"{run.college.as_of.year}"
+    unit = resolve_unit(run.store, "department", dept.id)
+    report = build_self_report(run.store, rules, unit, year, as_of=run.college.as_of)
+    paths = write_report(report, out_dir / "自我诊改报告")
+    print(f"自我诊改报告（{dept.name}，{year}，附件4）：{paths[1]}（另有 .md、.xlsx）", file=out)
 
 
 def _close_one_loop(run: DemoRun, out: TextIO) -> None:

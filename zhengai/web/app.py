@@ -281,6 +281,9 @@ def create_app(service, rules: Callable, secret: bytes | str, *, settings: WebSe
     ]
     routes += forms_web.routes(pages, forms, forms_delivery)  # 填报 (zhengai.web.forms)
     routes += workbench.routes(pages)  # 质量办: /rules/backtest
+    from zhengai.web.diagnosis import routes as diagnosis_routes  # the 自主诊断 form (/diagnosis/self)
+
+    routes += diagnosis_routes(pages)
 
     async def not_found(request, exc):
         return pages.error(exc.status_code, "页面不存在" if exc.status_code == 404 else "不支持的请求", "请使用通知中的链接打开。")
