@@ -59,8 +59,11 @@ WITH latest AS (
 SELECT p.rule_id, COALESCE(n.rule_name, p.rule_id) AS rule_name, p.level, p.metric, p.period, p.period_start,
        p.entity_id, p.entity_kind, p.entity_name, p.parent_id, p.department_id, p.department_name,
        p.major_id, p.major_name, p.value, p.band,
-       (p.th->>'target')::float AS target, (p.th->>'standard')::float AS standard,
-       (p.th->>'warning')::float AS warning, p.th->>'direction' AS direction,
+       -- a range (e.g. weekly hours within [15, 30]) has no single threshold to show
+       CASE WHEN jsonb_typeof(p.th->'target') = 'number' THEN (p.th->>'target')::float END AS target,
+       CASE WHEN jsonb_typeof(p.th->'standard') = 'number' THEN (p.th->>'standard')::float END AS standard,
+       CASE WHEN jsonb_typeof(p.th->'warning') = 'number' THEN (p.th->>'warning')::float END AS warning,
+       p.th->>'direction' AS direction,
        CASE WHEN p.goodness IS NOT NULL THEN count(*) OVER dept END AS n_department,
        CASE WHEN p.goodness IS NOT NULL THEN count(*) OVER school END AS n_school,
        CASE WHEN p.goodness IS NOT NULL AND count(*) OVER dept > 1
