@@ -32,6 +32,7 @@ from zhengai.warnings.lifecycle import Acknowledge, LifecycleError, Review, Star
 from zhengai.warnings.links import InvalidLink, LinkParams, action_url, issued_at, verify
 from zhengai.warnings.service import NotAllowed
 from zhengai.web import views
+from zhengai.web.portrait import routes as portrait_routes
 from zhengai.web.security import CHINA, Guard, WebSettings, csrf_ok, csrf_token, proxy_user, same_site
 
 log = logging.getLogger("zhengai.web")
@@ -275,6 +276,7 @@ def create_app(service, rules: Callable, secret: bytes | str, *, settings: WebSe
         Route("/warnings/{id:int}", pages.warning),
         Route("/warnings/{id:int}/{action:str}", pages.warning, methods=["GET"]),
         Route("/warnings/{id:int}/{action:str}", pages.act, methods=["POST"]),
+        *portrait_routes(pages),  # 画像 (zhengai/web/portrait.py)
     ]
 
     async def not_found(request, exc):
