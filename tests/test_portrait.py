@@ -118,13 +118,14 @@ def store(pg_url, rules, directory):
 
 
 # (course, rule) → (pct within the department, pct within the school), worked out by hand:
-# attendance D01 [91, 85, 97, 85], school [91, 85, 97, 85, 99, 70]; C0001 beats 85, 85 of 3 others
-# in D01 (2/3) and 85, 85, 70 of 5 in the school (3/5); ties (C0002, C0004) beat only what is below.
+# attendance D01 [91, 85, 97, 85], school [91, 85, 97, 85, 99, 70]; C0001 does at least as well as
+# 85, 85 of the 3 others in D01 (2/3) and 85, 85, 70 of the 5 in the school (3/5); the tied C0002
+# and C0004 each count the other (D01 1/3; school 85 and 70: 2/5).
 EXPECTED = {
     ("C0001", "course.attendance_rate"): (200 / 3, 60.0),
-    ("C0002", "course.attendance_rate"): (0.0, 20.0),
+    ("C0002", "course.attendance_rate"): (100 / 3, 40.0),
     ("C0003", "course.attendance_rate"): (100.0, 80.0),
-    ("C0004", "course.attendance_rate"): (0.0, 20.0),
+    ("C0004", "course.attendance_rate"): (100 / 3, 40.0),
     ("C0005", "course.attendance_rate"): (100.0, 100.0),
     ("C0006", "course.attendance_rate"): (0.0, 0.0),
     ("C0001", "course.schedule_deviation"): (0.0, 0.0),
@@ -135,7 +136,9 @@ EXPECTED = {
 
 def test_percentile_rank_by_hand():
     assert percentile_rank(91, [91, 85, 97, 85]) == pytest.approx(200 / 3)
-    assert percentile_rank(85, [91, 85, 97, 85]) == 0.0
+    assert percentile_rank(85, [91, 85, 97, 85]) == pytest.approx(100 / 3)  # ties count each other
+    assert percentile_rank(70, [91, 85, 97, 85, 70]) == 0.0
+    assert percentile_rank(0, [0, 0, 0, 3], higher_is_better=False) == 100.0  # tied at the top: all 100
     assert percentile_rank(1, [2, 0, 1], higher_is_better=False) == 50.0
     assert percentile_rank(5, [5]) is None
 

@@ -2,11 +2,12 @@
 periods, its percentile among its peers in its 二级学院 and in the school, and the peers.
 
 Peers are entities of the same kind (majors with majors, courses with courses) judged by the same
-rule in the same period. The percentile is the share of the *other* peers this entity does
-strictly better than — ``100 × better_than / (n − 1)`` — so the best is 100, the worst 0, ties
-share the lower rank, and an entity alone has none (None). "Better" follows the rule's direction
-(a lower 课表偏差 is better). It is PostgreSQL's ``percent_rank()`` over the peers ordered from
-worst to best, which is how ``reporting.indicator_portrait`` computes the same figures in SQL.
+rule in the same period. The percentile is the share of the *other* peers this entity does at
+least as well as — ``100 × not_better / (n − 1)`` — so the best is 100, the worst 0, entities tied
+at the top all read 100 (most students with no absence at all are not "at 3 %"), and an entity
+alone has none (None). "Better" follows the rule's direction (a lower 课表偏差 is better). In SQL it
+is ``cume_dist()`` over the peers ordered from worst to best, rescaled to leave the entity itself
+out; ``reporting.indicator_portrait`` computes the same figures that way.
 
 Reads the verdicts (they carry the value, the band and the thresholds that applied), so the same
 code serves SQLite (embedded) and PostgreSQL.
@@ -28,12 +29,12 @@ _DIRECTED = ("higher_is_better", "lower_is_better")
 
 
 def percentile_rank(value: float, values: Sequence[float], higher_is_better: bool = True) -> float | None:
-    """``value``'s percentile among ``values`` (which include it): the share of the others it
-    beats. None when it has no peer."""
+    """``value``'s percentile among ``values`` (which include it once): the share of the others
+    that do no better. None when it has no peer."""
     if len(values) < 2:
         return None
-    beaten = sum(1 for v in values if (v < value if higher_is_better else v > value))
-    return 100.0 * beaten / (len(values) - 1)
+    not_better = sum(1 for v in values if (v <= value if higher_is_better else v >= value)) - 1  # less itself
+    return 100.0 * not_better / (len(values) - 1)
 
 
 @dataclass(frozen=True)

@@ -67,9 +67,11 @@ SELECT p.rule_id, COALESCE(n.rule_name, p.rule_id) AS rule_name, p.level, p.metr
        CASE WHEN p.goodness IS NOT NULL THEN count(*) OVER dept END AS n_department,
        CASE WHEN p.goodness IS NOT NULL THEN count(*) OVER school END AS n_school,
        CASE WHEN p.goodness IS NOT NULL AND count(*) OVER dept > 1
-            THEN 100.0 * percent_rank() OVER dept_ranked END AS pct_department,
+            THEN 100.0 * (cume_dist() OVER dept_ranked * count(*) OVER dept - 1)
+                 / (count(*) OVER dept - 1) END AS pct_department,
        CASE WHEN p.goodness IS NOT NULL AND count(*) OVER school > 1
-            THEN 100.0 * percent_rank() OVER school_ranked END AS pct_school,
+            THEN 100.0 * (cume_dist() OVER school_ranked * count(*) OVER school - 1)
+                 / (count(*) OVER school - 1) END AS pct_school,
        p.evaluated_at
 FROM placed p
 LEFT JOIN names n ON n.rule_id = p.rule_id

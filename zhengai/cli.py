@@ -53,7 +53,7 @@ def _lint(args: argparse.Namespace) -> int:
 
 
 # Subcommand modules under zhengai/commands/, each with register(subparsers).
-_COMMAND_MODULES = ("worker", "connectors", "warnings", "notify", "web")
+_COMMAND_MODULES = ("worker", "connectors", "warnings", "notify", "web", "portrait")
 
 
 def _publish(args: argparse.Namespace) -> int:
