@@ -141,3 +141,26 @@ def test_directory_roles_give_scopes(store):
     assert leader.sees(place(directory, "C0001")) and not leader.sees(place(directory, "M0102"))
     assert scope_of(store, directory, "QA01").in_clear(place(directory, "2401010001"))
     assert not scope_of(store, directory, "stranger").sees(place(directory, "C0001"))
+
+
+def test_a_leaky_function_sees_only_the_scoped_rows(store):
+    """The classic leak through a view: the reader's own cheap function in WHERE, raising a notice
+    with each row it is shown. Scoped views are security barriers — it only ever sees D01's rows."""
+    name = f"leak_{_suffix(store)}"
+    grant(store, store.load_directory(), name, Role.dean, "D01")
+    with login(store, name, "zhengai_scoped") as engine:
+        raw = engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            cur.execute(
+                "CREATE FUNCTION pg_temp.peek(t text) RETURNS boolean LANGUAGE plpgsql COST 0.0000001 AS "
+                "$$ BEGIN RAISE NOTICE 'saw %', t; RETURN true; END $$"
+            )
+            cur.execute(
+                "SELECT count(*) FROM scoped.open_warnings WHERE pg_temp.peek(department_id || ':' || entity_id)"
+            )
+            assert cur.fetchone()[0] > 0
+            seen = [n for n in raw.connection.notices if "saw " in n]
+            assert seen and all("saw D01:" in n for n in seen), seen[:3]
+        finally:
+            raw.close()

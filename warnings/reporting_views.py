@@ -22,6 +22,9 @@ Grafana login sees their department's rows only. Rows are kept when the login's 
 
 Student ids and names are masked (as ``ingest.privacy.mask_student_id`` and
 ``scopes.mask_name``) unless the login is 质量办 or the student's own counsellor.
+The scoped views are ``security_barrier`` views: a reader's own function in a WHERE clause (a
+temporary one needs no privilege) is applied only after the scope filter, so it cannot see — and
+leak — rows the scope hides (without the barrier it does: tests/test_scopes_pg.py).
 ``refresh_scoped_views`` (re)builds the scoped copies from whatever ``reporting`` holds, so a
 later revision adding a reporting view calls it again.
 """
@@ -194,11 +197,11 @@ def _scoped_sql(view: str, columns: list[tuple[str, str]]) -> str:
                 continue
             out.append(f"CASE WHEN {clear} THEN v.{c} ELSE {expr} END AS {c}")
         return (
-            f"CREATE VIEW scoped.{view} AS SELECT {', '.join(out)} FROM reporting.{view} v "
+            f"CREATE VIEW scoped.{view} WITH (security_barrier) AS SELECT {', '.join(out)} FROM reporting.{view} v "
             f"LEFT JOIN public.entities se ON se.id = v.entity_id WHERE {_ENTITY.format(my=_MY)}"
         )
     where = _DEPT.format(my=_MY, col="v.department_id") if "department_id" in names else _WIDE
-    return f"CREATE VIEW scoped.{view} AS SELECT v.* FROM reporting.{view} v WHERE {where}"
+    return f"CREATE VIEW scoped.{view} WITH (security_barrier) AS SELECT v.* FROM reporting.{view} v WHERE {where}"
 
 
 def refresh_scoped_views(conn: Connection) -> list[str]:
