@@ -160,7 +160,7 @@ def test_a_leaky_function_sees_only_the_scoped_rows(store):
                 "SELECT count(*) FROM scoped.open_warnings WHERE pg_temp.peek(department_id || ':' || entity_id)"
             )
             assert cur.fetchone()[0] > 0
-            seen = [n for n in raw.connection.notices if "saw " in n]
+            seen = [n for n in raw.driver_connection.notices if "saw " in n]
             assert seen and all("saw D01:" in n for n in seen), seen[:3]
         finally:
             raw.close()
