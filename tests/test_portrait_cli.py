@@ -4,6 +4,7 @@ nothing outside the scope (exit 3) — and grants are checked against the direct
 
 import json
 import shutil
+import sqlite3
 
 import pytest
 from demopg import run_small_demo
@@ -56,3 +57,18 @@ def test_grants_are_checked_and_listed(store, capsys):
     assert capsys.readouterr().out.splitlines() == ["LD01\t校领导\t全校\t—", "grafana_d02\t院长\tD02\tD02"]
     assert main(["portrait", "C0040", "--as", "grafana_d02", "--store", store, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["department"] == "信息工程学院"
+
+
+def test_warnings_list_as_a_person_shows_only_their_scope(store, capsys):
+    assert main(["warnings", "list", "--store", store]) == 0
+    everything = capsys.readouterr().out.splitlines()[:-1]
+    assert main(["warnings", "list", "--as", "DN01", "--store", store]) == 0
+    dean = capsys.readouterr().out.splitlines()[:-1]
+    assert 0 < len(dean) < len(everything)
+    with sqlite3.connect(store.removeprefix("sqlite:///")) as db:  # D01's warnings, straight from the tables
+        d01 = db.execute(
+            "SELECT count(*) FROM warnings w JOIN entities e ON e.id = w.entity_id WHERE e.department_id = 'D01'"
+        ).fetchone()[0]
+    assert len(dean) == d01
+    assert main(["warnings", "list", "--as", "nobody", "--store", store]) == 0
+    assert capsys.readouterr().out.strip() == "共 0 条"

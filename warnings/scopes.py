@@ -40,6 +40,7 @@ __all__ = [
     "ROLE_BY_ZH",
     "Placed",
     "place",
+    "within_scope",
 ]
 
 
@@ -243,3 +244,9 @@ def grant(store, directory, principal: str, role: Role, unit_id: str | None = No
                 AccessScopeRow(principal=principal, role=role.value, unit_id=g.unit_id, department_id=g.department_id)
             )
     return g
+
+
+def within_scope(store, directory, principal: str, warnings: list) -> list:
+    """The warnings (rows with ``entity_id``) whose entity ``principal``'s scope sees."""
+    scope = scope_of(store, directory, principal)
+    return [w for w in warnings if scope.sees(place(directory, w.entity_id))]

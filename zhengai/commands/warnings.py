@@ -79,6 +79,10 @@ def _list(args) -> int:
     if args.owner:
         return _mine(service, args)
     rows = [w for w in store.warnings(status=args.status) if not args.level or w.level == args.level]
+    if getattr(args, "as_person", None):  # only what that person's role scope may see (warnings/scopes.py)
+        from zhengai.warnings.scopes import within_scope
+
+        rows = within_scope(store, store.load_directory(), args.as_person, rows)
     for w in rows:
         due = f"{w.due_date.astimezone(CHINA):%Y-%m-%d}" if w.due_date else "—"
         _say(f"#{w.id:<5} {Status(w.status).zh:<6} {Band(w.band).zh:<4} {w.rule_name} · {w.entity_id} · {w.last_period} · 限期 {due}")
@@ -287,6 +291,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.add_argument("--status", choices=["pending", "open", "acknowledged", "improving", "escalated", "recovered", "closed"])
     ls.add_argument("--level", choices=["school", "major", "course", "teacher", "student"])
     ls.add_argument("--owner", metavar="PERSON", help="我的预警: everything this person holds, is escalated to or reviews")
+    ls.add_argument("--as", dest="as_person", metavar="PERSON", help="only the warnings this person's role scope may see")
     ls.set_defaults(func=_list)
     show = ws.add_parser("show", help="one warning with its audit trail and improvements")
     show.add_argument("id", type=int)
