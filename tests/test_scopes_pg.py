@@ -164,3 +164,23 @@ def test_a_leaky_function_sees_only_the_scoped_rows(store):
             assert seen and all("saw D01:" in n for n in seen), seen[:3]
         finally:
             raw.close()
+
+
+def test_a_teachers_login_sees_themselves_and_their_courses(store):
+    directory = store.load_directory()
+    name = f"tch_{_suffix(store)}"
+    grant(store, directory, name, Role.teacher, "T0001")
+    with store.engine.connect() as c:
+        courses = set(
+            c.execute(
+                text(
+                    "SELECT id FROM entities WHERE kind = 'course' AND responsible::jsonb->>'course_teacher' = 'T0001'"
+                )
+            ).scalars()
+        )
+    assert courses
+    with login(store, name, "zhengai_scoped") as engine, engine.connect() as c:
+        seen = set(c.execute(text("SELECT DISTINCT entity_id FROM scoped.indicator_portrait")).scalars())
+    assert seen == courses | {"T0001"}
+    scope = scope_of(store, directory, name)
+    assert all(scope.sees(place(directory, e)) for e in seen)

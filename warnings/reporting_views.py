@@ -155,7 +155,8 @@ _ENTITY = """EXISTS (SELECT 1 FROM public.access_scopes s WHERE {my} AND (
     s.role IN ('quality_office', 'leader')
     OR (s.role IN ('dean', 'counsellor') AND s.department_id = se.department_id)
     OR (s.role = 'major_leader' AND s.unit_id IN (se.major_id, se.id))
-    OR (s.role = 'teacher' AND s.unit_id IN (se.id, se.attributes::jsonb->>'teacher_id'))))"""
+    OR (s.role = 'teacher' AND s.unit_id IN (se.id, se.attributes::jsonb->>'teacher_id',
+                                             se.responsible::jsonb->>'course_teacher'))))"""
 _CLEAR = """(se.kind IS DISTINCT FROM 'student' OR EXISTS (SELECT 1 FROM public.access_scopes s WHERE {my} AND (
     s.role = 'quality_office' OR (s.role = 'counsellor' AND s.unit_id = se.parent_id))))"""
 _MASK_ID = (
