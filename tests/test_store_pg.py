@@ -108,13 +108,13 @@ def kinds(store, warning_id):
 
 
 def test_migrations_reach_head_and_are_repeatable(store):
-    assert current(store.engine) == head() == "0012"
+    assert current(store.engine) == head() == "0013"
     store.create_schema()  # again: a no-op
     with store.engine.connect() as c:
         views = set(c.execute(text("SELECT table_name FROM information_schema.views WHERE table_schema='reporting'")).scalars())
     assert views - {"daily_counts_cagg", "indicator_values_cagg"} == {  # the aggregates: TimescaleDB only
         "open_warnings", "daily_counts", "warning_timings", "response_times", "improvement_closure", "false_positive_rules",
-        "indicator_values"}
+        "indicator_values", "indicator_portrait", "improvement_loop", "data_freshness"}  # the last three: 0013
 
 
 def test_open_severity_ack_improve_escalate_recover_review(service, store, rules):

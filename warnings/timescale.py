@@ -177,9 +177,13 @@ def switched_on(conn: Connection) -> bool:
 def create_views(conn: Connection, views: dict[str, str]) -> None:
     """(Re)create reporting views and let the read-only role read them."""
     for name, sql in views.items():
-        conn.execute(text(f"DROP VIEW IF EXISTS reporting.{name}"))
+        conn.execute(text(f"DROP VIEW IF EXISTS reporting.{name} CASCADE"))  # its scoped copy goes too …
         conn.execute(text(sql))
     conn.execute(text(f"GRANT SELECT ON ALL TABLES IN SCHEMA reporting TO {READONLY_ROLE}"))
+    if conn.execute(text("SELECT to_regclass('public.access_scopes')")).scalar() is not None:
+        from zhengai.warnings.reporting_views import refresh_scoped_views
+
+        refresh_scoped_views(conn)  # … and comes back (revision 0013 onwards)
 
 
 def _policy(conn: Connection, proc: str, table: str, key: str, schema: str = "public") -> str | None:

@@ -58,7 +58,7 @@ import click
 __all__ = ["COMMAND_MODULES", "CommandModuleError", "load_command_module"]
 
 # Subcommand modules under zhengai/commands/, each with register(cli).
-COMMAND_MODULES = ("worker", "connectors", "warnings", "notify", "web", "forms", "status_data", "report")
+COMMAND_MODULES = ("worker", "connectors", "warnings", "notify", "web", "forms", "status_data", "report", "portrait")
 
 
 class CommandModuleError(RuntimeError):

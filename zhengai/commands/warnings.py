@@ -87,6 +87,10 @@ def _list(args) -> int:
     if args.owner:
         return _mine(service, args)
     rows = [w for w in store.read.warnings(status=args.status) if not args.level or w.level == args.level]
+    if getattr(args, "as_person", None):  # only what that person's role scope may see (warnings/scopes.py)
+        from zhengai.warnings.scopes import within_scope
+
+        rows = within_scope(store, store.directory.load(), args.as_person, rows)
     if args.as_json:
         echo_json([_warning_json(w) for w in rows])
         return 0
@@ -341,6 +345,8 @@ def register(cli: click.Group) -> None:
     @click.option("--level", type=choice_of(Level), default=None)
     @click.option("--owner", metavar="PERSON", default=None,
                   help="我的预警: everything this person holds, is escalated to or reviews")
+    @click.option("--as", "as_person", metavar="PERSON", default=None,
+                  help="only the warnings this person's role scope may see (warnings/scopes.py)")
     @json_option
     def list_(**params: Any) -> int:
         return _list(_args(**params))

@@ -33,6 +33,7 @@ from zhengai.warnings.links import InvalidLink, LinkParams, action_url, issued_a
 from zhengai.warnings.service import NotAllowed
 from zhengai.web import forms as forms_web
 from zhengai.web import views, workbench
+from zhengai.web.portrait import routes as portrait_routes
 from zhengai.web.security import CHINA, Guard, WebSettings, csrf_ok, csrf_token, proxy_user, same_site
 
 log = logging.getLogger("zhengai.web")
@@ -278,6 +279,7 @@ def create_app(service, rules: Callable, secret: bytes | str, *, settings: WebSe
         Route("/warnings/{id:int}", pages.warning),
         Route("/warnings/{id:int}/{action:str}", pages.warning, methods=["GET"]),
         Route("/warnings/{id:int}/{action:str}", pages.act, methods=["POST"]),
+        *portrait_routes(pages),  # 画像 (zhengai/web/portrait.py)
     ]
     routes += forms_web.routes(pages, forms, forms_delivery)  # 填报 (zhengai.web.forms)
     routes += workbench.routes(pages)  # 质量办: /rules/backtest
