@@ -33,6 +33,7 @@ OTHER_ENV = {
     "ZHENGAI_WEB_USER_HEADER",
     "ZHENGAI_WEB_TRUSTED_PROXIES",
     "ZHENGAI_EVALUATE_AS_OBSERVED",
+    "ZHENGAI_FORMS",
 }
 # Names issue 17 found for the same things; none may come back.
 RETIRED = {"--store-url", "--rules", "--rules-dir", "--rule-book", "--kafka", "--prefix"}

@@ -16,14 +16,26 @@ embedded pipeline into ``--store``. Exit codes: 0 all accepted, 1 some rows or f
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, time
 from pathlib import Path
+from typing import Any, TypeVar
 
-from zhengai.ingest.settings import store_url
+import click
+
+from zhengai.commands._options import (
+    broker_option,
+    json_option,
+    namespace,
+    rulebook_option,
+    store_option,
+    topic_prefix_option,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = ["register", "template", "intake", "check", "list_forms"]
 
@@ -235,70 +247,85 @@ def list_forms(*, rulebook: str | None = None, forms: str | None = None) -> int:
     return EXIT_OK
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "forms",
-        help="填报: Excel templates and uploads, the task table, the incident register",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+def register(cli: click.Group) -> None:
+    group = click.Group("forms", help="填报: Excel templates and uploads, the task table, the incident register")
+    cli.add_command(group)
+    forms_option = click.option(
+        "--forms",
+        metavar="FILE",
+        envvar="ZHENGAI_FORMS",
+        default=None,
+        help="forms.yaml (env ZHENGAI_FORMS; default: the shipped one)",
     )
-    fsub = p.add_subparsers(dest="forms_command", required=True)
 
-    def common(q: argparse.ArgumentParser, kafka: bool = False) -> None:
-        q.add_argument("--store", default=store_url(), help="SQLAlchemy URL of the warning store")
-        q.add_argument("--rulebook", default=None, help="rulebook folder (default: the shipped one)")
-        q.add_argument("--forms", default=os.environ.get("ZHENGAI_FORMS"), help="forms.yaml (default: the shipped one)")
-        if kafka:
-            q.add_argument(
-                "--broker",
-                default=os.environ.get("ZHENGAI_BROKER"),
-                help="Kafka bootstrap servers ($ZHENGAI_BROKER); without: the embedded pipeline",
-            )
-            q.add_argument("--topic-prefix", default=os.environ.get("ZHENGAI_TOPIC_PREFIX", ""))
-            q.add_argument("--json", action="store_true", dest="as_json", help="machine-readable output")
+    def common(f: F) -> F:
+        return store_option(rulebook_option(forms_option(f)))
 
-    t = fsub.add_parser("template", help="generate a template for an office (and record its due date)")
-    t.add_argument("form", help="a form id (zhengai forms list), tasks or incidents")
-    t.add_argument("--period", required=True, help="2026 (year), 2026-10 (month) or 2026-2027-1 (term)")
-    t.add_argument("--due", help="due date YYYY-MM-DD (default: the form's days after the period)")
-    t.add_argument("--out", default=".", help="output folder")
-    common(t)
-    t.set_defaults(
-        func=lambda a: template(
-            a.form, a.period, out=a.out, due=a.due, store=a.store, rulebook=a.rulebook, forms=a.forms
-        )
+    def kafka(f: F) -> F:
+        return broker_option(topic_prefix_option(json_option(f)))
+
+    def _kafka(args: Any) -> tuple[str | None, str]:
+        # the shared options leave the environment to the settings; no broker at all: the embedded pipeline
+        broker = args.broker or os.environ.get("ZHENGAI_BROKER")
+        return broker, args.topic_prefix or os.environ.get("ZHENGAI_TOPIC_PREFIX", "")
+
+    @group.command(
+        "template",
+        help="generate a template for an office (and record its due date)\n\n"
+        "FORM: a form id (zhengai forms list), tasks or incidents",
     )
-    i = fsub.add_parser("intake", help="take filled workbooks in (a folder is a drop folder)")
-    i.add_argument("paths", nargs="+")
-    i.add_argument("--by", help="staff id of who submits (default: the 填报人工号 on the form)")
-    common(i, kafka=True)
-    i.set_defaults(
-        func=lambda a: intake(
-            a.paths,
+    @click.argument("form")
+    @click.option("--period", required=True, help="2026 (year), 2026-10 (month) or 2026-2027-1 (term)")
+    @click.option("--due", default=None, help="due date YYYY-MM-DD (default: the form's days after the period)")
+    @click.option("--out", default=".", help="output folder")
+    @common
+    def template_(**params: Any) -> int:
+        a = namespace(**params)
+        return template(a.form, a.period, out=a.out, due=a.due, store=a.store, rulebook=a.rulebook, forms=a.forms)
+
+    @group.command(
+        "intake",
+        help="take filled workbooks in (a folder is a drop folder)\n\n"
+        "Without --broker (nor $ZHENGAI_BROKER): through the embedded pipeline into --store.",
+    )
+    @click.argument("paths", nargs=-1, required=True)
+    @click.option("--by", default=None, help="staff id of who submits (default: the 填报人工号 on the form)")
+    @common
+    @kafka
+    def intake_(**params: Any) -> int:
+        a = namespace(**params)
+        broker, prefix = _kafka(a)
+        return intake(
+            list(a.paths),
             by=a.by,
             store=a.store,
-            broker=a.broker,
-            topic_prefix=a.topic_prefix,
+            broker=broker,
+            topic_prefix=prefix,
             rulebook=a.rulebook,
             forms=a.forms,
             as_json=a.as_json,
         )
-    )
-    c = fsub.add_parser("check", help="late or missing submissions, overdue tasks, 数据采集及时率")
-    c.add_argument("--as-of", help="the day to check (default: today)")
-    common(c, kafka=True)
-    c.set_defaults(
-        func=lambda a: check(
+
+    @group.command("check", help="late or missing submissions, overdue tasks, 数据采集及时率")
+    @click.option("--as-of", default=None, help="the day to check (default: today)")
+    @common
+    @kafka
+    def check_(**params: Any) -> int:
+        a = namespace(**params)
+        broker, prefix = _kafka(a)
+        return check(
             as_of=a.as_of,
             store=a.store,
-            broker=a.broker,
-            topic_prefix=a.topic_prefix,
+            broker=broker,
+            topic_prefix=prefix,
             rulebook=a.rulebook,
             forms=a.forms,
             as_json=a.as_json,
         )
-    )
-    ls = fsub.add_parser("list", help="the configured forms")
-    ls.add_argument("--rulebook", default=None)
-    ls.add_argument("--forms", default=os.environ.get("ZHENGAI_FORMS"))
-    ls.set_defaults(func=lambda a: list_forms(rulebook=a.rulebook, forms=a.forms))
+
+    @group.command("list", help="the configured forms")
+    @rulebook_option
+    @forms_option
+    def list_(**params: Any) -> int:
+        a = namespace(**params)
+        return list_forms(rulebook=a.rulebook, forms=a.forms)

@@ -15,11 +15,13 @@ Chinese or English (``dean``). Exit codes: 0 done, 2 bad input, 3 outside the sc
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
+from typing import Any
 
-from zhengai.ingest.settings import store_url
+import click
+
+from zhengai.commands._options import json_option, namespace, rulebook_option, store_option
 
 __all__ = ["portrait_command", "grant_command", "list_command", "register"]
 
@@ -143,31 +145,39 @@ def list_command(principal: str | None, *, store: str) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "portrait", help="画像: one entity's indicators, trend and percentiles, as a person's scope sees them"
+def register(cli: click.Group) -> None:
+    @cli.command("portrait", help="画像: one entity's indicators, trend and percentiles, as a person's scope sees them")
+    @click.argument("entity")
+    @click.option(
+        "--as",
+        "person",
+        default=None,
+        help="the person (or login) whose scope applies (default: 校领导, students masked)",
     )
-    p.add_argument("entity")
-    p.add_argument(
-        "--as", dest="person", help="the person (or login) whose scope applies (default: 校领导, students masked)"
-    )
-    p.add_argument("--store", default=store_url())
-    p.add_argument("--rulebook", default=None, help="rulebook folder (default: the shipped one)")
-    p.add_argument("--json", action="store_true", help="machine output")
-    p.set_defaults(
-        func=lambda a: portrait_command(a.entity, store=a.store, person=a.person, rulebook=a.rulebook, as_json=a.json)
-    )
-    s = sub.add_parser("scopes", help="who may see what: grant roles with a scope, list them")
-    ssub = s.add_subparsers(dest="scopes_command", required=True)
-    g = ssub.add_parser(
+    @store_option
+    @rulebook_option
+    @json_option
+    def portrait(**params: Any) -> int:
+        a = namespace(**params)
+        return portrait_command(a.entity, store=a.store, person=a.person, rulebook=a.rulebook, as_json=a.as_json)
+
+    scopes = click.Group("scopes", help="who may see what: grant roles with a scope, list them")
+    cli.add_command(scopes)
+
+    @scopes.command(
         "grant", help="grant a role (质量办, 校领导, 院长, 专业带头人, 辅导员, 教师) to a person or a login"
     )
-    g.add_argument("principal")
-    g.add_argument("--role", required=True)
-    g.add_argument("--unit", default=None, help="the 二级学院, major, class or teacher the role covers")
-    g.add_argument("--store", default=store_url())
-    g.set_defaults(func=lambda a: grant_command(a.principal, a.role, a.unit, store=a.store))
-    ls = ssub.add_parser("list", help="the explicit grants (directory roles are not listed)")
-    ls.add_argument("principal", nargs="?")
-    ls.add_argument("--store", default=store_url())
-    ls.set_defaults(func=lambda a: list_command(a.principal, store=a.store))
+    @click.argument("principal")
+    @click.option("--role", required=True)
+    @click.option("--unit", default=None, help="the 二级学院, major, class or teacher the role covers")
+    @store_option
+    def grant(**params: Any) -> int:
+        a = namespace(**params)
+        return grant_command(a.principal, a.role, a.unit, store=a.store)
+
+    @scopes.command("list", help="the explicit grants (directory roles are not listed)")
+    @click.argument("principal", required=False)
+    @store_option
+    def list_(**params: Any) -> int:
+        a = namespace(**params)
+        return list_command(a.principal, store=a.store)

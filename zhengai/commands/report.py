@@ -14,13 +14,18 @@ that breaks one is still written (people finish it) and the command exits 3 so s
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
-from zhengai.ingest.settings import store_url
+import click
+
+from zhengai.commands._options import json_option, namespace, rulebook_option, store_option
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = ["self_report", "annual_report", "register"]
 
@@ -129,7 +134,7 @@ def _self(args) -> int:
         formats=tuple(f.strip() for f in args.format.split(",") if f.strip()),
         rulebook=args.rulebook,
         as_of=args.as_of,
-        as_json=args.json,
+        as_json=args.as_json,
     )
 
 
@@ -153,36 +158,55 @@ def _diagnose(args) -> int:
     )
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--store", default=store_url())
-    common.add_argument("--rulebook", default=None, help="rulebook folder (default: the shipped one)")
-    common.add_argument("--as-of", default=None, help="ISO time the report is as of (default: now)")
-    common.add_argument("--out", default=".", help="output folder")
+def _common(f: F) -> F:
+    f = click.option("--out", default=".", help="output folder")(f)
+    f = click.option("--as-of", default=None, help="ISO time the report is as of (default: now)")(f)
+    return store_option(rulebook_option(f))
 
-    p = sub.add_parser("report", help="自我诊改报告 (004 附件4) and 质量年度报告 data tables")
-    rsub = p.add_subparsers(dest="report_command", required=True)
-    s = rsub.add_parser("self", parents=[common], help="the 附件4 自我诊改报告 of one unit: .docx, .xlsx, Markdown")
-    s.add_argument("--unit", required=True, choices=["school", "department", "office", "major", "course", "teacher"])
-    s.add_argument("--id", default=None, help="entity id (office: its name, e.g. 教务处); school: optional")
-    s.add_argument("--period", required=True, help="2026 | 2025-2026-1 | 2026-11")
-    s.add_argument("--format", default="md,docx,xlsx")
-    s.add_argument("--json", action="store_true", help="machine-readable summary on stdout")
-    s.set_defaults(func=_self)
-    a = rsub.add_parser("annual", parents=[common], help="质量年度报告 data tables per level (Markdown, Excel)")
-    a.add_argument("--period", required=True, help="the year, e.g. 2026")
-    a.set_defaults(func=_annual)
 
-    d = sub.add_parser("diagnose", help="自主诊断 digests to owners; 考核性诊断 summaries to assessing bodies")
-    dsub = d.add_subparsers(dest="diagnose_command", required=True)
+def register(cli: click.Group) -> None:
+    report = click.Group("report", help="自我诊改报告 (004 附件4) and 质量年度报告 data tables")
+    cli.add_command(report)
+
+    @report.command("self", help="the 附件4 自我诊改报告 of one unit: .docx, .xlsx, Markdown")
+    @_common
+    # the keys of zhengai.report.units.UNIT_KINDS (not imported here: it loads the store)
+    @click.option(
+        "--unit", required=True, type=click.Choice(["school", "department", "office", "major", "course", "teacher"])
+    )
+    @click.option("--id", default=None, help="entity id (office: its name, e.g. 教务处); school: optional")
+    @click.option("--period", required=True, help="2026 | 2025-2026-1 | 2026-11")
+    @click.option("--format", default="md,docx,xlsx")
+    @json_option
+    def self_(**params: Any) -> int:
+        return _self(namespace(**params))
+
+    @report.command("annual", help="质量年度报告 data tables per level (Markdown, Excel)")
+    @_common
+    @click.option("--period", required=True, help="the year, e.g. 2026")
+    def annual(**params: Any) -> int:
+        return _annual(namespace(**params))
+
+    diagnose = click.Group("diagnose", help="自主诊断 digests to owners; 考核性诊断 summaries to assessing bodies")
+    cli.add_command(diagnose)
     for name, text in (
         ("digest", "monthly 自主诊断 digest to each owner (专业/课程/教师), with a link to the 自我诊断意见 form"),
         ("assess", "考核性诊断 summary per assessing body (质量办/教务处/二级学院): open, overdue, closed warnings"),
     ):
-        c = dsub.add_parser(name, parents=[common], help=text)
-        c.add_argument("--period", required=True, help="digest: a month 2026-11; assess: a term or a year")
-        c.add_argument("--notify", default=None, help="notify.yaml: deliver through its channels (else print)")
-        c.add_argument("--channel", action="append", help="channel of notify.yaml to deliver on; repeatable")
+        options = [
+            _common,
+            click.option("--period", required=True, help="digest: a month 2026-11; assess: a term or a year"),
+            click.option("--notify", default=None, help="notify.yaml: deliver through its channels (else print)"),
+            click.option("--channel", multiple=True, help="channel of notify.yaml to deliver on; repeatable"),
+        ]
         if name == "assess":
-            c.add_argument("--body", default=None, help="only this assessing body (质量办, 教务处, 二级学院)")
-        c.set_defaults(func=_diagnose)
+            options.append(
+                click.option("--body", default=None, help="only this assessing body (质量办, 教务处, 二级学院)")
+            )
+
+        def run(_command: str = name, **params: Any) -> int:
+            return _diagnose(namespace(diagnose_command=_command, **params))
+
+        for option in reversed(options):
+            run = option(run)
+        diagnose.command(name, help=text)(run)

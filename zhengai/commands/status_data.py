@@ -14,14 +14,16 @@ tables carry the 学号 masked).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
-from zhengai.ingest.settings import store_url
+import click
+
+from zhengai.commands._options import json_option, namespace, rulebook_option, store_option
 
 __all__ = ["export_status_data", "register", "periods_of_year"]
 
@@ -91,9 +93,9 @@ def export_status_data(store: str, year: int, out: Path, rulebook: str | None = 
     return counts
 
 
-def _export(args: argparse.Namespace) -> int:
+def _export(args: Any) -> int:
     counts = export_status_data(args.store, args.year, Path(args.out), args.rulebook)
-    if args.json:
+    if args.as_json:
         print(json.dumps({"year": args.year, "out": str(args.out), "rows": counts}, ensure_ascii=False))
     elif not counts:
         print(f"{args.year} 学年没有可导出的观测值。", file=sys.stderr)
@@ -104,13 +106,15 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("status-data", help="the yearly 状态数据 tables, derived from the store")
-    s = p.add_subparsers(dest="status_data_command", required=True)
-    e = s.add_parser("export", help="write one CSV per level for an academic year")
-    e.add_argument("--year", type=int, required=True)
-    e.add_argument("--out", default="status-data")
-    e.add_argument("--store", default=store_url())
-    e.add_argument("--rulebook", default=None, help="rulebook folder (default: the shipped one)")
-    e.add_argument("--json", action="store_true", help="machine-readable summary")
-    e.set_defaults(func=_export)
+def register(cli: click.Group) -> None:
+    group = click.Group("status-data", help="the yearly 状态数据 tables, derived from the store")
+    cli.add_command(group)
+
+    @group.command("export", help="write one CSV per level for an academic year")
+    @click.option("--year", type=int, required=True)
+    @click.option("--out", default="status-data")
+    @store_option
+    @rulebook_option
+    @json_option
+    def export(**params: Any) -> int:
+        return _export(namespace(**params))
