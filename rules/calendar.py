@@ -7,9 +7,9 @@ from 1 September to 31 January, term 2 from 1 February to 31 August.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Iterable
 
 from zhengai.ingest.records import period_kind
 

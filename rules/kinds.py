@@ -26,16 +26,26 @@ The pure evaluation is ``zhengai.rules.kinds_eval``; the history it needs is kep
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Mapping
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
 from zhengai.ingest.located_yaml import LocatedError
 from zhengai.ingest.records import Direction
 from zhengai.rules.model import Rule
 
-__all__ = ["TrendRule", "ProgressRule", "CompositeRule", "Component", "ControlRule", "KIND_CLASSES", "parse_rule",
-           "kind_of", "history_metrics", "lint_kinds"]
+__all__ = [
+    "TrendRule",
+    "ProgressRule",
+    "CompositeRule",
+    "Component",
+    "ControlRule",
+    "KIND_CLASSES",
+    "parse_rule",
+    "kind_of",
+    "history_metrics",
+    "lint_kinds",
+]
 
 Number = Annotated[float, Field(allow_inf_nan=False)]
 _METRIC = r"^[a-z]+\.[a-z0-9_]{1,63}$"
@@ -72,13 +82,15 @@ class TrendRule(Rule):
     value_unit: str = ""
 
     @model_validator(mode="after")
-    def _consistent(self) -> "TrendRule":
+    def _consistent(self) -> TrendRule:
         _prefix(self, self.metric)
         _no_triple(self, "trend")
         if self.direction not in (Direction.higher_is_better, Direction.lower_is_better):
             raise ValueError("a trend rule needs direction higher_is_better or lower_is_better")
         _tiers(self.yellow, self.red)
-        if self.measure == "consecutive" and (self.yellow < 2 or self.yellow != int(self.yellow) or self.red != int(self.red)):
+        if self.measure == "consecutive" and (
+            self.yellow < 2 or self.yellow != int(self.yellow) or self.red != int(self.red)
+        ):
             raise ValueError("consecutive periods are whole numbers of at least 2 (连续 N 期, N ≥ 2)")
         if self.responsible.value == "office" and not self.office:
             raise ValueError("responsible: office needs `office:` (the 职能部门 that owns it)")
@@ -97,7 +109,7 @@ class ProgressRule(Rule):
     skip_months: tuple[Annotated[int, Field(ge=1, le=12)], ...] = ()
 
     @model_validator(mode="after")
-    def _consistent(self) -> "ProgressRule":
+    def _consistent(self) -> ProgressRule:
         if self.direction is not Direction.higher_is_better:
             raise ValueError("a progress rule is direction: higher_is_better (more done is better)")
         if len(set(self.skip_months)) >= 12:
@@ -127,7 +139,7 @@ class CompositeRule(Rule):
     red: Number
 
     @model_validator(mode="after")
-    def _consistent(self) -> "CompositeRule":
+    def _consistent(self) -> CompositeRule:
         _prefix(self, self.metric)
         _no_triple(self, "composite")
         for c in self.components:
@@ -160,7 +172,7 @@ class ControlRule(Rule):
     min_sigma: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
 
     @model_validator(mode="after")
-    def _consistent(self) -> "ControlRule":
+    def _consistent(self) -> ControlRule:
         _prefix(self, self.metric)
         _no_triple(self, "control")
         if self.direction is Direction.boolean:
@@ -173,7 +185,11 @@ class ControlRule(Rule):
 
 
 KIND_CLASSES: Mapping[str, type[Rule]] = {
-    "threshold": Rule, "trend": TrendRule, "progress": ProgressRule, "composite": CompositeRule, "control": ControlRule,
+    "threshold": Rule,
+    "trend": TrendRule,
+    "progress": ProgressRule,
+    "composite": CompositeRule,
+    "control": ControlRule,
 }
 
 
@@ -202,9 +218,10 @@ def kind_of(rule: Rule) -> str:
 
 
 def history_metrics(rule: Rule) -> tuple[str, ...]:
-    """The metrics whose history a rule reads (nothing for a threshold or progress rule)."""
+    """The metrics whose history a rule reads (nothing for a threshold or progress rule; a
+    composite reads its other components — the first one is the observation judged)."""
     if isinstance(rule, CompositeRule):
-        return tuple(c.metric for c in rule.components)
+        return tuple(c.metric for c in rule.components[1:])
     if isinstance(rule, (TrendRule, ControlRule)):
         return (rule.metric,)
     return ()
@@ -220,7 +237,13 @@ def lint_kinds(rules: Mapping[str, Rule], where: Mapping[str, tuple[str, int]]) 
             file, line = where.get(rule.id, ("(rulebook)", 1))
             for c in rule.components:
                 if c.metric not in thresholds:
-                    out.append(LocatedError(file, line, f"{rule.id}.components",
-                                            f"组成指标 {c.metric} 没有启用的阈值规则（a component needs an enabled "
-                                            "threshold rule that bands it）"))
+                    out.append(
+                        LocatedError(
+                            file,
+                            line,
+                            f"{rule.id}.components",
+                            f"组成指标 {c.metric} 没有启用的阈值规则（a component needs an enabled "
+                            "threshold rule that bands it）",
+                        )
+                    )
     return out

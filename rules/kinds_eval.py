@@ -15,19 +15,30 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, Iterable, Mapping, Sequence
+from functools import lru_cache
 
 from zhengai.ingest.records import Band, Direction, Observation, Thresholds, Verdict, period_kind, period_sort_key
 from zhengai.rules.calendar import china_date, elapsed_share, last_year_period, period_days, previous_period, span_of
 from zhengai.rules.evaluator import classify, resolve_thresholds
-from zhengai.rules.kinds import CompositeRule, ControlRule, ProgressRule, TrendRule, history_metrics
+from zhengai.rules.kinds import CompositeRule, ControlRule, ProgressRule, TrendRule, history_metrics, kind_of
 from zhengai.rules.loader import RuleSet
 from zhengai.rules.model import Rule
 
-__all__ = ["Point", "History", "Judged", "KindResult", "judge_trend", "judge_progress", "judge_composite",
-           "judge_control", "evaluate_kinds", "kind_rules_by_metric"]
+__all__ = [
+    "Point",
+    "History",
+    "Judged",
+    "KindResult",
+    "judge_trend",
+    "judge_progress",
+    "judge_composite",
+    "judge_control",
+    "evaluate_kinds",
+    "kind_rules_by_metric",
+]
 
 
 @dataclass(frozen=True)
@@ -63,11 +74,22 @@ def _fmt(x: float, unit: str = "") -> str:
     return f"{x:.2f}".rstrip("0").rstrip(".") + unit
 
 
+@lru_cache(maxsize=256)
+def _tier_thresholds(yellow: float, red: float) -> Thresholds:
+    return Thresholds.trusted(
+        direction=Direction.lower_is_better, target=min(0.0, yellow), standard=red, warning=yellow, inclusive=_STRICT
+    )
+
+
 def _tiered(value: float, yellow: float, red: float) -> tuple[Thresholds, Band]:
-    """A value at or past ``yellow`` is yellow, at or past ``red`` red (lower is better)."""
-    th = Thresholds.trusted(direction=Direction.lower_is_better, target=min(0.0, yellow), standard=red,
-                            warning=yellow, inclusive=_STRICT)
-    return th, classify(value, th)[0]
+    """A value at or past ``yellow`` is yellow, at or past ``red`` red (lower is better): the band
+    ``classify`` gives under these thresholds, decided without its words."""
+    th = _tier_thresholds(yellow, red)
+    if value >= red:
+        return th, Band.red
+    if value >= yellow:
+        return th, Band.yellow
+    return th, Band.excellent if value <= th.target else Band.normal
 
 
 def _diff_unit(unit: str) -> str:
@@ -135,13 +157,19 @@ def judge_progress(rule: ProgressRule, period: str, value: float, observed_at: d
     span = period if period_kind(period) == rule.span else span_of(as_of, rule.span)
     share = elapsed_share(span, as_of, rule.skip_months)
     due = rule.plan * share
-    th = Thresholds.trusted(direction=Direction.higher_is_better, target=due * rule.target / 100,
-                            standard=due * rule.standard / 100, warning=due * rule.warning / 100,
-                            inclusive=rule.inclusive.model_dump())
+    th = Thresholds.trusted(
+        direction=Direction.higher_is_better,
+        target=due * rule.target / 100,
+        standard=due * rule.standard / 100,
+        warning=due * rule.warning / 100,
+        inclusive=rule.inclusive.model_dump(),
+    )
     band = classify(value, th)[0]
     u = rule.unit
-    text = (f"已完成 {_fmt(value, u)}，按时间应完成 {_fmt(due, u)}"
-            f"（{span} 截至 {as_of:%m-%d} 已过 {_fmt(100 * share, '%')}）")
+    text = (
+        f"已完成 {_fmt(value, u)}，按时间应完成 {_fmt(due, u)}"
+        f"（{span} 截至 {as_of:%m-%d} 已过 {_fmt(100 * share, '%')}）"
+    )
     return Judged(value, th, band, text)
 
 
@@ -152,7 +180,7 @@ _WEIGHT = {Band.red: 1.0, Band.yellow: 0.5}
 def judge_composite(rule: CompositeRule, parts: Sequence[tuple[str, str, float | None, Band | None]]) -> Judged:
     """``parts``: (component name, its unit, value or None when unknown, its band)."""
     score, listed, known = 0.0, [], 0
-    for (name, unit, value, band), comp in zip(parts, rule.components):
+    for (name, unit, value, band), comp in zip(parts, rule.components, strict=True):
         if value is None or band is None:
             listed.append(f"{name} 无数据")
             continue
@@ -163,7 +191,12 @@ def judge_composite(rule: CompositeRule, parts: Sequence[tuple[str, str, float |
     th, band = _tiered(score, rule.yellow, rule.red)
     breaching = sum(1 for p in parts if p[3] is not None and p[3].is_breach)
     head = f"{len(parts)} 项中 {breaching} 项预警" + ("" if rule.mode == "count" else f"，加权分 {_fmt(score)}")
-    return Judged(score, th, band, head + ("：" + "、".join(listed) if listed else "") + (f"（{known} 项有数据）" if known < len(parts) else ""))
+    return Judged(
+        score,
+        th,
+        band,
+        head + ("：" + "、".join(listed) if listed else "") + (f"（{known} 项有数据）" if known < len(parts) else ""),
+    )
 
 
 # --- control --------------------------------------------------------------------------------------
@@ -171,7 +204,7 @@ def judge_control(rule: ControlRule, period: str, value: float, series: Mapping[
     """None until ``min_history`` earlier periods exist."""
     key = period_sort_key(period)
     earlier = sorted((p for p in series if period_kind(p) == key[0] and period_sort_key(p) < key), key=period_sort_key)
-    past = [series[p] for p in earlier[-rule.window:]]
+    past = [series[p] for p in earlier[-rule.window :]]
     if len(past) < rule.min_history:
         return None
     mean = statistics.fmean(past)
@@ -180,21 +213,34 @@ def judge_control(rule: ControlRule, period: str, value: float, series: Mapping[
     hi = lambda k: mean + k * sigma  # noqa: E731
     d, on = rule.direction, {"target": True, "standard": True, "warning": True}  # on a limit is inside
     if d is Direction.higher_is_better:
-        th = Thresholds.trusted(direction=d, target=mean, warning=lo(rule.k_yellow), standard=lo(rule.k_red), inclusive=on)
+        th = Thresholds.trusted(
+            direction=d, target=mean, warning=lo(rule.k_yellow), standard=lo(rule.k_red), inclusive=on
+        )
     elif d is Direction.lower_is_better:
-        th = Thresholds.trusted(direction=d, target=mean, warning=hi(rule.k_yellow), standard=hi(rule.k_red), inclusive=on)
+        th = Thresholds.trusted(
+            direction=d, target=mean, warning=hi(rule.k_yellow), standard=hi(rule.k_red), inclusive=on
+        )
     else:
-        th = Thresholds.trusted(direction=d, target=(lo(rule.k_yellow), hi(rule.k_yellow)), inclusive=on,
-                                warning=(lo(rule.k_yellow), hi(rule.k_yellow)), standard=(lo(rule.k_red), hi(rule.k_red)))
+        th = Thresholds.trusted(
+            direction=d,
+            target=(lo(rule.k_yellow), hi(rule.k_yellow)),
+            inclusive=on,
+            warning=(lo(rule.k_yellow), hi(rule.k_yellow)),
+            standard=(lo(rule.k_red), hi(rule.k_red)),
+        )
     band = classify(value, th)[0]
     if band is Band.excellent:
         band = Band.normal  # inside the limits is "in control", not a target met
     u = rule.unit
     k = rule.k_red if band is Band.red else rule.k_yellow
-    limits = f"控制限 {_fmt(mean - k * sigma, u)}–{_fmt(mean + k * sigma, u)}"
-    where = "超出" if band.is_breach else "在"
-    text = (f"{_fmt(value, u)}，{where}{limits}{'' if band.is_breach else '内'}"
-            f"（近 {len(past)} 期均值 {_fmt(mean, u)}，σ {_fmt(sigma)}，k={_fmt(k)}）")
+    if d is Direction.higher_is_better:
+        limits = f"{'低于' if band.is_breach else '不低于'}控制下限 {_fmt(mean - k * sigma, u)}"
+    elif d is Direction.lower_is_better:
+        limits = f"{'高于' if band.is_breach else '不高于'}控制上限 {_fmt(mean + k * sigma, u)}"
+    else:
+        within = f"控制限 {_fmt(mean - k * sigma, u)}–{_fmt(mean + k * sigma, u)}"
+        limits = f"超出{within}" if band.is_breach else f"在{within}内"
+    text = f"{_fmt(value, u)}，{limits}（近 {len(past)} 期均值 {_fmt(mean, u)}，σ {_fmt(sigma)}，k={_fmt(k)}）"
     return Judged(value, th, band, text)
 
 
@@ -216,7 +262,9 @@ def watched_metrics(rules: Iterable[Rule]) -> set[str]:
     return {m for r in rules for m in history_metrics(r)}
 
 
-def merge(history: History, observations: Iterable[Observation], watched: set[str]) -> dict[tuple[str, str], dict[str, Point]]:
+def merge(
+    history: History, observations: Iterable[Observation], watched: set[str]
+) -> dict[tuple[str, str], dict[str, Point]]:
     """Stored history plus the batch's numeric observations of watched metrics (per period the
     latest observed wins, as in the store)."""
     out = {k: dict(v) for k, v in history.items()}
@@ -233,57 +281,97 @@ def merge(history: History, observations: Iterable[Observation], watched: set[st
 def _latest(series: Mapping[str, Point], at: datetime, freshness) -> Point | None:
     best = None
     for p in series.values():
-        if p.observed_at <= at and at - p.observed_at <= freshness and (best is None or p.observed_at > best.observed_at):
+        if (
+            p.observed_at <= at
+            and at - p.observed_at <= freshness
+            and (best is None or p.observed_at > best.observed_at)
+        ):
             best = p
     return best
 
 
-def evaluate_kinds(rules: RuleSet, observations: Sequence[Observation], history: History,
-                   lineage: Callable[[str], Sequence[str]], now: datetime, *, replay: bool = False,
-                   by_metric: Mapping[str, Sequence[Rule]] | None = None,
-                   batch: Sequence[Observation] | None = None) -> KindResult:
+def evaluate_kinds(
+    rules: RuleSet,
+    observations: Sequence[Observation],
+    history: History,
+    lineage: Callable[[str], Sequence[str]],
+    now: datetime,
+    *,
+    replay: bool = False,
+    by_metric: Mapping[str, Sequence[Rule]] | None = None,
+    batch: Sequence[Observation] | None = None,
+) -> KindResult:
     """Verdicts of the kind rules the observations trigger, ordered by (rule, entity, period).
     ``batch``: every observation of the batch that adds to the history (default: ``observations``)."""
     by_metric = by_metric if by_metric is not None else kind_rules_by_metric(rules)
     result = KindResult()
-    merged = merge(history, observations if batch is None else batch,
-                   watched_metrics(r for rs in by_metric.values() for r in rs))
+    merged = merge(
+        history, observations if batch is None else batch, watched_metrics(r for rs in by_metric.values() for r in rs)
+    )
+    resolved: dict[tuple[str, ...], Thresholds] = {}  # a component's thresholds, per override chain
     for obs in observations:
         for rule in by_metric.get(obs.metric, ()):
             if obs.level is not rule.level:
-                result.rejected.append((obs, "evaluation_error", f"rule {rule.id}: metric {obs.metric} is a "
-                                        f"{rule.level.value}-level metric, observation says {obs.level.value}"))
+                result.rejected.append(
+                    (
+                        obs,
+                        "evaluation_error",
+                        f"rule {rule.id}: metric {obs.metric} is a "
+                        f"{rule.level.value}-level metric, observation says {obs.level.value}",
+                    )
+                )
                 continue
             if isinstance(obs.value, bool) or (isinstance(obs.value, float) and math.isnan(obs.value)):
-                result.rejected.append((obs, "evaluation_error", f"rule {rule.id}: a {rule.kind} rule needs a number"))  # type: ignore[attr-defined]
+                result.rejected.append(
+                    (obs, "evaluation_error", f"rule {rule.id}: a {kind_of(rule)} rule needs a number")
+                )
                 continue
             value = float(obs.value)
-            series = {p: pt.value for p, pt in merged.get((obs.metric, obs.entity_id), {}).items()}
             judged: Judged | None
-            if isinstance(rule, TrendRule):
-                judged = judge_trend(rule, obs.period, value, series)
-            elif isinstance(rule, ControlRule):
-                judged = judge_control(rule, obs.period, value, series)
+            if isinstance(rule, (TrendRule, ControlRule)):
+                series = {p: pt.value for p, pt in merged.get((obs.metric, obs.entity_id), {}).items()}
+                if isinstance(rule, TrendRule):
+                    judged = judge_trend(rule, obs.period, value, series)
+                else:
+                    judged = judge_control(rule, obs.period, value, series)
             elif isinstance(rule, ProgressRule):
                 judged = judge_progress(rule, obs.period, value, obs.observed_at)
             else:
                 assert isinstance(rule, CompositeRule)
-                judged = judge_composite(rule, _parts(rule, obs, merged, rules, lineage))
+                judged = judge_composite(rule, _parts(rule, obs, merged, rules, lineage, resolved))
             if judged is None:
                 continue
-            result.verdicts.append(Verdict.trusted(
-                rule_id=rule.id, rule_version=rule.version, level=rule.level, entity_id=obs.entity_id,
-                metric=rule.metric, period=obs.period, value=judged.value, thresholds=judged.thresholds,
-                band=judged.band, reason=f"{rule.name}：{judged.explanation}，{judged.band.zh}",
-                observed_at=obs.observed_at, evaluated_at=obs.observed_at if replay else now, observation_key=obs.key,
-            ))
+            result.verdicts.append(
+                Verdict.trusted(
+                    rule_id=rule.id,
+                    rule_version=rule.version,
+                    level=rule.level,
+                    entity_id=obs.entity_id,
+                    metric=rule.metric,
+                    period=obs.period,
+                    value=judged.value,
+                    thresholds=judged.thresholds,
+                    band=judged.band,
+                    reason=f"{rule.name}：{judged.explanation}，{judged.band.zh}",
+                    observed_at=obs.observed_at,
+                    evaluated_at=obs.observed_at if replay else now,
+                    observation_key=obs.key,
+                )
+            )
     result.verdicts.sort(key=lambda v: (v.rule_id, v.entity_id, period_sort_key(v.period)))
     return result
 
 
-def _parts(rule: CompositeRule, obs: Observation, merged: Mapping[tuple[str, str], Mapping[str, Point]],
-           rules: RuleSet, lineage: Callable[[str], Sequence[str]]) -> list[tuple[str, str, float | None, Band | None]]:
+def _parts(
+    rule: CompositeRule,
+    obs: Observation,
+    merged: Mapping[tuple[str, str], Mapping[str, Point]],
+    rules: RuleSet,
+    lineage: Callable[[str], Sequence[str]],
+    resolved: dict[tuple[str, ...], Thresholds],
+) -> list[tuple[str, str, float | None, Band | None]]:
     parts: list[tuple[str, str, float | None, Band | None]] = []
+    line: Sequence[str] | None = None
     for i, comp in enumerate(rule.components):
         base = next(iter(rules.for_metric(comp.metric)), None)
         name, unit = (base.name, base.unit) if base else (comp.metric, "")
@@ -295,6 +383,12 @@ def _parts(rule: CompositeRule, obs: Observation, merged: Mapping[tuple[str, str
         if point is None or base is None:
             parts.append((name, unit, None, None))
             continue
-        th = resolve_thresholds(base, rules.overrides_for(base.id), lineage(obs.entity_id))
+        overrides = rules.overrides_for(base.id)
+        if overrides and line is None:
+            line = lineage(obs.entity_id)
+        chain = (base.id, *(e for e in line if e in overrides)) if overrides and line else (base.id,)
+        th = resolved.get(chain)
+        if th is None:
+            th = resolved[chain] = resolve_thresholds(base, overrides, line or ())
         parts.append((name, unit, point.value, classify(point.value, th, unit)[0]))
     return parts

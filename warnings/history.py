@@ -15,12 +15,11 @@ set lookup per observation.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Mapping, Sequence
 
 from sqlalchemy import Column, Float, Index, PrimaryKeyConstraint, String, Table, select
 from sqlalchemy.engine import Engine
-
 from zhengai.ingest.directory import Directory
 from zhengai.ingest.records import Observation
 from zhengai.ingest.sqltypes import UTCDateTime
@@ -34,7 +33,8 @@ from zhengai.warnings.schema import Base
 __all__ = ["metric_history", "KindJudge", "load_history", "save_history"]
 
 metric_history = Table(
-    "metric_history", Base.metadata,
+    "metric_history",
+    Base.metadata,
     Column("metric", String(80), nullable=False),
     Column("entity_id", String(64), nullable=False),
     Column("period", String(16), nullable=False),
@@ -54,8 +54,11 @@ def load_history(engine: Engine, pairs: set[tuple[str, str]]) -> dict[tuple[str,
     t = metric_history.c
     with engine.connect() as conn:
         for chunk in chunks(sorted({e for _, e in pairs})):
-            rows = conn.execute(select(t.metric, t.entity_id, t.period, t.value, t.observed_at)
-                                .where(t.entity_id.in_(list(chunk)), t.metric.in_(metrics)))
+            rows = conn.execute(
+                select(t.metric, t.entity_id, t.period, t.value, t.observed_at).where(
+                    t.entity_id.in_(list(chunk)), t.metric.in_(metrics)
+                )
+            )
             for m, e, p, v, at in rows:
                 if (m, e) in pairs:
                     out.setdefault((m, e), {})[p] = Point(v, at)
@@ -69,8 +72,13 @@ def save_history(engine: Engine, observations: Sequence[Observation], watched: s
         if o.metric in watched and not isinstance(o.value, bool):
             k = (o.metric, o.entity_id, o.period)
             if k not in rows or o.observed_at >= rows[k]["observed_at"]:
-                rows[k] = dict(metric=o.metric, entity_id=o.entity_id, period=o.period, value=float(o.value),
-                               observed_at=o.observed_at)
+                rows[k] = dict(
+                    metric=o.metric,
+                    entity_id=o.entity_id,
+                    period=o.period,
+                    value=float(o.value),
+                    observed_at=o.observed_at,
+                )
     if not rows:
         return 0
     ins = insert_for(engine)(metric_history)
@@ -101,8 +109,15 @@ class KindJudge:
             self._watched = watched_metrics(r for rs in self._by_metric.values() for r in rs)
             self._for = rules
 
-    def judge(self, rules: RuleSet, observations: Sequence[Observation], directory: Directory, now: datetime,
-              *, replay: bool = False) -> KindResult:
+    def judge(
+        self,
+        rules: RuleSet,
+        observations: Sequence[Observation],
+        directory: Directory,
+        now: datetime,
+        *,
+        replay: bool = False,
+    ) -> KindResult:
         self._index(rules)
         if not self._by_metric:
             return KindResult()
@@ -116,8 +131,8 @@ class KindJudge:
             self._created = True
         pairs = {(m, o.entity_id) for o in triggers for r in by_metric[o.metric] for m in history_metrics(r)}
         history = load_history(self.engine, pairs)
-        result = evaluate_kinds(rules, triggers, history, directory.lineage, now, replay=replay, by_metric=by_metric,
-                                batch=kept)
+        result = evaluate_kinds(
+            rules, triggers, history, directory.lineage, now, replay=replay, by_metric=by_metric, batch=kept
+        )
         save_history(self.engine, kept, watched)
         return result
-
