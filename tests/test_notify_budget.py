@@ -12,14 +12,13 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
-
+from test_notify_email import Inbox, free_port, sink, smtp_server
+from test_notify_email import cert as cert  # noqa: F401 — the fixture, used by name
 from zhengai.ingest.records import Band
 from zhengai.warnings.notify.budget import BudgetPolicy
 from zhengai.warnings.notify.config import NotifyConfig, RoutePolicy
 from zhengai.warnings.notify.testing import NotifyWorld
 from zhengai.warnings.schema import WarningEventRow, WarningRow
-
-from test_notify_email import Inbox, cert, free_port, sink, smtp_server  # noqa: F401 — cert is a fixture
 
 pytestmark = pytest.mark.integration
 
@@ -29,8 +28,10 @@ ROUTE = RoutePolicy(group_wait=timedelta(0), max_items=1)  # one mail per notice
 class Mailbox(Inbox):
     def mails(self) -> list[tuple[str, str, str]]:
         """(recipient, subject, plain text) in arrival order."""
-        return [(e.rcpt_tos[0], str(m["Subject"]), m.get_body(("plain",)).get_content())
-                for e, m in zip(self.envelopes, self.messages(), strict=True)]
+        return [
+            (e.rcpt_tos[0], str(m["Subject"]), m.get_body(("plain",)).get_content())
+            for e, m in zip(self.envelopes, self.messages(), strict=True)
+        ]
 
 
 @pytest.fixture
@@ -50,8 +51,14 @@ def world(tmp_path) -> NotifyWorld:
 
 def _open_warnings(world: NotifyWorld, rule_id: str) -> int:
     with world.store.session() as s:
-        return s.scalar(select(func.count()).select_from(WarningRow)
-                        .where(WarningRow.rule_id == rule_id, WarningRow.status == "open")) or 0
+        return (
+            s.scalar(
+                select(func.count())
+                .select_from(WarningRow)
+                .where(WarningRow.rule_id == rule_id, WarningRow.status == "open")
+            )
+            or 0
+        )
 
 
 def test_a_flooding_rule_reaches_the_quality_office_first_and_its_owner_once(world, smtp):

@@ -22,13 +22,13 @@ checking.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from datetime import datetime, time, timedelta
-from typing import TYPE_CHECKING, Literal, Sequence
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-
 from zhengai.ingest.records import EntityKind
 from zhengai.warnings.notify.pending import Pending
 from zhengai.warnings.routing import quality_office
@@ -62,12 +62,18 @@ def _period_start(now: datetime, period: str, tz) -> datetime:
 
 
 def _openings(s: Session, rules: set[str], since: datetime, until: datetime | None = None) -> Counter:
-    q = (select(WarningRow.rule_id, func.count()).join(WarningEventRow, WarningEventRow.warning_id == WarningRow.id)
-         .where(WarningRow.rule_id.in_(sorted(rules)), WarningEventRow.kind.in_(sorted(OPENING)),
-                WarningEventRow.at >= since))
+    q = (
+        select(WarningRow.rule_id, func.count())
+        .join(WarningEventRow, WarningEventRow.warning_id == WarningRow.id)
+        .where(
+            WarningRow.rule_id.in_(sorted(rules)),
+            WarningEventRow.kind.in_(sorted(OPENING)),
+            WarningEventRow.at >= since,
+        )
+    )
     if until is not None:
         q = q.where(WarningEventRow.at < until)
-    return Counter(dict(s.execute(q.group_by(WarningRow.rule_id)).all()))
+    return Counter({rule: n for rule, n in s.execute(q.group_by(WarningRow.rule_id)).all()})
 
 
 def _sent(s: Session, rules: set[str], since: datetime) -> Counter:
@@ -75,18 +81,25 @@ def _sent(s: Session, rules: set[str], since: datetime) -> Counter:
     from zhengai.warnings.notify_schema import DeliveryRow
     from zhengai.warnings.schema import OutboxRow
 
-    q = (select(DeliveryRow.channel, WarningRow.rule_id, DeliveryRow.recipient_id, func.count())
-         .join(OutboxRow, OutboxRow.id == DeliveryRow.outbox_id)
-         .join(WarningEventRow, WarningEventRow.id == OutboxRow.event_id)
-         .join(WarningRow, WarningRow.id == WarningEventRow.warning_id)
-         .where(DeliveryRow.state == "sent", DeliveryRow.finished_at >= since, WarningRow.rule_id.in_(sorted(rules)),
-                WarningEventRow.kind.in_(sorted(OPENING)))
-         .group_by(DeliveryRow.channel, WarningRow.rule_id, DeliveryRow.recipient_id))
+    q = (
+        select(DeliveryRow.channel, WarningRow.rule_id, DeliveryRow.recipient_id, func.count())
+        .join(OutboxRow, OutboxRow.id == DeliveryRow.outbox_id)
+        .join(WarningEventRow, WarningEventRow.id == OutboxRow.event_id)
+        .join(WarningRow, WarningRow.id == WarningEventRow.warning_id)
+        .where(
+            DeliveryRow.state == "sent",
+            DeliveryRow.finished_at >= since,
+            WarningRow.rule_id.in_(sorted(rules)),
+            WarningEventRow.kind.in_(sorted(OPENING)),
+        )
+        .group_by(DeliveryRow.channel, WarningRow.rule_id, DeliveryRow.recipient_id)
+    )
     return Counter({(c, r, p): n for c, r, p, n in s.execute(q).all()})
 
 
-def apply_budgets(pipeline: "NotifyPipeline", s: Session, passing: list[Pending], now: datetime,
-                  report: "RunReport") -> list[Pending]:
+def apply_budgets(
+    pipeline: NotifyPipeline, s: Session, passing: list[Pending], now: datetime, report: RunReport
+) -> list[Pending]:
     """The stage: returns the notices that go on; summarizes the rest (see the module docstring)."""
     policy: BudgetPolicy = getattr(pipeline.config, "budgets", None) or BudgetPolicy()
     opening = [p for p in passing if p.kind in OPENING and p.rule_id and p.warning_id is not None]
@@ -98,8 +111,12 @@ def apply_budgets(pipeline: "NotifyPipeline", s: Session, passing: list[Pending]
     span = start - _period_start(start - timedelta(seconds=1), policy.period, tz)
     current = _openings(s, rules, start)
     before = _openings(s, rules, start - policy.flood_history * span, start)
-    floods = {r: (current[r], before[r] / policy.flood_history) for r in rules
-              if current[r] >= policy.flood_min and current[r] >= policy.flood_factor * max(before[r] / policy.flood_history, 1)}
+    floods = {
+        r: (current[r], before[r] / policy.flood_history)
+        for r in rules
+        if current[r] >= policy.flood_min
+        and current[r] >= policy.flood_factor * max(before[r] / policy.flood_history, 1)
+    }
     sent = _sent(s, rules, start)
     keep: list[Pending] = []
     over: dict[tuple[str, str, str | None], list[Pending]] = defaultdict(list)
@@ -116,15 +133,27 @@ def apply_budgets(pipeline: "NotifyPipeline", s: Session, passing: list[Pending]
     if not over:
         return keep
     for rule_id in sorted(floods):  # the quality office first: these outbox rows get the lower ids
-        _flag_flood(pipeline, s, rule_id, floods[rule_id], [p for k, ps in over.items() if k[1] == rule_id for p in ps],
-                    start, policy, now)
+        _flag_flood(
+            pipeline,
+            s,
+            rule_id,
+            floods[rule_id],
+            [p for k, ps in over.items() if k[1] == rule_id for p in ps],
+            start,
+            policy,
+            now,
+        )
     summarized: list[Pending] = []
     reasons: dict[int, str | None] = {}
-    for (channel, rule_id, recipient), items in sorted(over.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or "")):
+    for (channel, rule_id, recipient), items in sorted(
+        over.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or "")
+    ):
         for p in items:
             p.state, p.next_attempt_at = "suppressed", None
-            reasons[p.outbox_id] = (f"budget: summarized ({'flood of ' + rule_id if rule_id in floods else 'over '}"
-                                    f"{'' if rule_id in floods else str(policy.per_owner) + ' per ' + policy.period})")
+            reasons[p.outbox_id] = (
+                f"budget: summarized ({'flood of ' + rule_id if rule_id in floods else 'over '}"
+                f"{'' if rule_id in floods else str(policy.per_owner) + ' per ' + policy.period})"
+            )
             report.of(channel).suppressed += 1
         summarized += items
         _summary(pipeline, s, channel, rule_id, recipient, items, floods.get(rule_id), policy, start, now)
@@ -136,18 +165,21 @@ def apply_budgets(pipeline: "NotifyPipeline", s: Session, passing: list[Pending]
     routes = {name: c.route for name, c in pipeline.channels.items()}
     outbox.admit(s, routes, now, tz)
     s.flush()
-    new = [p for p in outbox.load_pending(s, routes, now, pipeline.config.active_statuses)
-           if p.kind in ("summarized", "flood_flagged") and p.admitted_at == now]
+    new = [
+        p
+        for p in outbox.load_pending(s, routes, now, pipeline.config.active_statuses)
+        if p.kind in ("summarized", "flood_flagged") and p.admitted_at == now
+    ]
     return keep + new
 
 
-def _rule_name(pipeline: "NotifyPipeline", rule_id: str) -> str:
+def _rule_name(pipeline: NotifyPipeline, rule_id: str) -> str:
     rules = pipeline._rules() if pipeline._rules else None
     rule = rules.rules.get(rule_id) if rules else None
     return rule.name if rule else rule_id
 
 
-def _units(pipeline: "NotifyPipeline", entity_ids: Sequence[str | None]) -> str:
+def _units(pipeline: NotifyPipeline, entity_ids: Sequence[str | None]) -> str:
     """The 二级学院 the warnings are in (one name, or the first and how many)."""
     directory = pipeline.directory()
     names: list[str] = []
@@ -169,9 +201,18 @@ def _warning(s: Session, warning_id: int | None) -> WarningRow:
     return row
 
 
-def _summary(pipeline: "NotifyPipeline", s: Session, channel: str, rule_id: str, recipient: str | None,
-             items: list[Pending], flood: tuple[int, float] | None, policy: BudgetPolicy, start: datetime,
-             now: datetime) -> None:
+def _summary(
+    pipeline: NotifyPipeline,
+    s: Session,
+    channel: str,
+    rule_id: str,
+    recipient: str | None,
+    items: list[Pending],
+    flood: tuple[int, float] | None,
+    policy: BudgetPolicy,
+    start: datetime,
+    now: datetime,
+) -> None:
     name, n = _rule_name(pipeline, rule_id), len(items)
     unit = _units(pipeline, [p.entity_id for p in items])
     bands = Counter(p.band for p in items)
@@ -179,29 +220,54 @@ def _summary(pipeline: "NotifyPipeline", s: Session, channel: str, rule_id: str,
     when = _PERIOD_ZH[policy.period]
     subject = f"【预警汇总】{unit}另有 {n} 条「{name}」预警"
     if flood is not None:
-        why = (f"该规则{when}预警数异常（{flood[0]} 条，通常约 {flood[1]:.0f} 条），已提请质量办核查是否为规则或数据错误，"
-               "因此不逐条发送。")
+        why = (
+            f"该规则{when}预警数异常（{flood[0]} 条，通常约 {flood[1]:.0f} 条），已提请质量办核查是否为规则或数据错误，"
+            "因此不逐条发送。"
+        )
     else:
         why = f"{when}「{name}」预警已超过每人 {policy.per_owner} 条的逐条通知额度。"
-    body = (f"【预警汇总】{unit}另有 {n} 条「{name}」预警未逐条发送（{by_band}）\n"
-            f"- 说明：{why}这些预警均已记录、仍在处理中，请在「我的预警」中查看并处理。\n"
-            f"- 要求：请按轻重缓急逐条确认，需要时登记改进措施。")
+    body = (
+        f"【预警汇总】{unit}另有 {n} 条「{name}」预警未逐条发送（{by_band}）\n"
+        f"- 说明：{why}这些预警均已记录、仍在处理中，请在「我的预警」中查看并处理。\n"
+        f"- 要求：请按轻重缓急逐条确认，需要时登记改进措施。"
+    )
     from zhengai.warnings.notify import outbox
 
     first = min(items, key=lambda p: p.outbox_id)
-    outbox.enqueue_followup(s, _warning(s, first.warning_id), kind="summarized",
-                            cause=f"budget:{channel}:{recipient}:{start:%Y%m%d}:{first.outbox_id}", reason=subject,
-                            subject=subject, body=body, recipient_id=recipient, channels=[channel], now=now)
+    outbox.enqueue_followup(
+        s,
+        _warning(s, first.warning_id),
+        kind="summarized",
+        cause=f"budget:{channel}:{recipient}:{start:%Y%m%d}:{first.outbox_id}",
+        reason=subject,
+        subject=subject,
+        body=body,
+        recipient_id=recipient,
+        channels=[channel],
+        now=now,
+    )
 
 
-def _flag_flood(pipeline: "NotifyPipeline", s: Session, rule_id: str, flood: tuple[int, float], items: list[Pending],
-                start: datetime, policy: BudgetPolicy, now: datetime) -> None:
+def _flag_flood(
+    pipeline: NotifyPipeline,
+    s: Session,
+    rule_id: str,
+    flood: tuple[int, float],
+    items: list[Pending],
+    start: datetime,
+    policy: BudgetPolicy,
+    now: datetime,
+) -> None:
     if not items:
         return
     first = _warning(s, min(items, key=lambda p: p.outbox_id).warning_id)
     cause = f"flood:{rule_id}:{start:%Y%m%d}"
-    done = s.scalar(select(func.count()).select_from(WarningEventRow).join(WarningRow, WarningRow.id == WarningEventRow.warning_id)
-                    .where(WarningRow.rule_id == rule_id, WarningEventRow.kind == "flood_flagged", WarningEventRow.cause == cause))
+    done = s.scalar(
+        select(func.count())
+        .select_from(WarningEventRow)
+        .join(WarningRow, WarningRow.id == WarningEventRow.warning_id)
+        .where(WarningRow.rule_id == rule_id, WarningEventRow.kind == "flood_flagged", WarningEventRow.cause == cause)
+    )
     directory = pipeline.directory()
     qo = quality_office(directory) if directory is not None else None
     if done or qo is None:
@@ -209,13 +275,26 @@ def _flag_flood(pipeline: "NotifyPipeline", s: Session, rule_id: str, flood: tup
     name, (count, usual) = _rule_name(pipeline, rule_id), flood
     when = _PERIOD_ZH[policy.period]
     subject = f"【疑似规则或数据错误】「{name}」{when}已产生 {count} 条预警（通常约 {usual:.0f} 条）"
-    body = (f"{subject}\n"
-            f"- 规则：{rule_id}（{name}）\n"
-            f"- 范围：{_units(pipeline, [p.entity_id for p in items])}\n"
-            f"- 判断：{when}新开预警达到平时的 {policy.flood_factor:g} 倍以上，可能是阈值设置、数据口径或数据源（连接器）出错。\n"
-            "- 处理：该规则的预警已全部记录；在核查期间各负责人只收到一条汇总，不逐条通知。"
-            "请核查规则与数据；确属错误时，可将这些预警按误报关闭或设置静默。")
+    body = (
+        f"{subject}\n"
+        f"- 规则：{rule_id}（{name}）\n"
+        f"- 范围：{_units(pipeline, [p.entity_id for p in items])}\n"
+        f"- 判断：{when}新开预警达到平时的 {policy.flood_factor:g} 倍以上，"
+        "可能是阈值设置、数据口径或数据源（连接器）出错。\n"
+        "- 处理：该规则的预警已全部记录；在核查期间各负责人只收到一条汇总，不逐条通知。"
+        "请核查规则与数据；确属错误时，可将这些预警按误报关闭或设置静默。"
+    )
     from zhengai.warnings.notify import outbox
 
-    outbox.enqueue_followup(s, first, kind="flood_flagged", cause=cause, reason=subject, subject=subject, body=body,
-                            recipient_id=qo.id, channels=list(pipeline.channels), now=now)
+    outbox.enqueue_followup(
+        s,
+        first,
+        kind="flood_flagged",
+        cause=cause,
+        reason=subject,
+        subject=subject,
+        body=body,
+        recipient_id=qo.id,
+        channels=list(pipeline.channels),
+        now=now,
+    )
