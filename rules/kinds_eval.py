@@ -45,6 +45,7 @@ __all__ = [
 class Point:
     value: float
     observed_at: datetime
+    key: str = ""  # the observation's key (a later period judged again carries its own)
 
 
 History = Mapping[tuple[str, str], Mapping[str, Point]]  # (metric, entity) → period → point
@@ -274,8 +275,31 @@ def merge(
         series = out.setdefault((o.metric, o.entity_id), {})
         old = series.get(o.period)
         if old is None or o.observed_at >= old.observed_at:
-            series[o.period] = Point(float(o.value), o.observed_at)
+            series[o.period] = Point(float(o.value), o.observed_at, o.key)
     return out
+
+
+def _later(rule: Rule, period: str, series: Mapping[str, Point]) -> list[str]:
+    """Stored periods after ``period`` whose trend or control verdict ``period`` can change: a
+    period that arrives late (or is corrected) is judged, and so are these again — the result
+    does not depend on the order the periods arrive in."""
+    key = period_sort_key(period)
+    after = sorted((p for p in series if period_kind(p) == key[0] and period_sort_key(p) > key), key=period_sort_key)
+    if isinstance(rule, ControlRule):
+        return after[: rule.window]
+    if isinstance(rule, TrendRule):
+        if rule.measure == "consecutive":
+            return after[: int(rule.red) + 1]
+        step = previous_period if rule.compare == "previous" else last_year_period
+        return [p for p in after if _step(step, p) == period]
+    return []
+
+
+def _step(step: Callable[[str], str], period: str) -> str | None:
+    try:
+        return step(period)
+    except ValueError:
+        return None
 
 
 def _latest(series: Mapping[str, Point], at: datetime, freshness) -> Point | None:
@@ -309,8 +333,28 @@ def evaluate_kinds(
         history, observations if batch is None else batch, watched_metrics(r for rs in by_metric.values() for r in rs)
     )
     resolved: dict[tuple[str, ...], Thresholds] = {}  # a component's thresholds, per override chain
+    work: list[tuple[Observation, Sequence[Rule]]] = [(o, by_metric.get(o.metric, ())) for o in observations]
+    in_batch = {(o.metric, o.entity_id, o.period) for o in observations}
     for obs in observations:
+        series_of = merged.get((obs.metric, obs.entity_id), {})
         for rule in by_metric.get(obs.metric, ()):
+            for q in _later(rule, obs.period, series_of):
+                pt = series_of[q]
+                if (obs.metric, obs.entity_id, q) not in in_batch and pt.key:
+                    in_batch.add((obs.metric, obs.entity_id, q))
+                    again = Observation.trusted(
+                        level=obs.level,
+                        entity_id=obs.entity_id,
+                        metric=obs.metric,
+                        value=pt.value,
+                        period=q,
+                        observed_at=pt.observed_at,
+                        source="history",
+                        key=pt.key,
+                    )
+                    work.append((again, [r for r in by_metric[obs.metric] if isinstance(r, (TrendRule, ControlRule))]))
+    for obs, triggered in work:
+        for rule in triggered:
             if obs.level is not rule.level:
                 result.rejected.append(
                     (

@@ -15,6 +15,7 @@ from zhengai.rules.kinds_eval import (
     judge_control,
     judge_progress,
     judge_trend,
+    merge,
 )
 from zhengai.rules.loader import RulebookError, load_rulebook
 
@@ -494,3 +495,28 @@ def test_kind_errors_are_located(tmp_path):
     assert (46, "rules[4].kind") in found
     assert "不能覆盖阈值" in found[(54, "overrides[0].rule")]
     assert len(found) == 5
+
+
+@pytest.mark.parametrize("order", [[0, 1, 2], [2, 0, 1], [2, 1, 0], [1, 2, 0]])
+def test_the_order_periods_arrive_in_does_not_change_the_verdicts(tmp_path, order):
+    """One batch per period, in any order, with the history kept between batches (as the store
+    does): a late earlier period judges the later ones again, so the latest verdict per period
+    equals the one a single batch gives."""
+    rules = _rulebook(tmp_path)
+    at3 = [at(2025, 7, 10), at(2026, 1, 20), at(2026, 7, 10)]
+    series = [obs("course.pass_rate", "K1", T[2 + i], v, at3[i]) for i, v in enumerate([82, 79, 75])]
+    series = [obs("course.pass_rate", "K1", T[1], 85, at(2025, 1, 20))] + series  # four falling terms
+    lineage = lambda e: ("SCH", e)  # noqa: E731
+    now = at(2026, 9, 1)
+
+    def latest(verdicts):
+        return {(v.rule_id, v.period): (v.value, v.band) for v in verdicts if v.rule_id == "course.pass_rate_trend"}
+
+    whole = latest(evaluate_kinds(rules, series, {}, lineage, now, replay=True).verdicts)
+    history: dict = {}
+    got: dict = {}
+    for i in [0] + [j + 1 for j in order]:
+        out = evaluate_kinds(rules, [series[i]], history, lineage, now, replay=True)
+        got.update(latest(out.verdicts))
+        history = merge(history, [series[i]], {"course.pass_rate"})
+    assert got == whole and whole[("course.pass_rate_trend", T[4])] == (4.0, Band.red)

@@ -101,6 +101,7 @@ CASES = [
     (pass_rates("C2", [90, 90, 85]), ("course.pass_rate_trend", "C2", T[2]), ("normal", 2.0)),
     (pass_rates("C3", [96, None, 85]), ("course.pass_rate_trend", "C3", T[2]), None),
     (pass_rates("C3", [96, None, 85]), ("course.pass_rate_trend", "C3", T[0]), None),  # the first period
+    (pass_rates("C7", [97, 93, 88]), ("course.pass_rate_trend", "C7", T[2]), ("yellow", 3.0)),  # worker: last first
     # progress: the end of June (181/365 due) at 40 % → 80.7 % of schedule; the first day of the year
     (
         [obs(Level.school, "SCH", "school.budget_execution_rate", 40, "2026-06", datetime(2026, 7, 2, tzinfo=CST))],
@@ -140,7 +141,7 @@ def directory() -> list[Entity]:
         Entity(id="M1", kind=EntityKind.major, name="专业", parent_id="D1"),
         Entity(id="K1", kind=EntityKind.class_, name="一班", parent_id="M1"),
     ]
-    out += [Entity(id=f"C{i}", kind=EntityKind.course, name=f"课程{i}", parent_id="M1") for i in range(1, 7)]
+    out += [Entity(id=f"C{i}", kind=EntityKind.course, name=f"课程{i}", parent_id="M1") for i in range(1, 8)]
     out += [Entity(id=f"S{i}", kind=EntityKind.student, name=f"学生{i}", parent_id="K1") for i in range(1, 4)]
     return out
 
@@ -222,13 +223,15 @@ def test_the_worker_judges_the_table_as_the_embedded_runner_and_keeps_history_ac
             p.close()
 
     # The last term of C1 and C5's last week arrive only after the first worker was killed.
-    late = {("C1", T[2]), ("C5", WEEKS[6])}
+    # C7's last term comes first and its two earlier terms after the restart: judged again then.
+    late = {("C1", T[2]), ("C5", WEEKS[6]), ("C7", T[0]), ("C7", T[1])}
     first = [o for o in observations() if (o.entity_id, o.period) not in late]
     send(directory() + first)
     w = env.worker(rulebook=rulebook, evaluate_as_observed="true").start()
     wait_until(lambda: stored(env.engine) == len(first), 120, "the first observations judged and stored", w, every=0.5)
     w.kill(signal.SIGKILL)
-    assert env.scalar("SELECT count(*) FROM metric_history WHERE entity_id IN ('C1', 'C5')") == 2 + 6
+    assert env.scalar("SELECT count(*) FROM metric_history WHERE entity_id IN ('C1', 'C5', 'C7')") == 2 + 6 + 1
+    assert ("course.pass_rate_trend", "C7", T[2]) not in kind_verdicts(env.engine)  # nothing to compare with yet
 
     send([o for o in observations() if (o.entity_id, o.period) in late])
     w2 = env.worker(rulebook=rulebook, evaluate_as_observed="true").start()

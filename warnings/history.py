@@ -40,6 +40,7 @@ metric_history = Table(
     Column("period", String(16), nullable=False),
     Column("value", Float, nullable=False),
     Column("observed_at", UTCDateTime(), nullable=False),
+    Column("key", String(256), nullable=False),  # the observation's key (a period judged again keeps it)
     PrimaryKeyConstraint("metric", "entity_id", "period"),
     Index("ix_metric_history_entity", "entity_id"),
 )
@@ -55,13 +56,13 @@ def load_history(engine: Engine, pairs: set[tuple[str, str]]) -> dict[tuple[str,
     with engine.connect() as conn:
         for chunk in chunks(sorted({e for _, e in pairs})):
             rows = conn.execute(
-                select(t.metric, t.entity_id, t.period, t.value, t.observed_at).where(
+                select(t.metric, t.entity_id, t.period, t.value, t.observed_at, t.key).where(
                     t.entity_id.in_(list(chunk)), t.metric.in_(metrics)
                 )
             )
-            for m, e, p, v, at in rows:
+            for m, e, p, v, at, key in rows:
                 if (m, e) in pairs:
-                    out.setdefault((m, e), {})[p] = Point(v, at)
+                    out.setdefault((m, e), {})[p] = Point(v, at, key)
     return out
 
 
@@ -78,13 +79,14 @@ def save_history(engine: Engine, observations: Sequence[Observation], watched: s
                     period=o.period,
                     value=float(o.value),
                     observed_at=o.observed_at,
+                    key=o.key,
                 )
     if not rows:
         return 0
     ins = insert_for(engine)(metric_history)
     stmt = ins.on_conflict_do_update(
         index_elements=["metric", "entity_id", "period"],
-        set_={"value": ins.excluded.value, "observed_at": ins.excluded.observed_at},
+        set_={"value": ins.excluded.value, "observed_at": ins.excluded.observed_at, "key": ins.excluded.key},
         where=metric_history.c.observed_at <= ins.excluded.observed_at,
     )
     with engine.begin() as conn:

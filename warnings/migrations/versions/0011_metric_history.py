@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("period", sa.String(length=16), nullable=False),
         sa.Column("value", sa.Float(), nullable=False),
         sa.Column("observed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("key", sa.String(length=256), nullable=False),
         sa.PrimaryKeyConstraint("metric", "entity_id", "period"),
     )
     op.create_index("ix_metric_history_entity", "metric_history", ["entity_id"], unique=False)
