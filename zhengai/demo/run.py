@@ -26,7 +26,7 @@ from zhengai.ingest.logs import install_log_policy
 from zhengai.ingest.privacy import mask_text
 from zhengai.report import Summary, render_report, render_summary, summarize
 from zhengai.demo.kinds import demo_rulebook
-from zhengai.rules.loader import RuleSet, load_rulebook
+from zhengai.rules.loader import RuleSet
 from zhengai.warnings.notify.console import ConsoleSink, FileSink
 from zhengai.warnings.store import WarningStore
 
