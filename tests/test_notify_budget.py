@@ -1,4 +1,5 @@
-"""Budgets and floods, integration: the pipeline against a real SMTP server (aiosmtpd) on loopback.
+"""Budgets and floods, integration: the pipeline against a real SMTP server (aiosmtpd) on loopback,
+over SQLite and over PostgreSQL.
 
 One rule floods (120 student warnings for one counsellor in a week that usually has none): the
 quality office gets the flood notice first, the counsellor one summary, and the store keeps every
@@ -44,9 +45,10 @@ def smtp(cert):
     server.stop()
 
 
-@pytest.fixture
-def world(tmp_path) -> NotifyWorld:
-    return NotifyWorld(f"sqlite:///{tmp_path / 'w.sqlite'}", courses=2, students=120, channels=("email",))
+@pytest.fixture(params=["sqlite", "postgresql"])
+def world(request, tmp_path) -> NotifyWorld:
+    url = f"sqlite:///{tmp_path / 'w.sqlite'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    return NotifyWorld(url, courses=2, students=120, channels=("email",))
 
 
 def _open_warnings(world: NotifyWorld, rule_id: str) -> int:

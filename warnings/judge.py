@@ -84,8 +84,9 @@ class Judge:
             return outcome
         sources = {id(o): source for o, source in placed}
         started = time.perf_counter()
-        result = evaluate_batch(self._rules(), [o for o, _ in placed], directory, now, replay=self.replay)
-        kinds = self.kinds.judge(self._rules(), [o for o, _ in placed], directory, now, replay=self.replay)
+        rules = self._rules()  # one rulebook for the batch, also when a reload swaps it meanwhile
+        result = evaluate_batch(rules, [o for o, _ in placed], directory, now, replay=self.replay)
+        kinds = self.kinds.judge(rules, [o for o, _ in placed], directory, now, replay=self.replay)
         result.verdicts += kinds.verdicts  # other rule ids: each series stays in period order
         for obs, code, reason in kinds.rejected:
             result._reject(obs, code, reason, now)
