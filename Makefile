@@ -32,6 +32,7 @@ test: $(STAMP) services
 # Benchmarks print figures against a baseline measured in the same run; they assert nothing.
 bench: $(STAMP) services
 	$(BIN)/python bench/bench_evaluator.py
+	$(BIN)/python bench/bench_kinds.py
 	$(BIN)/python bench/bench_store.py
 	$(BIN)/python bench/bench_stream.py
 

@@ -248,15 +248,23 @@ def directory_metrics(directory: Directory, *, year: str, term: str, as_of: date
     return out
 
 
+# Spending lines whose 执行数 against 预算数 is the budget execution (teacher training is part of public funds).
+_SPENDING = frozenset({"public_funds", "teaching"})
+
+
 def finance_metrics(events: Iterable[FinanceEvent], directory: Directory) -> list[Observation]:
     """School-level finance indicators from the 财务 export (executed amounts, 执行数)."""
     sums: dict[tuple[str, str, str], float] = defaultdict(float)
+    budgets: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])  # spending lines: budget, actual
     last: dict[tuple[str, str], datetime] = {}
     seen: dict[str, FinanceEvent] = {}
     for e in events:  # the same line delivered twice must not count twice
         seen[e.key] = e
     for e in seen.values():
         sums[(e.school_id, e.year, e.category)] += e.actual
+        if e.category in _SPENDING:
+            budgets[(e.school_id, e.year)][0] += e.budget
+            budgets[(e.school_id, e.year)][1] += e.actual
         k = (e.school_id, e.year)
         last[k] = max(last.get(k, e.occurred_at), e.occurred_at)
     students = sum(1 for s in directory.of_kind(EntityKind.student) if _enrolled(s))
@@ -273,6 +281,9 @@ def finance_metrics(events: Iterable[FinanceEvent], directory: Directory) -> lis
             out.append(observation(Level.school, school, "school.teaching_investment_ratio", 100.0 * get("teaching") / income, year, at))
         if get("public_funds"):
             out.append(observation(Level.school, school, "school.teacher_training_budget_ratio", 100.0 * get("teacher_training") / get("public_funds"), year, at))
+        budget, actual = budgets.get((school, year), (0.0, 0.0))
+        if budget:  # 预算执行率, judged against the time elapsed by the progress rule (rules.kinds)
+            out.append(observation(Level.school, school, "school.budget_execution_rate", 100.0 * actual / budget, year, at))
     return out
 
 

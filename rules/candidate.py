@@ -64,7 +64,7 @@ def apply_changes(rules: RuleSet, changes: Iterable[str]) -> RuleSet:
             continue
         try:
             value = yaml.safe_load(raw)
-            updated[rule_id] = Rule.model_validate(rule.model_dump() | {field: value})
+            updated[rule_id] = type(rule).model_validate(rule.model_dump() | {field: value})  # any kind
         except yaml.YAMLError:
             errors.append(
                 RuleError(*where, f"规则 {rule_id}「{rule.name}」的 {field} 值 {raw!r} 无法读取（not a YAML value）")

@@ -25,6 +25,7 @@ from zhengai.ingest.located_yaml import Located, LocatedError, Path_, dotted, pa
 from zhengai.ingest.records import Direction
 from zhengai.rules.applicability import applies, institution
 from zhengai.rules.messages import explain, rule_errors, rule_label
+from zhengai.rules.kinds import kind_of, lint_kinds, parse_rule
 from zhengai.rules.model import Override, Rule
 
 __all__ = ["RuleError", "RulebookError", "RuleSet", "load_rulebook", "default_rulebook_path", "unknown_override_entities"]
@@ -74,7 +75,8 @@ class RuleSet:
         by_metric: dict[str, list[Rule]] = {}
         school = institution()
         for rule in rules.values():
-            if rule.enabled and applies(rule.applies_to, school):  # not applicable here: known, not judged
+            if rule.enabled and kind_of(rule) == "threshold" and applies(rule.applies_to, school):
+                # other kinds: zhengai.rules.kinds_eval; not applicable here: known, not judged
                 by_metric.setdefault(rule.metric, []).append(rule)
         return cls(rules=rules, overrides=overrides, version=version, by_metric={k: tuple(v) for k, v in by_metric.items()}, **kw)
 
@@ -140,7 +142,7 @@ def _load(folder: Path, files: Iterable[Path] | None) -> RuleSet:
             if isinstance(rid, str):
                 first_seen[rid] = (label, located.line_of(where + ("id",)))
             try:
-                rule = Rule.model_validate(raw)
+                rule = parse_rule(raw)  # any kind; no `kind:` is a threshold rule
                 rule.version  # noqa: B018 — computed now, so a rule that cannot be hashed fails here
             except ValidationError as exc:
                 errors.extend(rule_errors(exc, located, where, raw))
@@ -152,6 +154,7 @@ def _load(folder: Path, files: Iterable[Path] | None) -> RuleSet:
         for i, raw in enumerate(data.get("overrides", [])):
             raw_overrides.append((raw, located, ("overrides", i)))
 
+    errors.extend(lint_kinds(rules, first_seen))
     overrides: dict[str, dict[str, Override]] = {}
     override_lines: dict[tuple[str, str], tuple[str, int]] = {}
     for raw, located, where in raw_overrides:
@@ -193,6 +196,9 @@ def _check_override(raw: Any, located: Located, where: Path_, rules: Mapping[str
         return [RuleError(file, located.line_of(where + ("rule",)), dotted(where + ("rule",)), f"覆盖 @ {ov.entity}：没有规则 {ov.rule!r}（unknown rule {ov.rule!r}）")]
     problems: list[RuleError] = []
     label = f"{rule_label(rule.model_dump())} @ {ov.entity}"
+    if kind_of(rule) != "threshold":
+        return [RuleError(file, located.line_of(where + ("rule",)), dotted(where + ("rule",)),
+                          f"{label}：规则 {rule.id} 是 {kind_of(rule)} 类规则，不能覆盖阈值（only threshold rules take overrides）")]
     if rule.direction is Direction.boolean:
         return [RuleError(file, located.line_of(where), dotted(where), f"{label}：是/否型规则没有阈值可覆盖（a boolean rule has no thresholds to override）")]
     if rule.floor and ov.standard is not None and _looser(rule.direction, ov.standard, rule.standard):

@@ -29,6 +29,7 @@ from zhengai.ingest.located_yaml import parse_located
 from zhengai.ingest.records import Direction, Level
 from zhengai.rules.loader import RuleSet
 from zhengai.rules.messages import FIELD_ZH, explain
+from zhengai.rules.kinds import kind_of
 from zhengai.rules.model import Rule
 
 __all__ = ["COLUMNS", "Change", "CellError", "export_workbook", "read_workbook", "apply_changes_to_yaml"]
@@ -267,7 +268,8 @@ def read_workbook(path: Path, rules: RuleSet) -> tuple[list[Change], list[CellEr
         bad = False
         for field in EDITABLE:
             raw = values[col[field]] if col[field] < len(values) else None
-            required = field == "enabled" or rule.direction is not Direction.boolean
+            # a trend/progress/composite/control rule keeps its thresholds in fields of its kind (rules/kinds.py)
+            required = field == "enabled" or (kind_of(rule) == "threshold" and rule.direction is not Direction.boolean)
             if raw is None or str(raw).strip() == "":
                 if required:
                     errors.append(
@@ -290,7 +292,7 @@ def read_workbook(path: Path, rules: RuleSet) -> tuple[list[Change], list[CellEr
         if bad:
             continue
         try:
-            new = Rule.model_validate(rule.model_dump() | update)
+            new = type(rule).model_validate(rule.model_dump() | update)  # any kind
         except ValidationError as exc:
             for err in exc.errors():
                 field = str(err["loc"][0]) if err["loc"] else ""

@@ -19,6 +19,7 @@ from zhengai.demo.api import DemoApi
 from zhengai.demo.college import SIZES, College, CollegeSize, generate
 from zhengai.ingest.records import Band, Level
 from zhengai.rules.evaluator import classify, resolve_thresholds
+from zhengai.rules.kinds import kind_of
 from zhengai.rules.loader import load_rulebook
 
 RULEBOOK = load_rulebook()
@@ -236,11 +237,12 @@ def recompute(c: College) -> dict[tuple[str, str, str], float]:
         m[("student.attendance_rate", sid, week)] = 100 * att / sch
     for sid, hours in db_rows(db, "SELECT student_id, 2 * SUM(scheduled - attended - excused) FROM attendance GROUP BY 1"):
         m[("student.absence_hours", sid, term)] = hours
-    for cid, n, passed, excellent in db_rows(db, "SELECT course_id, COUNT(*), SUM(score >= 60), SUM(score >= 90) FROM grades GROUP BY 1"):
+    for cid, n, passed, excellent in db_rows(db, f"SELECT course_id, COUNT(*), SUM(score >= 60), SUM(score >= 90) FROM grades WHERE term = '{prev}' GROUP BY 1"):
         m[("course.pass_rate", cid, prev)] = 100 * passed / n
         m[("course.excellent_rate", cid, prev)] = 100 * excellent / n
     points = "CASE WHEN score >= 60 THEN MIN(4.0, (score - 50) / 10.0) ELSE 0 END"
-    for sid, failed, gpa in db_rows(db, f"SELECT student_id, SUM(score < 60), SUM({points} * credits) / SUM(credits) FROM grades GROUP BY 1"):
+    for sid, failed, gpa in db_rows(db, f"SELECT student_id, SUM(score < 60), SUM({points} * credits) / SUM(credits) FROM grades "
+                                          f"WHERE term = '{prev}' GROUP BY 1"):
         m[("student.failed_courses", sid, prev)] = failed
         m[("student.gpa", sid, prev)] = gpa
     for t, rows in c.api_data.sections.items():
@@ -333,6 +335,8 @@ def test_sources_show_planted_bands_and_nothing_else(size: str, small: College, 
     others = set(college.systems.planted) if college.systems else set()
     planted = {(a.rule_id, a.entity_id, a.period): a for a in college.planted if a not in others}
     for key, a in planted.items():
+        if kind_of(RULEBOOK.rules[a.rule_id]) != "threshold":
+            continue  # the kinds' anomalies: test_sources_show_one_anomaly_per_rule_kind
         assert key in m, f"no value for planted {key}"
         assert band_of(a.rule_id, m[key]) is a.band, (key, m[key], a.band)
     for (metric, entity, period), value in m.items():
@@ -354,3 +358,48 @@ def test_sources_show_planted_bands_and_nothing_else(size: str, small: College, 
     assert set(behind) == {(lag.rule_id, lag.entity_id, w) for w in college.weeks[-2:]}
     assert all(m[("course.schedule_deviation", c, w)] == 0 for c in college.healthy
                for w in college.weeks if ("course.schedule_deviation", c, w) in m)
+
+
+@pytest.mark.parametrize("size", ["small", "default"])
+def test_sources_show_one_anomaly_per_rule_kind(size: str, small: College, tmp_path: Path) -> None:
+    """Recomputed from the sources with the kinds' own judges: a course with three falling terms,
+    the school's budget behind the time elapsed, a student with two red components, a course
+    below its own control limit while above the fixed 预警值."""
+    from zhengai.rules.kinds_eval import judge_composite, judge_control, judge_progress, judge_trend
+
+    college = small if size == "small" else generate(tmp_path, SIZES[size])
+    m = recompute(college)
+    by_kind = {kind_of(RULEBOOK.rules[a.rule_id]): a for a in college.planted if kind_of(RULEBOOK.rules[a.rule_id]) != "threshold"}
+    assert set(by_kind) == {"trend", "progress", "composite", "control"}
+
+    trend = by_kind["trend"]
+    rates = {t: 100 * p / n for t, n, p in db_rows(college.jiaowu_db, "SELECT term, COUNT(*), SUM(score >= 60) FROM grades "
+                                                  f"WHERE course_id = '{trend.entity_id}' GROUP BY 1")}
+    assert len(rates) == 3 and list(rates.values()) == sorted(rates.values(), reverse=True)
+    judged = judge_trend(RULEBOOK.rules[trend.rule_id], college.previous_term, rates[college.previous_term], rates)
+    assert judged is not None and (judged.value, judged.band) == (3, trend.band)
+
+    progress = by_kind["progress"]
+    spend = [r for r in list(csv.reader(io.StringIO(college.finance_csv.read_bytes().decode("gbk"))))[1:]
+             if r[1] in ("5001", "5003", "5004") and parse_amount(r[4]) is not None]
+    rate = 100 * sum(parse_amount(r[4]) for r in spend) / sum(parse_amount(r[3]) for r in spend)
+    from datetime import datetime, timezone
+
+    exported = datetime.fromtimestamp(college.finance_csv.stat().st_mtime, timezone.utc)
+    assert exported == college.as_of  # the export was taken at the demo's clock
+    assert judge_progress(RULEBOOK.rules[progress.rule_id], "2026", rate, exported).band is progress.band
+
+    composite = by_kind["composite"]
+    prev, rule = college.previous_term, RULEBOOK.rules[composite.rule_id]
+    parts = []
+    for c in rule.components:
+        key = next((k for k in m if k[0] == c.metric and k[1] == composite.entity_id
+                    and k[2] in (composite.period, prev)), None)
+        parts.append(("", "", m[key], band_of(c.metric, m[key])) if key else ("", "", None, None))
+    assert judge_composite(rule, parts).band is composite.band is Band.yellow
+
+    control = by_kind["control"]
+    weeks = {w: m[("course.attendance_rate", control.entity_id, w)] for w in college.weeks}
+    judged = judge_control(RULEBOOK.rules[control.rule_id], control.period, weeks[control.period], weeks)
+    assert judged is not None and judged.band is control.band and control.band.is_breach
+    assert not band_of("course.attendance_rate", weeks[control.period]).is_breach  # the fixed lines are met

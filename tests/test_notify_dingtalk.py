@@ -15,12 +15,14 @@ from pydantic import SecretStr
 
 from zhengai.ingest.records import Band
 from zhengai.warnings.notify.base import Message, Notice
+from zhengai.warnings.notify.budget import BudgetPolicy
 from zhengai.warnings.notify.config import DigestPolicy, LinkSettings, NotifyConfig, RoutePolicy
 from zhengai.warnings.notify.dingtalk import DingTalkRobotSettings, DingTalkRobotSink
 from zhengai.warnings.notify.testing import DingTalkRobotServer, NotifyWorld
 from zhengai.warnings.notify_schema import AttemptRow
 
 TOKEN, SECRET = "robot-token-7f3a", "SECa1b2c3d4e5f6"
+NO_BUDGETS = NotifyConfig(budgets=BudgetPolicy(per_owner=None))  # budgets: tests/test_notify_budget.py
 
 
 def world_for(tmp_path, **kw) -> NotifyWorld:
@@ -121,7 +123,8 @@ def test_outage_then_back_every_notification_arrives_exactly_once(tmp_path):
 def test_a_burst_of_200_never_exceeds_the_rate_limit_and_nothing_is_lost(tmp_path):
     world = world_for(tmp_path, courses=200)  # 200 teachers: 200 messages, no grouping to help
     with DingTalkRobotServer(TOKEN, SECRET, clock=world.clock) as server:
-        pipeline = world.pipeline(robot(server), route=RoutePolicy(group_wait=timedelta(0)))
+        # the rate limiter alone: no budgets (200 openings of one rule at once would be a flood)
+        pipeline = world.pipeline(robot(server), route=RoutePolicy(group_wait=timedelta(0)), config=NO_BUDGETS)
         t0 = world.clock()
         world.warn("course.attendance_rate", world.college.courses, Band.red)
         drive(world, pipeline, every=timedelta(seconds=5), until=t0 + timedelta(hours=1),
@@ -142,7 +145,7 @@ def test_grouping_and_digest_reduce_the_burst(tmp_path):
     with DingTalkRobotServer(TOKEN, SECRET, clock=world.clock) as server:
         route = RoutePolicy(group_wait=timedelta(seconds=30), max_items=10,
                             digest=DigestPolicy(at=time(8, 0), bands=[Band.yellow]))
-        pipeline = world.pipeline(robot(server), route=route)
+        pipeline = world.pipeline(robot(server), route=route, config=NO_BUDGETS)  # grouping alone, as above
         t0 = world.clock()
         world.warn("course.attendance_rate", world.college.courses[:100], Band.red)
         world.warn("course.attendance_rate", world.college.courses[100:], Band.yellow)

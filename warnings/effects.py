@@ -24,6 +24,7 @@ from statistics import mean
 from sqlalchemy import select
 
 from zhengai.ingest.records import Direction, period_sort_key
+from zhengai.rules.kinds import kind_of
 from zhengai.warnings.improvement_schema import EffectRow
 from zhengai.warnings.messages import format_value
 from zhengai.warnings.schema import EntityRow, ImprovementRow, ObservationRow, VerdictRow, WarningRow
@@ -104,6 +105,8 @@ def measure(service, warning_id: int) -> Effect | None:
         standard = _number(th.get("standard", rule.standard))
         target = _number(th.get("target", rule.target))
         direction = rule.direction.value
+        if kind_of(rule) in ("trend", "composite"):  # their thresholds count periods or components, not the metric
+            standard = target = None
         effect = Effect(rule.name, rule.unit, [(p, v) for p, v, _ in own[start:]], baseline[0] if baseline else None,
                         baseline[1] if baseline else None, latest[0] if latest else None, latest[1] if latest else None,
                         None, standard, target)

@@ -29,6 +29,7 @@ from zhengai.ingest.directory import Directory
 from zhengai.ingest.records import DeadLetter, Observation, Verdict
 from zhengai.rules.engine import evaluate_batch
 from zhengai.rules.loader import RuleSet
+from zhengai.warnings.history import KindJudge
 from zhengai.warnings.service import WarningService
 from zhengai.warnings.store import AppliedTransition
 
@@ -65,6 +66,7 @@ class Judge:
         self._directory = directory
         self.replay = replay  # judge each observation as of when it was observed (history loads)
         self.slice = slice
+        self.kinds = KindJudge(service.store.engine)  # trend, progress, composite, control (their history)
 
     def judge(self, items: Sequence[Item], now: datetime) -> Outcome:
         outcome = Outcome()
@@ -86,7 +88,12 @@ class Judge:
             return outcome
         sources = {id(o): source for o, source in placed}
         started = time.perf_counter()
-        result = evaluate_batch(self._rules(), [o for o, _ in placed], directory, now, replay=self.replay)
+        rules = self._rules()  # one rulebook for the batch, also when a reload swaps it meanwhile
+        result = evaluate_batch(rules, [o for o, _ in placed], directory, now, replay=self.replay)
+        kinds = self.kinds.judge(rules, [o for o, _ in placed], directory, now, replay=self.replay)
+        result.verdicts += kinds.verdicts  # other rule ids: each series stays in period order
+        for obs, code, reason in kinds.rejected:
+            result._reject(obs, code, reason, now)
         metrics.EVALUATION_SECONDS.observe(time.perf_counter() - started)
         outcome.dead_letters = [(d.model_copy(update={"source": sources.get(id(obs), d.source)}), code)
                                 for d, (obs, code) in zip(result.dead_letters, result.rejected, strict=True)]

@@ -45,6 +45,7 @@ from zhengai.ingest.located_yaml import LocatedError, Located, Path_, parse_loca
 from zhengai.ingest.records import Band, Level, Role
 from zhengai.warnings.lifecycle import ACTIVE
 from zhengai.warnings.notify.base import Sink, SinkSettings, sink_class
+from zhengai.warnings.notify.budget import BudgetPolicy
 from zhengai.warnings.notify.calendar_windows import AcademicCalendar, TimeZoneName
 from zhengai.warnings.routing import DEFAULT_CHAINS, EscalationChains
 from zhengai.ingest.retrying import delay as retry_delay
@@ -214,6 +215,7 @@ class _NotifyFile(_Strict):
     escalation: EscalationPolicy = EscalationPolicy()
     reminders: ReminderPolicy = ReminderPolicy()
     active_statuses: list[str] = list(DEFAULT_ACTIVE_STATUSES)
+    budgets: BudgetPolicy = BudgetPolicy()
 
 
 @dataclass(frozen=True)
@@ -240,6 +242,7 @@ class NotifyConfig:
     reminders: ReminderPolicy = ReminderPolicy()
     active_statuses: frozenset[str] = frozenset(DEFAULT_ACTIVE_STATUSES)
     calendar: AcademicCalendar | None = None
+    budgets: BudgetPolicy = BudgetPolicy()  # notification budgets and flood flags (notify/budget.py)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -348,7 +351,8 @@ def load_notify_config(path: Path, *, secrets_dir: Path | None = None, require_s
     every problem; ``require_secrets=False`` checks a file where the secrets are not at hand
     (CI lint)."""
     path = Path(path)
-    tops = ("timezone", "links", "route", "channels", "inhibit", "escalation", "reminders", "active_statuses", "calendar")
+    tops = ("timezone", "links", "route", "channels", "inhibit", "escalation", "reminders", "active_statuses", "calendar",
+            "budgets")
     data, located = parse_located(path, str(path), top_keys=tops, lists=("inhibit",))
     errors = list(located.errors)
     channels_raw = data.pop("channels", None) or {}
@@ -381,7 +385,7 @@ def load_notify_config(path: Path, *, secrets_dir: Path | None = None, require_s
     return NotifyConfig(
         timezone=base.timezone, links=base.links, route=base.route, channels=channels, inhibit=tuple(base.inhibit),
         escalation=base.escalation, reminders=base.reminders, active_statuses=frozenset(base.active_statuses),
-        calendar=calendar,
+        calendar=calendar, budgets=base.budgets,
     )
 
 

@@ -35,6 +35,7 @@ from zhengai.rules.loader import RuleSet
 from zhengai.warnings.notify import _metrics as metrics
 from zhengai.warnings.notify import outbox
 from zhengai.warnings.notify.base import Contact, Notice, Sink, SinkError
+from zhengai.warnings.notify.budget import apply_budgets
 from zhengai.warnings.notify.compose import Composer
 from zhengai.warnings.notify.config import NotifyConfig, RoutePolicy
 from zhengai.warnings.notify.grouping import due_now, pack
@@ -212,6 +213,7 @@ class NotifyPipeline:
             if not pending:
                 return report
             passing = self._filter(s, pending, now, report)
+            passing = apply_budgets(self, s, passing, now, report)  # budgets and flood flags (budget.py)
             s.commit()
             batches, notices = self._batches(s, passing, now)
             self._send(s, batches, notices, now, report)

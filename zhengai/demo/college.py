@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from pathlib import Path
 
-from zhengai.demo import checks, planting
+from zhengai.demo import checks, kinds, planting
 from zhengai.demo import forms as demo_forms
 from zhengai.demo.api import ApiData
 from zhengai.demo.systems import SystemSources, write_systems
@@ -69,11 +69,13 @@ def generate(out_dir: Path, size: CollegeSize = SIZES["default"], seed: int = 20
     checks.verify(planted, healthy, metrics)
     # A reader may count students with or without 休学 ones: both readings must hold.
     checks.verify(planted, healthy, {**metrics, **checks.school(c, count_suspended=False)})
+    planted += kinds.kinds_anomalies(c, metrics)  # checked with the kinds' own judges
     report("写入教务数据库", 0, 1)
     db = out_dir / "jiaowu.sqlite"
     _write_sqlite(c, db, report)
     csv_path = out_dir / f"caiwu_{BUDGET_YEAR}.csv"
     _write_finance(c.finance, csv_path)
+    kinds.stamp_export(csv_path, kinds.demo_as_of(c))
     report("写入财务导出", 1, 1)
     demo_forms.write(c, out_dir / "forms")
     systems = write_systems(c, metrics, out_dir)  # the other campus systems, their own planted anomalies
@@ -193,6 +195,7 @@ def _write_sqlite(c: Build, path: Path, report: Progress) -> None:
             con.executemany("INSERT INTO grades VALUES (?,?,?,?,?,?,?)",
                             [(i, sid, cid, PREVIOUS_TERM, float(score), c.courses[cid].credits, stamp(graded, i))
                              for i, ((sid, cid), score) in enumerate(sorted(c.grades.items()), start=1)])
+            con.executemany("INSERT INTO grades VALUES (?,?,?,?,?,?,?)", kinds.history_grade_rows(c, len(c.grades) + 1))
             con.executemany("INSERT INTO teaching_plans VALUES (?,?,?,?,?)", c.plans)
             con.executemany("INSERT INTO course_progress VALUES (?,?,?,?,?,?,?,?)", _progress_rows(c))
     finally:

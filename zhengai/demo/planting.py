@@ -11,6 +11,7 @@ import math
 from collections.abc import Set as AbstractSet
 from datetime import datetime, time, timedelta
 
+from zhengai.demo.kinds import plant_kinds
 from zhengai.demo.people import COMMON_COURSES
 from zhengai.demo.structure import (
     BUDGET_YEAR, CST, CURRENT_TERM, FIRST_MONDAY, M_HEALTHY, M_PRACTICE, M_SHRINKING, M_TINY, PREVIOUS_TERM,
@@ -47,6 +48,7 @@ def plant(c: Build) -> None:
     _teaching_plans(c)
     _schedules(c)
     _finance(c)
+    plant_kinds(c)  # one anomaly per rule kind (trend, progress, composite, control)
 
 
 def _pick_students(c: Build) -> None:

@@ -26,7 +26,8 @@ from zhengai.embedded import Pipeline, PipelineResult
 from zhengai.ingest.logs import install_log_policy
 from zhengai.ingest.privacy import mask_text
 from zhengai.report import Summary, render_report, render_summary, summarize
-from zhengai.rules.loader import RuleSet, load_rulebook
+from zhengai.demo.kinds import demo_rulebook
+from zhengai.rules.loader import RuleSet
 from zhengai.warnings.notify.console import ConsoleSink, FileSink
 from zhengai.warnings.store import WarningStore
 
@@ -167,7 +168,7 @@ def run_demo(
     college = generate(out_dir / "sources", size, seed=seed, progress=show)
     if prepare is not None:
         prepare(college)
-    rules = rules or load_rulebook()
+    rules = rules or demo_rulebook()  # the shipped rulebook, plus the rules the demo enables (demo/kinds.py)
     store = WarningStore(store_url or f"sqlite:///{out_dir / 'zhengai.sqlite'}")
     store.create_schema()
     pipeline = Pipeline(store, rules, clock=lambda: college.as_of, progress=show)

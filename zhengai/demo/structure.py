@@ -177,6 +177,7 @@ class Build:
         # Filled by planting: grades[(student, course)] = score; absences[(student, course, week idx)]
         # = (unexcused, excused); sections[term] = [section dict]; finance rows.
         self.grades: dict[tuple[str, str], int] = {}
+        self.grade_history: list[tuple[str, str, str, int]] = []  # earlier terms (demo/kinds.py)
         self.absences: dict[tuple[str, str, int], tuple[int, int]] = {}
         self.sections: dict[str, list[dict]] = {}
         self.finance: list[tuple[str, str, str, float, float | str, str]] = []
