@@ -18,14 +18,14 @@ from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
+
+from zhengai.commands.rulebook.backtest import run_backtest
+from zhengai.demo.run import run_demo
 from zhengai.rules.candidate import apply_changes
 from zhengai.rules.loader import load_rulebook
 from zhengai.warnings.backtest import stored_history
 from zhengai.warnings.schema import ObservationRow
 from zhengai.warnings.store import WarningStore
-
-from zhengai.commands.rulebook.backtest import run_backtest
-from zhengai.demo.run import run_demo
 
 
 def main() -> None:

@@ -101,10 +101,14 @@ def main() -> None:
         db.close()
         assert (base_n, base_last) == (row_n, row_last), "both predicates must read the same rows"
         print(f"jiaowu.attendance read, {row_n} rows, page size {args.page_size}:")
-        print(f"  baseline  updated_at > ? OR (updated_at = ? AND id > ?) : {base_s:7.2f} s "
-              f" slowest page {base_page * 1000:6.1f} ms")
-        print(f"  row value (updated_at, id) > (?, ?)                    : {row_s:7.2f} s "
-              f" slowest page {row_page * 1000:6.1f} ms")
+        print(
+            f"  baseline  updated_at > ? OR (updated_at = ? AND id > ?) : {base_s:7.2f} s "
+            f" slowest page {base_page * 1000:6.1f} ms"
+        )
+        print(
+            f"  row value (updated_at, id) > (?, ?)                    : {row_s:7.2f} s "
+            f" slowest page {row_page * 1000:6.1f} ms"
+        )
         print(f"  speed-up                                               : {base_s / row_s:7.1f} ×")
         base_run, read, sent = _run(url, college.school_id, baseline=True)
         new_run, read2, sent2 = _run(url, college.school_id, baseline=False)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import random
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from zhengai.ingest.directory import Directory
 from zhengai.ingest.records import Entity, EntityKind, Level, Observation
@@ -31,7 +31,7 @@ def main() -> None:
     th = resolve_thresholds(rule, {}, ("SCH",))
     rng = random.Random(3)
     values = [min(100.0, max(0.0, rng.gauss(96, 3))) for _ in range(args.n)]
-    now = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 1, tzinfo=UTC)
 
     t = time.perf_counter()
     inner, outer = max(th.standard, th.warning), min(th.standard, th.warning)
@@ -39,12 +39,16 @@ def main() -> None:
     base_s = time.perf_counter() - t
 
     t = time.perf_counter()
-    verdicts = [evaluate(rule, th, value=v, entity_id="S1", period="2026-W44", observed_at=now, now=now, observation_key=str(i))
-                for i, v in enumerate(values)]
+    verdicts = [
+        evaluate(rule, th, value=v, entity_id="S1", period="2026-W44", observed_at=now, now=now, observation_key=str(i))
+        for i, v in enumerate(values)
+    ]
     eval_s = time.perf_counter() - t
 
     breaches = sum(v.band.is_breach for v in verdicts)
-    assert breaches == sum(1 for b in bands if b), "the evaluator and the baseline disagree"  # a sanity check, not a timing
+    assert breaches == sum(1 for b in bands if b), (
+        "the evaluator and the baseline disagree"
+    )  # a sanity check, not a timing
     n = len(values)
     print(f"values: {n} ({breaches} breaching)")
     print(f"baseline bare comparisons : {n / base_s:12.0f} values/s")
@@ -60,8 +64,10 @@ def main() -> None:
         runs.append(time.perf_counter() - t)
     assert len(result.verdicts) == len(observations)  # a sanity check, not a timing
     per = sorted(1e6 * r / len(observations) for r in runs)
-    print(f"evaluate_batch            : {len(observations)} observations, {per[0]:.1f}–{per[-1]:.1f} µs per observation "
-          f"over {len(runs)} runs ({per[0] * 1e-6 * n / base_s:.0f}× the baseline's cost per value)")
+    print(
+        f"evaluate_batch            : {len(observations)} observations, {per[0]:.1f}–{per[-1]:.1f} µs per observation "
+        f"over {len(runs)} runs ({per[0] * 1e-6 * n / base_s:.0f}× the baseline's cost per value)"
+    )
 
 
 def college(rng: random.Random, now: datetime) -> tuple[Directory, list[Observation]]:
@@ -72,13 +78,23 @@ def college(rng: random.Random, now: datetime) -> tuple[Directory, list[Observat
         records.append(Entity(id=f"M{d}", kind=EntityKind.major, name="专业", parent_id=f"D{d}"))
         for k in range(5):
             records.append(Entity(id=f"K{d}{k}", kind=EntityKind.class_, name="班级", parent_id=f"M{d}"))
-            records += [Entity(id=f"S{d}{k}{s:03d}", kind=EntityKind.student, name="学生", parent_id=f"K{d}{k}")
-                        for s in range(50)]
+            records += [
+                Entity(id=f"S{d}{k}{s:03d}", kind=EntityKind.student, name="学生", parent_id=f"K{d}{k}")
+                for s in range(50)
+            ]
     students = [r.id for r in records if r.kind is EntityKind.student]
     observations = [
-        Observation(level=Level.student, entity_id=s, metric="student.attendance_rate", value=round(rng.gauss(94, 4), 2),
-                    period=f"2026-W{w}", observed_at=now - timedelta(days=3), source="bench")
-        for w in range(36, 46) for s in students
+        Observation(
+            level=Level.student,
+            entity_id=s,
+            metric="student.attendance_rate",
+            value=round(rng.gauss(94, 4), 2),
+            period=f"2026-W{w}",
+            observed_at=now - timedelta(days=3),
+            source="bench",
+        )
+        for w in range(36, 46)
+        for s in students
     ]
     return Directory(records), observations
 

@@ -24,11 +24,11 @@ from sqlalchemy import create_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_evaluator import college  # noqa: E402
+
+from zhengai.demo.kinds import demo_rulebook  # noqa: E402
 from zhengai.rules.engine import evaluate_batch  # noqa: E402
 from zhengai.rules.loader import load_rulebook  # noqa: E402
 from zhengai.warnings.history import KindJudge  # noqa: E402
-
-from zhengai.demo.kinds import demo_rulebook  # noqa: E402
 
 
 def run(rules, directory, observations, batch: int, kinds: bool, now: datetime) -> float:

@@ -34,7 +34,7 @@ import json
 import os
 import random
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -46,7 +46,7 @@ from zhengai.warnings.migrate import storage
 from zhengai.warnings.schema import OutboxRow, WarningEventRow, WarningRow
 from zhengai.warnings.store import OutboxItem, WarningStore
 
-T0 = datetime(2026, 9, 7, tzinfo=timezone.utc)
+T0 = datetime(2026, 9, 7, tzinfo=UTC)
 TH = Thresholds(direction=Direction.higher_is_better, target=98, standard=90, warning=95)
 
 
@@ -61,10 +61,23 @@ def make_verdicts(n: int, seed: int = 7) -> list[Verdict]:
             value = round(min(100.0, max(0.0, base + rng.gauss(0, 1.5))), 2)
             band, reason = classify(value, TH, "%")
             at = T0 + timedelta(weeks=w)
-            out.append(Verdict(rule_id="student.attendance_rate", rule_version="bench", level=Level.student,
-                               entity_id=f"S{s:07d}", metric="student.attendance_rate", period=f"2026-W{37 + w:02d}",
-                               value=value, thresholds=TH, band=band, reason=f"个人到课率为{reason}", observed_at=at,
-                               evaluated_at=at, observation_key=f"bench|S{s:07d}|{w}"))
+            out.append(
+                Verdict(
+                    rule_id="student.attendance_rate",
+                    rule_version="bench",
+                    level=Level.student,
+                    entity_id=f"S{s:07d}",
+                    metric="student.attendance_rate",
+                    period=f"2026-W{37 + w:02d}",
+                    value=value,
+                    thresholds=TH,
+                    band=band,
+                    reason=f"个人到课率为{reason}",
+                    observed_at=at,
+                    evaluated_at=at,
+                    observation_key=f"bench|S{s:07d}|{w}",
+                )
+            )
     out.sort(key=lambda v: (v.entity_id, v.period))
     return out[:n]
 
@@ -73,9 +86,24 @@ def copy_rows(verdicts: list[Verdict]) -> io.StringIO:
     buf = io.StringIO()
     w = csv.writer(buf)
     for v in verdicts:
-        w.writerow([v.key, v.rule_id, v.rule_version, v.level.value, v.entity_id, v.metric, v.period, v.value, v.band.value,
-                    v.reason, json.dumps(v.thresholds.model_dump(mode="json"), ensure_ascii=False),
-                    v.observed_at.isoformat(), v.evaluated_at.isoformat(), period_start(v.period).isoformat()])
+        w.writerow(
+            [
+                v.key,
+                v.rule_id,
+                v.rule_version,
+                v.level.value,
+                v.entity_id,
+                v.metric,
+                v.period,
+                v.value,
+                v.band.value,
+                v.reason,
+                json.dumps(v.thresholds.model_dump(mode="json"), ensure_ascii=False),
+                v.observed_at.isoformat(),
+                v.evaluated_at.isoformat(),
+                period_start(v.period).isoformat(),
+            ]
+        )
     buf.seek(0)
     return buf
 
@@ -84,7 +112,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--verdicts", type=int, default=60000)
     ap.add_argument("--batch", type=int, default=1000)
-    ap.add_argument("--url", default=os.environ.get("ZHENGAI_TEST_PG_URL", "postgresql+psycopg2://zhengai:zhengai@127.0.0.1:15432/zhengai"))
+    ap.add_argument(
+        "--url",
+        default=os.environ.get("ZHENGAI_TEST_PG_URL", "postgresql+psycopg2://zhengai:zhengai@127.0.0.1:15432/zhengai"),
+    )
     args = ap.parse_args()
 
     admin = create_engine(args.url, isolation_level="AUTOCOMMIT")
@@ -102,15 +133,22 @@ def main() -> None:
         with store.engine.begin() as c:
             c.execute(text("CREATE TABLE verdicts_copy (LIKE verdicts INCLUDING ALL)"))
             if c.execute(text("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'")).scalar():
-                c.execute(text("SELECT create_hypertable('verdicts_copy', 'period_start', "
-                               "chunk_time_interval => INTERVAL '90 days')"))
+                c.execute(
+                    text(
+                        "SELECT create_hypertable('verdicts_copy', 'period_start', "
+                        "chunk_time_interval => INTERVAL '90 days')"
+                    )
+                )
         raw = store.engine.raw_connection()
         try:
             buf = copy_rows(verdicts)
             t = time.perf_counter()
             with raw.cursor() as cur:
-                cur.copy_expert("COPY verdicts_copy (key, rule_id, rule_version, level, entity_id, metric, period, value, band, "
-                                "reason, thresholds, observed_at, evaluated_at, period_start) FROM STDIN WITH (FORMAT csv)", buf)
+                cur.copy_expert(
+                    "COPY verdicts_copy (key, rule_id, rule_version, level, entity_id, metric, period, value, band, "
+                    "reason, thresholds, observed_at, evaluated_at, period_start) FROM STDIN WITH (FORMAT csv)",
+                    buf,
+                )
             raw.commit()
             copy_s = time.perf_counter() - t
         finally:
@@ -120,22 +158,30 @@ def main() -> None:
         notify = lambda row, tr: [OutboxItem("console", row.responsible_person_id, tr.kind.value, tr.reason)]  # noqa: E731
         t = time.perf_counter()
         for i in range(0, len(verdicts), args.batch):
-            store.apply_verdicts(verdicts[i:i + args.batch], rule_names={"student.attendance_rate": "个人到课率"},
-                                 responsible=lambda v: ("counsellor", "P0001"), on_transition=notify)
+            store.apply_verdicts(
+                verdicts[i : i + args.batch],
+                rule_names={"student.attendance_rate": "个人到课率"},
+                responsible=lambda v: ("counsellor", "P0001"),
+                on_transition=notify,
+            )
         store_s = time.perf_counter() - t
 
         # replay of everything: the idempotency check path
         t = time.perf_counter()
         for i in range(0, len(verdicts), args.batch):
-            store.apply_verdicts(verdicts[i:i + args.batch], rule_names={}, responsible=lambda v: (None, None))
+            store.apply_verdicts(verdicts[i : i + args.batch], rule_names={}, responsible=lambda v: (None, None))
         replay_s = time.perf_counter() - t
 
         n = len(verdicts)
         print(f"backend: {storage(store.engine)}")
-        print(f"verdicts: {n} ({breaches} breaching), batch {args.batch},"
-              f" PostgreSQL {store.engine.dialect.server_version_info}")
-        print(f"warnings {store.read.count(WarningRow)}, events {store.read.count(WarningEventRow)},"
-              f" outbox {store.read.count(OutboxRow)}")
+        print(
+            f"verdicts: {n} ({breaches} breaching), batch {args.batch},"
+            f" PostgreSQL {store.engine.dialect.server_version_info}"
+        )
+        print(
+            f"warnings {store.read.count(WarningRow)}, events {store.read.count(WarningEventRow)},"
+            f" outbox {store.read.count(OutboxRow)}"
+        )
         print(f"COPY baseline          : {n / copy_s:10.0f} rows/s  ({copy_s:.2f} s)")
         print(f"store apply_verdicts   : {n / store_s:10.0f} rows/s  ({store_s:.2f} s)")
         print(f"store replay (no-op)   : {n / replay_s:10.0f} rows/s  ({replay_s:.2f} s)")

@@ -46,6 +46,8 @@ from zhengai.ingest.serde import encode, encode_batches, key_of
 from zhengai.ingest.topics import ENTITIES, EVENTS, OBSERVATIONS, TOPICS, partition_of
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from datetime import UTC
+
 from ceiling import run_ceiling  # noqa: E402 — the bench folder's own helper
 
 DEFAULT_PG = "postgresql+psycopg2://zhengai:zhengai@127.0.0.1:15432/zhengai"
@@ -67,31 +69,50 @@ def college(size: str, workdir: Path):
     store.create_schema()
     pipeline = Pipeline(store, load_rulebook(), clock=lambda: c.as_of)
     for i in range(0, len(records), 1000):
-        pipeline.deliver(records[i:i + 1000])
+        pipeline.deliver(records[i : i + 1000])
     pipeline.flush()
     with store.session() as s:
-        observations = [Observation(level=r.level, entity_id=r.entity_id, metric=r.metric,
-                                    value=bool(r.value) if r.is_bool else r.value, period=r.period,
-                                    observed_at=r.observed_at, source=r.source, key=r.key)
-                        for r in s.query(ObservationRow).order_by(ObservationRow.id)]
+        observations = [
+            Observation(
+                level=r.level,
+                entity_id=r.entity_id,
+                metric=r.metric,
+                value=bool(r.value) if r.is_bool else r.value,
+                period=r.period,
+                observed_at=r.observed_at,
+                source=r.source,
+                key=r.key,
+            )
+            for r in s.query(ObservationRow).order_by(ObservationRow.id)
+        ]
     return records, observations, pipeline.directory
 
 
 # --- Kafka --------------------------------------------------------------------------------------
 
-def produce(bootstrap: str, topic: str, records, *, partitions: int, batched: bool = True,
-            sent_at: dict[str, float] | None = None, rate: float | None = None) -> None:
+
+def produce(
+    bootstrap: str,
+    topic: str,
+    records,
+    *,
+    partitions: int,
+    batched: bool = True,
+    sent_at: dict[str, float] | None = None,
+    rate: float | None = None,
+) -> None:
     """Records as the connectors send them: batch messages per partition (or one record per
     message for the compacted directory). Paced: a tick every 20 ms with the records due by then."""
     from kafka import KafkaProducer
 
-    p = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=512 * 1024,
-                      max_request_size=4 * 1024 * 1024)
+    p = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=512 * 1024, max_request_size=4 * 1024 * 1024
+    )
     records = list(records)
     step = max(1, int(rate * 0.02)) if rate else 5000
     start = time.monotonic()
     for i in range(0, len(records), step):
-        chunk = records[i:i + step]
+        chunk = records[i : i + step]
         if rate:
             delay = start + i / rate - time.monotonic()
             if delay > 0:
@@ -182,8 +203,10 @@ def latency_line(label: str, sent: dict[str, float], seen: dict[str, float]) -> 
     lat = [seen[k] - sent[k] for k in sent if k in seen]
     if not lat:
         return f"  {label}: none"
-    return (f"  {label}: n={len(lat)}  p50 {pct(lat, 0.5) * 1000:.0f} ms  p99 {pct(lat, 0.99) * 1000:.0f} ms "
-            f" max {max(lat) * 1000:.0f} ms")
+    return (
+        f"  {label}: n={len(lat)}  p50 {pct(lat, 0.5) * 1000:.0f} ms  p99 {pct(lat, 0.99) * 1000:.0f} ms "
+        f" max {max(lat) * 1000:.0f} ms"
+    )
 
 
 def cpu_seconds(pid: int) -> float:
@@ -192,6 +215,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 # --- one deployment: topics, database, workers ----------------------------------------------------
+
 
 class Deployment:
     def __init__(self, broker: str, admin_url: str, workdir: Path, name: str):
@@ -216,14 +240,26 @@ class Deployment:
             with socket.socket() as sock:
                 sock.bind(("127.0.0.1", 0))
                 port = sock.getsockname()[1]
-            env = {**os.environ, "PYTHONSAFEPATH": "1", "ZHENGAI_BROKER": self.broker, "ZHENGAI_STORE_URL": self.url,
-                   "ZHENGAI_TOPIC_PREFIX": self.prefix, "ZHENGAI_APP_ID": self.prefix + "worker",
-                   "ZHENGAI_METRICS_PORT": str(port), "ZHENGAI_EVALUATE_AS_OBSERVED": "true",
-                   **{f"ZHENGAI_{k.upper()}": str(v) for k, v in settings.items()}}
+            env = {
+                **os.environ,
+                "PYTHONSAFEPATH": "1",
+                "ZHENGAI_BROKER": self.broker,
+                "ZHENGAI_STORE_URL": self.url,
+                "ZHENGAI_TOPIC_PREFIX": self.prefix,
+                "ZHENGAI_APP_ID": self.prefix + "worker",
+                "ZHENGAI_METRICS_PORT": str(port),
+                "ZHENGAI_EVALUATE_AS_OBSERVED": "true",
+                **{f"ZHENGAI_{k.upper()}": str(v) for k, v in settings.items()},
+            }
             log_path = self.workdir / f"{self.name}-worker{i}.log"
             with open(log_path, "wb") as log:
-                proc = subprocess.Popen([sys.executable, "-m", "zhengai", "worker", "--log-level", "info"],
-                                        cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "zhengai", "worker", "--log-level", "info"],
+                    cwd=self.workdir,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
             while b"Worker]: Ready" not in log_path.read_bytes():
                 if proc.poll() is not None:
                     raise SystemExit(f"the worker exited with {proc.returncode}; see {log_path}")
@@ -263,7 +299,9 @@ def print_worker_timings(ports: list[int]) -> None:
     for port in ports:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
             text_ = r.read().decode()
-        for m in re.finditer(r"^(zhengai_(?:store_write|evaluation)_seconds)_(sum|count)(\{[^}]*\})? (\S+)$", text_, re.M):
+        for m in re.finditer(
+            r"^(zhengai_(?:store_write|evaluation)_seconds)_(sum|count)(\{[^}]*\})? (\S+)$", text_, re.M
+        ):
             key = f"{m.group(1)}{m.group(3) or ''} {m.group(2)}"
             sums[key] = sums.get(key, 0.0) + float(m.group(4))
     print("  worker time (from /metrics):")
@@ -274,6 +312,7 @@ def print_worker_timings(ports: list[int]) -> None:
 
 
 # --- the phases --------------------------------------------------------------------------------------
+
 
 def phase_bulk(args, workdir, directory_records, observations, directory) -> dict:
     d = Deployment(args.broker, args.url, workdir, "bulk")
@@ -286,29 +325,39 @@ def phase_bulk(args, workdir, directory_records, observations, directory) -> dic
         deadline = time.monotonic() + 120
         probe = create_engine(d.url)
         with probe.connect() as c:
-            while (c.execute(text("SELECT count(*) FROM entities")).scalar() or 0) < entities \
-                    and time.monotonic() < deadline:
+            while (
+                c.execute(text("SELECT count(*) FROM entities")).scalar() or 0
+            ) < entities and time.monotonic() < deadline:
                 c.commit()
                 time.sleep(0.2)
         probe.dispose()
         watch = Watch(d.url)
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         from zhengai.rules.engine import evaluate_batch
         from zhengai.rules.loader import load_rulebook
 
-        judged = evaluate_batch(load_rulebook(), observations, directory, datetime.now(timezone.utc), replay=True)
+        judged = evaluate_batch(load_rulebook(), observations, directory, datetime.now(UTC), replay=True)
         keys = {v.observation_key for v in judged.verdicts}
-        print(f"\nbulk ({args.workers} worker{'s' if args.workers > 1 else ''}): {len(observations)} observations, "
-              f"{len(keys)} judged ({len(observations) - len(keys)} informational or dead-lettered)")
+        print(
+            f"\nbulk ({args.workers} worker{'s' if args.workers > 1 else ''}): {len(observations)} observations, "
+            f"{len(keys)} judged ({len(observations) - len(keys)} informational or dead-lettered)"
+        )
         paced = {}
         for pace in args.paced:
             n = min(len(keys), int(pace * args.paced_seconds))
-            again = [o.model_copy(update={"source": f"bench.paced{pace}", "key": f"paced{pace}|{o.key}"})
-                     for o in observations if o.key in keys][:n]
+            again = [
+                o.model_copy(update={"source": f"bench.paced{pace}", "key": f"paced{pace}|{o.key}"})
+                for o in observations
+                if o.key in keys
+            ][:n]
             sent2: dict[str, float] = {}
-            threading.Thread(target=produce, args=(args.broker, d.topic(OBSERVATIONS), again), daemon=True,
-                             kwargs=dict(partitions=OBSERVATIONS.partitions, sent_at=sent2, rate=pace)).start()
+            threading.Thread(
+                target=produce,
+                args=(args.broker, d.topic(OBSERVATIONS), again),
+                daemon=True,
+                kwargs=dict(partitions=OBSERVATIONS.partitions, sent_at=sent2, rate=pace),
+            ).start()
             watch.until({o.key for o in again}, 60, d.workers)  # polls while the producer paces
             print(f"  paced at {pace}/s: {len(again)} observations")
             print(latency_line("  produce → verdict committed", sent2, watch.verdict_seen))
@@ -316,21 +365,32 @@ def phase_bulk(args, workdir, directory_records, observations, directory) -> dic
         sent: dict[str, float] = {}
         cpu0 = [cpu_seconds(w.pid) for w in d.workers]
         t0 = time.monotonic()
-        threading.Thread(target=produce, args=(args.broker, d.topic(OBSERVATIONS), observations),
-                         kwargs=dict(partitions=OBSERVATIONS.partitions, sent_at=sent), daemon=True).start()
+        threading.Thread(
+            target=produce,
+            args=(args.broker, d.topic(OBSERVATIONS), observations),
+            kwargs=dict(partitions=OBSERVATIONS.partitions, sent_at=sent),
+            daemon=True,
+        ).start()
         last = watch.until(keys, 120, d.workers)
         elapsed = last - t0
         cpu = sum(cpu_seconds(w.pid) - c for w, c in zip(d.workers, cpu0, strict=True))
         rate = len(observations) / elapsed
-        print(f"  end to end: {elapsed:.2f} s → {rate:.0f} observations/s; worker CPU {cpu:.1f} s = "
-              f"{1000 * cpu / len(observations):.3f} ms per observation"
-              f" ({len(observations) / cpu:.0f} obs per CPU-second)")
+        print(
+            f"  end to end: {elapsed:.2f} s → {rate:.0f} observations/s; worker CPU {cpu:.1f} s = "
+            f"{1000 * cpu / len(observations):.3f} ms per observation"
+            f" ({len(observations) / cpu:.0f} obs per CPU-second)"
+        )
         print(latency_line("produce → verdict committed", sent, watch.verdict_seen))
 
         print_worker_timings(d.ports)
         total = len(observations) + sum(len(s) for s in paced.values())
-        return {"rate": rate, "topic": d.topic(OBSERVATIONS), "total": total, "deployment": d,
-                "observations": observations}
+        return {
+            "rate": rate,
+            "topic": d.topic(OBSERVATIONS),
+            "total": total,
+            "deployment": d,
+            "observations": observations,
+        }
     except BaseException:
         d.close()
         raise
@@ -348,13 +408,31 @@ def phase_ceiling(args, workdir, bulk: dict, directory) -> None:
             if producing:
                 topic, total = db.topic(OBSERVATIONS), len(bulk["observations"])
                 t0 = time.monotonic()
-                threading.Thread(target=produce, args=(args.broker, topic, bulk["observations"]), daemon=True,
-                                 kwargs=dict(partitions=OBSERVATIONS.partitions)).start()
-            c = asyncio.run(run_ceiling(mode, args.broker, topic, db.url, directory, total, t0=t0,
-                                        verdicts_topic=db.topic(OBSERVATIONS).replace("observations", "verdicts")
-                                        if mode == "full" else None))
+                threading.Thread(
+                    target=produce,
+                    args=(args.broker, topic, bulk["observations"]),
+                    daemon=True,
+                    kwargs=dict(partitions=OBSERVATIONS.partitions),
+                ).start()
+            c = asyncio.run(
+                run_ceiling(
+                    mode,
+                    args.broker,
+                    topic,
+                    db.url,
+                    directory,
+                    total,
+                    t0=t0,
+                    verdicts_topic=db.topic(OBSERVATIONS).replace("observations", "verdicts")
+                    if mode == "full"
+                    else None,
+                )
+            )
             label = f"{mode}, while producing" if producing else mode
-            print(c.line() + ("  (while the producer writes, as the worker ran; CPU includes the producer)" if producing else ""))
+            print(
+                c.line()
+                + ("  (while the producer writes, as the worker ran; CPU includes the producer)" if producing else "")
+            )
             print(f"    worker ÷ ceiling ({label}): {bulk['rate']:.0f} ÷ {c.rate:.0f} = {bulk['rate'] / c.rate:.2f}")
         finally:
             db.close()
@@ -374,10 +452,18 @@ def phase_replay(args, workdir, records) -> None:
         cpu0 = [cpu_seconds(w.pid) for w in d.workers]
         t0 = time.monotonic()
         produce(args.broker, d.topic(ENTITIES), directory, partitions=ENTITIES.partitions, batched=False)
-        threading.Thread(target=produce, args=(args.broker, d.topic(EVENTS), events), kwargs=dict(partitions=EVENTS.partitions),
-                         daemon=True).start()
-        threading.Thread(target=produce, args=(args.broker, d.topic(OBSERVATIONS), observations),
-                         kwargs=dict(partitions=OBSERVATIONS.partitions), daemon=True).start()
+        threading.Thread(
+            target=produce,
+            args=(args.broker, d.topic(EVENTS), events),
+            kwargs=dict(partitions=EVENTS.partitions),
+            daemon=True,
+        ).start()
+        threading.Thread(
+            target=produce,
+            args=(args.broker, d.topic(OBSERVATIONS), observations),
+            kwargs=dict(partitions=OBSERVATIONS.partitions),
+            daemon=True,
+        ).start()
         tallies_done = None
         stable_since, last_count = None, -1
         while True:
@@ -397,8 +483,10 @@ def phase_replay(args, workdir, records) -> None:
         done = stable_since
         cpu = sum(cpu_seconds(w.pid) - c for w, c in zip(d.workers, cpu0, strict=True))
         units = d.scalar("SELECT count(*) FROM stream_units")
-        print(f"\nreplay: {len(directory)} directory records, {len(events)} events ({attendance} attendance), "
-              f"{len(observations)} connector observations → {last_count} verdicts, {units} units")
+        print(
+            f"\nreplay: {len(directory)} directory records, {len(events)} events ({attendance} attendance), "
+            f"{len(observations)} connector observations → {last_count} verdicts, {units} units"
+        )
         print(f"  attendance events into units: {attendance / (tallies_done - t0):.0f} events/s")
         print(f"  whole replay: {done - t0:.1f} s (produce → last verdict committed), worker CPU {cpu:.1f} s")
     finally:
@@ -410,7 +498,9 @@ def main() -> None:
     ap.add_argument("--size", choices=["small", "default"], default="default")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--broker", default=os.environ.get("ZHENGAI_TEST_KAFKA", "127.0.0.1:19092"))
-    ap.add_argument("--url", default=os.environ.get("ZHENGAI_TEST_PG_URL", DEFAULT_PG), help="a role that may create databases")
+    ap.add_argument(
+        "--url", default=os.environ.get("ZHENGAI_TEST_PG_URL", DEFAULT_PG), help="a role that may create databases"
+    )
     ap.add_argument("--paced", type=int, nargs="*", default=[2000, 5000], help="paced rates (observations/s)")
     ap.add_argument("--paced-seconds", type=float, default=10.0)
     ap.add_argument("--skip", nargs="*", default=[], choices=["bulk", "ceiling", "replay"])
@@ -420,7 +510,9 @@ def main() -> None:
     print(f"reading the {args.size} demo college through its connectors …", flush=True)
     records, observations, directory = college(args.size, workdir)
     directory_records = [r for r in records if isinstance(r, (Entity, Person))]
-    print(f"{len(records)} source records ({len(directory_records)} directory), {len(observations)} observations in all")
+    print(
+        f"{len(records)} source records ({len(directory_records)} directory), {len(observations)} observations in all"
+    )
 
     if "bulk" not in args.skip:
         bulk = phase_bulk(args, workdir, directory_records, observations, directory)

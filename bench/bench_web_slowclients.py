@@ -49,9 +49,18 @@ def main() -> None:
         (opened,) = world.warn("course.attendance_rate", "C001", Band.red)
         settings = WebSettings(header_timeout=args.header_timeout)
         app = create_app(world.service, lambda: world.college.rules, SECRET, clock=world.clock, settings=settings)
-        url = action_url(f"/warnings/{opened.warning_id}/ack", opened.warning_id, "T001", "ack",
-                         world.clock() + timedelta(days=30), SECRET)
-        with ServerThread(app, settings=settings) as server, httpx.Client(base_url=server.base_url, timeout=30) as client:
+        url = action_url(
+            f"/warnings/{opened.warning_id}/ack",
+            opened.warning_id,
+            "T001",
+            "ack",
+            world.clock() + timedelta(days=30),
+            SECRET,
+        )
+        with (
+            ServerThread(app, settings=settings) as server,
+            httpx.Client(base_url=server.base_url, timeout=30) as client,
+        ):
             host, port = httpx.URL(server.base_url).host, httpx.URL(server.base_url).port
             _latency(client, url, 5)  # warm up (templates, connection, database)
             baseline = _latency(client, url)
@@ -74,12 +83,18 @@ def main() -> None:
                     pass
                 s.close()
             waited = time.monotonic() - t0
-    print(f"normal request, median of 20: {baseline:.1f} ms alone, {loaded:.1f} ms"
-          f" with {args.slow} slow clients connected")
-    print(f"slow connections closed by the server: {closed}/{args.slow} within {waited:.1f} s"
-          f" (header timeout {args.header_timeout:g} s)")
-    print(f"threads in this process: {threads_before} before, {threads_during}"
-          f" with the slow clients (one event loop serves all)")
+    print(
+        f"normal request, median of 20: {baseline:.1f} ms alone, {loaded:.1f} ms"
+        f" with {args.slow} slow clients connected"
+    )
+    print(
+        f"slow connections closed by the server: {closed}/{args.slow} within {waited:.1f} s"
+        f" (header timeout {args.header_timeout:g} s)"
+    )
+    print(
+        f"threads in this process: {threads_before} before, {threads_during}"
+        f" with the slow clients (one event loop serves all)"
+    )
 
 
 if __name__ == "__main__":

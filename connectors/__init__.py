@@ -93,4 +93,3 @@ __all__ = [
     "load_configs",
     "run_connector",
 ]
-

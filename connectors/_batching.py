@@ -42,10 +42,17 @@ class NotDelivered(Exception):
 class StreamRun:
     """The state of one stream during one run: pending records and the bookmark to store."""
 
-    def __init__(self, connector: Connector, stream: Stream, delivery: Delivery,
-                 bookmarks: BookmarkStore, stats: StreamStats,
-                 on_batch: Callable[[str, int], None] | None, patience: float = 0.0,
-                 should_stop: Callable[[], bool] | None = None) -> None:
+    def __init__(
+        self,
+        connector: Connector,
+        stream: Stream,
+        delivery: Delivery,
+        bookmarks: BookmarkStore,
+        stats: StreamStats,
+        on_batch: Callable[[str, int], None] | None,
+        patience: float = 0.0,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> None:
         self.connector, self.stream, self.delivery = connector, stream, delivery
         self.patience, self.should_stop = patience, should_stop
         self.bookmarks, self.stats, self.on_batch = bookmarks, stats, on_batch
@@ -71,8 +78,14 @@ class StreamRun:
         if self.should_stop is not None:
             should_stop = self.should_stop
             stop = stop | (lambda _state: should_stop())
-        retrying(_retryable_delivery, _DELIVERY_BACKOFF, stop=stop, log=log,
-                 what=f"{self.stream.source}: delivery failed", level=logging.WARNING)(self.delivery.deliver, records)
+        retrying(
+            _retryable_delivery,
+            _DELIVERY_BACKOFF,
+            stop=stop,
+            log=log,
+            what=f"{self.stream.source}: delivery failed",
+            level=logging.WARNING,
+        )(self.delivery.deliver, records)
 
     def _pending_order(self) -> Any:
         if self._order is None and self.pending is not None:
@@ -102,8 +115,7 @@ class StreamRun:
         except (KeyError, TypeError, ValueError) as exc:
             # A row whose cursor value is unusable cannot move the bookmark; map() has already
             # dead-lettered it or kept it, and the rows around it still advance the bookmark.
-            log.warning("%s: row without a usable cursor (%s)", self.stream.source,
-                        type(exc).__name__)
+            log.warning("%s: row without a usable cursor (%s)", self.stream.source, type(exc).__name__)
             return False
 
     def flush(self, final: bool = False) -> None:

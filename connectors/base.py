@@ -23,11 +23,13 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import ValidationError
 
+from zhengai.ingest.logs import log_context
+from zhengai.ingest.privacy import dead_letter_raw_kept, row_json
 from zhengai.ingest.records import (
     AttendanceEvent,
     DeadLetter,
@@ -46,8 +48,6 @@ from .errors import (
     RetryableSourceError,
     SourceError,
 )
-from zhengai.ingest.logs import log_context
-from zhengai.ingest.privacy import dead_letter_raw_kept, row_json
 from .retry import RetryPolicy
 
 __all__ = [
@@ -79,7 +79,7 @@ log = logging.getLogger("zhengai.connectors")
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def dump_cursor(value: Mapping[str, Any]) -> str:
@@ -209,7 +209,7 @@ class Connector(ABC):
     def close(self) -> None:  # noqa: B027 — optional hook: most connectors hold nothing to release
         """Release resources (HTTP clients, database engines). Safe to call twice."""
 
-    def __enter__(self) -> "Connector":
+    def __enter__(self) -> Connector:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -273,18 +273,18 @@ def validation_reason(exc: ValidationError) -> str:
 def _dead_letter(stream: Stream, row: Row, reason: str, now: datetime) -> DeadLetter:
     # Masked by the stream's personal field names here and by pattern in DeadLetter; the row as
     # it came only where ZHENGAI_DEAD_LETTER_RAW=1 is configured.
-    raw = row_json(row, stream.personal_fields) if not dead_letter_raw_kept() else \
-        json.dumps(row, ensure_ascii=False, default=str)
+    raw = (
+        row_json(row, stream.personal_fields)
+        if not dead_letter_raw_kept()
+        else json.dumps(row, ensure_ascii=False, default=str)
+    )
     return DeadLetter(source=stream.source, reason=reason, raw=raw, at=now)
 
 
 def map_row(stream: Stream, row: Row, now: datetime) -> list[Record]:
     """``stream.map(row)``, turning a bad row into a DeadLetter instead of an exception."""
     try:
-        return [
-            _dead_letter(stream, row, r.reason, now) if isinstance(r, Reject) else r
-            for r in stream.map(row)
-        ]
+        return [_dead_letter(stream, row, r.reason, now) if isinstance(r, Reject) else r for r in stream.map(row)]
     except MappingError as exc:
         reason = str(exc)
     except ValidationError as exc:
@@ -325,27 +325,42 @@ def run_connector(
     report = RunReport(connector=connector.name, started=now())
     for stream in connector.streams:
         if stream.connector != connector.name:
-            raise ValueError(f"stream {stream.name!r} belongs to {stream.connector!r}, "
-                             f"not to connector {connector.name!r}")
+            raise ValueError(
+                f"stream {stream.name!r} belongs to {stream.connector!r}, not to connector {connector.name!r}"
+            )
         if should_stop is not None and should_stop():
             break
         stats = StreamStats(bookmark=bookmarks.get(connector.name, stream.name))
         report.streams[stream.name] = stats
         with log_context(connector=connector.name, stream=stream.name):  # JSON logs say what a line concerns
-            _run_stream(connector, stream, delivery, bookmarks, stats, batch_size, on_batch, now,
-                        should_stop, delivery_patience)
+            _run_stream(
+                connector, stream, delivery, bookmarks, stats, batch_size, on_batch, now, should_stop, delivery_patience
+            )
     report.finished = now()
-    log.info("connector %s finished: read=%d sent=%d rejected=%d errors=%d", connector.name,
-             report.total("read"), report.total("sent"), report.total("rejected"),
-             len(report.errors), extra={"connector": connector.name})
+    log.info(
+        "connector %s finished: read=%d sent=%d rejected=%d errors=%d",
+        connector.name,
+        report.total("read"),
+        report.total("sent"),
+        report.total("rejected"),
+        len(report.errors),
+        extra={"connector": connector.name},
+    )
     return report
 
 
-def _run_stream(connector: Connector, stream: Stream, delivery: Delivery,
-                bookmarks: BookmarkStore, stats: StreamStats, batch_size: int,
-                on_batch: Callable[[str, int], None] | None,
-                now: Callable[[], datetime],
-                should_stop: Callable[[], bool] | None = None, patience: float = 0.0) -> None:
+def _run_stream(
+    connector: Connector,
+    stream: Stream,
+    delivery: Delivery,
+    bookmarks: BookmarkStore,
+    stats: StreamStats,
+    batch_size: int,
+    on_batch: Callable[[str, int], None] | None,
+    now: Callable[[], datetime],
+    should_stop: Callable[[], bool] | None = None,
+    patience: float = 0.0,
+) -> None:
     run = StreamRun(connector, stream, delivery, bookmarks, stats, on_batch, patience, should_stop)
     labels = (connector.name, stream.name)
     read_counter = _metrics.ROWS.labels(*labels, "read")
@@ -383,11 +398,16 @@ def _run_stream(connector: Connector, stream: Stream, delivery: Delivery,
             close()
     if stats.error is None:
         _metrics.STREAM_RUNS.labels(*labels, "stopped" if stats.stopped else "ok").inc()
-        log.info("%s: read=%d sent=%d rejected=%d bookmark=%s%s", stream.source, stats.read,
-                 stats.sent, stats.rejected, stats.bookmark,
-                 " (stopped on request)" if stats.stopped else "")
+        log.info(
+            "%s: read=%d sent=%d rejected=%d bookmark=%s%s",
+            stream.source,
+            stats.read,
+            stats.sent,
+            stats.rejected,
+            stats.bookmark,
+            " (stopped on request)" if stats.stopped else "",
+        )
     else:
         result = "delivery_error" if stats.error.startswith("delivery") else "source_error"
         _metrics.STREAM_RUNS.labels(*labels, result).inc()
         log.error("%s: stopped at bookmark %s: %s", stream.source, stats.bookmark, stats.error)
-

@@ -15,7 +15,7 @@ import json
 import os
 import tempfile
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import (
@@ -116,17 +116,17 @@ class SqlBookmarks:
         return {(c, s): v for c, s, v in rows}
 
     def put(self, connector: str, stream: str, value: str) -> None:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         t = self.table
         dialect = self.engine.dialect.name
         if dialect in ("postgresql", "sqlite"):
             from sqlalchemy.dialects import postgresql, sqlite
 
             upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-            stmt = upsert(t).values(connector=connector, stream=stream, value=value,
-                                    updated_at=now)
-            stmt = stmt.on_conflict_do_update(index_elements=[t.c.connector, t.c.stream],
-                                              set_={"value": value, "updated_at": now})
+            stmt = upsert(t).values(connector=connector, stream=stream, value=value, updated_at=now)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[t.c.connector, t.c.stream], set_={"value": value, "updated_at": now}
+            )
             with self.engine.begin() as conn:
                 conn.execute(stmt)
             return
@@ -135,11 +135,12 @@ class SqlBookmarks:
             try:
                 with self.engine.begin() as conn:
                     done = conn.execute(
-                        update(t).where(t.c.connector == connector, t.c.stream == stream)
-                        .values(value=value, updated_at=now)).rowcount
+                        update(t)
+                        .where(t.c.connector == connector, t.c.stream == stream)
+                        .values(value=value, updated_at=now)
+                    ).rowcount
                     if not done:
-                        conn.execute(insert(t).values(connector=connector, stream=stream,
-                                                      value=value, updated_at=now))
+                        conn.execute(insert(t).values(connector=connector, stream=stream, value=value, updated_at=now))
                 return
             except IntegrityError:
                 continue

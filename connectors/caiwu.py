@@ -54,8 +54,9 @@ class BudgetLines(FileStream):
     primary_key: ClassVar[tuple[str, ...]] = (YEAR, CODE)
     required_columns: ClassVar[tuple[str, ...]] = (YEAR, CODE, ITEM, BUDGET, ACTUAL)
 
-    def __init__(self, path: Path, school_id: str, *,
-                 categories: Mapping[str, FinanceCategory] | None = None, **kw: Any) -> None:
+    def __init__(
+        self, path: Path, school_id: str, *, categories: Mapping[str, FinanceCategory] | None = None, **kw: Any
+    ) -> None:
         super().__init__(path, **kw)
         self.school_id = school_id
         self.categories = dict(CATEGORIES if categories is None else categories)
@@ -75,12 +76,19 @@ class BudgetLines(FileStream):
         except MappingError as exc:
             raise MappingError(f"line {line}: {exc}") from None
         # The export has no timestamp of its own: the file's mtime is when finance wrote it.
-        return [FinanceEvent(
-            occurred_at=self.modified_at_of(row), source=self.source,
-            key=f"caiwu:{self.school_id}:{year}:{code}", school_id=self.school_id, year=year,
-            category=category, item=normalize_text(row.get(ITEM)) or code,
-            budget=budget, actual=actual,
-        )]
+        return [
+            FinanceEvent(
+                occurred_at=self.modified_at_of(row),
+                source=self.source,
+                key=f"caiwu:{self.school_id}:{year}:{code}",
+                school_id=self.school_id,
+                year=year,
+                category=category,
+                item=normalize_text(row.get(ITEM)) or code,
+                budget=budget,
+                actual=actual,
+            )
+        ]
 
 
 class CaiwuConnector(Connector):
@@ -92,19 +100,23 @@ class CaiwuConnector(Connector):
     options_model: ClassVar[type[Model]] = CaiwuOptions
     stream_names: ClassVar[tuple[str, ...]] = ("budget",)
 
-    def __init__(self, path: Path, school_id: str, *,
-                 categories: Mapping[str, FinanceCategory] | None = None, **file_options: Any
-                 ) -> None:
+    def __init__(
+        self,
+        path: Path,
+        school_id: str,
+        *,
+        categories: Mapping[str, FinanceCategory] | None = None,
+        **file_options: Any,
+    ) -> None:
         self.path = Path(path)
         self.school_id = school_id
         self.streams = (BudgetLines(self.path, school_id, categories=categories, **file_options),)
 
     @classmethod
-    def from_config(cls, config: ConnectorConfig) -> "CaiwuConnector":
+    def from_config(cls, config: ConnectorConfig) -> CaiwuConnector:
         assert isinstance(config.source, FilesSourceConfig)
         o: CaiwuOptions = config.options
-        return cls(config.source.path, o.school_id, categories=o.categories,
-                   **config.source.stream_kwargs())
+        return cls(config.source.path, o.school_id, categories=o.categories, **config.source.stream_kwargs())
 
     def __repr__(self) -> str:
         return f"CaiwuConnector({str(self.path)!r}, school_id={self.school_id!r})"

@@ -12,7 +12,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -27,6 +27,8 @@ from .errors import SourceError
 __all__ = ["StreamCheck", "check_connector", "masked", "masked_json"]
 
 _TYPE_NAMES = {cls: name for name, cls in serde.TYPES.items()}
+
+
 def _mask(value: Any, key: str = "") -> Any:
     if isinstance(value, dict):
         return {k: _mask(v, str(k)) for k, v in value.items()}
@@ -84,9 +86,9 @@ def _row_hint(row: Any, reason: str) -> str:
     return ""
 
 
-def check_connector(connector: Connector, *, rows: int = 50, samples: int = 2,
-                    now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
-                    ) -> list[StreamCheck]:
+def check_connector(
+    connector: Connector, *, rows: int = 50, samples: int = 2, now: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> list[StreamCheck]:
     """Read at most ``rows`` rows of each stream from the beginning and map them."""
     results = []
     for stream in connector.streams:
@@ -101,8 +103,7 @@ def check_connector(connector: Connector, *, rows: int = 50, samples: int = 2,
                     check.records[_TYPE_NAMES.get(type(record), type(record).__name__)] += 1
                     if isinstance(record, DeadLetter):
                         hint = _row_hint(row, record.reason)
-                        check.problems.append(f"{hint}: {record.reason}" if hint
-                                              else record.reason)
+                        check.problems.append(f"{hint}: {record.reason}" if hint else record.reason)
                     elif len(check.samples) < samples:
                         check.samples.append(record)
         except SourceError as exc:

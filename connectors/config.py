@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping
 from datetime import timedelta, tzinfo
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -54,9 +54,20 @@ from .schedule import Schedule
 from .sql import SqlSource
 
 __all__ = [
-    "Duration", "EnvSecret", "Model", "RetryConfig", "ScheduleConfig", "SqlSourceConfig",
-    "HttpSourceConfig", "FilesSourceConfig", "SourceConfig", "PaginationConfig", "Endpoint",
-    "ConnectorConfig", "parse_duration", "resolve_secret",
+    "Duration",
+    "EnvSecret",
+    "Model",
+    "RetryConfig",
+    "ScheduleConfig",
+    "SqlSourceConfig",
+    "HttpSourceConfig",
+    "FilesSourceConfig",
+    "SourceConfig",
+    "PaginationConfig",
+    "Endpoint",
+    "ConnectorConfig",
+    "parse_duration",
+    "resolve_secret",
 ]
 
 
@@ -68,8 +79,7 @@ class Model(BaseModel):
 
 # --- durations (one parser for every config file: zhengai.ingest.durations) ----------------------
 
-Duration = Annotated[timedelta, PlainValidator(parse_duration),
-                     PlainSerializer(lambda d: f"{d.total_seconds():g}s")]
+Duration = Annotated[timedelta, PlainValidator(parse_duration), PlainSerializer(lambda d: f"{d.total_seconds():g}s")]
 
 
 def _positive(d: timedelta, what: str) -> timedelta:
@@ -137,8 +147,7 @@ def _env_secret(value: object, info: ValidationInfo) -> EnvSecret:
     if isinstance(value, EnvSecret):
         return value
     if not isinstance(value, str) or not _ENV_NAME.match(value):
-        raise ValueError("the name of an environment variable (e.g. JIAOWU_DB_PASSWORD), "
-                         "never the secret itself")
+        raise ValueError("the name of an environment variable (e.g. JIAOWU_DB_PASSWORD), never the secret itself")
     environ = (info.context or {}).get("environ", os.environ)
     return EnvSecret(value, resolve_secret(value, environ))
 
@@ -148,6 +157,7 @@ SecretEnv = Annotated[EnvSecret, PlainValidator(_env_secret), PlainSerializer(la
 
 # --- common parts -----------------------------------------------------------------------------
 
+
 class RetryConfig(Model):
     """Backoff of one source's transient failures (see RetryPolicy)."""
 
@@ -156,8 +166,9 @@ class RetryConfig(Model):
     max_delay: Duration = timedelta(seconds=30)
 
     def build(self) -> RetryPolicy:
-        return RetryPolicy(attempts=self.attempts, base_delay=self.base_delay.total_seconds(),
-                           max_delay=self.max_delay.total_seconds())
+        return RetryPolicy(
+            attempts=self.attempts, base_delay=self.base_delay.total_seconds(), max_delay=self.max_delay.total_seconds()
+        )
 
 
 class ScheduleConfig(Model):
@@ -189,7 +200,7 @@ class ScheduleConfig(Model):
         return v
 
     @model_validator(mode="after")
-    def _one(self) -> "ScheduleConfig":
+    def _one(self) -> ScheduleConfig:
         if (self.every is None) == (self.cron is None):
             raise ValueError("give exactly one of every or cron")
         return self
@@ -202,6 +213,7 @@ class ScheduleConfig(Model):
 
 
 # --- sources ----------------------------------------------------------------------------------
+
 
 class SqlSourceConfig(Model):
     """A database: ``url`` without a password plus ``password_env``, or the whole URL in a
@@ -224,12 +236,11 @@ class SqlSourceConfig(Model):
         except ArgumentError:
             raise ValueError("not a SQLAlchemy URL (dialect+driver://user@host:port/db)") from None
         if url.password:
-            raise ValueError("the URL holds a password: remove it and name the variable that "
-                             "holds it in password_env")
+            raise ValueError("the URL holds a password: remove it and name the variable that holds it in password_env")
         return v
 
     @model_validator(mode="after")
-    def _one(self) -> "SqlSourceConfig":
+    def _one(self) -> SqlSourceConfig:
         if (self.url is None) == (self.url_env is None):
             raise ValueError("give exactly one of url or url_env")
         return self
@@ -237,9 +248,12 @@ class SqlSourceConfig(Model):
     def build(self) -> SqlSource:
         url = self.url_env.secret if self.url_env is not None else self.url
         assert url is not None  # exactly one of url and url_env (validated above)
-        return SqlSource(url, retry=self.retry.build(),
-                         password=self.password_env.secret if self.password_env else None,
-                         connect_timeout=self.connect_timeout.total_seconds())
+        return SqlSource(
+            url,
+            retry=self.retry.build(),
+            password=self.password_env.secret if self.password_env else None,
+            connect_timeout=self.connect_timeout.total_seconds(),
+        )
 
     def shown(self) -> str:
         """The URL without its password, for people."""
@@ -257,8 +271,7 @@ class LoginAuth(Model):
     token_field: str = "token"
 
     def build(self) -> Auth:
-        return LoginToken(self.username, self.password_env.secret, path=self.path,
-                          token_field=self.token_field)
+        return LoginToken(self.username, self.password_env.secret, path=self.path, token_field=self.token_field)
 
 
 class BearerAuth(Model):
@@ -280,9 +293,13 @@ class OAuth2Auth(Model):
     client_auth: Literal["basic", "post"] = "basic"
 
     def build(self) -> Auth:
-        return OAuth2ClientCredentials(self.token_url, self.client_id,
-                                       self.client_secret_env.secret, scope=self.scope,
-                                       client_auth=self.client_auth)
+        return OAuth2ClientCredentials(
+            self.token_url,
+            self.client_id,
+            self.client_secret_env.secret,
+            scope=self.scope,
+            client_auth=self.client_auth,
+        )
 
 
 class CookieAuth(Model):
@@ -296,14 +313,18 @@ class CookieAuth(Model):
     cookie_name: str | None = None
 
     def build(self) -> Auth:
-        return CookieSession(self.username, self.password_env.secret,
-                             login_path=self.login_path, username_field=self.username_field,
-                             password_field=self.password_field,
-                             extra_fields=self.extra_fields, cookie_name=self.cookie_name)
+        return CookieSession(
+            self.username,
+            self.password_env.secret,
+            login_path=self.login_path,
+            username_field=self.username_field,
+            password_field=self.password_field,
+            extra_fields=self.extra_fields,
+            cookie_name=self.cookie_name,
+        )
 
 
-AuthConfig = Annotated[Union[LoginAuth, BearerAuth, OAuth2Auth, CookieAuth],
-                       Field(discriminator="kind")]
+AuthConfig = Annotated[LoginAuth | BearerAuth | OAuth2Auth | CookieAuth, Field(discriminator="kind")]
 
 
 class HttpSourceConfig(Model):
@@ -328,9 +349,14 @@ class HttpSourceConfig(Model):
         verify: bool | ssl.SSLContext = self.verify_tls
         if self.ca_file is not None:  # a campus CA that signs the vendor's certificate
             verify = ssl.create_default_context(cafile=str(self.ca_file))
-        return ApiClient(self.base_url, auth=self.auth.build(), name=name,
-                         timeout=self.timeout.total_seconds(), retry=self.retry.build(),
-                         verify=verify)
+        return ApiClient(
+            self.base_url,
+            auth=self.auth.build(),
+            name=name,
+            timeout=self.timeout.total_seconds(),
+            retry=self.retry.build(),
+            verify=verify,
+        )
 
     def shown(self) -> str:
         return self.base_url
@@ -361,19 +387,24 @@ class FilesSourceConfig(Model):
         return v
 
     def stream_kwargs(self) -> dict[str, Any]:
-        return {"encodings": tuple(self.encodings), "patterns": tuple(self.patterns),
-                "processed_dir": self.processed_dir, "rejected_dir": self.rejected_dir,
-                "sheet": self.sheet, "settle": self.settle.total_seconds()}
+        return {
+            "encodings": tuple(self.encodings),
+            "patterns": tuple(self.patterns),
+            "processed_dir": self.processed_dir,
+            "rejected_dir": self.rejected_dir,
+            "sheet": self.sheet,
+            "settle": self.settle.total_seconds(),
+        }
 
     def shown(self) -> str:
         return str(self.path)
 
 
-SourceConfig = Annotated[Union[SqlSourceConfig, HttpSourceConfig, FilesSourceConfig],
-                         Field(discriminator="kind")]
+SourceConfig = Annotated[SqlSourceConfig | HttpSourceConfig | FilesSourceConfig, Field(discriminator="kind")]
 
 
 # --- HTTP endpoints (used in the options of HTTP systems) -------------------------------------
+
 
 class PagePaginationConfig(Model):
     kind: Literal["page"]
@@ -413,8 +444,8 @@ class CursorPaginationConfig(Model):
 
 
 PaginationConfig = Annotated[
-    Union[PagePaginationConfig, OffsetPaginationConfig, CursorPaginationConfig],
-    Field(discriminator="kind")]
+    PagePaginationConfig | OffsetPaginationConfig | CursorPaginationConfig, Field(discriminator="kind")
+]
 
 
 class Endpoint(Model):
@@ -432,6 +463,7 @@ class Endpoint(Model):
 
 
 # --- the file ---------------------------------------------------------------------------------
+
 
 class ConnectorConfig(Model):
     """One ``deploy/connectors/<name>.yaml``. ``options`` is validated by the system's own

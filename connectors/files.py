@@ -6,7 +6,8 @@ and GB2312, so it reads every export from Chinese finance software. Header names
 NFKC-normalised (full-width ``（元）``, ``１２３`` → ASCII); the header is the first row holding
 every required column (title rows above it are skipped); blank rows and subtotal rows
 (合计/小计/总计) are dropped before mapping, and so are unit lines (单位：元) and — from the first
-signature (制表人/审核/负责人 …) or note (注：/说明：/数据来源：) line under the table — the footer. In XLSX, a cell formatted as a percentage holds a
+signature (制表人/审核/负责人 …) or note (注：/说明：/数据来源：) line under the table — the footer.
+In XLSX, a cell formatted as a percentage holds a
 fraction (0.853 for ``85.3%``): it is read in percent units (85.3), as ``parse_number("85.3%")``
 reads the text. Numbers are parsed by :func:`zhengai.connectors.values.parse_number`.
 
@@ -33,7 +34,7 @@ import zipfile
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -44,9 +45,23 @@ from .base import Record, Reject, Row, Stream
 from .errors import FatalSourceError
 from .values import normalize_text, parse_number
 
-__all__ = ["ENCODINGS", "decode", "read_csv", "read_xlsx", "read_table", "is_blank_row",
-           "is_subtotal_row", "is_unit_row", "is_footer_row", "FileStream", "CsvStream", "parse_number", "normalize_text",
-           "LINE_KEY", "FILE_KEY"]
+__all__ = [
+    "ENCODINGS",
+    "decode",
+    "read_csv",
+    "read_xlsx",
+    "read_table",
+    "is_blank_row",
+    "is_subtotal_row",
+    "is_unit_row",
+    "is_footer_row",
+    "FileStream",
+    "CsvStream",
+    "parse_number",
+    "normalize_text",
+    "LINE_KEY",
+    "FILE_KEY",
+]
 
 log = logging.getLogger("zhengai.connectors")
 
@@ -64,7 +79,8 @@ _UNIT_LINE = re.compile(r"^(金额|计量|货币)?单位[:：]")
 _FOOTER_LINE = re.compile(
     r"^(制表人?|填表人?|填报人|编制人?|审核人?|复核人?|审批人?|审定|(单位|部门)?负责人|分管领导|主管领导|经办人|联系人|"
     r"联系电话|填表日期|制表日期|报送日期|打印时间|导出时间|打印人|注|附注|备注|说明|填表说明|数据来源)"
-    r"\s*(\d+|[一二三四五六七八九十]+)?\s*[:：、.]")
+    r"\s*(\d+|[一二三四五六七八九十]+)?\s*[:：、.]"
+)
 
 
 def decode(data: bytes, encodings: Sequence[str] = ENCODINGS) -> tuple[str, str]:
@@ -85,7 +101,8 @@ def is_subtotal_row(row: Row) -> bool:
     """A 合计/小计/总计 line (also ``合 计``, ``本页小计：``) in any cell."""
     return any(
         _SUBTOTAL.match(normalize_text(v).replace(" ", ""))
-        for k, v in row.items() if not str(k).startswith("_") and isinstance(v, str)
+        for k, v in row.items()
+        if not str(k).startswith("_") and isinstance(v, str)
     )
 
 
@@ -112,8 +129,9 @@ def _header_name(value: object) -> str:
     return normalize_text(value).replace(" ", "")
 
 
-def _rows(lines: Iterator[tuple[int, list[Any]]], name: str,
-          required: Sequence[str]) -> tuple[list[str], list[dict[str, Any]]]:
+def _rows(
+    lines: Iterator[tuple[int, list[Any]]], name: str, required: Sequence[str]
+) -> tuple[list[str], list[dict[str, Any]]]:
     """Header and data rows from ``(line number, cells)``: the header is the first row holding
     every required column (title lines above it are skipped), else the first non-blank row (and
     the caller reports the missing columns); blank and subtotal rows are dropped."""
@@ -121,13 +139,14 @@ def _rows(lines: Iterator[tuple[int, list[Any]]], name: str,
     candidates = [i for i, (_, cells) in enumerate(table) if any(_header_name(v) for v in cells)]
     if not candidates:
         raise FatalSourceError(f"{name}: no header row")
-    at = next((i for i in candidates[:_HEADER_SCAN]
-               if all(r in {_header_name(v) for v in table[i][1]} for r in required)),
-              candidates[0])
+    at = next(
+        (i for i in candidates[:_HEADER_SCAN] if all(r in {_header_name(v) for v in table[i][1]} for r in required)),
+        candidates[0],
+    )
     header = [_header_name(v) for v in table[at][1]]
     rows: list[dict[str, Any]] = []
     footer = 0
-    for line, values in table[at + 1:]:
+    for line, values in table[at + 1 :]:
         if footer:
             footer += 1
             continue
@@ -158,16 +177,18 @@ def _read_bytes(path: Path) -> bytes:
         raise FatalSourceError(f"cannot read {Path(path).name}: {exc.strerror}") from None
 
 
-def read_csv(path: Path, encodings: Sequence[str] = ENCODINGS, *,
-             required: Sequence[str] = ()) -> tuple[list[dict[str, str]], str]:
+def read_csv(
+    path: Path, encodings: Sequence[str] = ENCODINGS, *, required: Sequence[str] = ()
+) -> tuple[list[dict[str, str]], str]:
     """Rows as dicts keyed by the normalised header, with ``_line``; and the encoding found.
     Blank and subtotal rows are left out; cells stay as text (mappings parse what they use)."""
     _, rows, encoding = _read_csv(Path(path), encodings, required)
     return rows, encoding
 
 
-def _read_csv(path: Path, encodings: Sequence[str],
-              required: Sequence[str]) -> tuple[list[str], list[dict[str, Any]], str]:
+def _read_csv(
+    path: Path, encodings: Sequence[str], required: Sequence[str]
+) -> tuple[list[str], list[dict[str, Any]], str]:
     content, encoding = decode(_read_bytes(path), encodings)
     reader = csv.reader(io.StringIO(content, newline=""))
     header, rows = _rows(((reader.line_num, values) for values in reader), path.name, required)
@@ -184,8 +205,9 @@ def _cell(cell: Any) -> Any:
     return value
 
 
-def read_xlsx(path: Path, *, required: Sequence[str] = (),
-              sheet: str | None = None) -> tuple[list[str], list[dict[str, Any]]]:
+def read_xlsx(
+    path: Path, *, required: Sequence[str] = (), sheet: str | None = None
+) -> tuple[list[str], list[dict[str, Any]]]:
     """Header and rows of one worksheet (the first, or ``sheet``); ``_line`` is the Excel row."""
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
@@ -199,8 +221,7 @@ def read_xlsx(path: Path, *, required: Sequence[str] = (),
         raise FatalSourceError(f"cannot read {path.name}: {exc.strerror}") from None
     try:
         if sheet is not None and sheet not in workbook.sheetnames:
-            raise FatalSourceError(f"{path.name}: no sheet {sheet!r} "
-                                   f"(sheets: {', '.join(workbook.sheetnames)})")
+            raise FatalSourceError(f"{path.name}: no sheet {sheet!r} (sheets: {', '.join(workbook.sheetnames)})")
         ws = workbook[sheet] if sheet is not None else workbook.worksheets[0]
         lines = ((n, [_cell(c) for c in r]) for n, r in enumerate(ws.iter_rows(), start=1))
         return _rows(lines, path.name, required)
@@ -208,16 +229,16 @@ def read_xlsx(path: Path, *, required: Sequence[str] = (),
         workbook.close()
 
 
-def read_table(path: Path, *, encodings: Sequence[str] = ENCODINGS, required: Sequence[str] = (),
-               sheet: str | None = None) -> tuple[list[str], list[dict[str, Any]], str]:
+def read_table(
+    path: Path, *, encodings: Sequence[str] = ENCODINGS, required: Sequence[str] = (), sheet: str | None = None
+) -> tuple[list[str], list[dict[str, Any]], str]:
     """Header, rows and format (the CSV encoding, or ``xlsx``) of a CSV or XLSX file."""
     suffix = Path(path).suffix.lower()
     if suffix == ".xlsx":
         header, rows = read_xlsx(path, required=required, sheet=sheet)
         return header, rows, "xlsx"
     if suffix == ".xls":
-        raise FatalSourceError(f"{Path(path).name}: the old .xls format is not read; "
-                               "save it as .xlsx or CSV")
+        raise FatalSourceError(f"{Path(path).name}: the old .xls format is not read; save it as .xlsx or CSV")
     return _read_csv(Path(path), encodings, required)
 
 
@@ -243,10 +264,17 @@ class FileStream(Stream):
     required_columns: ClassVar[tuple[str, ...]] = ()
     patterns: tuple[str, ...] = ("*.csv", "*.xlsx", "*.xls")
 
-    def __init__(self, path: Path, *, encodings: Sequence[str] = ENCODINGS,
-                 patterns: Sequence[str] | None = None, processed_dir: Path | None = None,
-                 rejected_dir: Path | None = None, sheet: str | None = None,
-                 settle: float = 0.0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        encodings: Sequence[str] = ENCODINGS,
+        patterns: Sequence[str] | None = None,
+        processed_dir: Path | None = None,
+        rejected_dir: Path | None = None,
+        sheet: str | None = None,
+        settle: float = 0.0,
+    ) -> None:
         self.path = Path(path)
         self.encodings = tuple(encodings)
         if patterns is not None:
@@ -262,13 +290,12 @@ class FileStream(Stream):
     # -- reading ----------------------------------------------------------------------------
 
     def _table(self, path: Path) -> list[dict[str, Any]]:
-        header, rows, self.encoding = read_table(path, encodings=self.encodings,
-                                                 required=self.required_columns,
-                                                 sheet=self.sheet)
+        header, rows, self.encoding = read_table(
+            path, encodings=self.encodings, required=self.required_columns, sheet=self.sheet
+        )
         missing = [c for c in self.required_columns if c not in header]
         if missing:
-            raise FatalSourceError(
-                f"{path.name} lacks column(s) {', '.join(missing)}")
+            raise FatalSourceError(f"{path.name} lacks column(s) {', '.join(missing)}")
         return rows
 
     def read(self, cursor: str | None) -> Iterator[Row]:
@@ -346,8 +373,7 @@ class FileStream(Stream):
 
     def _finish(self, state: _Open) -> None:
         stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
-        target = _free(self.rejected_dir if state.rejected else self.processed_dir,
-                       f"{stamp}-{state.path.name}")
+        target = _free(self.rejected_dir if state.rejected else self.processed_dir, f"{stamp}-{state.path.name}")
         if state.problems:
             report = _free(self.rejected_dir, f"{stamp}-{state.path.name}.report.csv")
             buf = io.StringIO()
@@ -357,15 +383,20 @@ class FileStream(Stream):
             report.write_text(buf.getvalue(), encoding="utf-8-sig")
         target.parent.mkdir(parents=True, exist_ok=True)
         state.path.replace(target)
-        log.info("%s: %s %s (%d problem rows)", self.source, state.path.name,
-                 "rejected" if state.rejected else "processed", len(state.problems))
+        log.info(
+            "%s: %s %s (%d problem rows)",
+            self.source,
+            state.path.name,
+            "rejected" if state.rejected else "processed",
+            len(state.problems),
+        )
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.source} {self.path.name}>"
 
 
 def _mtime(path: Path) -> datetime:
-    return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+    return datetime.fromtimestamp(path.stat().st_mtime, UTC)
 
 
 def _free(folder: Path, name: str) -> Path:

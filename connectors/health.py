@@ -70,17 +70,17 @@ class ConnectorHealth:
                 at = None
             if at is not None:
                 self.lag[stream.name] = max(timedelta(0), now - at)
-                _metrics.LAG.labels(self.connector, stream.name).set(
-                    self.lag[stream.name].total_seconds())
+                _metrics.LAG.labels(self.connector, stream.name).set(self.lag[stream.name].total_seconds())
         if report.ok:
             self.last_success, self.last_error, self.consecutive_failures = now, None, 0
             _metrics.LAST_SUCCESS.labels(self.connector).set(now.timestamp())
             if self.overdue:
                 self.overdue = False
                 _metrics.OVERDUE.labels(self.connector).set(0)
-                log.info(_logfmt(event="connector_recovered", connector=self.connector,
-                                 last_success=now.isoformat()),
-                         extra={"event": "connector_recovered", "connector": self.connector})
+                log.info(
+                    _logfmt(event="connector_recovered", connector=self.connector, last_success=now.isoformat()),
+                    extra={"event": "connector_recovered", "connector": self.connector},
+                )
         else:
             self.consecutive_failures += 1
             name, error = next(iter(report.errors.items()))
@@ -115,7 +115,9 @@ class ConnectorHealth:
             "connector": self.connector,
             "last_success": self.last_success.isoformat() if self.last_success else None,
             "last_error": self.last_error,
-            "read": self.read, "sent": self.sent, "rejected": self.rejected,
+            "read": self.read,
+            "sent": self.sent,
+            "rejected": self.rejected,
             "lag_s": {k: int(v.total_seconds()) for k, v in self.lag.items()},
             "overdue": self.overdue,
         }

@@ -34,8 +34,17 @@ from .http_auth import Auth, BearerToken, CookieSession, LoginToken, OAuth2Clien
 from .retry import RetryPolicy
 
 __all__ = [
-    "ApiClient", "Auth", "LoginToken", "BearerToken", "OAuth2ClientCredentials", "CookieSession",
-    "Pagination", "PagePagination", "OffsetPagination", "CursorPagination", "dig",
+    "ApiClient",
+    "Auth",
+    "LoginToken",
+    "BearerToken",
+    "OAuth2ClientCredentials",
+    "CookieSession",
+    "Pagination",
+    "PagePagination",
+    "OffsetPagination",
+    "CursorPagination",
+    "dig",
 ]
 
 log = logging.getLogger("zhengai.connectors")
@@ -80,8 +89,7 @@ class ApiClient:
         self.base_url = base_url.rstrip("/")
         self.auth = auth
         self._owns_client = client is None
-        self.client = client if client is not None else httpx.Client(timeout=timeout,
-                                                                     verify=verify)
+        self.client = client if client is not None else httpx.Client(timeout=timeout, verify=verify)
         self.retry = retry or RetryPolicy()
         self.name = name
 
@@ -109,13 +117,13 @@ class ApiClient:
             self.auth.login(self)
             resp = self.send("GET", path, params=params)
             if self.auth.refused(resp):
-                raise FatalSourceError(f"{self.name} GET {path}: still unauthorized after a "
-                                       f"fresh login (HTTP {resp.status_code})")
+                raise FatalSourceError(
+                    f"{self.name} GET {path}: still unauthorized after a fresh login (HTTP {resp.status_code})"
+                )
         self.raise_for_status(resp, "GET", path)
         return self.json(resp, path)
 
-    def send(self, method: str, path: str, *, authenticated: bool = True,
-             **kw: Any) -> httpx.Response:
+    def send(self, method: str, path: str, *, authenticated: bool = True, **kw: Any) -> httpx.Response:
         """One request (``path`` relative to ``base_url``, or an absolute URL); transport
         failures become RetryableSourceError. Statuses are the caller's to judge."""
         headers = {"Accept": "application/json"}
@@ -128,8 +136,7 @@ class ApiClient:
         except httpx.TimeoutException:
             raise RetryableSourceError(f"{self.name} {method} {shown}: timed out") from None
         except httpx.TransportError as exc:
-            raise RetryableSourceError(
-                f"{self.name} {method} {shown}: {type(exc).__name__}") from None
+            raise RetryableSourceError(f"{self.name} {method} {shown}: {type(exc).__name__}") from None
 
     def raise_for_status(self, resp: httpx.Response, method: str, path: str) -> None:
         status = resp.status_code
@@ -148,22 +155,30 @@ class ApiClient:
 
     # -- pagination -------------------------------------------------------------------------
 
-    def paginate(self, path: str, pagination: "Pagination",
-                 params: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+    def paginate(
+        self, path: str, pagination: Pagination, params: Mapping[str, Any] | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Every item of every page, in order."""
         return pagination.items_of(self, path, dict(params or {}))
 
-    def pages(self, path: str, params: Mapping[str, Any] | None = None, *,
-              page_size: int = 100, items: str = "items") -> Iterator[dict[str, Any]]:
+    def pages(
+        self, path: str, params: Mapping[str, Any] | None = None, *, page_size: int = 100, items: str = "items"
+    ) -> Iterator[dict[str, Any]]:
         """Page-number pagination: ``?page=N&page_size=M`` → ``{items, page, page_size, total}``."""
         return self.paginate(path, PagePagination(size=page_size, items=items), params)
 
-    def cursor_pages(self, path: str, params: Mapping[str, Any] | None = None, *,
-                     limit: int = 200, items: str = "items", cursor_param: str = "cursor",
-                     next_key: str = "next_cursor") -> Iterator[dict[str, Any]]:
+    def cursor_pages(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        limit: int = 200,
+        items: str = "items",
+        cursor_param: str = "cursor",
+        next_key: str = "next_cursor",
+    ) -> Iterator[dict[str, Any]]:
         """Cursor pagination: pass the opaque ``next_cursor`` back until it is null."""
-        pagination = CursorPagination(limit=limit, items=items, cursor_param=cursor_param,
-                                      next=next_key)
+        pagination = CursorPagination(limit=limit, items=items, cursor_param=cursor_param, next=next_key)
         return self.paginate(path, pagination, params)
 
     def close(self) -> None:
@@ -187,10 +202,9 @@ class Pagination(ABC):
     items: str
 
     @abstractmethod
-    def items_of(self, api: ApiClient, path: str,
-                 params: dict[str, Any]) -> Iterator[dict[str, Any]]: ...
+    def items_of(self, api: ApiClient, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]: ...
 
-    def with_size(self, size: int) -> "Pagination":
+    def with_size(self, size: int) -> Pagination:
         """The same pagination asking for ``size`` items per page."""
         return self
 
@@ -207,8 +221,7 @@ class PagePagination(Pagination):
     items: str = "items"
     total: str = "total"
 
-    def items_of(self, api: ApiClient, path: str,
-                 params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    def items_of(self, api: ApiClient, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         page, seen = self.first, 0
         while True:
             body = api.get_json(path, {**params, self.page_param: page, self.size_param: self.size})
@@ -220,7 +233,7 @@ class PagePagination(Pagination):
                 return
             page += 1
 
-    def with_size(self, size: int) -> "PagePagination":
+    def with_size(self, size: int) -> PagePagination:
         return replace(self, size=size)
 
 
@@ -234,12 +247,10 @@ class OffsetPagination(Pagination):
     items: str = "items"
     total: str = "total"
 
-    def items_of(self, api: ApiClient, path: str,
-                 params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    def items_of(self, api: ApiClient, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         offset = 0
         while True:
-            body = api.get_json(path, {**params, self.offset_param: offset,
-                                       self.limit_param: self.limit})
+            body = api.get_json(path, {**params, self.offset_param: offset, self.limit_param: self.limit})
             batch = _items(body, self.items, api.name, path)
             yield from batch
             offset += len(batch)
@@ -247,7 +258,7 @@ class OffsetPagination(Pagination):
             if not batch or (isinstance(total, int) and offset >= total):
                 return
 
-    def with_size(self, size: int) -> "OffsetPagination":
+    def with_size(self, size: int) -> OffsetPagination:
         return replace(self, limit=size)
 
 
@@ -261,8 +272,7 @@ class CursorPagination(Pagination):
     items: str = "items"
     next: str = "next_cursor"
 
-    def items_of(self, api: ApiClient, path: str,
-                 params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    def items_of(self, api: ApiClient, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         cursor: str | None = None
         seen: set[str] = set()
         while True:
@@ -278,7 +288,7 @@ class CursorPagination(Pagination):
                 raise FatalSourceError(f"{api.name} GET {path}: next cursor repeats")
             seen.add(cursor)
 
-    def with_size(self, size: int) -> "CursorPagination":
+    def with_size(self, size: int) -> CursorPagination:
         return replace(self, limit=size)
 
 

@@ -43,7 +43,7 @@ def _secret(value: str | SecretStr) -> SecretStr:
     return value if isinstance(value, SecretStr) else SecretStr(value)
 
 
-def _rejected(api: "ApiClient", who: str, resp: httpx.Response) -> FatalSourceError:
+def _rejected(api: ApiClient, who: str, resp: httpx.Response) -> FatalSourceError:
     return FatalSourceError(f"{api.name}: login rejected for {who} (HTTP {resp.status_code})")
 
 
@@ -55,7 +55,7 @@ class Auth(ABC):
         return False
 
     @abstractmethod
-    def login(self, api: "ApiClient") -> None:
+    def login(self, api: ApiClient) -> None:
         """Obtain fresh credentials (a token, a cookie); raise FatalSourceError if refused."""
 
     def headers(self) -> dict[str, str]:
@@ -71,8 +71,9 @@ class LoginToken(Auth):
 
     kind = "login"
 
-    def __init__(self, username: str, password: str | SecretStr, *, path: str = "/api/login",
-                 token_field: str = "token") -> None:
+    def __init__(
+        self, username: str, password: str | SecretStr, *, path: str = "/api/login", token_field: str = "token"
+    ) -> None:
         self.username = username
         self._password = _secret(password)
         self.path, self.token_field = path, token_field
@@ -81,7 +82,7 @@ class LoginToken(Auth):
     def needs_login(self) -> bool:
         return self._token is None
 
-    def login(self, api: "ApiClient") -> None:
+    def login(self, api: ApiClient) -> None:
         body = {"username": self.username, "password": self._password.get_secret_value()}
         resp = api.send("POST", self.path, json=body, authenticated=False)
         if resp.status_code in (401, 403):
@@ -107,14 +108,12 @@ class BearerToken(Auth):
 
     kind = "bearer"
 
-    def __init__(self, token: str | SecretStr, *, header: str = "Authorization",
-                 scheme: str = "Bearer") -> None:
+    def __init__(self, token: str | SecretStr, *, header: str = "Authorization", scheme: str = "Bearer") -> None:
         self._token = _secret(token)
         self.header, self.scheme = header, scheme
 
-    def login(self, api: "ApiClient") -> None:
-        raise FatalSourceError(f"{api.name}: the configured token was refused (HTTP 401); "
-                               "ask the vendor for a new one")
+    def login(self, api: ApiClient) -> None:
+        raise FatalSourceError(f"{api.name}: the configured token was refused (HTTP 401); ask the vendor for a new one")
 
     def headers(self) -> dict[str, str]:
         value = self._token.get_secret_value()
@@ -132,9 +131,16 @@ class OAuth2ClientCredentials(Auth):
     # Renew this long before the server's expiry, so a token never dies in flight.
     margin: ClassVar[float] = 30.0
 
-    def __init__(self, token_url: str, client_id: str, client_secret: str | SecretStr, *,
-                 scope: str | None = None, client_auth: str = "basic",
-                 clock: Any = time.monotonic) -> None:
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str,
+        client_secret: str | SecretStr,
+        *,
+        scope: str | None = None,
+        client_auth: str = "basic",
+        clock: Any = time.monotonic,
+    ) -> None:
         if client_auth not in ("basic", "post"):
             raise ValueError("client_auth must be 'basic' or 'post'")
         self.token_url, self.client_id, self.scope = token_url, client_id, scope
@@ -147,15 +153,14 @@ class OAuth2ClientCredentials(Auth):
     def needs_login(self) -> bool:
         return self._token is None or (self._expires is not None and self._clock() >= self._expires)
 
-    def login(self, api: "ApiClient") -> None:
+    def login(self, api: ApiClient) -> None:
         form = {"grant_type": "client_credentials"}
         if self.scope:
             form["scope"] = self.scope
         kw: dict[str, Any] = {}
         if self.client_auth == "basic":
             # §2.3.1: id and secret are form-urlencoded before going into Basic.
-            kw["auth"] = (quote(self.client_id, safe=""),
-                          quote(self._secret.get_secret_value(), safe=""))
+            kw["auth"] = (quote(self.client_id, safe=""), quote(self._secret.get_secret_value(), safe=""))
         else:
             form.update(client_id=self.client_id, client_secret=self._secret.get_secret_value())
         resp = api.send("POST", self.token_url, data=form, authenticated=False, **kw)
@@ -169,8 +174,9 @@ class OAuth2ClientCredentials(Auth):
             raise FatalSourceError(f"{api.name}: token answer has no access_token")
         self._token = SecretStr(token)
         expires_in = body.get("expires_in")
-        self._expires = (self._clock() + max(0.0, float(expires_in) - self.margin)
-                         if isinstance(expires_in, (int, float)) else None)
+        self._expires = (
+            self._clock() + max(0.0, float(expires_in) - self.margin) if isinstance(expires_in, (int, float)) else None
+        )
 
     def headers(self) -> dict[str, str]:
         if self._token is None:
@@ -178,8 +184,7 @@ class OAuth2ClientCredentials(Auth):
         return {"Authorization": f"Bearer {self._token.get_secret_value()}"}
 
     def __repr__(self) -> str:
-        return (f"OAuth2ClientCredentials({self.token_url!r}, client_id={self.client_id!r}, "
-                "client_secret=**********)")
+        return f"OAuth2ClientCredentials({self.token_url!r}, client_id={self.client_id!r}, client_secret=**********)"
 
 
 class CookieSession(Auth):
@@ -192,10 +197,17 @@ class CookieSession(Auth):
 
     kind = "cookie_session"
 
-    def __init__(self, username: str, password: str | SecretStr, *, login_path: str = "/login",
-                 username_field: str = "username", password_field: str = "password",
-                 extra_fields: Mapping[str, str] | None = None,
-                 cookie_name: str | None = None) -> None:
+    def __init__(
+        self,
+        username: str,
+        password: str | SecretStr,
+        *,
+        login_path: str = "/login",
+        username_field: str = "username",
+        password_field: str = "password",
+        extra_fields: Mapping[str, str] | None = None,
+        cookie_name: str | None = None,
+    ) -> None:
         self.username = username
         self._password = _secret(password)
         self.login_path = login_path
@@ -207,10 +219,13 @@ class CookieSession(Auth):
     def needs_login(self) -> bool:
         return not self._logged_in
 
-    def login(self, api: "ApiClient") -> None:
+    def login(self, api: ApiClient) -> None:
         api.client.cookies.clear()
-        form = {**self.extra_fields, self.username_field: self.username,
-                self.password_field: self._password.get_secret_value()}
+        form = {
+            **self.extra_fields,
+            self.username_field: self.username,
+            self.password_field: self._password.get_secret_value(),
+        }
         resp = api.send("POST", self.login_path, data=form, authenticated=False)
         if resp.status_code in (401, 403):
             raise _rejected(api, f"user {self.username!r}", resp)
@@ -219,8 +234,10 @@ class CookieSession(Auth):
         jar = api.client.cookies
         ok = (self.cookie_name in jar) if self.cookie_name else bool(jar)
         if not ok or self._to_login_page(resp) and resp.is_redirect:
-            raise FatalSourceError(f"{api.name}: login for user {self.username!r} set no session "
-                                   "cookie (wrong password, or a different login form)")
+            raise FatalSourceError(
+                f"{api.name}: login for user {self.username!r} set no session "
+                "cookie (wrong password, or a different login form)"
+            )
         self._logged_in = True
 
     def refused(self, resp: httpx.Response) -> bool:

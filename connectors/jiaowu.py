@@ -15,7 +15,7 @@ See SOURCES.md for the schema and ADDING.md for the field mapping.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, ClassVar
 
 from pydantic import Field
@@ -70,8 +70,7 @@ class _Dimension(FullRefreshSqlStream):
     def map(self, row: Row) -> list[Record]:
         entities = self.entities(row)
         if self.soft_deleted(row):
-            return [e.model_copy(update={"attributes": {**e.attributes, "status": "deleted"}})
-                    for e in entities]
+            return [e.model_copy(update={"attributes": {**e.attributes, "status": "deleted"}}) for e in entities]
         return [*entities]
 
     def entities(self, row: Row) -> list[Entity]:
@@ -82,18 +81,30 @@ class Departments(_Dimension):
     name = table = "departments"
 
     def entities(self, row: Row) -> list[Entity]:
-        return [Entity(id=row["id"], kind=EntityKind.department, name=row["name"],
-                       parent_id=self.school_id,
-                       responsible=_responsible(row, "dean", "dean_id", "dean_name"))]
+        return [
+            Entity(
+                id=row["id"],
+                kind=EntityKind.department,
+                name=row["name"],
+                parent_id=self.school_id,
+                responsible=_responsible(row, "dean", "dean_id", "dean_name"),
+            )
+        ]
 
 
 class Majors(_Dimension):
     name = table = "majors"
 
     def entities(self, row: Row) -> list[Entity]:
-        return [Entity(id=row["id"], kind=EntityKind.major, name=row["name"],
-                       parent_id=field(row, "department_id"),
-                       responsible=_responsible(row, "major_leader", "leader_id", "leader_name"))]
+        return [
+            Entity(
+                id=row["id"],
+                kind=EntityKind.major,
+                name=row["name"],
+                parent_id=field(row, "department_id"),
+                responsible=_responsible(row, "major_leader", "leader_id", "leader_name"),
+            )
+        ]
 
 
 class Classes(_Dimension):
@@ -101,11 +112,16 @@ class Classes(_Dimension):
 
     def entities(self, row: Row) -> list[Entity]:
         cohort = field(row, "cohort", parse_int, required=False)
-        return [Entity(id=row["id"], kind=EntityKind.class_, name=row["name"],
-                       parent_id=field(row, "major_id"),
-                       responsible=_responsible(row, "counsellor", "counsellor_id",
-                                                "counsellor_name"),
-                       attributes={"cohort": cohort})]
+        return [
+            Entity(
+                id=row["id"],
+                kind=EntityKind.class_,
+                name=row["name"],
+                parent_id=field(row, "major_id"),
+                responsible=_responsible(row, "counsellor", "counsellor_id", "counsellor_name"),
+                attributes={"cohort": cohort},
+            )
+        ]
 
 
 class Students(_Dimension):
@@ -114,24 +130,35 @@ class Students(_Dimension):
     columns = ("id", "name", "class_id", "status", "updated_at")
 
     def entities(self, row: Row) -> list[Entity]:
-        return [Entity(id=str(row["id"]), kind=EntityKind.student, name=row["name"],
-                       parent_id=field(row, "class_id"),
-                       attributes={"status": normalize_text(row.get("status")) or None})]
+        return [
+            Entity(
+                id=str(row["id"]),
+                kind=EntityKind.student,
+                name=row["name"],
+                parent_id=field(row, "class_id"),
+                attributes={"status": normalize_text(row.get("status")) or None},
+            )
+        ]
 
 
 class Courses(_Dimension):
     name = table = "courses"
 
     def entities(self, row: Row) -> list[Entity]:
-        return [Entity(id=row["id"], kind=EntityKind.course, name=row["name"],
-                       parent_id=field(row, "major_id"),
-                       responsible=_responsible(row, "course_teacher", "teacher_id",
-                                                "teacher_name"),
-                       attributes={
-                           "teacher_id": row.get("teacher_id"),
-                           "weekly_hours": field(row, "weekly_hours", parse_number, required=False),
-                           "credits": field(row, "credits", parse_number, required=False),
-                       })]
+        return [
+            Entity(
+                id=row["id"],
+                kind=EntityKind.course,
+                name=row["name"],
+                parent_id=field(row, "major_id"),
+                responsible=_responsible(row, "course_teacher", "teacher_id", "teacher_name"),
+                attributes={
+                    "teacher_id": row.get("teacher_id"),
+                    "weekly_hours": field(row, "weekly_hours", parse_number, required=False),
+                    "credits": field(row, "credits", parse_number, required=False),
+                },
+            )
+        ]
 
 
 class _Fact(IncrementalSqlStream):
@@ -154,26 +181,37 @@ class Attendance(_Fact):
     name = table = "attendance"
 
     def events(self, row: Row) -> list[Record]:
-        return [AttendanceEvent(
-            occurred_at=field(row, "updated_at", parse_timestamp), source=self.source,
-            key=self.key(row), student_id=str(field(row, "student_id")),
-            course_id=field(row, "course_id"), week=normalize_text(field(row, "week")),
-            scheduled=field(row, "scheduled", parse_int),
-            attended=field(row, "attended", parse_int),
-            excused=field(row, "excused", parse_int, required=False) or 0,
-        )]
+        return [
+            AttendanceEvent(
+                occurred_at=field(row, "updated_at", parse_timestamp),
+                source=self.source,
+                key=self.key(row),
+                student_id=str(field(row, "student_id")),
+                course_id=field(row, "course_id"),
+                week=normalize_text(field(row, "week")),
+                scheduled=field(row, "scheduled", parse_int),
+                attended=field(row, "attended", parse_int),
+                excused=field(row, "excused", parse_int, required=False) or 0,
+            )
+        ]
 
 
 class Grades(_Fact):
     name = table = "grades"
 
     def events(self, row: Row) -> list[Record]:
-        return [GradeEvent(
-            occurred_at=field(row, "updated_at", parse_timestamp), source=self.source,
-            key=self.key(row), student_id=str(field(row, "student_id")),
-            course_id=field(row, "course_id"), term=normalize_text(field(row, "term")),
-            score=field(row, "score", parse_number), credits=field(row, "credits", parse_number),
-        )]
+        return [
+            GradeEvent(
+                occurred_at=field(row, "updated_at", parse_timestamp),
+                source=self.source,
+                key=self.key(row),
+                student_id=str(field(row, "student_id")),
+                course_id=field(row, "course_id"),
+                term=normalize_text(field(row, "term")),
+                score=field(row, "score", parse_number),
+                credits=field(row, "credits", parse_number),
+            )
+        ]
 
 
 class CourseProgress(_Fact):
@@ -182,16 +220,22 @@ class CourseProgress(_Fact):
     weeks of the plan are still untaught; a course ahead of its plan counts 0."""
 
     name = table = "course_progress"
-    columns = ("id", "course_id", "week", "sessions_per_week", "planned_sessions_cum",
-               "taught_sessions_cum", "updated_at")
+    columns = (
+        "id",
+        "course_id",
+        "week",
+        "sessions_per_week",
+        "planned_sessions_cum",
+        "taught_sessions_cum",
+        "updated_at",
+    )
 
     def events(self, row: Row) -> list[Record]:
         per_week = field(row, "sessions_per_week", parse_number)
         planned = field(row, "planned_sessions_cum", parse_number)
         taught = field(row, "taught_sessions_cum", parse_number)
         if per_week <= 0:
-            raise MappingError(f"sessions_per_week: must be positive to count weeks, "
-                               f"got {per_week:g}")
+            raise MappingError(f"sessions_per_week: must be positive to count weeks, got {per_week:g}")
         for key, value in (("planned_sessions_cum", planned), ("taught_sessions_cum", taught)):
             if value < 0:
                 raise MappingError(f"{key}: must not be negative, got {value:g}")
@@ -203,13 +247,17 @@ class CourseProgress(_Fact):
         if kind != "week":
             raise MappingError(f"week: {week!r} is not an ISO week such as 2026-W37")
         updated = field(row, "updated_at", parse_timestamp)
-        return [Observation(
-            level=Level.course, entity_id=str(field(row, "course_id")),
-            metric="course.schedule_deviation",
-            value=round(max(0.0, planned - taught) / per_week, 1),
-            period=week,
-            observed_at=updated, source=self.source,
-        )]
+        return [
+            Observation(
+                level=Level.course,
+                entity_id=str(field(row, "course_id")),
+                metric="course.schedule_deviation",
+                value=round(max(0.0, planned - taught) / per_week, 1),
+                period=week,
+                observed_at=updated,
+                source=self.source,
+            )
+        ]
 
 
 class TeachingPlans(FullRefreshSqlStream):
@@ -230,15 +278,19 @@ class TeachingPlans(FullRefreshSqlStream):
         if total <= 0:
             raise MappingError(f"total_hours: must be positive to compute a ratio, got {total:g}")
         if not 0 <= practice <= total:
-            raise MappingError(f"practice_hours: {practice:g} is outside 0..total_hours "
-                               f"({total:g})")
+            raise MappingError(f"practice_hours: {practice:g} is outside 0..total_hours ({total:g})")
         updated = field(row, "updated_at", parse_timestamp)
-        return [Observation(
-            level=Level.major, entity_id=field(row, "major_id"),
-            metric="major.practice_hours_ratio",
-            value=round(100 * practice / total, 4), period=str(updated.year),
-            observed_at=updated, source=self.source,
-        )]
+        return [
+            Observation(
+                level=Level.major,
+                entity_id=field(row, "major_id"),
+                metric="major.practice_hours_ratio",
+                value=round(100 * practice / total, 4),
+                period=str(updated.year),
+                observed_at=updated,
+                source=self.source,
+            )
+        ]
 
 
 class Enrollments(FullRefreshSqlStream):
@@ -248,18 +300,25 @@ class Enrollments(FullRefreshSqlStream):
     connector: ClassVar[str] = "jiaowu"
     name = "enrollments"
     primary_key: ClassVar[tuple[str, ...]] = ("course_id", "term")
-    query = ("SELECT e.course_id, e.term, COUNT(DISTINCT e.student_id) AS students "
-             "FROM enrollments e GROUP BY e.course_id, e.term")
+    query = (
+        "SELECT e.course_id, e.term, COUNT(DISTINCT e.student_id) AS students "
+        "FROM enrollments e GROUP BY e.course_id, e.term"
+    )
 
     def map(self, row: Row) -> list[Record]:
         students = field(row, "students", parse_int)
-        return [Observation(
-            level=Level.course, entity_id=str(field(row, "course_id")),
-            metric="course.enrolled_students", value=students,
-            period=normalize_text(field(row, "term")),
-            # The table has no time of its own: the count is as of this read.
-            observed_at=datetime.now(timezone.utc), source=self.source,
-        )]
+        return [
+            Observation(
+                level=Level.course,
+                entity_id=str(field(row, "course_id")),
+                metric="course.enrolled_students",
+                value=students,
+                period=normalize_text(field(row, "term")),
+                # The table has no time of its own: the count is as of this read.
+                observed_at=datetime.now(UTC),
+                source=self.source,
+            )
+        ]
 
 
 class JiaowuConnector(Connector):
@@ -269,12 +328,26 @@ class JiaowuConnector(Connector):
     source_kind: ClassVar[str] = "sql"
     options_model: ClassVar[type[Model]] = JiaowuOptions
     stream_names: ClassVar[tuple[str, ...]] = (
-        "departments", "majors", "classes", "students", "courses", "enrollments",
-        "attendance", "grades", "teaching_plans", "course_progress")
+        "departments",
+        "majors",
+        "classes",
+        "students",
+        "courses",
+        "enrollments",
+        "attendance",
+        "grades",
+        "teaching_plans",
+        "course_progress",
+    )
 
-    def __init__(self, url: str | SqlSource, school_id: str,
-                 lookback: timedelta = timedelta(hours=1), *,
-                 retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        url: str | SqlSource,
+        school_id: str,
+        lookback: timedelta = timedelta(hours=1),
+        *,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         self.db = url if isinstance(url, SqlSource) else SqlSource(url, retry=retry)
         self.school_id = school_id
         self.streams = (
@@ -291,7 +364,7 @@ class JiaowuConnector(Connector):
         )
 
     @classmethod
-    def from_config(cls, config: ConnectorConfig) -> "JiaowuConnector":
+    def from_config(cls, config: ConnectorConfig) -> JiaowuConnector:
         assert isinstance(config.source, SqlSourceConfig)
         options: JiaowuOptions = config.options
         return cls(config.source.build(), options.school_id, options.lookback)

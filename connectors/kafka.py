@@ -72,10 +72,17 @@ class KafkaDelivery:
     :meth:`close`. ``timeout`` bounds one ``deliver()`` call in seconds.
     """
 
-    def __init__(self, bootstrap_servers: str | Sequence[str] | None = None, *,
-                 topic_prefix: str = "", producer: Any = None, timeout: float = 60.0,
-                 idempotence: bool = True, client_id: str = "zhengai-connectors",
-                 **producer_config: Any) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str | Sequence[str] | None = None,
+        *,
+        topic_prefix: str = "",
+        producer: Any = None,
+        timeout: float = 60.0,
+        idempotence: bool = True,
+        client_id: str = "zhengai-connectors",
+        **producer_config: Any,
+    ) -> None:
         self.topic_prefix = topic_prefix
         self.timeout = timeout
         self._topics = {cls: topic_prefix + spec.name for cls, spec in TOPIC_OF.items()}
@@ -83,8 +90,7 @@ class KafkaDelivery:
         if producer is None:
             if not bootstrap_servers:
                 raise ValueError("KafkaDelivery needs bootstrap_servers or a producer")
-            producer = _producer(bootstrap_servers, idempotence=idempotence,
-                                 client_id=client_id, **producer_config)
+            producer = _producer(bootstrap_servers, idempotence=idempotence, client_id=client_id, **producer_config)
         self._producer = producer
         self._partition_counts: dict[str, int] = {}
         self.bootstrap_servers = bootstrap_servers
@@ -125,17 +131,23 @@ class KafkaDelivery:
                     partition = topics.partition_of(serde.key_of(record), self._partitions(topic))
                     grouped.setdefault((topic, partition), []).append(record)
                 else:
-                    futures.append((topic, 1, self._producer.send(
-                        topic, key=serde.key_of(record), value=serde.encode(record))))
+                    futures.append(
+                        (topic, 1, self._producer.send(topic, key=serde.key_of(record), value=serde.encode(record)))
+                    )
             for (topic, partition), group in grouped.items():
                 for carried, value in serde.encode_batches(group):
-                    futures.append((topic, len(carried), self._producer.send(
-                        topic, key=serde.key_of(carried[0]), value=value, partition=partition)))
+                    futures.append(
+                        (
+                            topic,
+                            len(carried),
+                            self._producer.send(topic, key=serde.key_of(carried[0]), value=value, partition=partition),
+                        )
+                    )
             self._producer.flush(timeout=self.timeout)
         except KafkaTimeoutError as exc:
             raise RetryableDeliveryError(
-                f"Kafka did not acknowledge ({exc}); is the broker up and do the topics "
-                "exist?") from None
+                f"Kafka did not acknowledge ({exc}); is the broker up and do the topics exist?"
+            ) from None
         except KafkaError as exc:
             raise _delivery_error(exc, "send") from None
         failed: list[tuple[str, BaseException]] = []
@@ -161,7 +173,7 @@ class KafkaDelivery:
             self._producer.close(timeout=self.timeout)
             self._producer = None
 
-    def __enter__(self) -> "KafkaDelivery":
+    def __enter__(self) -> KafkaDelivery:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -171,8 +183,7 @@ class KafkaDelivery:
         return f"KafkaDelivery({self.bootstrap_servers!r}, topic_prefix={self.topic_prefix!r})"
 
 
-def _producer(bootstrap_servers: str | Sequence[str], *, idempotence: bool, client_id: str,
-              **config: Any) -> Any:
+def _producer(bootstrap_servers: str | Sequence[str], *, idempotence: bool, client_id: str, **config: Any) -> Any:
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
@@ -194,8 +205,7 @@ def _producer(bootstrap_servers: str | Sequence[str], *, idempotence: bool, clie
     try:
         return KafkaProducer(bootstrap_servers=bootstrap_servers, **settings)
     except KafkaError as exc:
-        raise RetryableDeliveryError(
-            f"cannot reach Kafka at {bootstrap_servers!r}: {type(exc).__name__}") from None
+        raise RetryableDeliveryError(f"cannot reach Kafka at {bootstrap_servers!r}: {type(exc).__name__}") from None
 
 
 def _delivery_error(exc: BaseException, what: str) -> Exception:

@@ -36,23 +36,21 @@ class ConfigError(Exception):
     def __init__(self, errors: Iterable[LocatedError]) -> None:
         self.errors = sorted(errors)
         lines = "\n".join(f"  {e}" for e in self.errors)
-        super().__init__(f"connector configuration rejected with {len(self.errors)} "
-                         f"error(s):\n{lines}")
+        super().__init__(f"connector configuration rejected with {len(self.errors)} error(s):\n{lines}")
 
 
 def config_path(name: str, folder: Path) -> Path:
     return Path(folder) / f"{name}.yaml"
 
 
-def _interpolate(value: Any, path: Path_, located: Located, environ: Mapping[str, str],
-                 errors: list[LocatedError]) -> Any:
+def _interpolate(
+    value: Any, path: Path_, located: Located, environ: Mapping[str, str], errors: list[LocatedError]
+) -> Any:
     """``${VAR}`` / ``${VAR:-default}`` in every string value."""
     if isinstance(value, dict):
-        return {k: _interpolate(v, path + (k,), located, environ, errors)
-                for k, v in value.items()}
+        return {k: _interpolate(v, path + (k,), located, environ, errors) for k, v in value.items()}
     if isinstance(value, list):
-        return [_interpolate(v, path + (i,), located, environ, errors)
-                for i, v in enumerate(value)]
+        return [_interpolate(v, path + (i,), located, environ, errors) for i, v in enumerate(value)]
     if not isinstance(value, str) or "${" not in value:
         return value
 
@@ -62,16 +60,20 @@ def _interpolate(value: Any, path: Path_, located: Located, environ: Mapping[str
             return environ[name]
         if default is not None:
             return default
-        errors.append(LocatedError(located.file, located.line_of(path), dotted(path),
-                                   f"environment variable {name} is not set (write "
-                                   f"${{{name}:-default}} for a default)"))
+        errors.append(
+            LocatedError(
+                located.file,
+                located.line_of(path),
+                dotted(path),
+                f"environment variable {name} is not set (write ${{{name}:-default}} for a default)",
+            )
+        )
         return m.group(0)
 
     return _VAR.sub(sub, value)
 
 
-def _errors(exc: ValidationError, located: Located, prefix: Path_,
-            data: Any) -> list[LocatedError]:
+def _errors(exc: ValidationError, located: Located, prefix: Path_, data: Any) -> list[LocatedError]:
     """Like ``located_yaml.validation_errors``, and also drops the tags pydantic puts in the
     location of a discriminated union (``source.sql.url`` → ``source.url``), found by walking
     the data: a step that is not a key of the node but is the node's ``kind``."""
@@ -101,15 +103,19 @@ def _errors(exc: ValidationError, located: Located, prefix: Path_,
             key = str(ctx.get("discriminator", "kind")).strip("'")
             path.append(key)
             tag = ctx.get("tag")
-            message = (f"{tag!r} is not one of {ctx.get('expected_tags')}" if tag is not None
-                       else f"is required: one of {ctx.get('expected_tags')}")
+            message = (
+                f"{tag!r} is not one of {ctx.get('expected_tags')}"
+                if tag is not None
+                else f"is required: one of {ctx.get('expected_tags')}"
+            )
         full = prefix + tuple(path)
         out.append(LocatedError(located.file, located.line_of(full), dotted(full), message))
     return out
 
 
-def load_config(path: Path | str, *, environ: Mapping[str, str] | None = None,
-                label: str | None = None) -> ConnectorConfig:
+def load_config(
+    path: Path | str, *, environ: Mapping[str, str] | None = None, label: str | None = None
+) -> ConnectorConfig:
     """One connector file → its validated configuration (``options`` typed by the system)."""
     path = Path(path)
     env = os.environ if environ is None else environ
@@ -123,7 +129,8 @@ def load_config(path: Path | str, *, environ: Mapping[str, str] | None = None,
     common: ConnectorConfig | None = None
     try:
         common = ConnectorConfig.model_validate(
-            {k: v for k, v in data.items() if k in _TOP_KEYS and k != "options"}, context=context)
+            {k: v for k, v in data.items() if k in _TOP_KEYS and k != "options"}, context=context
+        )
     except ValidationError as exc:
         errors.extend(_errors(exc, located, (), data))
 
@@ -131,9 +138,14 @@ def load_config(path: Path | str, *, environ: Mapping[str, str] | None = None,
     cls = CONNECTORS.get(name) if isinstance(name, str) else None
     options: Any = None
     if isinstance(name, str) and cls is None:
-        errors.append(LocatedError(label, located.line_of(("connector",)), "connector",
-                                   f"unknown system {name!r}; known: "
-                                   f"{', '.join(sorted(CONNECTORS))}"))
+        errors.append(
+            LocatedError(
+                label,
+                located.line_of(("connector",)),
+                "connector",
+                f"unknown system {name!r}; known: {', '.join(sorted(CONNECTORS))}",
+            )
+        )
     if cls is not None:
         raw_options = data.get("options")
         if raw_options is None:
@@ -145,24 +157,33 @@ def load_config(path: Path | str, *, environ: Mapping[str, str] | None = None,
         kind = data.get("source", {}).get("kind") if isinstance(data.get("source"), dict) else None
         want = cls.source_kind  # type: ignore[attr-defined]
         if isinstance(kind, str) and kind != want:
-            errors.append(LocatedError(label, located.line_of(("source", "kind")), "source.kind",
-                                       f"the {name} connector reads a {want!r} source, not "
-                                       f"{kind!r}"))
+            errors.append(
+                LocatedError(
+                    label,
+                    located.line_of(("source", "kind")),
+                    "source.kind",
+                    f"the {name} connector reads a {want!r} source, not {kind!r}",
+                )
+            )
         streams = data.get("streams")
         known = getattr(options, "stream_names", None) or cls.stream_names  # type: ignore[attr-defined]
         if isinstance(streams, list) and (known or options is not None):
             for i, s in enumerate(streams):
                 if s not in known:
-                    errors.append(LocatedError(label, located.line_of(("streams", i)),
-                                               f"streams[{i}]", f"unknown stream {s!r}; "
-                                               f"{name} has: {', '.join(known)}"))
+                    errors.append(
+                        LocatedError(
+                            label,
+                            located.line_of(("streams", i)),
+                            f"streams[{i}]",
+                            f"unknown stream {s!r}; {name} has: {', '.join(known)}",
+                        )
+                    )
     if errors or common is None:
         raise ConfigError(errors)
     return common.model_copy(update={"options": options, "file": label})
 
 
-def load_configs(paths: Iterable[Path], *, environ: Mapping[str, str] | None = None
-                 ) -> list[ConnectorConfig]:
+def load_configs(paths: Iterable[Path], *, environ: Mapping[str, str] | None = None) -> list[ConnectorConfig]:
     """Several files; every error of every file in one ConfigError."""
     configs, errors = [], []
     for p in paths:
@@ -175,8 +196,7 @@ def load_configs(paths: Iterable[Path], *, environ: Mapping[str, str] | None = N
     names = [c.connector for c in configs]
     for c in configs:
         if names.count(c.connector) > 1:
-            errors.append(LocatedError(c.file, 1, "connector",
-                                       f"{c.connector!r} is configured in more than one file"))
+            errors.append(LocatedError(c.file, 1, "connector", f"{c.connector!r} is configured in more than one file"))
     if errors:
         raise ConfigError(errors)
     return configs

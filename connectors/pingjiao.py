@@ -37,10 +37,12 @@ __all__ = ["PingjiaoConnector", "PingjiaoOptions"]
 
 
 class PingjiaoEndpoints(Model):
-    sections: Endpoint = Endpoint(path="/api/eval/sections",
-                                  pagination=CursorPaginationConfig(kind="cursor", limit=200))
-    supervisor: Endpoint = Endpoint(path="/api/eval/supervisor",
-                                    pagination=OffsetPaginationConfig(kind="offset", limit=200))
+    sections: Endpoint = Endpoint(
+        path="/api/eval/sections", pagination=CursorPaginationConfig(kind="cursor", limit=200)
+    )
+    supervisor: Endpoint = Endpoint(
+        path="/api/eval/supervisor", pagination=OffsetPaginationConfig(kind="offset", limit=200)
+    )
 
 
 class PingjiaoOptions(Model):
@@ -62,8 +64,7 @@ class _TermStream(Stream):
     def pages(self) -> Iterator[dict[str, Any]]:
         # The API's cursor/offset is a page pointer for this read, not a replication key: each
         # run reads the whole term (it is small, and scores are revised until the term closes).
-        return self.api.paginate(self.path, self.pagination.with_size(self.limit),
-                                 {"term": self.term})
+        return self.api.paginate(self.path, self.pagination.with_size(self.limit), {"term": self.term})
 
     def check_term(self, row: Row) -> str:
         term = normalize_text(field(row, "term"))
@@ -71,11 +72,15 @@ class _TermStream(Stream):
             raise MappingError(f"term: {term!r} is not the requested term {self.term!r}")
         return term
 
-    def observation(self, metric: str, course_id: str, teacher_id: str, value: float,
-                    updated: Any) -> Observation:
+    def observation(self, metric: str, course_id: str, teacher_id: str, value: float, updated: Any) -> Observation:
         return Observation(
-            level=Level.course, entity_id=course_id, metric=metric, value=value,
-            period=self.term, observed_at=updated, source=self.source,
+            level=Level.course,
+            entity_id=course_id,
+            metric=metric,
+            value=value,
+            period=self.term,
+            observed_at=updated,
+            source=self.source,
             key=f"{self.source}|{metric}|{course_id}|{teacher_id}|{self.term}",
         )
 
@@ -83,8 +88,9 @@ class _TermStream(Stream):
 class Sections(_TermStream):
     name = "sections"
 
-    def __init__(self, api: ApiClient, term: str, path: str = "/api/eval/sections",
-                 pagination: Pagination | None = None) -> None:
+    def __init__(
+        self, api: ApiClient, term: str, path: str = "/api/eval/sections", pagination: Pagination | None = None
+    ) -> None:
         super().__init__(api, term, path, pagination or CursorPagination(limit=200))
 
     def read(self, cursor: str | None) -> Iterator[Row]:
@@ -105,8 +111,7 @@ class Sections(_TermStream):
         def observation(metric: str, value: float) -> Observation:
             return self.observation(metric, course_id, teacher_id, value, updated)
 
-        records: list[Record] = [observation("course.evaluation_participation",
-                                             round(100 * respondents / enrolled, 4))]
+        records: list[Record] = [observation("course.evaluation_participation", round(100 * respondents / enrolled, 4))]
         if respondents > 0:  # nobody answered: there is no score, which is not a score of 0
             score = field(row, "score_avg", parse_number)
             if not 0 <= score <= 100:
@@ -124,8 +129,9 @@ class Supervisor(_TermStream):
 
     name = "supervisor"
 
-    def __init__(self, api: ApiClient, term: str, path: str = "/api/eval/supervisor",
-                 pagination: Pagination | None = None) -> None:
+    def __init__(
+        self, api: ApiClient, term: str, path: str = "/api/eval/supervisor", pagination: Pagination | None = None
+    ) -> None:
         super().__init__(api, term, path, pagination or OffsetPagination(limit=200))
 
     def read(self, cursor: str | None) -> Iterator[Row]:
@@ -135,8 +141,7 @@ class Supervisor(_TermStream):
             key = (str(item.get("course_id")), str(item.get("teacher_id")), str(item.get("term")))
             groups.setdefault(key, []).append(item)
         for (course_id, teacher_id, term), ratings in groups.items():
-            yield {"course_id": course_id, "teacher_id": teacher_id, "term": term,
-                   "ratings": ratings}
+            yield {"course_id": course_id, "teacher_id": teacher_id, "term": term, "ratings": ratings}
 
     def map(self, row: Row) -> list[Record | Reject]:
         self.check_term(row)
@@ -157,8 +162,7 @@ class Supervisor(_TermStream):
         if not scores:
             raise MappingError(f"ratings: none of {len(row['ratings'])} is usable")
         mean = round(sum(scores) / len(scores), 4)
-        return [self.observation("course.supervisor_rating", course_id, teacher_id, mean,
-                                 max(times)), *rejects]
+        return [self.observation("course.supervisor_rating", course_id, teacher_id, mean, max(times)), *rejects]
 
 
 class PingjiaoConnector(Connector):
@@ -171,16 +175,25 @@ class PingjiaoConnector(Connector):
     options_model: ClassVar[type[Model]] = PingjiaoOptions
     stream_names: ClassVar[tuple[str, ...]] = ("sections", "supervisor")
 
-    def __init__(self, base_url: str | None, username: str | None = None,
-                 password: str | SecretStr | None = None, *, term: str,
-                 client: httpx.Client | None = None, retry: RetryPolicy | None = None,
-                 timeout: float = 10.0, api: ApiClient | None = None,
-                 sections_path: str = "/api/eval/sections",
-                 sections_pagination: Pagination | None = None,
-                 supervisor_path: str | None = None,
-                 supervisor_pagination: Pagination | None = None) -> None:
-        self.api = api or ApiClient(base_url or "", username, password, client=client,
-                                    retry=retry, timeout=timeout, name="pingjiao")
+    def __init__(
+        self,
+        base_url: str | None,
+        username: str | None = None,
+        password: str | SecretStr | None = None,
+        *,
+        term: str,
+        client: httpx.Client | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float = 10.0,
+        api: ApiClient | None = None,
+        sections_path: str = "/api/eval/sections",
+        sections_pagination: Pagination | None = None,
+        supervisor_path: str | None = None,
+        supervisor_pagination: Pagination | None = None,
+    ) -> None:
+        self.api = api or ApiClient(
+            base_url or "", username, password, client=client, retry=retry, timeout=timeout, name="pingjiao"
+        )
         self.term = term
         streams: list[Stream] = [Sections(self.api, term, sections_path, sections_pagination)]
         if supervisor_path is not None:
@@ -188,15 +201,19 @@ class PingjiaoConnector(Connector):
         self.streams = tuple(streams)
 
     @classmethod
-    def from_config(cls, config: ConnectorConfig) -> "PingjiaoConnector":
+    def from_config(cls, config: ConnectorConfig) -> PingjiaoConnector:
         assert isinstance(config.source, HttpSourceConfig)
         o: PingjiaoOptions = config.options
         sec, sup = o.endpoints.sections, o.endpoints.supervisor
-        return cls(None, api=config.source.build(cls.name), term=o.term,
-                   sections_path=sec.path,
-                   sections_pagination=sec.pagination.build() if sec.pagination else None,
-                   supervisor_path=sup.path,
-                   supervisor_pagination=sup.pagination.build() if sup.pagination else None)
+        return cls(
+            None,
+            api=config.source.build(cls.name),
+            term=o.term,
+            sections_path=sec.path,
+            sections_pagination=sec.pagination.build() if sec.pagination else None,
+            supervisor_path=sup.path,
+            supervisor_pagination=sup.pagination.build() if sup.pagination else None,
+        )
 
     def close(self) -> None:
         self.api.close()

@@ -39,8 +39,7 @@ PRACTICE_WINDOW_YEARS = 5
 
 class RenshiEndpoints(Model):
     school: Endpoint = Endpoint(path="/api/school")
-    staff: Endpoint = Endpoint(path="/api/hr/staff",
-                               pagination=PagePaginationConfig(kind="page", size=100))
+    staff: Endpoint = Endpoint(path="/api/hr/staff", pagination=PagePaginationConfig(kind="page", size=100))
 
 
 class RenshiOptions(Model):
@@ -49,6 +48,7 @@ class RenshiOptions(Model):
     year: Annotated[str, Field(pattern=r"^\d{4}$")]
     hours_per_training_day: Annotated[float, Field(gt=0, le=24)] = 8.0
     endpoints: RenshiEndpoints = RenshiEndpoints()
+
 
 _MOBILE = re.compile(r"^\+?\d{6,15}$")
 
@@ -67,8 +67,13 @@ def person(data: Any, where: str) -> Person:
         person_id, name = str(field(data, "id")), normalize_text(field(data, "name"))
     except MappingError as exc:
         raise MappingError(f"{where}.{exc}") from None
-    return Person(id=person_id, name=name, dingtalk_user_id=data.get("dingtalk_user_id") or None,
-                  mobile=mobile or None, email=data.get("email") or None)
+    return Person(
+        id=person_id,
+        name=name,
+        dingtalk_user_id=data.get("dingtalk_user_id") or None,
+        mobile=mobile or None,
+        email=data.get("email") or None,
+    )
 
 
 class _RenshiStream(Stream):
@@ -98,15 +103,16 @@ class School(_RenshiStream):
             office_name = normalize_text(office.get("name")) if isinstance(office, Mapping) else ""
             if not office_name:
                 raise MappingError(f"offices[{i}].name: is missing")
-            responsible[f"office:{office_name}"] = person(office.get("head"),
-                                                          f"offices[{i}].head")
+            responsible[f"office:{office_name}"] = person(office.get("head"), f"offices[{i}].head")
         if row.get("quality_office") is not None:
             responsible["quality_office"] = person(row["quality_office"], "quality_office")
         # The entity names who is responsible (id, name); contacts travel as Person records.
-        school = Entity(id=str(field(row, "id")), kind=EntityKind.school,
-                        name=normalize_text(field(row, "name")),
-                        responsible={k: Person(id=p.id, name=p.name)
-                                     for k, p in responsible.items()})
+        school = Entity(
+            id=str(field(row, "id")),
+            kind=EntityKind.school,
+            name=normalize_text(field(row, "name")),
+            responsible={k: Person(id=p.id, name=p.name) for k, p in responsible.items()},
+        )
         heads = {p.id: p for p in responsible.values()}
         return [school, *heads.values()]
 
@@ -116,13 +122,20 @@ class Staff(_RenshiStream):
 
     name = "staff"
 
-    def __init__(self, api: ApiClient, year: str, path: str = "/api/hr/staff", *,
-                 pagination: Pagination | None = None,
-                 hours_per_training_day: float = 8.0) -> None:
+    def __init__(
+        self,
+        api: ApiClient,
+        year: str,
+        path: str = "/api/hr/staff",
+        *,
+        pagination: Pagination | None = None,
+        hours_per_training_day: float = 8.0,
+    ) -> None:
         super().__init__(api, year, path)
         self.pagination = pagination or PagePagination(size=100)
-        self.page_size: int = int(getattr(self.pagination, "size", None) or getattr(
-            self.pagination, "limit", None) or 100)
+        self.page_size: int = int(
+            getattr(self.pagination, "size", None) or getattr(self.pagination, "limit", None) or 100
+        )
         self.hours_per_training_day = hours_per_training_day
 
     def read(self, cursor: str | None) -> Iterator[Row]:
@@ -151,15 +164,20 @@ class Staff(_RenshiStream):
             "major_id": row.get("major_id") or None,
         }
         # Fields not every HR system has: an attribute only where the source gives one.
-        for key, parse in (("training_hours", parse_number), ("hire_year", parse_int),
-                           ("enterprise_practice_days", parse_number)):
+        for key, parse in (
+            ("training_hours", parse_number),
+            ("hire_year", parse_int),
+            ("enterprise_practice_days", parse_number),
+        ):
             value = field(row, key, parse, required=False)
             if value is not None:
                 if value < 0:
                     raise MappingError(f"{key}: must not be negative, got {value:g}")
                 attributes[key] = value
         teacher = Entity(
-            id=contact.id, kind=EntityKind.teacher, name=contact.name,
+            id=contact.id,
+            kind=EntityKind.teacher,
+            name=contact.name,
             parent_id=field(row, "department_id"),
             responsible={"teacher": Person(id=contact.id, name=contact.name)},
             attributes=attributes,
@@ -167,9 +185,15 @@ class Staff(_RenshiStream):
         records.append(teacher)
 
         def observation(metric: str, value: float) -> Observation:
-            return Observation(level=Level.teacher, entity_id=teacher.id, metric=metric,
-                               value=round(value, 4), period=self.year, observed_at=updated,
-                               source=self.source)
+            return Observation(
+                level=Level.teacher,
+                entity_id=teacher.id,
+                metric=metric,
+                value=round(value, 4),
+                period=self.year,
+                observed_at=updated,
+                source=self.source,
+            )
 
         days = field(row, "training_days", parse_number, required=False)
         if days is None and "training_hours" in attributes:
@@ -212,29 +236,47 @@ class RenshiConnector(Connector):
     options_model: ClassVar[type[Model]] = RenshiOptions
     stream_names: ClassVar[tuple[str, ...]] = ("school", "staff")
 
-    def __init__(self, base_url: str | None, username: str | None = None,
-                 password: str | SecretStr | None = None, *,
-                 client: httpx.Client | None = None, year: str = "2026",
-                 retry: RetryPolicy | None = None, timeout: float = 10.0,
-                 api: ApiClient | None = None, school_path: str = "/api/school",
-                 staff_path: str = "/api/hr/staff", staff_pagination: Pagination | None = None,
-                 hours_per_training_day: float = 8.0) -> None:
-        self.api = api or ApiClient(base_url or "", username, password, client=client,
-                                    retry=retry, timeout=timeout, name="renshi")
+    def __init__(
+        self,
+        base_url: str | None,
+        username: str | None = None,
+        password: str | SecretStr | None = None,
+        *,
+        client: httpx.Client | None = None,
+        year: str = "2026",
+        retry: RetryPolicy | None = None,
+        timeout: float = 10.0,
+        api: ApiClient | None = None,
+        school_path: str = "/api/school",
+        staff_path: str = "/api/hr/staff",
+        staff_pagination: Pagination | None = None,
+        hours_per_training_day: float = 8.0,
+    ) -> None:
+        self.api = api or ApiClient(
+            base_url or "", username, password, client=client, retry=retry, timeout=timeout, name="renshi"
+        )
         self.year = year
-        self.streams = (School(self.api, year, school_path),
-                        Staff(self.api, year, staff_path, pagination=staff_pagination,
-                              hours_per_training_day=hours_per_training_day))
+        self.streams = (
+            School(self.api, year, school_path),
+            Staff(
+                self.api, year, staff_path, pagination=staff_pagination, hours_per_training_day=hours_per_training_day
+            ),
+        )
 
     @classmethod
-    def from_config(cls, config: ConnectorConfig) -> "RenshiConnector":
+    def from_config(cls, config: ConnectorConfig) -> RenshiConnector:
         assert isinstance(config.source, HttpSourceConfig)
         o: RenshiOptions = config.options
         staff = o.endpoints.staff
-        return cls(None, api=config.source.build(cls.name), year=o.year,
-                   school_path=o.endpoints.school.path, staff_path=staff.path,
-                   staff_pagination=staff.pagination.build() if staff.pagination else None,
-                   hours_per_training_day=o.hours_per_training_day)
+        return cls(
+            None,
+            api=config.source.build(cls.name),
+            year=o.year,
+            school_path=o.endpoints.school.path,
+            staff_path=staff.path,
+            staff_pagination=staff.pagination.build() if staff.pagination else None,
+            hours_per_training_day=o.hours_per_training_day,
+        )
 
     def close(self) -> None:
         self.api.close()

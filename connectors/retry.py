@@ -40,8 +40,13 @@ class RetryPolicy:
             raise ValueError("RetryPolicy.attempts must be at least 1")
 
     def _backoff(self) -> Backoff:
-        return Backoff(self.base_delay, self.max_delay, self.factor, self.jitter,
-                       hint=lambda exc: getattr(exc, "retry_after", None))
+        return Backoff(
+            self.base_delay,
+            self.max_delay,
+            self.factor,
+            self.jitter,
+            hint=lambda exc: getattr(exc, "retry_after", None),
+        )
 
     def delay(self, attempt: int, hint: float | None = None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
@@ -52,8 +57,14 @@ class RetryPolicy:
     def call(self, fn: Callable[[], T], *, what: str) -> T:
         """Run ``fn``; on RetryableSourceError wait and try again, up to ``attempts`` in all.
         The last RetryableSourceError propagates; any other exception propagates at once."""
-        retry = retrying(RetryableSourceError, self._backoff(), stop=stop_after_attempt(self.attempts),
-                         sleep=self.sleep, log=log, what=what)
+        retry = retrying(
+            RetryableSourceError,
+            self._backoff(),
+            stop=stop_after_attempt(self.attempts),
+            sleep=self.sleep,
+            log=log,
+            what=what,
+        )
         try:
             return retry(fn)
         except RetryableSourceError as exc:

@@ -22,7 +22,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from .base import BookmarkStore, Connector, Delivery, RunReport, StreamStats, run_connector
 from .health import ConnectorHealth
@@ -39,7 +39,7 @@ DEFAULT_BACKOFF = RetryPolicy(attempts=1, base_delay=30.0, factor=2.0, max_delay
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -58,19 +58,29 @@ class ConnectorJob:
     def name(self) -> str:
         return self.connector.name
 
-    def run(self, delivery: Delivery, bookmarks: BookmarkStore, now: Callable[[], datetime],
-            should_stop: Callable[[], bool] | None = None) -> RunReport:
+    def run(
+        self,
+        delivery: Delivery,
+        bookmarks: BookmarkStore,
+        now: Callable[[], datetime],
+        should_stop: Callable[[], bool] | None = None,
+    ) -> RunReport:
         """One run of every stream; health accounts for it. Never raises."""
         started = now()
         try:
-            report = run_connector(self.connector, delivery, bookmarks,
-                                   batch_size=self.batch_size, now=now, should_stop=should_stop,
-                                   delivery_patience=self.delivery_patience)
+            report = run_connector(
+                self.connector,
+                delivery,
+                bookmarks,
+                batch_size=self.batch_size,
+                now=now,
+                should_stop=should_stop,
+                delivery_patience=self.delivery_patience,
+            )
         except Exception as exc:  # noqa: BLE001 — e.g. the bookmark store is unreachable
             log.exception("connector %s: run failed", self.name)
             report = RunReport(connector=self.name, started=started, finished=now())
-            report.streams["(run)"] = StreamStats(error=f"{type(exc).__name__}: {exc}",
-                                                  error_kind="retryable")
+            report.streams["(run)"] = StreamStats(error=f"{type(exc).__name__}: {exc}", error_kind="retryable")
         self.health.record(report, self.connector, now())
         self.reports[:] = [report]  # the latest only: a long-running loop must not grow
         return report
@@ -81,17 +91,28 @@ class ConnectorJob:
         if report.ok or not report.retryable:
             return tick
         retry = now + timedelta(seconds=self.backoff.delay(self.health.consecutive_failures))
-        log.info("connector %s: retryable failure %d in a row; next run at %s",
-                 self.name, self.health.consecutive_failures, min(tick, retry).isoformat())
+        log.info(
+            "connector %s: retryable failure %d in a row; next run at %s",
+            self.name,
+            self.health.consecutive_failures,
+            min(tick, retry).isoformat(),
+        )
         return min(tick, retry)
 
 
 class Runner:
     """Runs jobs against one delivery and one bookmark store (both thread-safe)."""
 
-    def __init__(self, jobs: Sequence[ConnectorJob], delivery: Delivery,
-                 bookmarks: BookmarkStore, *, clock: Callable[[], datetime] = _utcnow,
-                 health_tick: timedelta = timedelta(seconds=30), school_id: str | None = None) -> None:
+    def __init__(
+        self,
+        jobs: Sequence[ConnectorJob],
+        delivery: Delivery,
+        bookmarks: BookmarkStore,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+        health_tick: timedelta = timedelta(seconds=30),
+        school_id: str | None = None,
+    ) -> None:
         names = [j.name for j in jobs]
         if len(set(names)) != len(names):
             raise ValueError(f"a connector is listed twice: {', '.join(names)}")
@@ -133,9 +154,10 @@ class Runner:
 
     def run_forever(self, stop: threading.Event) -> None:
         """Run every job on its schedule, one thread per job, until ``stop`` is set."""
-        threads = [threading.Thread(target=self._loop, args=(job, stop),
-                                    name=f"connector-{job.name}", daemon=True)
-                   for job in self.jobs]
+        threads = [
+            threading.Thread(target=self._loop, args=(job, stop), name=f"connector-{job.name}", daemon=True)
+            for job in self.jobs
+        ]
         for t in threads:
             t.start()
         for t in threads:

@@ -31,8 +31,9 @@ class Schedule:
         if self.every is not None and self.every <= timedelta(0):
             raise ValueError("every must be a positive interval")
         if self.cron is not None and not croniter.is_valid(self.cron):
-            raise ValueError(f"{self.cron!r} is not a valid cron expression (five fields, "
-                             "e.g. '*/15 * * * *' or '0 2 * * *')")
+            raise ValueError(
+                f"{self.cron!r} is not a valid cron expression (five fields, e.g. '*/15 * * * *' or '0 2 * * *')"
+            )
 
     def next_after(self, t: datetime) -> datetime:
         """The next run strictly after ``t`` (an aware datetime), in ``t``'s time zone."""

@@ -38,8 +38,9 @@ class ConnectorSettings(BaseSettings):
 
     broker: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
     topic_prefix: str = Field("", description="prefix of every topic name")
-    bookmarks: SecretStr = Field(SecretStr("connector-bookmarks.json"),
-                                 description="SQLAlchemy URL or JSON file of the bookmarks")
+    bookmarks: SecretStr = Field(
+        SecretStr("connector-bookmarks.json"), description="SQLAlchemy URL or JSON file of the bookmarks"
+    )
     connectors_dir: Path = Field(Path("deploy/connectors"), description="connector YAML folder")
     connectors_metrics_port: int = Field(0, ge=0, le=65535, description="/metrics port; 0 = off")
 
@@ -66,8 +67,7 @@ class ConnectorSettings(BaseSettings):
         return ",".join(p.strip().split("://", 1)[-1] for p in self.broker.split(","))
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object
-                 ) -> "ConnectorSettings":
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> ConnectorSettings:
         """The settings from ``environ`` (default: the process environment), with
         ``ZHENGAI_BOOKMARKS_FILE`` read, and non-None ``overrides`` applied."""
         env = os.environ if environ is None else environ

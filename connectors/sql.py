@@ -46,8 +46,15 @@ from .errors import FatalSourceError, MissingDriverError, RetryableSourceError
 from .retry import RetryPolicy
 from .values import CHINA_TZ, normalize_text, parse_timestamp
 
-__all__ = ["SqlSource", "SqlStream", "IncrementalSqlStream", "FullRefreshSqlStream",
-           "DRIVER_EXTRAS", "SOFT_DELETE_COLUMNS", "is_soft_deleted"]
+__all__ = [
+    "SqlSource",
+    "SqlStream",
+    "IncrementalSqlStream",
+    "FullRefreshSqlStream",
+    "DRIVER_EXTRAS",
+    "SOFT_DELETE_COLUMNS",
+    "is_soft_deleted",
+]
 
 # drivername → (module the driver imports, the zhengai extra that installs it, what to write).
 # SQLAlchemy's default driver for mysql:// (mysqlclient) and oracle:// (cx_Oracle) need C
@@ -67,8 +74,13 @@ DRIVER_EXTRAS: dict[str, tuple[str, str, str]] = {
 }
 
 # Connection timeout argument, by dialect (each DBAPI names it differently).
-_TIMEOUT_ARG = {"postgresql": "connect_timeout", "mysql": "connect_timeout",
-                "mariadb": "connect_timeout", "sqlite": "timeout", "mssql": "login_timeout"}
+_TIMEOUT_ARG = {
+    "postgresql": "connect_timeout",
+    "mysql": "connect_timeout",
+    "mariadb": "connect_timeout",
+    "sqlite": "timeout",
+    "mssql": "login_timeout",
+}
 
 SOFT_DELETE_COLUMNS: tuple[str, ...] = ("deleted", "is_deleted", "deleted_at")
 # Dialects with row-value comparison ``(a, b) > (x, y)`` (SQLite ≥ 3.15, PostgreSQL, MySQL ≥ 5.7).
@@ -97,31 +109,38 @@ def _engine(url: URL, connect_timeout: float | None) -> Engine:
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
     arg = _TIMEOUT_ARG.get(url.get_backend_name())
     if connect_timeout is not None and arg is not None:
-        kwargs["connect_args"] = {arg: connect_timeout if arg == "timeout"
-                                  else max(1, int(connect_timeout))}
+        kwargs["connect_args"] = {arg: connect_timeout if arg == "timeout" else max(1, int(connect_timeout))}
     try:
         return create_engine(url, **kwargs)
     except NoSuchModuleError:
         raise MissingDriverError(
             f"no SQLAlchemy dialect for {url.drivername!r} URLs; supported: postgresql, sqlite, "
-            "mysql/mariadb, mssql, oracle") from None
+            "mysql/mariadb, mssql, oracle"
+        ) from None
     except ImportError as exc:
-        module, extra, form = DRIVER_EXTRAS.get(
-            url.drivername, (exc.name or "?", "", url.drivername + "://"))
+        module, extra, form = DRIVER_EXTRAS.get(url.drivername, (exc.name or "?", "", url.drivername + "://"))
         how = f"pip install 'zhengai[{extra}]'" if extra else f"pip install {exc.name}"
         if url.drivername == form.removesuffix("://"):
             advice = f": {how}"
         else:  # a default driver that needs C libraries: point at the pure-Python one
             advice = f"; write the URL as {form}… and {how}"
         raise MissingDriverError(
-            f"the database driver {module!r} for {url.drivername!r} URLs is not installed"
-            + advice) from None
+            f"the database driver {module!r} for {url.drivername!r} URLs is not installed" + advice
+        ) from None
+
 
 # OperationalError covers both "try again" (locked, connection lost) and "never works"
 # (missing table or column, bad credentials); these markers pick out the second kind.
 _FATAL_MARKERS = (
-    "no such table", "no such column", "syntax error", "unknown column", "does not exist",
-    "doesn't exist", "permission denied", "access denied", "authentication failed",
+    "no such table",
+    "no such column",
+    "syntax error",
+    "unknown column",
+    "does not exist",
+    "doesn't exist",
+    "permission denied",
+    "access denied",
+    "authentication failed",
     "unable to open database",
 )
 
@@ -130,18 +149,23 @@ class SqlSource:
     """One database. The engine is created from the URL (or injected); the URL's password is
     never shown in repr or errors."""
 
-    def __init__(self, url: str | URL | SecretStr, *, retry: RetryPolicy | None = None,
-                 tz: tzinfo = CHINA_TZ, engine: Engine | None = None,
-                 password: SecretStr | None = None,
-                 connect_timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        url: str | URL | SecretStr,
+        *,
+        retry: RetryPolicy | None = None,
+        tz: tzinfo = CHINA_TZ,
+        engine: Engine | None = None,
+        password: SecretStr | None = None,
+        connect_timeout: float | None = None,
+    ) -> None:
         if isinstance(url, SecretStr):
             url = url.get_secret_value()
         try:
             self.url = make_url(url)
         except ArgumentError:
             # SQLAlchemy's message quotes the whole string, password included.
-            raise ValueError(
-                "not a SQLAlchemy database URL (dialect+driver://user@host/db)") from None
+            raise ValueError("not a SQLAlchemy database URL (dialect+driver://user@host/db)") from None
         if password is not None:
             self.url = self.url.set(password=password.get_secret_value())
         self.engine = engine if engine is not None else _engine(self.url, connect_timeout)
@@ -152,8 +176,7 @@ class SqlSource:
     def columns_of(self, table_name: str) -> frozenset[str]:
         """The column names of a table (cached; empty if the table cannot be inspected)."""
         if table_name not in self._columns:
-            self._columns[table_name] = self.retry.call(
-                lambda: self._inspect(table_name), what=f"inspect {table_name}")
+            self._columns[table_name] = self.retry.call(lambda: self._inspect(table_name), what=f"inspect {table_name}")
         return self._columns[table_name]
 
     def _inspect(self, table_name: str) -> frozenset[str]:
@@ -183,9 +206,7 @@ class SqlSource:
         except DBAPIError as exc:
             # Only the driver's first line: the full text repeats the SQL and its parameters.
             detail = str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__
-            retryable = isinstance(exc, OperationalError) and not any(
-                m in detail.lower() for m in _FATAL_MARKERS
-            )
+            retryable = isinstance(exc, OperationalError) and not any(m in detail.lower() for m in _FATAL_MARKERS)
             if retryable or exc.connection_invalidated:
                 raise RetryableSourceError(f"{what}: database error: {detail}") from None
             raise FatalSourceError(f"{what}: database error: {detail}") from None
@@ -339,8 +360,7 @@ class IncrementalSqlStream(SqlStream):
             return str(data["updated_at"]), data["id"]
         except (ValueError, KeyError, TypeError):
             raise FatalSourceError(
-                f"{self.source}: stored bookmark is not an (updated_at, id) cursor; "
-                "reset it to read from the beginning"
+                f"{self.source}: stored bookmark is not an (updated_at, id) cursor; reset it to read from the beginning"
             ) from None
 
 

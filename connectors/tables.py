@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, field_validator, model_validator
+
 from zhengai.ingest.plausibility import period_kind
 from zhengai.ingest.records import Level, Observation
 

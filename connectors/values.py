@@ -11,8 +11,9 @@ from datetime import date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import Any, Literal, TypeVar, overload
 
-from .errors import MappingError
 from zhengai.ingest.privacy import is_personal_key
+
+from .errors import MappingError
 
 __all__ = [
     "CHINA_TZ",
@@ -122,12 +123,16 @@ def parse_timestamp(value: object, tz: tzinfo = CHINA_TZ) -> datetime:
 @overload
 def field(row: Mapping[str, object], key: str, parse: None = None, *, required: Literal[True] = True) -> Any: ...
 @overload
-def field(row: Mapping[str, object], key: str, parse: Callable[[object], T], *, required: Literal[True] = True) -> T: ...
+def field(
+    row: Mapping[str, object], key: str, parse: Callable[[object], T], *, required: Literal[True] = True
+) -> T: ...
 @overload
-def field(row: Mapping[str, object], key: str, parse: Callable[[object], T] | None = None,
-          *, required: bool) -> T | None: ...
-def field(row: Mapping[str, object], key: str, parse: Callable[[object], T] | None = None,
-          *, required: bool = True) -> T | None:
+def field(
+    row: Mapping[str, object], key: str, parse: Callable[[object], T] | None = None, *, required: bool
+) -> T | None: ...
+def field(
+    row: Mapping[str, object], key: str, parse: Callable[[object], T] | None = None, *, required: bool = True
+) -> T | None:
     """``row[key]`` parsed by ``parse``; a missing/empty required value or a parse failure is a
     MappingError naming the field (e.g. ``score: '9x' is not a number``)."""
     raw = row.get(key)

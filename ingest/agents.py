@@ -18,7 +18,14 @@ from zhengai.ingest.app import get_app, settings, topic
 from zhengai.ingest.processors import Timing
 from zhengai.ingest.records import AttendanceEvent, FinanceEvent, GradeEvent
 from zhengai.ingest.stream import (
-    DirectoryReplica, ack, batches, dead_letter_for, decode_batch, send_dead_letters, store_batch, utcnow,
+    DirectoryReplica,
+    ack,
+    batches,
+    dead_letter_for,
+    decode_batch,
+    send_dead_letters,
+    store_batch,
+    utcnow,
 )
 from zhengai.ingest.topics import DLQ, ENTITIES, EVENTS
 
@@ -35,8 +42,11 @@ dlq_topic = topic(DLQ)
 
 @lru_cache(maxsize=1)
 def aggregator() -> Aggregator:
-    timing = Timing(grace=timedelta(seconds=_s.window_grace), settle=timedelta(seconds=_s.window_settle),
-                    directory_settle=timedelta(seconds=_s.directory_settle))
+    timing = Timing(
+        grace=timedelta(seconds=_s.window_grace),
+        settle=timedelta(seconds=_s.window_settle),
+        directory_settle=timedelta(seconds=_s.directory_settle),
+    )
     return Aggregator(_s.store_url.get_secret_value(), timing=timing)
 
 
@@ -66,8 +76,13 @@ async def record_events(stream):
             return aggregator().record(evs, now)
 
         refused = await store_batch(record, events, "events")
-        rejected += [(dead_letter_for(e, sources[id(e)], f"the store refused the event: {type(exc).__name__}", now), "store_rejected")
-                     for e, exc in refused]
+        rejected += [
+            (
+                dead_letter_for(e, sources[id(e)], f"the store refused the event: {type(exc).__name__}", now),
+                "store_rejected",
+            )
+            for e, exc in refused
+        ]
         await send_dead_letters(dlq_topic, rejected)
         await ack(stream, batch)
 

@@ -9,10 +9,10 @@ The formulas are listed in ``zhengai/demo/SOURCES.md`` ("Metrics computed downst
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from statistics import fmean
-from typing import Iterable
 
 from zhengai.ingest.directory import Directory
 from zhengai.ingest.records import (
@@ -46,7 +46,9 @@ PROFESSOR_TITLES = frozenset({"教授", "副教授"})
 POSTGRAD_DEGREES = frozenset({"博士", "硕士"})
 
 
-def observation(level: Level, entity_id: str, metric: str, value: float, period: str, observed_at: datetime) -> Observation:
+def observation(
+    level: Level, entity_id: str, metric: str, value: float, period: str, observed_at: datetime
+) -> Observation:
     # Made from validated facts (periods, times and ids were checked when they arrived).
     return Observation.trusted(
         level=level,
@@ -109,7 +111,9 @@ def course_attendance(events: Iterable[AttendanceEvent]) -> list[Observation]:
     course_week: dict[tuple[str, str], _Tally] = defaultdict(_Tally)
     for e in _latest_attendance(events).values():
         course_week[(e.course_id, e.week)].add(e)
-    return [observation(Level.course, c, "course.attendance_rate", t.rate, w, t.at) for (c, w), t in course_week.items()]
+    return [
+        observation(Level.course, c, "course.attendance_rate", t.rate, w, t.at) for (c, w), t in course_week.items()
+    ]
 
 
 def student_attendance(events: Iterable[AttendanceEvent], term: str) -> list[Observation]:
@@ -120,8 +124,13 @@ def student_attendance(events: Iterable[AttendanceEvent], term: str) -> list[Obs
     for e in _latest_attendance(events).values():
         student_week[(e.student_id, e.week)].add(e)
         student_term[e.student_id].add(e)
-    out = [observation(Level.student, s, "student.attendance_rate", t.rate, w, t.at) for (s, w), t in student_week.items()]
-    out += [observation(Level.student, s, "student.absence_hours", t.unexcused_hours, term, t.at) for s, t in student_term.items()]
+    out = [
+        observation(Level.student, s, "student.attendance_rate", t.rate, w, t.at) for (s, w), t in student_week.items()
+    ]
+    out += [
+        observation(Level.student, s, "student.absence_hours", t.unexcused_hours, term, t.at)
+        for s, t in student_term.items()
+    ]
     return out
 
 
@@ -145,7 +154,8 @@ def attendance_rollups(events: Iterable[AttendanceEvent], directory: Directory) 
         units = units_of.get(e.student_id)
         if units is None:
             units = units_of[e.student_id] = [
-                (metric, unit.id) for kind, metric in ROLLUP_METRICS.items()
+                (metric, unit.id)
+                for kind, metric in ROLLUP_METRICS.items()
                 if (unit := directory.ancestor(e.student_id, kind)) is not None
             ]
         for metric, unit_id in units:
@@ -173,13 +183,30 @@ def grade_metrics(events: Iterable[GradeEvent]) -> list[Observation]:
     for (course, term), grades in by_course.items():
         last = max(g.occurred_at for g in grades)
         n = len(grades)
-        out.append(observation(Level.course, course, "course.pass_rate", 100.0 * sum(g.score >= PASS for g in grades) / n, term, last))
-        out.append(observation(Level.course, course, "course.excellent_rate", 100.0 * sum(g.score >= EXCELLENT for g in grades) / n, term, last))
+        out.append(
+            observation(
+                Level.course, course, "course.pass_rate", 100.0 * sum(g.score >= PASS for g in grades) / n, term, last
+            )
+        )
+        out.append(
+            observation(
+                Level.course,
+                course,
+                "course.excellent_rate",
+                100.0 * sum(g.score >= EXCELLENT for g in grades) / n,
+                term,
+                last,
+            )
+        )
     for (student, term), grades in by_student.items():
         last = max(g.occurred_at for g in grades)
         credits = sum(g.credits for g in grades)
         gpa = sum(_grade_point(g.score) * g.credits for g in grades) / credits
-        out.append(observation(Level.student, student, "student.failed_courses", sum(g.score < PASS for g in grades), term, last))
+        out.append(
+            observation(
+                Level.student, student, "student.failed_courses", sum(g.score < PASS for g in grades), term, last
+            )
+        )
         out.append(observation(Level.student, student, "student.gpa", gpa, term, last))
     return out
 
@@ -206,13 +233,35 @@ def directory_metrics(directory: Directory, *, year: str, term: str, as_of: date
     if school is not None and fulltime:
         n = len(fulltime)
         out.append(observation(Level.school, school.id, "school.student_teacher_ratio", len(students) / n, year, as_of))
-        out.append(observation(Level.school, school.id, "school.postgrad_degree_teacher_ratio",
-                               100.0 * sum(t.attributes.get("degree") in POSTGRAD_DEGREES for t in fulltime) / n, year, as_of))
-        out.append(observation(Level.school, school.id, "school.senior_title_teacher_ratio",
-                               100.0 * sum(t.attributes.get("title") in SENIOR_TITLES for t in fulltime) / n, year, as_of))
-    counsellors = {c.responsible["counsellor"].id for c in directory.of_kind(EntityKind.class_) if "counsellor" in c.responsible}
+        out.append(
+            observation(
+                Level.school,
+                school.id,
+                "school.postgrad_degree_teacher_ratio",
+                100.0 * sum(t.attributes.get("degree") in POSTGRAD_DEGREES for t in fulltime) / n,
+                year,
+                as_of,
+            )
+        )
+        out.append(
+            observation(
+                Level.school,
+                school.id,
+                "school.senior_title_teacher_ratio",
+                100.0 * sum(t.attributes.get("title") in SENIOR_TITLES for t in fulltime) / n,
+                year,
+                as_of,
+            )
+        )
+    counsellors = {
+        c.responsible["counsellor"].id for c in directory.of_kind(EntityKind.class_) if "counsellor" in c.responsible
+    }
     if school is not None and counsellors:
-        out.append(observation(Level.school, school.id, "school.counselor_student_ratio", len(students) / len(counsellors), term, as_of))
+        out.append(
+            observation(
+                Level.school, school.id, "school.counselor_student_ratio", len(students) / len(counsellors), term, as_of
+            )
+        )
 
     per_major: dict[str, _Counts] = defaultdict(_Counts)
     for s in students:
@@ -228,7 +277,16 @@ def directory_metrics(directory: Directory, *, year: str, term: str, as_of: date
         out.append(observation(Level.major, major.id, "major.enrolled_students", counts.students, year, as_of))
         if counts.fulltime:
             dual = sum(bool(t.attributes.get("dual_qualified")) for t in counts.fulltime)
-            out.append(observation(Level.major, major.id, "major.dual_qualified_ratio", 100.0 * dual / len(counts.fulltime), year, as_of))
+            out.append(
+                observation(
+                    Level.major,
+                    major.id,
+                    "major.dual_qualified_ratio",
+                    100.0 * dual / len(counts.fulltime),
+                    year,
+                    as_of,
+                )
+            )
 
     hours: dict[str, float] = defaultdict(float)
     taught: dict[str, int] = defaultdict(int)
@@ -244,7 +302,9 @@ def directory_metrics(directory: Directory, *, year: str, term: str, as_of: date
             out.append(observation(Level.teacher, t.id, "teacher.weekly_hours", hours[t.id], term, as_of))
         birth = t.attributes.get("birth_year")
         if t.attributes.get("title") in PROFESSOR_TITLES and isinstance(birth, int) and start_year - birth < 55:
-            out.append(observation(Level.teacher, t.id, "teacher.senior_prof_teaching", taught.get(t.id, 0), term, as_of))
+            out.append(
+                observation(Level.teacher, t.id, "teacher.senior_prof_teaching", taught.get(t.id, 0), term, as_of)
+            )
     return out
 
 
@@ -275,15 +335,39 @@ def finance_metrics(events: Iterable[FinanceEvent], directory: Directory) -> lis
             return sums.get((school, year, cat), 0.0)
 
         if get("appropriation") and students:
-            out.append(observation(Level.school, school, "school.fiscal_appropriation_per_student", get("appropriation") / students, year, at))
+            out.append(
+                observation(
+                    Level.school,
+                    school,
+                    "school.fiscal_appropriation_per_student",
+                    get("appropriation") / students,
+                    year,
+                    at,
+                )
+            )
         income = get("tuition") + get("appropriation")
         if income:
-            out.append(observation(Level.school, school, "school.teaching_investment_ratio", 100.0 * get("teaching") / income, year, at))
+            out.append(
+                observation(
+                    Level.school, school, "school.teaching_investment_ratio", 100.0 * get("teaching") / income, year, at
+                )
+            )
         if get("public_funds"):
-            out.append(observation(Level.school, school, "school.teacher_training_budget_ratio", 100.0 * get("teacher_training") / get("public_funds"), year, at))
+            out.append(
+                observation(
+                    Level.school,
+                    school,
+                    "school.teacher_training_budget_ratio",
+                    100.0 * get("teacher_training") / get("public_funds"),
+                    year,
+                    at,
+                )
+            )
         budget, actual = budgets.get((school, year), (0.0, 0.0))
         if budget:  # 预算执行率, judged against the time elapsed by the progress rule (rules.kinds)
-            out.append(observation(Level.school, school, "school.budget_execution_rate", 100.0 * actual / budget, year, at))
+            out.append(
+                observation(Level.school, school, "school.budget_execution_rate", 100.0 * actual / budget, year, at)
+            )
     return out
 
 
@@ -298,6 +382,13 @@ def teacher_evaluation_metrics(course_scores: Iterable[Observation], directory: 
         if teacher is not None:
             by_teacher[(teacher.id, o.period)].append(o)
     return [
-        observation(Level.teacher, t, "teacher.student_evaluation_score", fmean(float(o.value) for o in obs), period, max(o.observed_at for o in obs))
+        observation(
+            Level.teacher,
+            t,
+            "teacher.student_evaluation_score",
+            fmean(float(o.value) for o in obs),
+            period,
+            max(o.observed_at for o in obs),
+        )
         for (t, period), obs in by_teacher.items()
     ]

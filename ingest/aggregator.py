@@ -14,9 +14,9 @@ timers, the embedded runner from its in-process delivery; nothing else computes 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
 from sqlalchemy import Column, Index, String, Table, Text, create_engine, delete, select
@@ -25,14 +25,15 @@ from sqlalchemy.engine import Engine
 from zhengai.ingest.directory import Directory
 from zhengai.ingest.processors import PROCESSORS, Processor, Timing
 from zhengai.ingest.records import Observation
-from zhengai.ingest.systems import INPUT_METRICS, SYSTEM_PROCESSORS
 from zhengai.ingest.sqltypes import UTCDateTime
+from zhengai.ingest.systems import INPUT_METRICS, SYSTEM_PROCESSORS
 from zhengai.ingest.units import UnitRef, UnitStore, chunks, insert_for, metadata
 
 __all__ = ["Aggregator", "Emitted", "parked"]
 
 parked = Table(
-    "parked_observations", metadata,
+    "parked_observations",
+    metadata,
     Column("key", String(256), primary_key=True),
     Column("entity_id", String(64), nullable=False),
     Column("record", Text, nullable=False),  # the observation as JSON (validated when it arrived)
@@ -51,16 +52,19 @@ class Emitted:
 
 
 class Aggregator:
-    def __init__(self, url_or_engine: str | Engine, *, timing: Timing | None = None,
-                 clock: Callable[[], datetime] | None = None):
+    def __init__(
+        self, url_or_engine: str | Engine, *, timing: Timing | None = None, clock: Callable[[], datetime] | None = None
+    ):
         self.engine = create_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
         self.timing = timing or Timing()
         upsert = insert_for(self.engine)
         self._insert = upsert
-        self.processors: tuple[Processor, ...] = tuple(cls(self.timing, upsert) for cls in (*PROCESSORS, *SYSTEM_PROCESSORS))
+        self.processors: tuple[Processor, ...] = tuple(
+            cls(self.timing, upsert) for cls in (*PROCESSORS, *SYSTEM_PROCESSORS)
+        )
         self._by_kind = {kind: p for p in self.processors for kind in p.kinds}
         self.units = UnitStore(self.engine)
-        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.clock = clock or (lambda: datetime.now(UTC))
 
     def create_schema(self) -> None:
         metadata.create_all(self.engine)
@@ -99,7 +103,9 @@ class Aggregator:
             return self.units.mark(conn, marks, now)
 
     # --- observations out ------------------------------------------------------------------------
-    def claim(self, now: datetime | None = None, *, lease: timedelta = timedelta(seconds=15), limit: int = 500) -> list[UnitRef]:
+    def claim(
+        self, now: datetime | None = None, *, lease: timedelta = timedelta(seconds=15), limit: int = 500
+    ) -> list[UnitRef]:
         return self.units.claim(now or self.clock(), lease=lease, limit=limit)
 
     def emit(self, refs: Sequence[UnitRef], directory: Directory, as_of: datetime | None = None) -> list[Observation]:
@@ -120,8 +126,14 @@ class Aggregator:
     def release(self, refs: Sequence[UnitRef], now: datetime | None = None) -> None:
         self.units.release(refs, now or self.clock())
 
-    def step(self, directory: Directory, now: datetime | None = None, *, lease: timedelta = timedelta(seconds=15),
-             limit: int = 500) -> Emitted:
+    def step(
+        self,
+        directory: Directory,
+        now: datetime | None = None,
+        *,
+        lease: timedelta = timedelta(seconds=15),
+        limit: int = 500,
+    ) -> Emitted:
         """Claim due units and compute their observations (release after they were handled)."""
         refs = self.claim(now, lease=lease, limit=limit)
         return Emitted(refs, self.emit(refs, directory) if refs else [])
@@ -132,13 +144,22 @@ class Aggregator:
     # --- observations waiting for the directory ----------------------------------------------------
     def park(self, observations: Iterable[tuple[Observation, str]], now: datetime | None = None) -> int:
         """Keep observations whose entity the directory cannot place yet (with their source)."""
-        rows = {o.key: dict(key=o.key, entity_id=o.entity_id, record=o.model_dump_json(), source=source[:160],
-                            parked_at=now or self.clock()) for o, source in observations}
+        rows = {
+            o.key: dict(
+                key=o.key,
+                entity_id=o.entity_id,
+                record=o.model_dump_json(),
+                source=source[:160],
+                parked_at=now or self.clock(),
+            )
+            for o, source in observations
+        }
         if not rows:
             return 0
         ins = self._insert(parked)
-        stmt = ins.on_conflict_do_update(index_elements=[parked.c.key],
-                                         set_={"record": ins.excluded.record, "source": ins.excluded.source})
+        stmt = ins.on_conflict_do_update(
+            index_elements=[parked.c.key], set_={"record": ins.excluded.record, "source": ins.excluded.source}
+        )
         with self.engine.begin() as conn:
             for chunk in chunks(sorted(rows)):
                 conn.execute(stmt, [rows[k] for k in chunk])
@@ -153,7 +174,9 @@ class Aggregator:
         out: list[tuple[Observation, str]] = []
         with self.engine.connect() as conn:
             for chunk in chunks(sorted(set(entity_ids))):
-                for row in conn.execute(select(parked).where(parked.c.entity_id.in_(list(chunk))).order_by(parked.c.key)):
+                for row in conn.execute(
+                    select(parked).where(parked.c.entity_id.in_(list(chunk))).order_by(parked.c.key)
+                ):
                     out.append((Observation.model_validate(json.loads(row.record)), row.source))
         return out
 
@@ -166,5 +189,7 @@ class Aggregator:
     def expired(self, before: datetime) -> list[tuple[Observation, str]]:
         """Observations parked since before ``before`` (their entity never arrived)."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(parked).where(parked.c.parked_at < before).order_by(parked.c.key).limit(5000)).all()
+            rows = conn.execute(
+                select(parked).where(parked.c.parked_at < before).order_by(parked.c.key).limit(5000)
+            ).all()
         return [(Observation.model_validate(json.loads(r.record)), r.source) for r in rows]

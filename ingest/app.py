@@ -20,7 +20,8 @@ gauge on a timer of this app).
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import faust
 
@@ -91,6 +92,7 @@ def get_app() -> faust.App:
                 stalls.sample()
             except Exception as exc:  # noqa: BLE001 — a metric must never take the worker down
                 log.debug("stall measurement failed: %s", type(exc).__name__)
+
     return _app
 
 
@@ -106,7 +108,11 @@ def topic(spec: TopicSpec) -> Any:
     name = settings().topic(spec.name)
     if name not in _topics:
         _topics[name] = get_app().topic(
-            name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
             partitions=spec.partitions,
         )
     return _topics[name]
@@ -117,8 +123,14 @@ def all_topic_specs() -> tuple[TopicSpec, ...]:
     return TOPICS
 
 
-def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec] | None = None, prefix: str = "",
-                  *, replication_factor: int = 1, timeout_ms: int = 30000) -> dict[str, str]:
+def ensure_topics(
+    bootstrap: str,
+    specs: Iterable[TopicSpec] | None = None,
+    prefix: str = "",
+    *,
+    replication_factor: int = 1,
+    timeout_ms: int = 30000,
+) -> dict[str, str]:
     """Create the topics that do not exist yet, with their partition counts and configs, and
     check those that do. Returns ``{topic: "created" | "exists" | "exists with N partitions"}``.
 
@@ -128,7 +140,9 @@ def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec] | None = None, pref
 
     specs = tuple(specs if specs is not None else all_topic_specs())
     wanted = {prefix + s.name: s for s in specs}
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), client_id="zhengai-admin", request_timeout_ms=timeout_ms)
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap.split(","), client_id="zhengai-admin", request_timeout_ms=timeout_ms
+    )
     try:
         existing = {t["name"]: t for t in admin.describe_topics() if not t.get("error_code")}
         report: dict[str, str] = {}
@@ -140,13 +154,19 @@ def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec] | None = None, pref
                 if n != spec.partitions:
                     log.warning("topic %s has %d partitions, %d expected; left as it is", name, n, spec.partitions)
             else:
-                missing[name] = {"num_partitions": spec.partitions, "replication_factor": replication_factor, "configs": dict(spec.config)}
+                missing[name] = {
+                    "num_partitions": spec.partitions,
+                    "replication_factor": replication_factor,
+                    "configs": dict(spec.config),
+                }
         if missing:
             result = admin.create_topics(missing, timeout_ms=timeout_ms, raise_errors=False, wait_for_metadata=True)
             for t in result.get("topics", []):
                 code = t.get("error_code", 0)
                 if code not in (0, 36):  # 36 = TOPIC_ALREADY_EXISTS (a concurrent creator)
-                    raise RuntimeError(f"cannot create topic {t.get('name')}: error {code} {t.get('error_message') or ''}".strip())
+                    raise RuntimeError(
+                        f"cannot create topic {t.get('name')}: error {code} {t.get('error_message') or ''}".strip()
+                    )
                 report[t["name"]] = "created" if code == 0 else "exists"
         return report
     finally:

@@ -7,7 +7,7 @@ DingTalk id, mobile and email that HR supplied). Roll-ups and routing both read 
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from zhengai.ingest.records import Entity, EntityKind, Person
 

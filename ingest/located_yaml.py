@@ -22,8 +22,17 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-__all__ = ["LocatedError", "Located", "Path_", "parse_located", "validation_errors", "dotted",
-           "MAX_FILE_BYTES", "MAX_DEPTH", "MAX_NODES"]
+__all__ = [
+    "LocatedError",
+    "Located",
+    "Path_",
+    "parse_located",
+    "validation_errors",
+    "dotted",
+    "MAX_FILE_BYTES",
+    "MAX_DEPTH",
+    "MAX_NODES",
+]
 
 MAX_FILE_BYTES = 1024 * 1024  # the shipped rulebook's largest file is ~30 KB
 MAX_DEPTH = 64  # nesting of mappings and lists (a rule nests 4)
@@ -60,7 +69,9 @@ class Located:
                 key = self.convert(key_node, path + ("<key>",))
                 if not isinstance(key, (str, int, float, bool)):
                     self.errors.append(
-                        LocatedError(self.file, key_node.start_mark.line + 1, dotted(path), "a key must be a plain value")
+                        LocatedError(
+                            self.file, key_node.start_mark.line + 1, dotted(path), "a key must be a plain value"
+                        )
                     )
                     continue
                 if key in out:
@@ -88,9 +99,14 @@ class Located:
             _CONSTRUCTOR.constructed_objects.clear()
             _CONSTRUCTOR.recursive_objects.clear()
             shown = node.value if isinstance(node.value, str) else ""
-            self.errors.append(LocatedError(
-                self.file, node.start_mark.line + 1, dotted(path),
-                f"值无法读取（cannot read {shown[:40]!r} as {node.tag.rsplit(':', 1)[-1]}: {_why(exc)}）"))
+            self.errors.append(
+                LocatedError(
+                    self.file,
+                    node.start_mark.line + 1,
+                    dotted(path),
+                    f"值无法读取（cannot read {shown[:40]!r} as {node.tag.rsplit(':', 1)[-1]}: {_why(exc)}）",
+                )
+            )
             return None
 
     def line_of(self, path: Path_) -> int:
@@ -185,14 +201,18 @@ def dotted(path: Path_) -> str:
     return "".join(parts) or "(file)"
 
 
-def parse_located(path: Path, label: str, *, top_keys: tuple[str, ...] | None = None, lists: tuple[str, ...] = ()) -> tuple[dict, Located]:
+def parse_located(
+    path: Path, label: str, *, top_keys: tuple[str, ...] | None = None, lists: tuple[str, ...] = ()
+) -> tuple[dict, Located]:
     """Parse one YAML file. Errors (unreadable, syntax, duplicate keys, unknown top-level keys,
     non-list values for ``lists``) are collected in ``located.errors``; the data is what parsed."""
     located = Located(label)
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            located.errors.append(LocatedError(label, 1, "(file)", f"文件过大：{size} 字节，上限 {MAX_FILE_BYTES}（file too large）"))
+            located.errors.append(
+                LocatedError(label, 1, "(file)", f"文件过大：{size} 字节，上限 {MAX_FILE_BYTES}（file too large）")
+            )
             return {}, located
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -225,7 +245,9 @@ def parse_located(path: Path, label: str, *, top_keys: tuple[str, ...] | None = 
     for key in data:
         if top_keys is not None and key not in top_keys:
             located.errors.append(
-                LocatedError(label, located.line_of((key,)), str(key), f"unknown top-level key (allowed: {', '.join(top_keys)})")
+                LocatedError(
+                    label, located.line_of((key,)), str(key), f"unknown top-level key (allowed: {', '.join(top_keys)})"
+                )
             )
     for key in lists:
         if key in data and not isinstance(data[key], list):
@@ -239,12 +261,16 @@ def validation_errors(exc: ValidationError, located: Located, prefix: Path_) -> 
     for err in exc.errors():
         loc = tuple(err["loc"])
         # Drop pydantic's union-variant tags (e.g. 'float', 'tuple[float, float]') from the field.
-        clean = tuple(p for p in loc if isinstance(p, int) or not any(c in str(p) for c in "[]") and p not in ("float", "int", "bool", "str", "function-after"))
+        clean = tuple(
+            p
+            for p in loc
+            if isinstance(p, int)
+            or not any(c in str(p) for c in "[]")
+            and p not in ("float", "int", "bool", "str", "function-after")
+        )
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown key (check the spelling)"
         path = prefix + clean
         out.append(LocatedError(located.file, located.line_of(path), dotted(path), message))
     return out
-
-

@@ -15,11 +15,20 @@ from __future__ import annotations
 
 import re
 import types
+from datetime import UTC, date, datetime, timedelta, timezone
 from functools import lru_cache
-from datetime import date, datetime, timedelta, timezone
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-__all__ = ["PERIOD_YEARS", "EARLIEST", "FUTURE_SLACK", "period_kind", "period_sort_key", "utc", "plausible_time", "numeric_only"]
+__all__ = [
+    "PERIOD_YEARS",
+    "EARLIEST",
+    "FUTURE_SLACK",
+    "period_kind",
+    "period_sort_key",
+    "utc",
+    "plausible_time",
+    "numeric_only",
+]
 
 # Periods: term 2025-2026-1, month 2026-03, year 2026, ISO week 2026-W09, day 2026-03-05.
 _PERIOD_PATTERNS = {
@@ -32,7 +41,7 @@ _PERIOD_PATTERNS = {
 
 
 PERIOD_YEARS = range(2000, 2100)
-EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 FUTURE_SLACK = timedelta(days=366)
 
 
@@ -100,7 +109,7 @@ def period_start(period: str) -> datetime:
         day = date(year, int(m.group(2)), 1)
     else:
         day = date(year, 1, 1)
-    return datetime(day.year, day.month, day.day, tzinfo=_CHINA).astimezone(timezone.utc)
+    return datetime(day.year, day.month, day.day, tzinfo=_CHINA).astimezone(UTC)
 
 
 @lru_cache(maxsize=8192)
@@ -113,7 +122,7 @@ def utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("timestamp must carry a timezone (e.g. +08:00 or Z)")
     try:
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00:00+08:00 is year 0 in UTC
         raise ValueError("timestamp is outside years 1–9999 once converted to UTC") from None
 
@@ -123,7 +132,7 @@ def plausible_time(value: datetime) -> datetime:
     value = utc(value)
     if value < EARLIEST:
         raise ValueError(f"timestamp {value:%Y-%m-%d} is before {EARLIEST:%Y-%m-%d}")
-    if value > datetime.now(timezone.utc) + FUTURE_SLACK:
+    if value > datetime.now(UTC) + FUTURE_SLACK:
         raise ValueError(f"timestamp {value:%Y-%m-%d} is more than {FUTURE_SLACK.days} days in the future")
     return value
 

@@ -38,9 +38,20 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = [
-    "mask_mobile", "mask_student_id", "mask_id_card", "mask_email", "mask_text",
-    "PERSONAL_KEY_PARTS", "is_personal_key", "mask_value", "mask_row", "row_json", "mask_payload",
-    "dead_letter_raw_kept", "dead_letter_text", "install_log_masking",
+    "mask_mobile",
+    "mask_student_id",
+    "mask_id_card",
+    "mask_email",
+    "mask_text",
+    "PERSONAL_KEY_PARTS",
+    "is_personal_key",
+    "mask_value",
+    "mask_row",
+    "row_json",
+    "mask_payload",
+    "dead_letter_raw_kept",
+    "dead_letter_text",
+    "install_log_masking",
 ]
 
 _ID_CARD = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[\dXx])(?![0-9A-Za-z])")
@@ -123,7 +134,8 @@ def mask_row(row: Any, extra: Iterable[str] = ()) -> Any:
     extra = tuple(extra)
     if isinstance(row, Mapping):
         return {
-            k: mask_value(v) if is_personal_key(k, extra) and not isinstance(v, (Mapping, list, tuple))
+            k: mask_value(v)
+            if is_personal_key(k, extra) and not isinstance(v, (Mapping, list, tuple))
             else mask_row(v, extra)
             for k, v in row.items()
         }

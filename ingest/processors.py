@@ -28,20 +28,21 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Callable, ClassVar, Iterable, Sequence
+from typing import Any, ClassVar
 
 from pydantic import BaseModel
 from sqlalchemy import Column, Float, Index, Integer, String, Table, select
 from sqlalchemy.engine import Connection
 
 from zhengai.ingest.aggregate import (
-    course_attendance,
-    student_attendance,
     attendance_rollups,
+    course_attendance,
     directory_metrics,
     finance_metrics,
     grade_metrics,
+    student_attendance,
     teacher_evaluation_metrics,
 )
 from zhengai.ingest.directory import Directory
@@ -50,8 +51,16 @@ from zhengai.ingest.sqltypes import UTCDateTime
 from zhengai.ingest.units import Mark, UnitRef, academic_year_of, chunks, metadata, term_of, term_of_week, week_end
 
 __all__ = [
-    "EVALUATION_METRIC", "Timing", "Processor", "AttendanceProcessor", "GradeProcessor", "FinanceProcessor",
-    "EvaluationProcessor", "DirectoryProcessor", "PROCESSORS", "tallies",
+    "EVALUATION_METRIC",
+    "Timing",
+    "Processor",
+    "AttendanceProcessor",
+    "GradeProcessor",
+    "FinanceProcessor",
+    "EvaluationProcessor",
+    "DirectoryProcessor",
+    "PROCESSORS",
+    "tallies",
 ]
 
 EVALUATION_METRIC = "course.student_evaluation_score"
@@ -65,8 +74,13 @@ class Timing:
     after the last fact touched it; directory-derived units ``directory_settle`` after the last
     directory change (a sync delivers the directory over several batches)."""
 
-    def __init__(self, *, grace: timedelta = timedelta(hours=6), settle: timedelta = timedelta(seconds=2),
-                 directory_settle: timedelta = timedelta(seconds=10)):
+    def __init__(
+        self,
+        *,
+        grace: timedelta = timedelta(hours=6),
+        settle: timedelta = timedelta(seconds=2),
+        directory_settle: timedelta = timedelta(seconds=10),
+    ):
         self.grace, self.settle, self.directory_settle = grace, settle, directory_settle
         self._weeks: dict[str, Mark] = {}
 
@@ -102,7 +116,9 @@ class Processor:
     def record(self, conn: Connection, records: Sequence[Any], now: datetime) -> Marks:  # each: its accepted type
         raise NotImplementedError
 
-    def observations(self, conn: Connection, refs: Sequence[UnitRef], directory: Directory, as_of: datetime) -> list[Observation]:
+    def observations(
+        self, conn: Connection, refs: Sequence[UnitRef], directory: Directory, as_of: datetime
+    ) -> list[Observation]:
         raise NotImplementedError
 
     def directory_changed(self, conn: Connection, now: datetime) -> Marks:
@@ -135,8 +151,9 @@ class Processor:
         assert table is not None
         names = [c.name for c in table.columns]
         staged = f"{table.name}_in"
-        conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {staged} (LIKE {table.name} INCLUDING DEFAULTS) "
-                             "ON COMMIT DELETE ROWS")
+        conn.exec_driver_sql(
+            f"CREATE TEMP TABLE IF NOT EXISTS {staged} (LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
         buf = io.StringIO()
         writer = csv.writer(buf)
         for r in rows:
@@ -150,7 +167,8 @@ class Processor:
         conn.exec_driver_sql(
             f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM {staged} ORDER BY {', '.join(key_columns)} "
             f"ON CONFLICT ({', '.join(key_columns)}) DO UPDATE SET {updates} "
-            f"WHERE {table.name}.{at_column} <= EXCLUDED.{at_column}")
+            f"WHERE {table.name}.{at_column} <= EXCLUDED.{at_column}"
+        )
         conn.exec_driver_sql(f"TRUNCATE {staged}")
 
     def _distinct(self, conn: Connection, *columns) -> list[tuple]:
@@ -170,7 +188,8 @@ def _latest(records: Iterable, key: Callable, at: str) -> list:
 # --- attendance ----------------------------------------------------------------------------------
 
 tallies = Table(
-    "attendance_tallies", metadata,
+    "attendance_tallies",
+    metadata,
     Column("key", String(256), primary_key=True),  # the event's idempotency key
     Column("student_id", String(64), nullable=False),
     Column("course_id", String(64), nullable=False),
@@ -206,9 +225,20 @@ class AttendanceProcessor(Processor):
         rows = []
         for e in _latest(records, lambda e: e.key, "occurred_at"):
             term = term_of_week(e.week)
-            rows.append(dict(key=e.key, student_id=e.student_id, course_id=e.course_id, week=e.week, term=term,
-                             scheduled=e.scheduled, attended=e.attended, excused=e.excused,
-                             occurred_at=e.occurred_at, source=e.source))
+            rows.append(
+                dict(
+                    key=e.key,
+                    student_id=e.student_id,
+                    course_id=e.course_id,
+                    week=e.week,
+                    term=term,
+                    scheduled=e.scheduled,
+                    attended=e.attended,
+                    excused=e.excused,
+                    occurred_at=e.occurred_at,
+                    source=e.source,
+                )
+            )
             mark = self.timing.week(e.week)
             marks[("course", e.course_id, e.week)] = mark
             marks[("student", e.student_id, e.week)] = mark
@@ -276,7 +306,7 @@ class _TallyReader:
     # hundred units at a time (by id); the embedded runner's final flush claims them all (whole).
     WHOLE = 2000
 
-    def __init__(self, processor: "AttendanceProcessor", conn: Connection, rollup_weeks: set[str]):
+    def __init__(self, processor: AttendanceProcessor, conn: Connection, rollup_weeks: set[str]):
         self.processor, self.conn, self.rollup_weeks = processor, conn, rollup_weeks
         self._weeks: dict[str, list] = {}
 
@@ -301,7 +331,8 @@ class _TallyReader:
 # --- grades --------------------------------------------------------------------------------------
 
 grade_facts = Table(
-    "grade_facts", metadata,
+    "grade_facts",
+    metadata,
     Column("student_id", String(64), primary_key=True),
     Column("course_id", String(64), primary_key=True),
     Column("term", String(16), primary_key=True),
@@ -328,8 +359,18 @@ class GradeProcessor(Processor):
         marks: Marks = {}
         rows = []
         for e in _latest(records, lambda e: (e.student_id, e.course_id, e.term), "occurred_at"):
-            rows.append(dict(student_id=e.student_id, course_id=e.course_id, term=e.term, score=e.score,
-                             credits=e.credits, occurred_at=e.occurred_at, source=e.source, key=e.key))
+            rows.append(
+                dict(
+                    student_id=e.student_id,
+                    course_id=e.course_id,
+                    term=e.term,
+                    score=e.score,
+                    credits=e.credits,
+                    occurred_at=e.occurred_at,
+                    source=e.source,
+                    key=e.key,
+                )
+            )
             marks[("grades_course", e.course_id, e.term)] = self.timing.now(now)
             marks[("grades_student", e.student_id, e.term)] = self.timing.now(now)
         self._store_latest(conn, rows, ["student_id", "course_id", "term"], "occurred_at")
@@ -337,7 +378,10 @@ class GradeProcessor(Processor):
 
     def observations(self, conn, refs, directory, as_of):
         wanted: set[tuple[str, str]] = set()
-        by_column: dict[str, dict[str, set[str]]] = {"grades_course": defaultdict(set), "grades_student": defaultdict(set)}
+        by_column: dict[str, dict[str, set[str]]] = {
+            "grades_course": defaultdict(set),
+            "grades_student": defaultdict(set),
+        }
         for r in refs:
             by_column[r.kind][r.period].add(r.unit_id)
             wanted.add((r.unit_id, r.period))
@@ -346,7 +390,9 @@ class GradeProcessor(Processor):
             for term, ids in sorted(by_column[kind].items()):
                 events: list = []  # fact rows stand in for GradeEvents (same attributes)
                 for chunk in chunks(sorted(ids)):
-                    events += conn.execute(select(grade_facts).where(grade_facts.c.term == term, column.in_(chunk))).all()
+                    events += conn.execute(
+                        select(grade_facts).where(grade_facts.c.term == term, column.in_(chunk))
+                    ).all()
                 level = Level.course if kind == "grades_course" else Level.student
                 out += [o for o in grade_metrics(events) if o.level is level and (o.entity_id, o.period) in wanted]
         return out
@@ -355,7 +401,8 @@ class GradeProcessor(Processor):
 # --- finance -------------------------------------------------------------------------------------
 
 finance_facts = Table(
-    "finance_facts", metadata,
+    "finance_facts",
+    metadata,
     Column("key", String(256), primary_key=True),
     Column("school_id", String(64), nullable=False),
     Column("year", String(4), nullable=False),
@@ -380,20 +427,35 @@ class FinanceProcessor(Processor):
         return isinstance(record, FinanceEvent)
 
     def record(self, conn, records: Sequence[FinanceEvent], now):
-        rows = [dict(key=e.key, school_id=e.school_id, year=e.year, category=e.category, item=e.item, budget=e.budget,
-                     actual=e.actual, occurred_at=e.occurred_at, source=e.source)
-                for e in _latest(records, lambda e: e.key, "occurred_at")]
+        rows = [
+            dict(
+                key=e.key,
+                school_id=e.school_id,
+                year=e.year,
+                category=e.category,
+                item=e.item,
+                budget=e.budget,
+                actual=e.actual,
+                occurred_at=e.occurred_at,
+                source=e.source,
+            )
+            for e in _latest(records, lambda e: e.key, "occurred_at")
+        ]
         self._store_latest(conn, rows, ["key"], "occurred_at")
         return {("finance", r["school_id"], r["year"]): self.timing.now(now) for r in rows}
 
     def directory_changed(self, conn, now):
-        return {("finance", school, year): self.timing.directory(now)
-                for school, year in self._distinct(conn, finance_facts.c.school_id, finance_facts.c.year)}
+        return {
+            ("finance", school, year): self.timing.directory(now)
+            for school, year in self._distinct(conn, finance_facts.c.school_id, finance_facts.c.year)
+        }
 
     def observations(self, conn, refs, directory, as_of):
         out: list[Observation] = []
         for r in refs:
-            rows = conn.execute(select(finance_facts).where(finance_facts.c.school_id == r.unit_id, finance_facts.c.year == r.period))
+            rows = conn.execute(
+                select(finance_facts).where(finance_facts.c.school_id == r.unit_id, finance_facts.c.year == r.period)
+            )
             out += finance_metrics(rows.all(), directory)  # fact rows stand in for FinanceEvents
         return out
 
@@ -401,7 +463,8 @@ class FinanceProcessor(Processor):
 # --- teachers' evaluation scores -----------------------------------------------------------------
 
 score_facts = Table(
-    "score_facts", metadata,
+    "score_facts",
+    metadata,
     Column("key", String(256), primary_key=True),  # the observation's key
     Column("course_id", String(64), nullable=False),
     Column("period", String(16), nullable=False),
@@ -421,29 +484,55 @@ class EvaluationProcessor(Processor):
     table = score_facts
 
     def accepts(self, record: BaseModel) -> bool:
-        return isinstance(record, Observation) and record.metric == EVALUATION_METRIC and not isinstance(record.value, bool)
+        return (
+            isinstance(record, Observation)
+            and record.metric == EVALUATION_METRIC
+            and not isinstance(record.value, bool)
+        )
 
     def record(self, conn, records: Sequence[Observation], now):
-        rows = [dict(key=o.key, course_id=o.entity_id, period=o.period, value=float(o.value), observed_at=o.observed_at,
-                     source=o.source) for o in _latest(records, lambda o: o.key, "observed_at")]
+        rows = [
+            dict(
+                key=o.key,
+                course_id=o.entity_id,
+                period=o.period,
+                value=float(o.value),
+                observed_at=o.observed_at,
+                source=o.source,
+            )
+            for o in _latest(records, lambda o: o.key, "observed_at")
+        ]
         self._store_latest(conn, rows, ["key"], "observed_at")
         return {("teacher_eval", ALL, r["period"]): self.timing.now(now) for r in rows}
 
     def directory_changed(self, conn, now):
-        return {("teacher_eval", ALL, period): self.timing.directory(now) for (period,) in self._distinct(conn, score_facts.c.period)}
+        return {
+            ("teacher_eval", ALL, period): self.timing.directory(now)
+            for (period,) in self._distinct(conn, score_facts.c.period)
+        }
 
     def observations(self, conn, refs, directory, as_of):
         out: list[Observation] = []
         for r in refs:
-            scores = [Observation.model_construct(
-                level=Level.course, entity_id=row.course_id, metric=EVALUATION_METRIC, value=row.value, period=row.period,
-                observed_at=row.observed_at, source=row.source, key=row.key)
-                for row in conn.execute(select(score_facts).where(score_facts.c.period == r.period))]
+            scores = [
+                Observation.model_construct(
+                    level=Level.course,
+                    entity_id=row.course_id,
+                    metric=EVALUATION_METRIC,
+                    value=row.value,
+                    period=row.period,
+                    observed_at=row.observed_at,
+                    source=row.source,
+                    key=row.key,
+                )
+                for row in conn.execute(select(score_facts).where(score_facts.c.period == r.period))
+            ]
             out += teacher_evaluation_metrics(scores, directory)
         return out
 
 
 # --- the directory itself ------------------------------------------------------------------------
+
 
 class DirectoryProcessor(Processor):
     """Counts and ratios over the directory (生师比, 双师, 周学时 …), for the term and year the
@@ -469,5 +558,9 @@ class DirectoryProcessor(Processor):
 
 
 PROCESSORS: tuple[type[Processor], ...] = (
-    AttendanceProcessor, GradeProcessor, FinanceProcessor, EvaluationProcessor, DirectoryProcessor,
+    AttendanceProcessor,
+    GradeProcessor,
+    FinanceProcessor,
+    EvaluationProcessor,
+    DirectoryProcessor,
 )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from enum import Enum
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -21,11 +21,17 @@ from zhengai.ingest.plausibility import (
     EARLIEST,
     FUTURE_SLACK,
     PERIOD_YEARS,
-    numeric_only as _numeric_only,
     period_kind,
     period_sort_key,
     period_start,
+)
+from zhengai.ingest.plausibility import (
+    numeric_only as _numeric_only,
+)
+from zhengai.ingest.plausibility import (
     plausible_time as _plausible,
+)
+from zhengai.ingest.plausibility import (
     utc as _utc,
 )
 from zhengai.ingest.privacy import dead_letter_text, mask_text
@@ -192,7 +198,9 @@ class _Record(BaseModel):
         defaults = _TRUSTED_DEFAULTS.get(cls)
         if defaults is None:
             defaults = _TRUSTED_DEFAULTS[cls] = {
-                name: f.default for name, f in cls.model_fields.items() if not f.is_required() and f.default_factory is None
+                name: f.default
+                for name, f in cls.model_fields.items()
+                if not f.is_required() and f.default_factory is None
             }
         record = cls.__new__(cls)
         object.__setattr__(record, "__dict__", {**defaults, **values})
@@ -237,7 +245,9 @@ class Entity(_Record):
     parent_id: Annotated[str | None, Field(pattern=_ID)] = None
     # Keyed by a Role value ("counsellor", "dean" …) or "office:<职能部门>" on the school entity.
     # The Person may carry only id and name; contacts are merged from Person records by id.
-    responsible: Annotated[dict[Annotated[str, Field(max_length=64)], Person], Field(max_length=32)] = Field(default_factory=dict)
+    responsible: Annotated[dict[Annotated[str, Field(max_length=64)], Person], Field(max_length=32)] = Field(
+        default_factory=dict
+    )
     attributes: Annotated[
         dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=512)] | int | float | bool | None],
         Field(max_length=64),
@@ -250,13 +260,12 @@ class Entity(_Record):
         for key in value:
             if key not in valid and not (key.startswith("office:") and len(key) > 7):
                 raise ValueError(
-                    f"responsible key {key!r} is not a role ({', '.join(sorted(valid))}) "
-                    "nor office:<name>"
+                    f"responsible key {key!r} is not a role ({', '.join(sorted(valid))}) nor office:<name>"
                 )
         return value
 
     @model_validator(mode="after")
-    def _parent_rule(self) -> "Entity":
+    def _parent_rule(self) -> Entity:
         if self.kind is EntityKind.school and self.parent_id is not None:
             raise ValueError("a school has no parent")
         if self.kind is not EntityKind.school and self.parent_id is None:
@@ -306,7 +315,7 @@ class Observation(_Record):
         return _plausible(value)
 
     @model_validator(mode="after")
-    def _default_key(self) -> "Observation":
+    def _default_key(self) -> Observation:
         if not self.key:
             key = f"{self.source}|{self.metric}|{self.entity_id}|{self.period}"
             object.__setattr__(self, "key", key)
@@ -342,7 +351,7 @@ class AttendanceEvent(_Event):
     excused: Annotated[int, Field(ge=0, le=100)] = 0
 
     @model_validator(mode="after")
-    def _counts(self) -> "AttendanceEvent":
+    def _counts(self) -> AttendanceEvent:
         if self.attended + self.excused > self.scheduled:
             raise ValueError("attended + excused exceeds scheduled sessions")
         return self
@@ -392,7 +401,7 @@ class FinanceEvent(_Event):
         return self.school_id
 
 
-Event = Annotated[Union[AttendanceEvent, GradeEvent, FinanceEvent], Field(discriminator="kind")]
+Event = Annotated[AttendanceEvent | GradeEvent | FinanceEvent, Field(discriminator="kind")]
 
 
 class DeadLetter(_Record):
@@ -440,9 +449,7 @@ class Thresholds(_Record):
     standard: float | tuple[float, float] | None = None
     warning: float | tuple[float, float] | None = None
     expected: bool | None = None
-    inclusive: dict[str, bool] = Field(
-        default_factory=lambda: {"target": True, "standard": True, "warning": True}
-    )
+    inclusive: dict[str, bool] = Field(default_factory=lambda: {"target": True, "standard": True, "warning": True})
     applied_from: tuple[str, ...] = ()  # e.g. ("school", "department:D01") — the override chain
     floored: bool = False  # an override below the floor was raised to the school's standard
 

@@ -31,8 +31,14 @@ class Backoff(tenacity.wait.wait_base):
     spread by ± ``jitter`` (a fraction), so many clients do not return at the same instant.
     ``hint(exc)`` may return a wait the failure asked for (HTTP ``Retry-After``); it wins, capped."""
 
-    def __init__(self, initial: float, maximum: float, factor: float = 2.0, jitter: float = 0.1,
-                 hint: Callable[[BaseException], float | None] | None = None) -> None:
+    def __init__(
+        self,
+        initial: float,
+        maximum: float,
+        factor: float = 2.0,
+        jitter: float = 0.1,
+        hint: Callable[[BaseException], float | None] | None = None,
+    ) -> None:
         self.initial, self.maximum, self.factor, self.jitter, self.hint = initial, maximum, factor, jitter, hint
 
     def seconds(self, attempt: int, exc: BaseException | None = None) -> float:
@@ -55,19 +61,33 @@ def delay(attempt: int, initial: float, maximum: float, factor: float = 2.0, jit
     return Backoff(initial, maximum, factor, jitter).seconds(attempt)
 
 
-def _log_before_sleep(log: logging.Logger, what: str, level: int,
-                      show: Callable[[BaseException], str]) -> Callable[[tenacity.RetryCallState], None]:
+def _log_before_sleep(
+    log: logging.Logger, what: str, level: int, show: Callable[[BaseException], str]
+) -> Callable[[tenacity.RetryCallState], None]:
     def before_sleep(state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
         wait = state.next_action.sleep if state.next_action is not None else 0.0
-        log.log(level, "%s: %s; retry %d in %.2f s", what, show(exc) if exc is not None else "failed",
-                state.attempt_number, wait)
+        log.log(
+            level,
+            "%s: %s; retry %d in %.2f s",
+            what,
+            show(exc) if exc is not None else "failed",
+            state.attempt_number,
+            wait,
+        )
+
     return before_sleep
 
 
-def _kwargs(retry_on: type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool],
-            wait: Backoff, stop: Any, log: logging.Logger | None, what: str, level: int,
-            show: Callable[[BaseException], str] = str) -> dict[str, Any]:
+def _kwargs(
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool],
+    wait: Backoff,
+    stop: Any,
+    log: logging.Logger | None,
+    what: str,
+    level: int,
+    show: Callable[[BaseException], str] = str,
+) -> dict[str, Any]:
     retry: tenacity.retry_base
     if isinstance(retry_on, type) or isinstance(retry_on, tuple):
         retry = tenacity.retry_if_exception_type(retry_on)
@@ -79,8 +99,16 @@ def _kwargs(retry_on: type[BaseException] | tuple[type[BaseException], ...] | Ca
     return kwargs
 
 
-def retrying(retry_on: Any, wait: Backoff, *, stop: Any = stop_never, sleep: Callable[[float], None] | None = None,
-             log: logging.Logger | None = None, what: str = "", level: int = logging.INFO) -> tenacity.Retrying:
+def retrying(
+    retry_on: Any,
+    wait: Backoff,
+    *,
+    stop: Any = stop_never,
+    sleep: Callable[[float], None] | None = None,
+    log: logging.Logger | None = None,
+    what: str = "",
+    level: int = logging.INFO,
+) -> tenacity.Retrying:
     """A blocking retrier: ``retrying(...)(fn, *args)``. The last failure propagates as itself."""
     kwargs = _kwargs(retry_on, wait, stop, log, what, level)
     if sleep is not None:
@@ -88,9 +116,16 @@ def retrying(retry_on: Any, wait: Backoff, *, stop: Any = stop_never, sleep: Cal
     return tenacity.Retrying(**kwargs)
 
 
-def async_retrying(retry_on: Any, wait: Backoff, *, stop: Any = stop_never, log: logging.Logger | None = None,
-                   what: str = "", level: int = logging.WARNING,
-                   show: Callable[[BaseException], str] = str) -> tenacity.AsyncRetrying:
+def async_retrying(
+    retry_on: Any,
+    wait: Backoff,
+    *,
+    stop: Any = stop_never,
+    log: logging.Logger | None = None,
+    what: str = "",
+    level: int = logging.WARNING,
+    show: Callable[[BaseException], str] = str,
+) -> tenacity.AsyncRetrying:
     """The same for coroutines: ``await async_retrying(...)(coro_fn, *args)``. ``show`` says
     what of a failure is logged (a database error's text may quote row values)."""
     return tenacity.AsyncRetrying(**_kwargs(retry_on, wait, stop, log, what, level, show))

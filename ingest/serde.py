@@ -22,7 +22,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -41,8 +42,18 @@ from zhengai.ingest.records import (
 )
 
 __all__ = [
-    "DecodeError", "DECODE_CODES", "encode", "encode_batches", "decode", "decode_many", "key_of",
-    "MAX_BYTES", "MAX_BATCH", "MAX_DEPTH", "MAX_INT_DIGITS", "TYPES",
+    "DecodeError",
+    "DECODE_CODES",
+    "encode",
+    "encode_batches",
+    "decode",
+    "decode_many",
+    "key_of",
+    "MAX_BYTES",
+    "MAX_BATCH",
+    "MAX_DEPTH",
+    "MAX_INT_DIGITS",
+    "TYPES",
 ]
 
 MAX_BYTES = 256 * 1024
@@ -67,10 +78,21 @@ _NAMES = {cls: name for name, cls in TYPES.items()}
 KNOWN_VERSIONS = {name: {1} for name in TYPES}
 
 # Every code a DecodeError carries (a subset of zhengai.ingest.metrics.DEAD_LETTER_REASONS).
-DECODE_CODES = frozenset({
-    "tombstone", "too_large", "not_utf8", "bad_json", "too_deep", "number_too_large", "non_finite",
-    "not_envelope", "unknown_type", "unsupported_version", "invalid_record",
-})
+DECODE_CODES = frozenset(
+    {
+        "tombstone",
+        "too_large",
+        "not_utf8",
+        "bad_json",
+        "too_deep",
+        "number_too_large",
+        "non_finite",
+        "not_envelope",
+        "unknown_type",
+        "unsupported_version",
+        "invalid_record",
+    }
+)
 
 
 class DecodeError(ValueError):
@@ -94,7 +116,11 @@ def _name(record: BaseModel) -> str:
 
 def encode(record: BaseModel) -> bytes:
     # pydantic writes the record's compact UTF-8 JSON itself (a fifth of a dict round trip's cost)
-    return b'{"type":"%s","v":%d,"data":%s}' % (_name(record).encode(), SCHEMA_VERSION, record.model_dump_json().encode())
+    return b'{"type":"%s","v":%d,"data":%s}' % (
+        _name(record).encode(),
+        SCHEMA_VERSION,
+        record.model_dump_json().encode(),
+    )
 
 
 def encode_batches(records: Sequence[BaseModel], limit: int = BATCH_BYTES) -> list[tuple[list[BaseModel], bytes]]:
@@ -108,7 +134,12 @@ def encode_batches(records: Sequence[BaseModel], limit: int = BATCH_BYTES) -> li
 
     def close() -> None:
         if group:
-            out.append((group, b'{"type":"%s","v":%d,"batch":[%s]}' % (_name(group[0]).encode(), SCHEMA_VERSION, b",".join(items))))
+            out.append(
+                (
+                    group,
+                    b'{"type":"%s","v":%d,"batch":[%s]}' % (_name(group[0]).encode(), SCHEMA_VERSION, b",".join(items)),
+                )
+            )
 
     for r in records:
         item = r.model_dump_json().encode()
@@ -155,13 +186,17 @@ def _check_depth(text: str) -> None:
 def _parse_int(literal: str) -> int:
     digits = len(literal.lstrip("-"))
     if digits > MAX_INT_DIGITS:
-        raise DecodeError(f"integer literal of {digits} digits exceeds the {MAX_INT_DIGITS}-digit limit", "number_too_large")
+        raise DecodeError(
+            f"integer literal of {digits} digits exceeds the {MAX_INT_DIGITS}-digit limit", "number_too_large"
+        )
     return int(literal)
 
 
 def _parse_float(literal: str) -> float:
     if len(literal) > 100:
-        raise DecodeError(f"number literal of {len(literal)} characters exceeds the 100-character limit", "number_too_large")
+        raise DecodeError(
+            f"number literal of {len(literal)} characters exceeds the 100-character limit", "number_too_large"
+        )
     value = float(literal)
     if not math.isfinite(value):
         raise DecodeError(f"non-finite number: {literal[:24]} overflows to infinity", "non_finite")
@@ -232,9 +267,13 @@ def _envelope_type(envelope: Any, body: str) -> tuple[str, type[BaseModel]]:
     if cls is None:
         raise DecodeError(f"unknown record type {str(name)[:64]!r}", "unknown_type")
     if type(version) is not int or version not in KNOWN_VERSIONS[name]:  # bool is not an int here
-        shown = repr(version)[:32] if isinstance(version, (int, float, str, bool, type(None))) else type(version).__name__
-        raise DecodeError(f"{name} schema version {shown} is not supported (known: {sorted(KNOWN_VERSIONS[name])})",
-                          "unsupported_version")
+        shown = (
+            repr(version)[:32] if isinstance(version, (int, float, str, bool, type(None))) else type(version).__name__
+        )
+        raise DecodeError(
+            f"{name} schema version {shown} is not supported (known: {sorted(KNOWN_VERSIONS[name])})",
+            "unsupported_version",
+        )
     return name, cls
 
 
@@ -300,7 +339,7 @@ def key_of(record: BaseModel) -> bytes:
     teacher's Entity and Person share an id, so persons are keyed ``person:<id>`` — otherwise
     compaction would keep only one of the two."""
     if isinstance(record, Person):
-        return f"person:{record.id}".encode("utf-8")
+        return f"person:{record.id}".encode()
     for attr in ("entity_id", "id"):
         value = getattr(record, attr, None)
         if isinstance(value, str):
@@ -308,5 +347,3 @@ def key_of(record: BaseModel) -> bytes:
     if isinstance(record, DeadLetter):
         return record.source.encode("utf-8")
     raise TypeError(f"no key for {type(record).__name__}")
-
-

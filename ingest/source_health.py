@@ -19,6 +19,7 @@ from datetime import datetime
 from pydantic import BaseModel
 from sqlalchemy import Column, Float, String, Table, select
 from sqlalchemy.engine import Connection
+
 from zhengai.ingest.aggregate import observation
 from zhengai.ingest.processors import ALL, Processor
 from zhengai.ingest.records import Level, Observation

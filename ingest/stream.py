@@ -27,21 +27,22 @@ import base64
 import json
 import logging
 import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
-from typing import Any, AsyncIterator, Callable, Iterable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
 from zhengai.ingest import metrics
 from zhengai.ingest.directory import Directory
 from zhengai.ingest.privacy import dead_letter_raw_kept
-from zhengai.ingest.retrying import Backoff, async_retrying
-from zhengai.ingest.topics import partition_of
 from zhengai.ingest.records import DeadLetter, Entity, Person
+from zhengai.ingest.retrying import Backoff, async_retrying
 from zhengai.ingest.serde import DecodeError, decode, decode_many, encode, encode_batches, key_of
+from zhengai.ingest.topics import partition_of
 
 __all__ = [
     "Rejected",
@@ -68,8 +69,9 @@ M = TypeVar("M", bound=BaseModel)
 
 RAW_BYTES_LIMIT = 48 * 1024  # non-UTF-8 payloads are kept as base64 of at most this many bytes
 
+
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def source_of(topic: str, partition: int, offset: int) -> str:
@@ -99,7 +101,9 @@ class Rejected:
     code: str
 
 
-def validate(raw: bytes | None, accept: tuple[type[BaseModel], ...], source: str, now: datetime) -> BaseModel | Rejected:
+def validate(
+    raw: bytes | None, accept: tuple[type[BaseModel], ...], source: str, now: datetime
+) -> BaseModel | Rejected:
     """Raw message value → a record of one of the ``accept``-ed types, or the dead letter saying why."""
     try:
         record = decode(raw)  # size first, then depth and numbers: limits before the work
@@ -112,8 +116,11 @@ def validate(raw: bytes | None, accept: tuple[type[BaseModel], ...], source: str
     return record
 
 
-def decode_batch(events: Sequence[Any], accept: tuple[type[M], ...], now: datetime,
-                 ) -> tuple[list[tuple[M, str]], list[tuple[DeadLetter, str]]]:
+def decode_batch(
+    events: Sequence[Any],
+    accept: tuple[type[M], ...],
+    now: datetime,
+) -> tuple[list[tuple[M, str]], list[tuple[DeadLetter, str]]]:
     """A batch of Faust events → the records with their Kafka source, and the dead letters (with
     reason codes) of those that are not records of the ``accept``-ed types. A message may carry
     one record or a batch (``serde``); an item's source ends in ``#<index>`` when its message
@@ -147,6 +154,7 @@ def dead_letter_for(record: BaseModel, source: str, reason: str, now: datetime) 
 
 
 # --- batches, acks and sends ------------------------------------------------------------------
+
 
 class Backlog:
     """Which agents are catching up: an agent whose batches come full has more waiting behind
@@ -240,7 +248,9 @@ def _transient() -> tuple[type[BaseException], ...]:
     return (exc.OperationalError, exc.InterfaceError, exc.TimeoutError, exc.DisconnectionError, ConnectionError)
 
 
-async def store_batch(write: Callable[[Sequence[T]], Any], items: Sequence[T], what: str) -> list[tuple[T, BaseException]]:
+async def store_batch(
+    write: Callable[[Sequence[T]], Any], items: Sequence[T], what: str
+) -> list[tuple[T, BaseException]]:
     """Hand ``items`` to the blocking ``write`` (one store transaction) until the store has them.
 
     An outage is retried indefinitely, backing off to at most ``STORE_MAX_BACKOFF`` seconds (so a
@@ -266,8 +276,13 @@ async def store_batch(write: Callable[[Sequence[T]], Any], items: Sequence[T], w
             await run_blocking(write, items)
 
     try:
-        await async_retrying(again, _STORE_BACKOFF, log=log, what=f"store unavailable writing {what}",
-                             show=lambda exc: type(exc).__name__)(once)
+        await async_retrying(
+            again,
+            _STORE_BACKOFF,
+            log=log,
+            what=f"store unavailable writing {what}",
+            show=lambda exc: type(exc).__name__,
+        )(once)
         return []
     except Exception as exc:
         if len(items) == 1:
@@ -282,6 +297,7 @@ _STORE_BACKOFF = Backoff(0.25, STORE_MAX_BACKOFF, jitter=0.1)
 
 
 # --- the directory replica ----------------------------------------------------------------------
+
 
 async def _caught_up(consumer: Any, ends: dict) -> bool:
     for tp, end in ends.items():
@@ -329,8 +345,10 @@ class DirectoryReplica:
     async def wait_ready(self, timeout: float | None = None) -> bool:
         try:
             await asyncio.wait_for(self._ready.wait(), timeout)
-        except asyncio.TimeoutError:
-            log.warning("directory replica not ready after %.0f s; going on with %d entities", timeout or 0, len(self.directory))
+        except TimeoutError:
+            log.warning(
+                "directory replica not ready after %.0f s; going on with %d entities", timeout or 0, len(self.directory)
+            )
             return False
         return True
 
@@ -367,8 +385,11 @@ class DirectoryReplica:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers, group_id=None, enable_auto_commit=False,
-            auto_offset_reset="earliest", client_id="zhengai-directory-replica",
+            bootstrap_servers=self.bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            client_id="zhengai-directory-replica",
         )
         await consumer.start()
         self._consumer = consumer

@@ -25,19 +25,29 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from mode import OneForOneSupervisor
 from prometheus_client import Counter, Gauge
 
-__all__ = ["ExitOnCrashSupervisor", "EXIT_AGENT_CRASHED", "crash_reason", "StallWatch", "STALLED_SECONDS", "AGENT_CRASHES"]
+__all__ = [
+    "ExitOnCrashSupervisor",
+    "EXIT_AGENT_CRASHED",
+    "crash_reason",
+    "StallWatch",
+    "STALLED_SECONDS",
+    "AGENT_CRASHES",
+]
 
 log = logging.getLogger("zhengai.supervision")
 
 EXIT_AGENT_CRASHED = 70  # EX_SOFTWARE
 FORCED_EXIT_AFTER = 60.0  # seconds a graceful stop may take before the process is ended anyway
 
-AGENT_CRASHES = Counter("zhengai_agent_crashes", "Agents that crashed (the worker then exits non-zero to be restarted).")
+AGENT_CRASHES = Counter(
+    "zhengai_agent_crashes", "Agents that crashed (the worker then exits non-zero to be restarted)."
+)
 STALLED_SECONDS = Gauge(
     "zhengai_consumer_stalled_seconds",
     "Seconds messages have been waiting on a topic (lag > 0) while this worker took none of them;"
@@ -80,8 +90,13 @@ class ExitOnCrashSupervisor(OneForOneSupervisor):
         if reason is None or isinstance(reason, asyncio.CancelledError):
             await super().restart_service(service)
             return
-        log.critical("agent %s crashed (%s: %s); the worker stops and exits with status %d so that it is restarted",
-                     getattr(service, "agent", service), type(reason).__name__, str(reason)[:200], EXIT_AGENT_CRASHED)
+        log.critical(
+            "agent %s crashed (%s: %s); the worker stops and exits with status %d so that it is restarted",
+            getattr(service, "agent", service),
+            type(reason).__name__,
+            str(reason)[:200],
+            EXIT_AGENT_CRASHED,
+        )
         _stop_process(reason)
 
 

@@ -30,6 +30,7 @@ from datetime import date
 
 from pydantic import BaseModel
 from sqlalchemy import Column, Float, Index, String, Table, func, select
+
 from zhengai.ingest.aggregate import observation, teacher_evaluation_metrics
 from zhengai.ingest.processors import ALL, EVALUATION_METRIC, Processor, score_facts
 from zhengai.ingest.records import EntityKind, Level, Observation

@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["TopicSpec", "TOPICS", "check_topic_prefix", "partition_of", "OBSERVATIONS", "EVENTS", "ENTITIES", "VERDICTS", "TRANSITIONS", "DLQ"]
+__all__ = [
+    "TopicSpec",
+    "TOPICS",
+    "check_topic_prefix",
+    "partition_of",
+    "OBSERVATIONS",
+    "EVENTS",
+    "ENTITIES",
+    "VERDICTS",
+    "TRANSITIONS",
+    "DLQ",
+]
 
 
 @dataclass(frozen=True)
@@ -24,11 +35,17 @@ class TopicSpec:
 
 
 OBSERVATIONS = TopicSpec("zg.observations", 6, doc="metric observations from connectors and aggregation", batched=True)
-EVENTS = TopicSpec("zg.events", 6, doc="raw events (attendance, grades, finance lines) before aggregation", batched=True)
-ENTITIES = TopicSpec("zg.entities", 3, {"cleanup.policy": "compact"}, doc="the entity directory and persons, latest per key")
+EVENTS = TopicSpec(
+    "zg.events", 6, doc="raw events (attendance, grades, finance lines) before aggregation", batched=True
+)
+ENTITIES = TopicSpec(
+    "zg.entities", 3, {"cleanup.policy": "compact"}, doc="the entity directory and persons, latest per key"
+)
 VERDICTS = TopicSpec("zg.verdicts", 6, doc="stored rule verdicts, a side output for other consumers", batched=True)
 TRANSITIONS = TopicSpec("zg.warnings", 3, doc="warning transitions (opened, severity, resolved …)")
-DLQ = TopicSpec("zg.dlq", 3, {"retention.ms": str(30 * 24 * 3600 * 1000)}, doc="dead letters with reason, raw bytes and source")
+DLQ = TopicSpec(
+    "zg.dlq", 3, {"retention.ms": str(30 * 24 * 3600 * 1000)}, doc="dead letters with reason, raw bytes and source"
+)
 
 TOPICS: tuple[TopicSpec, ...] = (OBSERVATIONS, EVENTS, ENTITIES, VERDICTS, TRANSITIONS, DLQ)
 

@@ -30,21 +30,43 @@ or a directory that is still arriving is not judged early.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from functools import lru_cache
-from datetime import date, datetime, time, timedelta, timezone
-from typing import Iterator, Mapping, Sequence
 
 from sqlalchemy import (
-    Boolean, Column, Index, Integer, MetaData, String, Table, bindparam, case, func, or_, select, update,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    update,
 )
 from sqlalchemy.engine import Connection, Engine
 
 from zhengai.ingest.sqltypes import UTCDateTime
 
 __all__ = [
-    "CST", "metadata", "units", "UnitRef", "Mark", "UnitStore", "insert_for", "chunks",
-    "term_of_week", "week_end", "term_of", "academic_year_of",
+    "CST",
+    "metadata",
+    "units",
+    "UnitRef",
+    "Mark",
+    "UnitStore",
+    "insert_for",
+    "chunks",
+    "term_of_week",
+    "week_end",
+    "term_of",
+    "academic_year_of",
 ]
 
 CST = timezone(timedelta(hours=8))  # the academic calendar's clock (China has no DST)
@@ -53,7 +75,8 @@ CHUNK = 500
 metadata = MetaData()
 
 units = Table(
-    "stream_units", metadata,
+    "stream_units",
+    metadata,
     Column("kind", String(24), primary_key=True),
     Column("unit_id", String(64), primary_key=True),  # an entity id, or "*" for a unit over all of them
     Column("period", String(16), primary_key=True),
@@ -70,6 +93,7 @@ units = Table(
 
 # --- the academic calendar ----------------------------------------------------------------------
 
+
 def _monday(week: str) -> date:
     year, number = int(week[:4]), int(week[6:8])
     return date.fromisocalendar(year, number, 1)
@@ -78,7 +102,7 @@ def _monday(week: str) -> date:
 @lru_cache(maxsize=4096)
 def week_end(week: str) -> datetime:
     """When an ISO week ends: the following Monday 00:00 China time, in UTC."""
-    return datetime.combine(_monday(week) + timedelta(days=7), time(0), CST).astimezone(timezone.utc)
+    return datetime.combine(_monday(week) + timedelta(days=7), time(0), CST).astimezone(UTC)
 
 
 def _term_of_day(day: date) -> str:
@@ -109,6 +133,7 @@ def academic_year_of(at: datetime) -> str:
 
 
 # --- units ---------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True, order=True)
 class UnitRef:
@@ -155,15 +180,29 @@ class UnitStore:
         if not marks:
             return 0
         rows = [
-            dict(kind=k, unit_id=u, period=p, due_at=m.due_at, ready_at=now + m.settle, dirty=True, version=1, updated_at=now)
+            dict(
+                kind=k,
+                unit_id=u,
+                period=p,
+                due_at=m.due_at,
+                ready_at=now + m.settle,
+                dirty=True,
+                version=1,
+                updated_at=now,
+            )
             for (k, u, p), m in sorted(marks.items())  # one lock order for every writer
         ]
         ins = self._insert(units)
         stmt = ins.on_conflict_do_update(
             index_elements=[units.c.kind, units.c.unit_id, units.c.period],
-            set_={"dirty": True, "version": units.c.version + 1, "updated_at": ins.excluded.updated_at,
-                  "ready_at": func.max(units.c.ready_at, ins.excluded.ready_at) if self.engine.dialect.name == "sqlite"
-                  else func.greatest(units.c.ready_at, ins.excluded.ready_at)},
+            set_={
+                "dirty": True,
+                "version": units.c.version + 1,
+                "updated_at": ins.excluded.updated_at,
+                "ready_at": func.max(units.c.ready_at, ins.excluded.ready_at)
+                if self.engine.dialect.name == "sqlite"
+                else func.greatest(units.c.ready_at, ins.excluded.ready_at),
+            },
         )
         for chunk in chunks(rows):
             conn.execute(stmt, list(chunk))
@@ -185,7 +224,11 @@ class UnitStore:
         )
         take = (
             update(units)
-            .where(units.c.kind == bindparam("b_kind"), units.c.unit_id == bindparam("b_unit"), units.c.period == bindparam("b_period"))
+            .where(
+                units.c.kind == bindparam("b_kind"),
+                units.c.unit_id == bindparam("b_unit"),
+                units.c.period == bindparam("b_period"),
+            )
             .values(claimed_until=now + lease)
         )
         with self.engine.begin() as conn:
@@ -201,13 +244,22 @@ class UnitStore:
             return
         stmt = (
             update(units)
-            .where(units.c.kind == bindparam("b_kind"), units.c.unit_id == bindparam("b_unit"), units.c.period == bindparam("b_period"))
-            .values(dirty=case((units.c.version == bindparam("b_version"), False), else_=True),
-                    claimed_until=None, emitted_at=now)
+            .where(
+                units.c.kind == bindparam("b_kind"),
+                units.c.unit_id == bindparam("b_unit"),
+                units.c.period == bindparam("b_period"),
+            )
+            .values(
+                dirty=case((units.c.version == bindparam("b_version"), False), else_=True),
+                claimed_until=None,
+                emitted_at=now,
+            )
         )
         with self.engine.begin() as conn:
-            conn.execute(stmt, [dict(b_kind=r.kind, b_unit=r.unit_id, b_period=r.period, b_version=r.version)
-                                for r in sorted(refs)])
+            conn.execute(
+                stmt,
+                [dict(b_kind=r.kind, b_unit=r.unit_id, b_period=r.period, b_version=r.version) for r in sorted(refs)],
+            )
 
     def pending(self, kinds: Sequence[str] | None = None) -> int:
         """Dirty units (claimed or not yet due) — for tests, the benchmark and the worker's gauge."""

@@ -7,8 +7,9 @@ current rulebook through :func:`current_rules`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 from zhengai.ingest.app import get_app, settings
 from zhengai.ingest.stream import run_blocking

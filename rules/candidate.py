@@ -15,8 +15,8 @@ from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
+
 from zhengai.rules.loader import RulebookError, RuleError, RuleSet, default_rulebook_path, load_rulebook
-from zhengai.rules.model import Rule
 
 __all__ = ["candidate_rulebook", "apply_changes", "CHANGEABLE"]
 

@@ -8,9 +8,9 @@ metric whose rule is disabled is informational: stored, not judged, not an error
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterable
 
 from zhengai.ingest.directory import Directory
 from zhengai.ingest.records import DeadLetter, Observation, Thresholds, Verdict, period_sort_key
@@ -34,11 +34,14 @@ class BatchResult:
 
 
 def _dead(obs: Observation, reason: str, now: datetime) -> DeadLetter:
-    return DeadLetter(source=obs.source, reason=reason, raw=json.dumps(obs.model_dump(mode="json"), ensure_ascii=False), at=now)
+    return DeadLetter(
+        source=obs.source, reason=reason, raw=json.dumps(obs.model_dump(mode="json"), ensure_ascii=False), at=now
+    )
 
 
-def evaluate_batch(rules: RuleSet, observations: Iterable[Observation], directory: Directory, now: datetime,
-                   *, replay: bool = False) -> BatchResult:
+def evaluate_batch(
+    rules: RuleSet, observations: Iterable[Observation], directory: Directory, now: datetime, *, replay: bool = False
+) -> BatchResult:
     """Verdicts come out ordered by (rule, entity, period) so the lifecycle sees each series in
     time order.
 
@@ -61,8 +64,9 @@ def evaluate_batch(rules: RuleSet, observations: Iterable[Observation], director
         for rule in matching:
             try:
                 if obs.level is not rule.level:
-                    raise EvaluationError(f"metric {obs.metric} is a {rule.level.value}-level metric, "
-                                          f"observation says {obs.level.value}")
+                    raise EvaluationError(
+                        f"metric {obs.metric} is a {rule.level.value}-level metric, observation says {obs.level.value}"
+                    )
                 overrides = rules.overrides_for(rule.id)
                 # Thresholds depend only on the overrides met down the lineage: most entities
                 # share one resolution per rule, so it is made once per batch and shared.
@@ -70,9 +74,18 @@ def evaluate_batch(rules: RuleSet, observations: Iterable[Observation], director
                 thresholds = resolved.get(chain)
                 if thresholds is None:
                     thresholds = resolved[chain] = resolve_thresholds(rule, overrides, lineage)
-                result.verdicts.append(evaluate(rule, thresholds, value=obs.value, entity_id=obs.entity_id,
-                                                period=obs.period, observed_at=obs.observed_at, now=at,
-                                                observation_key=obs.key))
+                result.verdicts.append(
+                    evaluate(
+                        rule,
+                        thresholds,
+                        value=obs.value,
+                        entity_id=obs.entity_id,
+                        period=obs.period,
+                        observed_at=obs.observed_at,
+                        now=at,
+                        observation_key=obs.key,
+                    )
+                )
             except EvaluationError as exc:
                 result._reject(obs, "evaluation_error", f"rule {rule.id}: {exc}", now)
     result.verdicts.sort(key=lambda v: (v.rule_id, v.entity_id, period_sort_key(v.period)))

@@ -12,9 +12,9 @@ and warning both ways, so "inner" is decided by the numbers, not by the names.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Mapping, Sequence
 
 from zhengai.ingest.records import Band, Direction, Observation, Thresholds, Verdict
 from zhengai.rules.model import Override, Rule
@@ -93,7 +93,9 @@ def _pair(v: float | tuple[float, float] | None) -> tuple[float, float]:
     return v
 
 
-def _one_sided(value: float, th: Mapping[str, float], incl: Mapping[str, bool], higher: bool, unit: str) -> tuple[Band, str]:
+def _one_sided(
+    value: float, th: Mapping[str, float], incl: Mapping[str, bool], higher: bool, unit: str
+) -> tuple[Band, str]:
     side = _Side(higher)
     s, w = th["standard"], th["warning"]
     # The inner threshold is the one nearer the target (harder to meet).
@@ -106,7 +108,10 @@ def _one_sided(value: float, th: Mapping[str, float], incl: Mapping[str, bool], 
     if not side.meets(value, th[outer], incl[outer]):
         return Band.red, f"{v}，{verb_fail}{_NAMES_ZH[outer]} {_fmt(th[outer], unit)}"
     if not side.meets(value, th[inner], incl[inner]):
-        return Band.yellow, f"{v}，{verb_fail}{_NAMES_ZH[inner]} {_fmt(th[inner], unit)}（{_NAMES_ZH[outer]} {_fmt(th[outer], unit)}）"
+        return (
+            Band.yellow,
+            f"{v}，{verb_fail}{_NAMES_ZH[inner]} {_fmt(th[inner], unit)}（{_NAMES_ZH[outer]} {_fmt(th[outer], unit)}）",
+        )
     if side.meets(value, th["target"], incl["target"]):
         return Band.excellent, f"{v}，达到目标值 {_fmt(th['target'], unit)}"
     return Band.normal, f"{v}，达到标准值 {_fmt(s, unit)}，未达目标值 {_fmt(th['target'], unit)}"
@@ -187,10 +192,14 @@ def evaluate(
     )
 
 
-def evaluate_observation(rule: Rule, overrides: Mapping[str, Override], lineage: Sequence[str], obs: Observation, now: datetime) -> Verdict:
+def evaluate_observation(
+    rule: Rule, overrides: Mapping[str, Override], lineage: Sequence[str], obs: Observation, now: datetime
+) -> Verdict:
     """Convenience for the pipelines: resolve thresholds for the entity, then evaluate."""
     if obs.level is not rule.level:
-        raise EvaluationError(f"metric {obs.metric} is a {rule.level.value}-level metric, observation says {obs.level.value}")
+        raise EvaluationError(
+            f"metric {obs.metric} is a {rule.level.value}-level metric, observation says {obs.level.value}"
+        )
     return evaluate(
         rule,
         resolve_thresholds(rule, overrides, lineage),

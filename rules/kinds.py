@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
 from zhengai.ingest.located_yaml import LocatedError
 from zhengai.ingest.records import Direction
 from zhengai.rules.model import Rule

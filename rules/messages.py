@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 from pydantic import ValidationError
+
 from zhengai.ingest.located_yaml import Located, LocatedError, Path_, dotted
 
 __all__ = ["FIELD_ZH", "explain", "rule_label", "rule_errors", "zh_first"]

@@ -40,8 +40,18 @@ from zhengai.ingest.durations import parse_duration as _parse_duration
 from zhengai.ingest.records import Direction, Level, Role
 from zhengai.rules.applicability import AppliesTo
 
-__all__ = ["Rule", "Override", "RuleFile", "Inclusive", "Cycle", "LifecyclePolicy", "DueDays", "parse_duration",
-           "CYCLE_RECOVERY_PERIODS", "CYCLE_MAX_DUE_DAYS"]
+__all__ = [
+    "Rule",
+    "Override",
+    "RuleFile",
+    "Inclusive",
+    "Cycle",
+    "LifecyclePolicy",
+    "DueDays",
+    "parse_duration",
+    "CYCLE_RECOVERY_PERIODS",
+    "CYCLE_MAX_DUE_DAYS",
+]
 
 Cycle = Literal["day", "week", "month", "term", "year"]
 Number = Annotated[float, Field(allow_inf_nan=False)]
@@ -63,6 +73,7 @@ def parse_duration(text: str) -> timedelta:
         raise
     except ValueError:
         raise ValueError(f"duration {text!r} must look like 36h, 14d or 2w") from None
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
@@ -125,18 +136,22 @@ class LifecyclePolicy(_Strict):
     require_measure: bool = True
 
     @model_validator(mode="after")
-    def _due_within_max(self) -> "LifecyclePolicy":
+    def _due_within_max(self) -> LifecyclePolicy:
         if self.max_due_days is not None and max(self.due_days.red, self.due_days.yellow) > self.max_due_days:
-            raise ValueError(f"due_days ({self.due_days.red}/{self.due_days.yellow}) exceed max_due_days {self.max_due_days}")
+            raise ValueError(
+                f"due_days ({self.due_days.red}/{self.due_days.yellow}) exceed max_due_days {self.max_due_days}"
+            )
         return self
 
-    def for_cycle(self, cycle: str) -> "LifecyclePolicy":
+    def for_cycle(self, cycle: str) -> LifecyclePolicy:
         """The policy with the cycle's defaults filled in where the rule left them unset."""
-        return self.model_copy(update={
-            "recovery_periods": self.recovery_periods or CYCLE_RECOVERY_PERIODS.get(cycle, 1),
-            "max_due_days": self.max_due_days or max(CYCLE_MAX_DUE_DAYS.get(cycle, 365),
-                                                     self.due_days.red, self.due_days.yellow),
-        })
+        return self.model_copy(
+            update={
+                "recovery_periods": self.recovery_periods or CYCLE_RECOVERY_PERIODS.get(cycle, 1),
+                "max_due_days": self.max_due_days
+                or max(CYCLE_MAX_DUE_DAYS.get(cycle, 365), self.due_days.red, self.due_days.yellow),
+            }
+        )
 
     @property
     def recovery_needed(self) -> int:
@@ -165,7 +180,7 @@ class Rule(_Strict):
     source: str | None = None  # source system(s), e.g. 教务 / 评教
     description: str | None = None
     enabled: bool = True
-    lifecycle: "LifecyclePolicy" = Field(default_factory=lambda: LifecyclePolicy())
+    lifecycle: LifecyclePolicy = Field(default_factory=lambda: LifecyclePolicy())
     applies_to: AppliesTo | None = None  # institution types / province indicator sets (rules.applicability)
 
     @field_validator("freshness")
@@ -176,7 +191,7 @@ class Rule(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Rule":
+    def _consistent(self) -> Rule:
         if self.metric.split(".")[0] != self.level.value:
             raise ValueError(
                 f"metric {self.metric!r} does not belong to level {self.level.value!r} "
@@ -252,7 +267,7 @@ class Override(_Strict):
     reason: Annotated[str, Field(min_length=2)]  # why this unit differs — required for the audit
 
     @model_validator(mode="after")
-    def _something(self) -> "Override":
+    def _something(self) -> Override:
         if self.target is None and self.standard is None and self.warning is None:
             raise ValueError("an override must set at least one of target, standard, warning")
         return self

@@ -26,11 +26,11 @@ loads. Without a fallback the ``RulebookError`` stands: a worker never runs with
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from zhengai.ingest import metrics
-from zhengai.rules.loader import RuleError, RulebookError, RuleSet, default_rulebook_path, load_rulebook
+from zhengai.rules.loader import RulebookError, RuleError, RuleSet, default_rulebook_path, load_rulebook
 
 __all__ = ["RulebookWatcher", "use_fallback"]
 
@@ -52,8 +52,13 @@ def use_fallback(fallback: Fallback | None) -> None:
 class RulebookWatcher:
     """``.rules`` is the running ``RuleSet``; ``.check()`` reloads when the folder changed."""
 
-    def __init__(self, folder: Path | str | None = None, *, loader: Callable[[Path], RuleSet] = load_rulebook,
-                 fallback: Fallback | None = None):
+    def __init__(
+        self,
+        folder: Path | str | None = None,
+        *,
+        loader: Callable[[Path], RuleSet] = load_rulebook,
+        fallback: Fallback | None = None,
+    ):
         self.folder = Path(folder) if folder is not None else default_rulebook_path()
         self._loader = loader
         self._fingerprint = self._scan()
@@ -66,8 +71,14 @@ class RulebookWatcher:
                 raise
             _log_errors(exc.errors)
             self.rules, self.on_fallback = published, True
-            log.error("rulebook %s does not load (%d error(s)); starting on the last published version %s (%d rules). "
-                      "The folder is taken as soon as it loads.", self.folder, len(exc.errors), published.version, len(published.rules))
+            log.error(
+                "rulebook %s does not load (%d error(s)); starting on the last published version %s (%d rules). "
+                "The folder is taken as soon as it loads.",
+                self.folder,
+                len(exc.errors),
+                published.version,
+                len(published.rules),
+            )
         metrics.RULES_LOADED.set(sum(len(v) for v in self.rules.by_metric.values()))
         log.info("rulebook %s loaded: %d rules, version %s", self.folder, len(self.rules.rules), self.rules.version)
 
@@ -122,15 +133,27 @@ class RulebookWatcher:
         for name in sorted({Path(f).name for f in self.rules.files} - present):
             renamed = [p.name for p in self.folder.glob(Path(name).stem + ".*") if p.name != name]
             hint = f"（改名为 {', '.join(renamed)}？只读取 *.yaml）" if renamed else "（已删除？）"
-            problems.append(RuleError(str(self.folder / name), 1, "(file)",
-                                      f"运行中的规则文件消失{hint} running rule file {name} disappeared"))
+            problems.append(
+                RuleError(
+                    str(self.folder / name),
+                    1,
+                    "(file)",
+                    f"运行中的规则文件消失{hint} running rule file {name} disappeared",
+                )
+            )
         dropped = sorted(set(self.rules.rules) - set(new.rules))
         if len(new.rules) < len(self.rules.rules):
             shown = ", ".join(dropped[:8]) + (" …" if len(dropped) > 8 else "")
-            problems.append(RuleError(where, 1, "(rules)",
-                                      f"规则数将从 {len(self.rules.rules)} 减少到 {len(new.rules)}（缺少 {shown}）；"
-                                      f"停用规则请用 enabled: false，"
-                                      "确需删除请重启 worker（rule count would drop）"))
+            problems.append(
+                RuleError(
+                    where,
+                    1,
+                    "(rules)",
+                    f"规则数将从 {len(self.rules.rules)} 减少到 {len(new.rules)}（缺少 {shown}）；"
+                    f"停用规则请用 enabled: false，"
+                    "确需删除请重启 worker（rule count would drop）",
+                )
+            )
         return problems
 
     def _refuse(self, errors: Iterable[RuleError]) -> bool:
@@ -138,8 +161,13 @@ class RulebookWatcher:
         metrics.RULEBOOK_RELOADS.labels(result="refused").inc()
         metrics.RULEBOOK_ERRORS.inc(len(errors))
         _log_errors(errors)
-        log.error("rulebook change in %s refused with %d error(s); still running version %s (%d rules)",
-                  self.folder, len(errors), self.rules.version, len(self.rules.rules))
+        log.error(
+            "rulebook change in %s refused with %d error(s); still running version %s (%d rules)",
+            self.folder,
+            len(errors),
+            self.rules.version,
+            len(self.rules.rules),
+        )
         return False
 
 

@@ -25,11 +25,12 @@ from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from pydantic import ValidationError
+
 from zhengai.ingest.located_yaml import parse_located
 from zhengai.ingest.records import Direction, Level
+from zhengai.rules.kinds import kind_of
 from zhengai.rules.loader import RuleSet
 from zhengai.rules.messages import FIELD_ZH, explain
-from zhengai.rules.kinds import kind_of
 from zhengai.rules.model import Rule
 
 __all__ = ["COLUMNS", "Change", "CellError", "export_workbook", "read_workbook", "apply_changes_to_yaml"]

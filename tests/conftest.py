@@ -33,7 +33,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if skipped:
         reporter.write_line(f"FAILED: {len(skipped)} test(s) skipped; in CI a skip is a failure:", red=True)
         for rep in skipped:
-            reporter.write_line(f"  {rep.nodeid}: {rep.longrepr[-1] if isinstance(rep.longrepr, tuple) else rep.longrepr}")
+            reporter.write_line(
+                f"  {rep.nodeid}: {rep.longrepr[-1] if isinstance(rep.longrepr, tuple) else rep.longrepr}"
+            )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
@@ -104,8 +106,9 @@ def pg_admin_url() -> str:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
-        pytest.skip(f"PostgreSQL at {url.render_as_string(hide_password=True)} is not reachable "
-                    f"({_first_line(exc)}); {_HINT}")
+        pytest.skip(
+            f"PostgreSQL at {url.render_as_string(hide_password=True)} is not reachable ({_first_line(exc)}); {_HINT}"
+        )
     finally:
         engine.dispose()
     return raw
@@ -139,9 +142,11 @@ def pg_database(pg_admin_url: str) -> Iterator[Callable[[], str]]:
                 # Only our own client sessions: an autovacuum worker may be in the fresh database,
                 # and terminating it needs a superuser (DROP DATABASE stops it by itself).
                 conn.execute(
-                    sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                            "WHERE datname = :name AND pid <> pg_backend_pid() "
-                            "AND backend_type = 'client backend' AND usename = current_user"),
+                    sa.text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :name AND pid <> pg_backend_pid() "
+                        "AND backend_type = 'client backend' AND usename = current_user"
+                    ),
                     {"name": name},
                 )
                 for attempt in range(5):
@@ -170,8 +175,12 @@ def kafka_bootstrap() -> str:
     from kafka import KafkaAdminClient
 
     try:
-        admin = KafkaAdminClient(bootstrap_servers=servers, client_id="zhengai-tests-probe",
-                                 bootstrap_timeout_ms=10_000, request_timeout_ms=10_000)
+        admin = KafkaAdminClient(
+            bootstrap_servers=servers,
+            client_id="zhengai-tests-probe",
+            bootstrap_timeout_ms=10_000,
+            request_timeout_ms=10_000,
+        )
         try:
             admin.list_topics()
         finally:
@@ -198,8 +207,9 @@ class KafkaTopics:
     def real(self, name: str) -> str:
         return self.prefix + name
 
-    def __call__(self, names_or_specs: str | TopicSpec | Iterable[str | TopicSpec],
-                 partitions: int | None = None) -> list[str]:
+    def __call__(
+        self, names_or_specs: str | TopicSpec | Iterable[str | TopicSpec], partitions: int | None = None
+    ) -> list[str]:
         items = [names_or_specs] if isinstance(names_or_specs, (str, TopicSpec)) else list(names_or_specs)
         specs: list[TopicSpec] = []
         for item in items:
@@ -210,8 +220,10 @@ class KafkaTopics:
         if not specs:
             return []
         self._admin.create_topics(
-            {s.name: {"num_partitions": s.partitions, "replication_factor": 1, "configs": dict(s.config)}
-             for s in specs},
+            {
+                s.name: {"num_partitions": s.partitions, "replication_factor": 1, "configs": dict(s.config)}
+                for s in specs
+            },
             timeout_ms=30_000,
             wait_for_metadata=True,
         )
@@ -228,8 +240,7 @@ class KafkaTopics:
 def _kafka_admin(kafka_bootstrap: str) -> Iterator[object]:
     from kafka import KafkaAdminClient
 
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="zhengai-tests",
-                             request_timeout_ms=30_000)
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="zhengai-tests", request_timeout_ms=30_000)
     yield admin
     admin.close()
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from sqlalchemy import Integer, create_engine, select, text
+
 import zhengai.warnings.improvement_schema  # noqa: F401 — the tables the copy walks
 import zhengai.warnings.notify_schema  # noqa: F401
 import zhengai.warnings.scopes  # noqa: F401
-from sqlalchemy import Integer, create_engine, select, text
 from zhengai.warnings.schema import Base
 from zhengai.warnings.store import WarningStore
 

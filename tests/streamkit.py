@@ -14,9 +14,9 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Callable, Iterable
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -31,31 +31,65 @@ from zhengai.rules.engine import evaluate_batch
 from zhengai.rules.loader import load_rulebook
 from zhengai.warnings.store import WarningStore
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 LAST_WEEK = "{}-W{:02d}".format(*(NOW - timedelta(days=7)).isocalendar()[:2])
 TERM = term_of_week(LAST_WEEK)
 
 
 # --- a small college ---------------------------------------------------------------------------
 
+
 def college(students_per_class: int = 10, classes: int = 4) -> list[Entity | Person]:
     """One school, two departments, a major per department, ``classes`` classes and a course per
     major; every role that routing needs is filled."""
     out: list[Entity | Person] = [
-        Entity(id="SCH", kind=EntityKind.school, name="测试学院", responsible={"quality_office": Person(id="Q01", name="质量办")}),
+        Entity(
+            id="SCH",
+            kind=EntityKind.school,
+            name="测试学院",
+            responsible={"quality_office": Person(id="Q01", name="质量办")},
+        ),
     ]
     for d in (1, 2):
-        out.append(Entity(id=f"D{d}", kind=EntityKind.department, name=f"二级学院{d}", parent_id="SCH",
-                          responsible={"dean": Person(id=f"DN{d}", name=f"院长{d}")}))
-        out.append(Entity(id=f"M{d}", kind=EntityKind.major, name=f"专业{d}", parent_id=f"D{d}",
-                          responsible={"major_leader": Person(id=f"ML{d}", name=f"带头人{d}")}))
-        out.append(Entity(id=f"C{d}", kind=EntityKind.course, name=f"课程{d}", parent_id=f"M{d}",
-                          responsible={"course_teacher": Person(id=f"T{d}", name=f"教师{d}")}))
+        out.append(
+            Entity(
+                id=f"D{d}",
+                kind=EntityKind.department,
+                name=f"二级学院{d}",
+                parent_id="SCH",
+                responsible={"dean": Person(id=f"DN{d}", name=f"院长{d}")},
+            )
+        )
+        out.append(
+            Entity(
+                id=f"M{d}",
+                kind=EntityKind.major,
+                name=f"专业{d}",
+                parent_id=f"D{d}",
+                responsible={"major_leader": Person(id=f"ML{d}", name=f"带头人{d}")},
+            )
+        )
+        out.append(
+            Entity(
+                id=f"C{d}",
+                kind=EntityKind.course,
+                name=f"课程{d}",
+                parent_id=f"M{d}",
+                responsible={"course_teacher": Person(id=f"T{d}", name=f"教师{d}")},
+            )
+        )
         out.append(Person(id=f"T{d}", name=f"教师{d}", mobile=f"1380000000{d}", email=f"t{d}@example.edu"))
     for k in range(1, classes + 1):
         d = 1 + (k - 1) % 2
-        out.append(Entity(id=f"K{k}", kind=EntityKind.class_, name=f"班级{k}", parent_id=f"M{d}",
-                          responsible={"counsellor": Person(id=f"CO{k}", name=f"辅导员{k}")}))
+        out.append(
+            Entity(
+                id=f"K{k}",
+                kind=EntityKind.class_,
+                name=f"班级{k}",
+                parent_id=f"M{d}",
+                responsible={"counsellor": Person(id=f"CO{k}", name=f"辅导员{k}")},
+            )
+        )
         for i in range(1, students_per_class + 1):
             out.append(Entity(id=f"S{k}{i:03d}", kind=EntityKind.student, name=f"学生{k}-{i}", parent_id=f"K{k}"))
     return out
@@ -63,7 +97,9 @@ def college(students_per_class: int = 10, classes: int = 4) -> list[Entity | Per
 
 # What the worker derives from any directory (the stream's directory processor): left out where a
 # test compares the verdicts and warnings of the observations it sent.
-DIRECTORY_METRICS = frozenset(o.metric for o in directory_metrics(Directory(college()), year="2026", term=TERM, as_of=NOW))
+DIRECTORY_METRICS = frozenset(
+    o.metric for o in directory_metrics(Directory(college()), year="2026", term=TERM, as_of=NOW)
+)
 
 
 def students(records: Iterable[Entity | Person]) -> list[str]:
@@ -75,16 +111,44 @@ def student_observations(ids: Iterable[str], seed: int, source: str = "test") ->
     rng = random.Random(seed)
     out = []
     for sid in ids:
-        out.append(Observation(level=Level.student, entity_id=sid, metric="student.attendance_rate",
-                               value=rng.choice([99.0, 96.5, 93.0, 85.0]), period=LAST_WEEK, observed_at=NOW, source=source))
-        out.append(Observation(level=Level.student, entity_id=sid, metric="student.absence_hours",
-                               value=float(rng.choice([0, 6, 14, 30])), period=TERM, observed_at=NOW, source=source))
-        out.append(Observation(level=Level.student, entity_id=sid, metric="student.gpa",
-                               value=rng.choice([3.4, 2.5, 1.8, 1.0]), period=TERM, observed_at=NOW, source=source))
+        out.append(
+            Observation(
+                level=Level.student,
+                entity_id=sid,
+                metric="student.attendance_rate",
+                value=rng.choice([99.0, 96.5, 93.0, 85.0]),
+                period=LAST_WEEK,
+                observed_at=NOW,
+                source=source,
+            )
+        )
+        out.append(
+            Observation(
+                level=Level.student,
+                entity_id=sid,
+                metric="student.absence_hours",
+                value=float(rng.choice([0, 6, 14, 30])),
+                period=TERM,
+                observed_at=NOW,
+                source=source,
+            )
+        )
+        out.append(
+            Observation(
+                level=Level.student,
+                entity_id=sid,
+                metric="student.gpa",
+                value=rng.choice([3.4, 2.5, 1.8, 1.0]),
+                period=TERM,
+                observed_at=NOW,
+                source=source,
+            )
+        )
     return out
 
 
 # --- Kafka and the store -----------------------------------------------------------------------
+
 
 def producer(bootstrap: str):
     from kafka import KafkaProducer
@@ -107,8 +171,14 @@ def produce(bootstrap: str, topic: str, records: Iterable) -> None:
 def consume(bootstrap: str, topic: str, n: int, timeout: float = 30.0) -> list:
     from kafka import KafkaConsumer
 
-    c = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
-                      consumer_timeout_ms=1000, max_partition_fetch_bytes=2_000_000)
+    c = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=1000,
+        max_partition_fetch_bytes=2_000_000,
+    )
     out, deadline = [], time.monotonic() + timeout
     try:
         while len(out) < n and time.monotonic() < deadline:
@@ -118,7 +188,9 @@ def consume(bootstrap: str, topic: str, n: int, timeout: float = 30.0) -> list:
     return out
 
 
-def wait_until(predicate: Callable[[], object], timeout: float, what: str, worker: "Worker | None" = None, every: float = 0.2):
+def wait_until(
+    predicate: Callable[[], object], timeout: float, what: str, worker: Worker | None = None, every: float = 0.2
+):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -148,7 +220,7 @@ class Env:
     def topic(self, spec) -> str:
         return self.prefix + spec.name
 
-    def worker(self, **settings) -> "Worker":
+    def worker(self, **settings) -> Worker:
         w = Worker(self, len(self.workers), settings)
         self.workers.append(w)
         return w
@@ -195,10 +267,15 @@ class Worker:
         }
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "Worker":
+    def start(self) -> Worker:
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "zhengai", "worker", "--log-level", "info"],
-                                     cwd=self.env.workdir, env=self.environ, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "zhengai", "worker", "--log-level", "info"],
+            cwd=self.env.workdir,
+            env=self.environ,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         log.close()
         wait_until(lambda: "Worker]: Ready" in self.log_text(), 90, "the worker to be ready", self)
         return self
@@ -253,5 +330,8 @@ def expected(observations: list[Observation], records: list[Entity | Person], ru
 
 def warnings_by_pair(env: Env) -> list[tuple[str, str]]:
     """Warnings on the metrics tests send (not on the directory's own metrics, see ``verdict_keys``)."""
-    return [(r[0], r[1]) for r in env.rows("SELECT rule_id, entity_id, metric FROM warnings ORDER BY id")
-            if r[2] not in DIRECTORY_METRICS]
+    return [
+        (r[0], r[1])
+        for r in env.rows("SELECT rule_id, entity_id, metric FROM warnings ORDER BY id")
+        if r[2] not in DIRECTORY_METRICS
+    ]

@@ -1,6 +1,6 @@
 """Aggregation formulas on hand-made records with known answers."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -8,12 +8,21 @@ from zhengai.ingest.aggregate import attendance_metrics, directory_metrics, fina
 from zhengai.ingest.directory import Directory
 from zhengai.ingest.records import AttendanceEvent, Entity, FinanceEvent, GradeEvent, Person
 
-T = datetime(2026, 10, 9, 10, tzinfo=timezone.utc)
+T = datetime(2026, 10, 9, 10, tzinfo=UTC)
 
 
 def att(student, course, week, scheduled, attended, excused=0, n=0):
-    return AttendanceEvent(student_id=student, course_id=course, week=week, scheduled=scheduled, attended=attended,
-                           excused=excused, occurred_at=T, source="t", key=f"a|{student}|{course}|{week}|{n}")
+    return AttendanceEvent(
+        student_id=student,
+        course_id=course,
+        week=week,
+        scheduled=scheduled,
+        attended=attended,
+        excused=excused,
+        occurred_at=T,
+        source="t",
+        key=f"a|{student}|{course}|{week}|{n}",
+    )
 
 
 def values(observations):
@@ -21,8 +30,12 @@ def values(observations):
 
 
 def test_attendance_rates_and_absence_hours():
-    events = [att("S1", "C1", "2026-W40", 2, 2), att("S2", "C1", "2026-W40", 2, 1),
-              att("S1", "C2", "2026-W40", 2, 0, excused=2), att("S1", "C1", "2026-W41", 2, 1)]
+    events = [
+        att("S1", "C1", "2026-W40", 2, 2),
+        att("S2", "C1", "2026-W40", 2, 1),
+        att("S1", "C2", "2026-W40", 2, 0, excused=2),
+        att("S1", "C1", "2026-W41", 2, 1),
+    ]
     v = values(attendance_metrics(events, "2026-2027-1"))
     assert v[("course.attendance_rate", "C1", "2026-W40")] == 75.0
     assert v[("course.attendance_rate", "C2", "2026-W40")] == 0.0
@@ -40,8 +53,16 @@ def test_a_corrected_tally_replaces_the_first():
 
 def test_grades():
     def g(s, c, score, credits=2.0):
-        return GradeEvent(student_id=s, course_id=c, term="2025-2026-2", score=score, credits=credits,
-                          occurred_at=T, source="t", key=f"g|{s}|{c}")
+        return GradeEvent(
+            student_id=s,
+            course_id=c,
+            term="2025-2026-2",
+            score=score,
+            credits=credits,
+            occurred_at=T,
+            source="t",
+            key=f"g|{s}|{c}",
+        )
 
     v = values(grade_metrics([g("S1", "C1", 95), g("S2", "C1", 55), g("S1", "C2", 75, 4.0), g("S2", "C2", 59)]))
     assert v[("course.pass_rate", "C1", "2025-2026-2")] == 50.0
@@ -65,11 +86,57 @@ def directory():
     recs += [Entity(id=f"S{i}", kind="student", name=f"学生{i}", parent_id="K1" if i % 2 else "K2") for i in range(10)]
     recs.append(Entity(id="S99", kind="student", name="休学生", parent_id="K1", attributes={"status": "休学"}))
     recs += [
-        Entity(id="T1", kind="teacher", name="甲", parent_id="D1", attributes={"fulltime": True, "degree": "博士", "title": "教授", "birth_year": 1975, "dual_qualified": True, "major_id": "M1"}),
-        Entity(id="T2", kind="teacher", name="乙", parent_id="D1", attributes={"fulltime": True, "degree": "学士", "title": "讲师", "birth_year": 1990, "dual_qualified": False, "major_id": "M1"}),
-        Entity(id="T3", kind="teacher", name="丙", parent_id="D1", attributes={"fulltime": False, "degree": "硕士", "title": "高级工程师"}),
-        Entity(id="C1", kind="course", name="机械制图", parent_id="M1", responsible={"course_teacher": p("T1")}, attributes={"weekly_hours": 4}),
-        Entity(id="C2", kind="course", name="电工基础", parent_id="M1", responsible={"course_teacher": p("T1")}, attributes={"weekly_hours": 6}),
+        Entity(
+            id="T1",
+            kind="teacher",
+            name="甲",
+            parent_id="D1",
+            attributes={
+                "fulltime": True,
+                "degree": "博士",
+                "title": "教授",
+                "birth_year": 1975,
+                "dual_qualified": True,
+                "major_id": "M1",
+            },
+        ),
+        Entity(
+            id="T2",
+            kind="teacher",
+            name="乙",
+            parent_id="D1",
+            attributes={
+                "fulltime": True,
+                "degree": "学士",
+                "title": "讲师",
+                "birth_year": 1990,
+                "dual_qualified": False,
+                "major_id": "M1",
+            },
+        ),
+        Entity(
+            id="T3",
+            kind="teacher",
+            name="丙",
+            parent_id="D1",
+            attributes={"fulltime": False, "degree": "硕士", "title": "高级工程师"},
+        ),
+        Entity(
+            id="C1",
+            kind="course",
+            name="机械制图",
+            parent_id="M1",
+            responsible={"course_teacher": p("T1")},
+            attributes={"weekly_hours": 4},
+        ),
+        Entity(
+            id="C2",
+            kind="course",
+            name="电工基础",
+            parent_id="M1",
+            responsible={"course_teacher": p("T1")},
+            attributes={"weekly_hours": 6},
+        ),
     ]
     return Directory(recs)
 
@@ -89,11 +156,26 @@ def test_directory_ratios():
 
 def test_finance_ratios_count_each_line_once():
     def f(cat, actual, code):
-        return FinanceEvent(school_id="SCH", year="2026", category=cat, item=code, budget=actual, actual=actual,
-                            occurred_at=T, source="t", key=f"f|{code}")
+        return FinanceEvent(
+            school_id="SCH",
+            year="2026",
+            category=cat,
+            item=code,
+            budget=actual,
+            actual=actual,
+            occurred_at=T,
+            source="t",
+            key=f"f|{code}",
+        )
 
-    lines = [f("appropriation", 150000.0, "4002"), f("tuition", 50000.0, "4001"), f("teaching", 30000.0, "5003"),
-             f("teaching", 20000.0, "5004"), f("public_funds", 100000.0, "5001"), f("teacher_training", 5500.0, "5002")]
+    lines = [
+        f("appropriation", 150000.0, "4002"),
+        f("tuition", 50000.0, "4001"),
+        f("teaching", 30000.0, "5003"),
+        f("teaching", 20000.0, "5004"),
+        f("public_funds", 100000.0, "5001"),
+        f("teacher_training", 5500.0, "5002"),
+    ]
     v = values(finance_metrics(lines + lines[:1], directory()))
     assert v[("school.fiscal_appropriation_per_student", "SCH", "2026")] == 15000.0
     assert v[("school.teaching_investment_ratio", "SCH", "2026")] == 25.0

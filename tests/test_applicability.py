@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+
 from zhengai.ingest.records import Level, Observation
 from zhengai.rules.applicability import AppliesTo, Institution, applies, institution
 from zhengai.rules.engine import evaluate_batch

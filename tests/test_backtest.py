@@ -12,14 +12,14 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
+from zhengai.cli import main
 from zhengai.ingest.records import Band, Level, Observation
 from zhengai.rules.candidate import apply_changes, candidate_rulebook
 from zhengai.rules.loader import RulebookError, load_rulebook
 from zhengai.warnings.backtest import backtest
 from zhengai.warnings.lifecycle import MarkFalsePositive
 from zhengai.warnings.notify.testing import NotifyWorld
-
-from zhengai.cli import main
 
 VALUES = {"C001": 98.5, "C002": 80.0, "C003": 96.0, "C004": 93.0, "C005": 96.0}
 WEEKS = [f"2025-W{w}" for w in range(37, 45)]  # eight teaching weeks of 2025-2026-1

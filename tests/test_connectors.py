@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import ClassVar
 
 import pytest
@@ -25,16 +25,22 @@ from zhengai.connectors import (
 )
 from zhengai.connectors.base import Row, validation_reason
 from zhengai.connectors.errors import FatalSourceError
-from zhengai.ingest.privacy import mask_row, mask_value
 from zhengai.connectors.testing import ListDelivery
+from zhengai.ingest.privacy import mask_row, mask_value
 from zhengai.ingest.records import GradeEvent, Person
 
-NOW = datetime(2026, 9, 7, 2, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 9, 7, 2, 0, tzinfo=UTC)
 
 
 def grade_row(i: int, **kw: object) -> dict:
-    row = {"id": i, "student_id": f"S{i:03d}", "score": 80, "id_card": "110101200401011234",
-           "mobile": "13812345678", "updated_at": f"2026-09-07T10:{i:02d}:00+08:00"}
+    row = {
+        "id": i,
+        "student_id": f"S{i:03d}",
+        "score": 80,
+        "id_card": "110101200401011234",
+        "mobile": "13812345678",
+        "updated_at": f"2026-09-07T10:{i:02d}:00+08:00",
+    }
     row.update(kw)
     return row
 
@@ -53,8 +59,7 @@ class Grades(Stream):
     def read(self, cursor: str | None) -> Iterator[Row]:
         self.seen_cursor = cursor
         try:
-            for n, row in enumerate(r for r in self.rows if cursor is None
-                                    or r["updated_at"] > cursor):
+            for n, row in enumerate(r for r in self.rows if cursor is None or r["updated_at"] > cursor):
                 if self.fail_after is not None and n == self.fail_after:
                     raise RetryableSourceError("fake source: connection reset")
                 yield row
@@ -68,9 +73,18 @@ class Grades(Stream):
             return [Reject("note: unreadable, row kept")]
         if row.get("skip"):
             return []
-        return [GradeEvent(occurred_at=row["updated_at"], source=self.source,
-                           key=f"fake:{row['id']}", student_id=row["student_id"],
-                           course_id="C1", term="2026-2027-1", score=row["score"], credits=2)]
+        return [
+            GradeEvent(
+                occurred_at=row["updated_at"],
+                source=self.source,
+                key=f"fake:{row['id']}",
+                student_id=row["student_id"],
+                course_id="C1",
+                term="2026-2027-1",
+                score=row["score"],
+                credits=2,
+            )
+        ]
 
 
 class Fake(Connector):
@@ -120,16 +134,21 @@ def test_delivery_failure_closes_the_reader_and_other_streams_still_run() -> Non
     first, second = Grades([grade_row(i) for i in range(1, 6)]), Other([grade_row(9)])
     delivery = ListDelivery(fail=lambda call, _: call == 1)
     report = run_connector(Fake(first, second), delivery, MemoryBookmarks(), batch_size=2)
-    assert report.errors["grades"] == ("delivery failed: DeliveryFailed: simulated delivery "
-                                       "failure on call 1")
+    assert report.errors["grades"] == ("delivery failed: DeliveryFailed: simulated delivery failure on call 1")
     assert first.closed
     assert report.streams["other"].sent == 1 and report.streams["grades"].sent == 0
 
 
 def test_bad_rows_become_dead_letters_and_the_stream_goes_on() -> None:
-    rows = [grade_row(1), grade_row(2, score="absent"), grade_row(3, score=130),
-            grade_row(4, student_id=None), grade_row(5, partial=True), grade_row(6, skip=True),
-            grade_row(7)]
+    rows = [
+        grade_row(1),
+        grade_row(2, score="absent"),
+        grade_row(3, score=130),
+        grade_row(4, student_id=None),
+        grade_row(5, partial=True),
+        grade_row(6, skip=True),
+        grade_row(7),
+    ]
     del rows[3]["student_id"]
     delivery = ListDelivery()
     report = run_connector(Fake(Grades(rows)), delivery, MemoryBookmarks(), now=lambda: NOW)
@@ -159,13 +178,24 @@ def test_dead_letters_mask_personal_data() -> None:
 
 
 def test_mask_row_nested_and_chinese_keys() -> None:
-    row = {"身份证号": "44010320040303987X", "联系电话": "020-12345678", "手机号": 13987654321,
-           "head": {"mobile": "13900000001", "name": "张三"}, "list": [{"phone": "1234"}],
-           "name": "李四", "mobile": None}
+    row = {
+        "身份证号": "44010320040303987X",
+        "联系电话": "020-12345678",
+        "手机号": 13987654321,
+        "head": {"mobile": "13900000001", "name": "张三"},
+        "list": [{"phone": "1234"}],
+        "name": "李四",
+        "mobile": None,
+    }
     assert mask_row(row) == {
-        "身份证号": "440***********987X", "联系电话": "020*****5678", "手机号": "139****4321",
-        "head": {"mobile": "139****0001", "name": "张三"}, "list": [{"phone": "****"}],
-        "name": "李四", "mobile": None}
+        "身份证号": "440***********987X",
+        "联系电话": "020*****5678",
+        "手机号": "139****4321",
+        "head": {"mobile": "139****0001", "name": "张三"},
+        "list": [{"phone": "****"}],
+        "name": "李四",
+        "mobile": None,
+    }
     assert mask_value("13812345678") == "138****5678"
 
 
@@ -199,10 +229,16 @@ def test_runner_checks_its_arguments() -> None:
 
 def test_retry_policy_backoff() -> None:
     sleeps: list[float] = []
-    policy = RetryPolicy(attempts=5, base_delay=1, factor=2, max_delay=5, jitter=0,
-                         sleep=sleeps.append)
-    calls = iter([RetryableSourceError("a"), RetryableSourceError("b", retry_after=60),
-                  RetryableSourceError("c"), RetryableSourceError("d"), "ok"])
+    policy = RetryPolicy(attempts=5, base_delay=1, factor=2, max_delay=5, jitter=0, sleep=sleeps.append)
+    calls = iter(
+        [
+            RetryableSourceError("a"),
+            RetryableSourceError("b", retry_after=60),
+            RetryableSourceError("c"),
+            RetryableSourceError("d"),
+            "ok",
+        ]
+    )
 
     def flaky() -> str:
         item = next(calls)

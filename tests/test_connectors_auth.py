@@ -111,15 +111,13 @@ def handler_for(state: Server) -> type[BaseHTTPRequestHandler]:
                     return self.reply(400, {"error": "unsupported_grant_type"})
                 if (cid, secret) != (CLIENT_ID, CLIENT_SECRET):
                     return self.reply(401, {"error": "invalid_client"})
-                return self.reply(200, {"access_token": state.issue("oauth"),
-                                        "token_type": "bearer", "expires_in": 60})
+                return self.reply(200, {"access_token": state.issue("oauth"), "token_type": "bearer", "expires_in": 60})
             if path == "/login":
                 form = {k: v[0] for k, v in parse_qs(self.body().decode()).items()}
                 if form.get("user") != USER or form.get("pass") != PASSWORD:
                     return self.reply(200, {"page": "login form, try again"})  # no cookie
                 session = state.issue("session")
-                return self.reply(302, {}, {"Location": "/",
-                                            "Set-Cookie": f"SESSION={session}; Path=/; HttpOnly"})
+                return self.reply(302, {}, {"Location": "/", "Set-Cookie": f"SESSION={session}; Path=/; HttpOnly"})
             self.reply(404)
 
         def authorised(self) -> bool:
@@ -150,21 +148,21 @@ def handler_for(state: Server) -> type[BaseHTTPRequestHandler]:
                 return self.authorised() or self.do_GET_unauthorised(url.path)
             if url.path == "/items/page":
                 page, size = int(q["page"]), int(q["page_size"])
-                return self.reply(200, {"items": ITEMS[(page - 1) * size: page * size],
-                                        "total": len(ITEMS)})
+                return self.reply(200, {"items": ITEMS[(page - 1) * size : page * size], "total": len(ITEMS)})
             if url.path == "/items/offset":
                 start, limit = int(q["offset"]), int(q["limit"])
-                return self.reply(200, {"code": 0, "data": {"list": ITEMS[start:start + limit]}})
+                return self.reply(200, {"code": 0, "data": {"list": ITEMS[start : start + limit]}})
             if url.path == "/items/cursor":
                 start, limit = int(q.get("cursor") or 0), int(q["limit"])
                 nxt = str(start + limit) if start + limit < len(ITEMS) else None
-                return self.reply(200, {"items": ITEMS[start:start + limit], "next": nxt})
+                return self.reply(200, {"items": ITEMS[start : start + limit], "next": nxt})
             if url.path == "/hr/school":
                 return self.reply(200, {"id": "SCH", "name": "示范职业技术学院"})
             if url.path == "/hr/staff":
                 start, limit = int(q["offset"]), int(q["limit"])
-                return self.reply(200, {"code": 0, "data": {"list": state.staff[start:start + limit],
-                                                            "total": len(state.staff)}})
+                return self.reply(
+                    200, {"code": 0, "data": {"list": state.staff[start : start + limit], "total": len(state.staff)}}
+                )
             self.reply(404)
 
         def do_GET_unauthorised(self, path: str) -> None:
@@ -180,8 +178,7 @@ def server() -> Iterator[tuple[str, Server]]:
     state = Server()
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(state))
     httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02},
-                              daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}", state
     httpd.shutdown()
@@ -191,13 +188,13 @@ def server() -> Iterator[tuple[str, Server]]:
 AUTHS: dict[str, Callable[[str], object]] = {
     "login": lambda base: LoginToken(USER, PASSWORD),
     "bearer": lambda base: BearerToken(STATIC),
-    "oauth2-basic": lambda base: OAuth2ClientCredentials(base + "/oauth/token", CLIENT_ID,
-                                                         CLIENT_SECRET),
-    "oauth2-post": lambda base: OAuth2ClientCredentials(base + "/oauth/token", CLIENT_ID,
-                                                        CLIENT_SECRET, client_auth="post"),
-    "cookie": lambda base: CookieSession(USER, PASSWORD, login_path="/login",
-                                         username_field="user", password_field="pass",
-                                         cookie_name="SESSION"),
+    "oauth2-basic": lambda base: OAuth2ClientCredentials(base + "/oauth/token", CLIENT_ID, CLIENT_SECRET),
+    "oauth2-post": lambda base: OAuth2ClientCredentials(
+        base + "/oauth/token", CLIENT_ID, CLIENT_SECRET, client_auth="post"
+    ),
+    "cookie": lambda base: CookieSession(
+        USER, PASSWORD, login_path="/login", username_field="user", password_field="pass", cookie_name="SESSION"
+    ),
 }
 PAGINATIONS: dict[str, tuple[str, Pagination]] = {
     "page": ("/items/page", PagePagination(size=10)),
@@ -209,15 +206,20 @@ PAGINATIONS: dict[str, tuple[str, Pagination]] = {
 @pytest.mark.parametrize("pagination", sorted(PAGINATIONS))
 @pytest.mark.parametrize("auth", sorted(AUTHS))
 def test_every_auth_kind_and_pagination_through_failures(
-        server: tuple[str, Server], auth: str, pagination: str) -> None:
+    server: tuple[str, Server], auth: str, pagination: str
+) -> None:
     base, state = server
     renewable = auth != "bearer"  # a fixed token cannot be renewed: no expiry injected
     state.inject = ["429", "500", "slow"] + (["expire"] if renewable else [])
     state.redirect_unauthenticated = auth == "cookie"
     sleeps: list[float] = []
-    api = ApiClient(base, auth=AUTHS[auth](base), timeout=0.2, name="t",  # type: ignore[arg-type]
-                    retry=RetryPolicy(attempts=5, base_delay=0.5, jitter=0,
-                                      sleep=sleeps.append))
+    api = ApiClient(
+        base,
+        auth=AUTHS[auth](base),
+        timeout=0.2,
+        name="t",  # type: ignore[arg-type]
+        retry=RetryPolicy(attempts=5, base_delay=0.5, jitter=0, sleep=sleeps.append),
+    )
     path, pages = PAGINATIONS[pagination]
     items = list(api.paginate(path, pages))
     api.close()
@@ -231,8 +233,7 @@ def test_every_auth_kind_and_pagination_through_failures(
 def test_oauth2_renews_before_expiry(server: tuple[str, Server]) -> None:
     base, state = server
     now = [1000.0]
-    auth = OAuth2ClientCredentials(base + "/oauth/token", CLIENT_ID, CLIENT_SECRET,
-                                   scope="read", clock=lambda: now[0])
+    auth = OAuth2ClientCredentials(base + "/oauth/token", CLIENT_ID, CLIENT_SECRET, scope="read", clock=lambda: now[0])
     api = ApiClient(base, auth=auth)
     api.get_json("/items/page", {"page": 1, "page_size": 1})
     now[0] += 29  # expires_in 60, renewed 30 s early
@@ -244,20 +245,32 @@ def test_oauth2_renews_before_expiry(server: tuple[str, Server]) -> None:
     api.close()
 
 
-@pytest.mark.parametrize(("auth", "message"), [
-    (LoginToken(USER, "bad-S3cret"), f"t: login rejected for user '{USER}' (HTTP 401)"),
-    (BearerToken("forged"), "t: the configured token was refused (HTTP 401)"),
-    (OAuth2ClientCredentials("/oauth/token", CLIENT_ID, "bad-S3cret"),
-     f"t: login rejected for client '{CLIENT_ID}' (HTTP 401)"),
-    (CookieSession(USER, "bad-S3cret", username_field="user", password_field="pass"),
-     f"t: login for user '{USER}' set no session cookie"),
-])
+@pytest.mark.parametrize(
+    ("auth", "message"),
+    [
+        (LoginToken(USER, "bad-S3cret"), f"t: login rejected for user '{USER}' (HTTP 401)"),
+        (BearerToken("forged"), "t: the configured token was refused (HTTP 401)"),
+        (
+            OAuth2ClientCredentials("/oauth/token", CLIENT_ID, "bad-S3cret"),
+            f"t: login rejected for client '{CLIENT_ID}' (HTTP 401)",
+        ),
+        (
+            CookieSession(USER, "bad-S3cret", username_field="user", password_field="pass"),
+            f"t: login for user '{USER}' set no session cookie",
+        ),
+    ],
+)
 def test_rejected_credentials_are_fatal_and_never_retried(
-        server: tuple[str, Server], auth: object, message: str) -> None:
+    server: tuple[str, Server], auth: object, message: str
+) -> None:
     base, _ = server
     sleeps: list[float] = []
-    api = ApiClient(base, auth=auth, name="t",  # type: ignore[arg-type]
-                    retry=RetryPolicy(sleep=sleeps.append))
+    api = ApiClient(
+        base,
+        auth=auth,
+        name="t",  # type: ignore[arg-type]
+        retry=RetryPolicy(sleep=sleeps.append),
+    )
     with pytest.raises(FatalSourceError) as err:
         api.get_json("/items/page", {"page": 1, "page_size": 5})
     assert str(err.value).startswith(message)
@@ -267,17 +280,30 @@ def test_rejected_credentials_are_fatal_and_never_retried(
 
 
 def test_renshi_from_yaml_with_a_cookie_session_and_wrapped_offset_pages(
-        server: tuple[str, Server], tmp_path: Path) -> None:
+    server: tuple[str, Server], tmp_path: Path
+) -> None:
     base, state = server
     state.redirect_unauthenticated = True
     state.staff = [
-        {"id": f"T{i:04d}", "name": f"教师{i}", "type": "teacher", "department_id": "D01",
-         "title": "讲师", "dual_qualified": "是", "training_hours": 48,
-         "enterprise_practice_days": 150, "hire_year": 2024 if i == 2 else 2010,
-         "dingtalk_user_id": f"ding{i}", "email": f"t{i}@college.edu.cn",
-         "updated_at": "2026-09-01T08:00:00+08:00"} for i in range(1, 6)]
+        {
+            "id": f"T{i:04d}",
+            "name": f"教师{i}",
+            "type": "teacher",
+            "department_id": "D01",
+            "title": "讲师",
+            "dual_qualified": "是",
+            "training_hours": 48,
+            "enterprise_practice_days": 150,
+            "hire_year": 2024 if i == 2 else 2010,
+            "dingtalk_user_id": f"ding{i}",
+            "email": f"t{i}@college.edu.cn",
+            "updated_at": "2026-09-01T08:00:00+08:00",
+        }
+        for i in range(1, 6)
+    ]
     path = tmp_path / "renshi.yaml"
-    path.write_text(f"""
+    path.write_text(
+        f"""
 connector: renshi
 schedule: {{every: 1h}}
 source:
@@ -293,7 +319,9 @@ options:
     staff:
       path: /hr/staff
       pagination: {{kind: offset, limit: 2, items: data.list, total: data.total}}
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     connector = build_connector(load_config(path, environ={"HR_PW": PASSWORD}))
     delivery = ListDelivery()
     with connector:

@@ -39,8 +39,9 @@ def write(path: Path, encoding: str, extra_note: str = "") -> Path:
     return path
 
 
-@pytest.fixture(params=[("gbk", "gb18030"), ("utf-8-sig", "utf-8-sig"), ("gb18030", "gb18030")],
-                ids=["gbk", "utf8-bom", "gb18030"])
+@pytest.fixture(
+    params=[("gbk", "gb18030"), ("utf-8-sig", "utf-8-sig"), ("gb18030", "gb18030")], ids=["gbk", "utf8-bom", "gb18030"]
+)
 def export(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, str]:
     written, detected = request.param
     note = GB18030_ONLY if written == "gb18030" else ""
@@ -68,8 +69,7 @@ def test_each_encoding_maps_the_same(export: tuple[Path, str]) -> None:
     assert events["caiwu:SCH:2026:5004"].budget == 1_200_000.0  # full-width digits
     assert events["caiwu:SCH:2026:5004"].category == "teaching"
     assert events["caiwu:SCH:2026:5001"].item == "年度公用经费"
-    assert all(e.school_id == "SCH" and e.year == "2026" and e.source == "caiwu.budget"
-               for e in events.values())
+    assert all(e.school_id == "SCH" and e.year == "2026" and e.source == "caiwu.budget" for e in events.values())
 
     [dead] = delivery.dead_letters
     assert dead.source == "caiwu.budget"
@@ -81,8 +81,7 @@ def test_each_encoding_maps_the_same(export: tuple[Path, str]) -> None:
 
 
 def test_missing_file_is_fatal(tmp_path: Path) -> None:
-    report = run_connector(CaiwuConnector(tmp_path / "nope.csv", "SCH"), ListDelivery(),
-                           MemoryBookmarks())
+    report = run_connector(CaiwuConnector(tmp_path / "nope.csv", "SCH"), ListDelivery(), MemoryBookmarks())
     assert report.errors["budget"].startswith("source failed (fatal): cannot read nope.csv")
 
 
@@ -105,7 +104,7 @@ def test_negative_amount_is_dead_lettered(tmp_path: Path) -> None:
 def test_decode_falls_back_to_gb18030() -> None:
     assert decode("学费".encode("gbk")) == ("学费", "gb18030")
     assert decode("\ufeff学费".encode("utf-8")) == ("学费", "utf-8-sig")
-    assert decode("学费".encode("utf-8")) == ("学费", "utf-8-sig")
+    assert decode("学费".encode()) == ("学费", "utf-8-sig")
 
 
 def test_read_csv_keeps_line_numbers(tmp_path: Path) -> None:
@@ -115,46 +114,55 @@ def test_read_csv_keeps_line_numbers(tmp_path: Path) -> None:
     assert "预算数(元)" in rows[0]
 
 
-@pytest.mark.parametrize(("text", "value"), [
-    ("1,234.50", 1234.5),
-    ("1,234,567.00", 1234567.0),
-    ("85.3%", 85.3),
-    ("８５．３％", 85.3),
-    ("１２３", 123.0),
-    (" 42 ", 42.0),
-    ("-7.5", -7.5),
-    ("(1,200.00)", -1200.0),
-    ("￥3,000", 3000.0),
-    ("12元", 12.0),
-    (3, 3.0),
-])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("1,234.50", 1234.5),
+        ("1,234,567.00", 1234567.0),
+        ("85.3%", 85.3),
+        ("８５．３％", 85.3),
+        ("１２３", 123.0),
+        (" 42 ", 42.0),
+        ("-7.5", -7.5),
+        ("(1,200.00)", -1200.0),
+        ("￥3,000", 3000.0),
+        ("12元", 12.0),
+        (3, 3.0),
+    ],
+)
 def test_parse_number(text: object, value: float) -> None:
     assert parse_number(text) == value
 
 
-@pytest.mark.parametrize(("text", "why"), [
-    ("", "is empty"),
-    ("--", "is empty"),
-    ("1,2345", "'1,2345' has misplaced thousands separators"),
-    ("12,34.5", "'12,34.5' has misplaced thousands separators"),
-    ("abc", "'abc' is not a number"),
-    ("1.2.3", "'1.2.3' is not a number"),
-    (True, "is a boolean, not a number"),
-])
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("", "is empty"),
+        ("--", "is empty"),
+        ("1,2345", "'1,2345' has misplaced thousands separators"),
+        ("12,34.5", "'12,34.5' has misplaced thousands separators"),
+        ("abc", "'abc' is not a number"),
+        ("1.2.3", "'1.2.3' is not a number"),
+        (True, "is a boolean, not a number"),
+    ],
+)
 def test_parse_number_says_why(text: object, why: str) -> None:
     with pytest.raises(ValueError) as err:
         parse_number(text)
     assert str(err.value) == why
 
 
-@pytest.mark.parametrize(("cells", "subtotal"), [
-    (["合计", "", ""], True),
-    (["合 计", "", ""], True),
-    (["", "本页小计：", ""], True),
-    (["总计", "1", "2"], True),
-    (["2026", "合计收入", "1"], False),  # a 科目名称 that merely contains the word
-    (["2026", "4001", "学费收入"], False),
-])
+@pytest.mark.parametrize(
+    ("cells", "subtotal"),
+    [
+        (["合计", "", ""], True),
+        (["合 计", "", ""], True),
+        (["", "本页小计：", ""], True),
+        (["总计", "1", "2"], True),
+        (["2026", "合计收入", "1"], False),  # a 科目名称 that merely contains the word
+        (["2026", "4001", "学费收入"], False),
+    ],
+)
 def test_subtotal_rows(cells: list[str], subtotal: bool) -> None:
     assert is_subtotal_row({str(i): c for i, c in enumerate(cells)}) is subtotal
 

@@ -37,16 +37,27 @@ def check(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str
     return code, out, err
 
 
-def test_check_jiaowu_on_the_demo_database(college: College, capsys: pytest.CaptureFixture[str],
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_check_jiaowu_on_the_demo_database(
+    college: College, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("JIAOWU_DB_URL", f"sqlite:///{college.jiaowu_db}")
     code, out, err = check(capsys, "jiaowu", "--rows", "20", "--show", "1")
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0] == f"jiaowu（教务） · sql sqlite:///{college.jiaowu_db} · every 15m"
     streams = [ln.split()[1] for ln in lines if ln.startswith(("✓", "✗"))]
-    assert streams == ["departments", "majors", "classes", "students", "courses", "enrollments",
-                       "attendance", "grades", "teaching_plans", "course_progress"]
+    assert streams == [
+        "departments",
+        "majors",
+        "classes",
+        "students",
+        "courses",
+        "enrollments",
+        "attendance",
+        "grades",
+        "teaching_plans",
+        "course_progress",
+    ]
     assert re.search(r"^✓ students +20 行 → entity 20$", out, re.M)
     assert re.search(r"^✓ attendance +20 行 → attendance 20$", out, re.M)
     assert re.search(r"^✓ course_progress +20 行 → observation 20$", out, re.M)
@@ -67,18 +78,17 @@ def test_check_renshi_masks_contacts(api: DemoApi, capsys: pytest.CaptureFixture
     assert api.password not in out
 
 
-def test_check_pingjiao_shows_a_missing_endpoint(api: DemoApi,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_pingjiao_shows_a_missing_endpoint(api: DemoApi, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = check(capsys, "pingjiao")
     assert code == 1  # the demo API has no supervisor ratings: the check says so
     assert re.search(r"^✓ sections +\d+ 行 → observation \d+", out, re.M)
-    assert ("✗ supervisor  源错误 source error: pingjiao GET /api/eval/supervisor: HTTP 404"
-            in out)
+    assert "✗ supervisor  源错误 source error: pingjiao GET /api/eval/supervisor: HTTP 404" in out
     assert out.splitlines()[-1].startswith("共 2 个数据流：1 个可读取，1 个出错")
 
 
-def test_check_caiwu_on_the_gbk_export(college: College, capsys: pytest.CaptureFixture[str],
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_check_caiwu_on_the_gbk_export(
+    college: College, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CAIWU_DROP_DIR", str(college.finance_csv))  # one file, not a folder
     code, out, err = check(capsys, "caiwu", "--strict")
     assert code in (0, 1), err
@@ -86,12 +96,13 @@ def test_check_caiwu_on_the_gbk_export(college: College, capsys: pytest.CaptureF
     assert college.finance_csv.exists()  # nothing moved
 
 
-def test_check_reports_configuration_errors(tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_reports_configuration_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "jiaowu.yaml"
-    bad.write_text("connector: jiaowu\nschedule: {every: 15 minutes}\n"
-                   "source: {kind: sql, url_env: NOT_SET_ANYWHERE}\noptions: {}\n",
-                   encoding="utf-8")
+    bad.write_text(
+        "connector: jiaowu\nschedule: {every: 15 minutes}\n"
+        "source: {kind: sql, url_env: NOT_SET_ANYWHERE}\noptions: {}\n",
+        encoding="utf-8",
+    )
     code = main(["connectors", "check", "jiaowu", "--config", str(bad)])
     out, err = capsys.readouterr()
     assert code == 2 and out == ""

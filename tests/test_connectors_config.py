@@ -30,14 +30,20 @@ DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "connectors"
 SECRET = "pw-Zh3ngAi-不可见-9"
 ENV = {
     "JIAOWU_DB_URL": f"postgresql://reader:{SECRET}@db.campus.local/jiaowu",
-    "RENSHI_BASE_URL": "https://hr.campus.local", "RENSHI_PASSWORD": SECRET,
-    "PINGJIAO_BASE_URL": "https://pj.campus.local", "PINGJIAO_PASSWORD": SECRET,
+    "RENSHI_BASE_URL": "https://hr.campus.local",
+    "RENSHI_PASSWORD": SECRET,
+    "PINGJIAO_BASE_URL": "https://pj.campus.local",
+    "PINGJIAO_PASSWORD": SECRET,
     "CAIWU_DROP_DIR": "/srv/drops/caiwu",
     # The metric-table systems (connectors/systems/*.yaml).
-    **{f"{n.upper()}_DB_URL": f"postgresql://reader:{SECRET}@db.campus.local/{n}"
-       for n in ("xuegong", "shixi", "tushu", "yikatong", "kecheng", "dudao", "shizi", "shujujizuo")},
-    "ZHAOJIU_BASE_URL": "https://zj.campus.local", "ZHAOJIU_PASSWORD": SECRET,
-    "KEYAN_BASE_URL": "https://ky.campus.local", "KEYAN_PASSWORD": SECRET,
+    **{
+        f"{n.upper()}_DB_URL": f"postgresql://reader:{SECRET}@db.campus.local/{n}"
+        for n in ("xuegong", "shixi", "tushu", "yikatong", "kecheng", "dudao", "shizi", "shujujizuo")
+    },
+    "ZHAOJIU_BASE_URL": "https://zj.campus.local",
+    "ZHAOJIU_PASSWORD": SECRET,
+    "KEYAN_BASE_URL": "https://ky.campus.local",
+    "KEYAN_PASSWORD": SECRET,
 }
 
 
@@ -135,30 +141,60 @@ def test_every_error_is_reported_with_file_line_and_field(tmp_path: Path) -> Non
     assert "pagination.kind: 'pages' is not one of 'page', 'offset', 'cursor'" in text
 
 
-@pytest.mark.parametrize(("body", "line", "field", "message"), [
-    ("connector: dingtalk\nschedule: {every: 1m}\nsource: {kind: sql, url: 'sqlite://'}\n",
-     1, "connector", "unknown system 'dingtalk'; known: caiwu, dudao, jiaowu, kecheng"),
-    ("connector: jiaowu\nschedule: {every: 1m}\nsource:\n  kind: files\n  path: /x\n"
-     "options: {school_id: SCH}\n", 4, "source.kind",
-     "the jiaowu connector reads a 'sql' source, not 'files'"),
-    ("connector: jiaowu\nschedule: {every: 1m}\nsource:\n  kind: sql\n"
-     "  url: postgresql://reader:hunter2@db/jw\noptions: {school_id: SCH}\n", 5, "source.url",
-     "the URL holds a password: remove it and name the variable that holds it in password_env"),
-    ("connector: jiaowu\nschedule: {every: 1m}\nsource:\n  kind: sql\n  url: sqlite://\n"
-     "  password_env: 'hunter2!'\noptions: {school_id: SCH}\n", 6, "source.password_env",
-     "the name of an environment variable (e.g. JIAOWU_DB_PASSWORD), never the secret itself"),
-    ("connector: jiaowu\nschedule: {every: 1m}\nsource:\n  kind: sql\n  url_env: NOPE_URL\n"
-     "options: {school_id: SCH}\n", 5, "source.url_env",
-     "environment variable NOPE_URL (or NOPE_URL_FILE) is not set"),
-    ("connector: caiwu\nschedule: {every: 1m}\nsource:\n  kind: files\n  path: ${DROP}\n"
-     "options: {school_id: SCH}\n", 5, "source.path",
-     "environment variable DROP is not set (write ${DROP:-default} for a default)"),
-    ("connector: caiwu\nschedule: {every: 1m, cron: '* * * * *'}\nsource: {kind: files, path: /x}\n"
-     "options: {school_id: SCH, categories: {'5002': training}}\n", 4,
-     "options.categories.5002", "Input should be 'public_funds', 'teacher_training'"),
-    ("connector: jiaowu\nconnector: caiwu\n", 2, "connector", "duplicate key 'connector'"),
-    ("connector: [jiaowu\n", 2, "(syntax)", ""),
-])
+@pytest.mark.parametrize(
+    ("body", "line", "field", "message"),
+    [
+        (
+            "connector: dingtalk\nschedule: {every: 1m}\nsource: {kind: sql, url: 'sqlite://'}\n",
+            1,
+            "connector",
+            "unknown system 'dingtalk'; known: caiwu, dudao, jiaowu, kecheng",
+        ),
+        (
+            "connector: jiaowu\nschedule: {every: 1m}\nsource:\n  kind: files\n  path: /x\noptions: {school_id: SCH}\n",
+            4,
+            "source.kind",
+            "the jiaowu connector reads a 'sql' source, not 'files'",
+        ),
+        (
+            "connector: jiaowu\nschedule: {every: 1m}\nsource:\n  kind: sql\n"
+            "  url: postgresql://reader:hunter2@db/jw\noptions: {school_id: SCH}\n",
+            5,
+            "source.url",
+            "the URL holds a password: remove it and name the variable that holds it in password_env",
+        ),
+        (
+            "connector: jiaowu\nschedule: {every: 1m}\nsource:\n  kind: sql\n  url: sqlite://\n"
+            "  password_env: 'hunter2!'\noptions: {school_id: SCH}\n",
+            6,
+            "source.password_env",
+            "the name of an environment variable (e.g. JIAOWU_DB_PASSWORD), never the secret itself",
+        ),
+        (
+            "connector: jiaowu\nschedule: {every: 1m}\nsource:\n  kind: sql\n  url_env: NOPE_URL\n"
+            "options: {school_id: SCH}\n",
+            5,
+            "source.url_env",
+            "environment variable NOPE_URL (or NOPE_URL_FILE) is not set",
+        ),
+        (
+            "connector: caiwu\nschedule: {every: 1m}\nsource:\n  kind: files\n  path: ${DROP}\n"
+            "options: {school_id: SCH}\n",
+            5,
+            "source.path",
+            "environment variable DROP is not set (write ${DROP:-default} for a default)",
+        ),
+        (
+            "connector: caiwu\nschedule: {every: 1m, cron: '* * * * *'}\nsource: {kind: files, path: /x}\n"
+            "options: {school_id: SCH, categories: {'5002': training}}\n",
+            4,
+            "options.categories.5002",
+            "Input should be 'public_funds', 'teacher_training'",
+        ),
+        ("connector: jiaowu\nconnector: caiwu\n", 2, "connector", "duplicate key 'connector'"),
+        ("connector: [jiaowu\n", 2, "(syntax)", ""),
+    ],
+)
 def test_single_errors(tmp_path: Path, body: str, line: int, field: str, message: str) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(write(tmp_path, body), environ={})
@@ -173,17 +209,22 @@ def test_secret_files_and_their_errors(tmp_path: Path) -> None:
     secret.write_text(SECRET + "\n", encoding="utf-8")
     assert resolve_secret("PW", {"PW_FILE": str(secret)}).get_secret_value() == SECRET
     assert resolve_secret("PW", {"PW": SECRET}).get_secret_value() == SECRET
-    for env, why in [({"PW": "a", "PW_FILE": str(secret)}, "both PW and PW_FILE are set"),
-                     ({"PW_FILE": str(tmp_path / "missing")}, "cannot read the secret file"),
-                     ({"PW": ""}, "environment variable PW is empty"),
-                     ({}, "environment variable PW (or PW_FILE) is not set")]:
+    for env, why in [
+        ({"PW": "a", "PW_FILE": str(secret)}, "both PW and PW_FILE are set"),
+        ({"PW_FILE": str(tmp_path / "missing")}, "cannot read the secret file"),
+        ({"PW": ""}, "environment variable PW is empty"),
+        ({}, "environment variable PW (or PW_FILE) is not set"),
+    ]:
         with pytest.raises(ValueError, match=re.escape(why)) as err:
             resolve_secret("PW", env)
         assert SECRET not in str(err.value)
 
-    path = write(tmp_path, "connector: renshi\nschedule: {every: 1h}\nsource:\n  kind: http\n"
-                 "  base_url: http://127.0.0.1:1\n  auth: {kind: login, username: u, "
-                 "password_env: RENSHI_PASSWORD}\noptions: {year: '2026'}\n")
+    path = write(
+        tmp_path,
+        "connector: renshi\nschedule: {every: 1h}\nsource:\n  kind: http\n"
+        "  base_url: http://127.0.0.1:1\n  auth: {kind: login, username: u, "
+        "password_env: RENSHI_PASSWORD}\noptions: {year: '2026'}\n",
+    )
     config = load_config(path, environ={"RENSHI_PASSWORD_FILE": str(secret)})
     assert config.source.auth.password_env.get() == SECRET
     shown = [repr(config), str(config), config.model_dump_json(), repr(config.source.auth)]
@@ -191,17 +232,23 @@ def test_secret_files_and_their_errors(tmp_path: Path) -> None:
     assert '"password_env":"RENSHI_PASSWORD"' in config.model_dump_json()
 
 
-@pytest.mark.parametrize("auth", [
-    "{kind: bearer, token_env: TOKEN}",
-    "{kind: oauth2_client_credentials, token_url: 'https://sso/oauth/token', client_id: zg, "
-    "client_secret_env: TOKEN}",
-    "{kind: cookie_session, login_path: /login, username: zg, password_env: TOKEN, "
-    "extra_fields: {lt: x}, cookie_name: JSESSIONID}",
-])
+@pytest.mark.parametrize(
+    "auth",
+    [
+        "{kind: bearer, token_env: TOKEN}",
+        "{kind: oauth2_client_credentials, token_url: 'https://sso/oauth/token', client_id: zg, "
+        "client_secret_env: TOKEN}",
+        "{kind: cookie_session, login_path: /login, username: zg, password_env: TOKEN, "
+        "extra_fields: {lt: x}, cookie_name: JSESSIONID}",
+    ],
+)
 def test_auth_kinds_build_without_showing_secrets(tmp_path: Path, auth: str) -> None:
-    path = write(tmp_path, "connector: pingjiao\nschedule: {every: 1h}\nsource:\n  kind: http\n"
-                 f"  base_url: https://pj.campus.local\n  auth: {auth}\n"
-                 "options: {term: 2026-2027-1}\n")
+    path = write(
+        tmp_path,
+        "connector: pingjiao\nschedule: {every: 1h}\nsource:\n  kind: http\n"
+        f"  base_url: https://pj.campus.local\n  auth: {auth}\n"
+        "options: {term: 2026-2027-1}\n",
+    )
     connector = build_connector(load_config(path, environ={"TOKEN": SECRET}))
     assert SECRET not in repr(connector) and SECRET not in repr(connector.api.__dict__)
     assert "**********" in repr(connector.api.auth)
@@ -217,17 +264,22 @@ def test_durations() -> None:
             parse_duration(bad)
 
 
-@pytest.mark.parametrize(("url", "module", "advice"), [
-    ("mysql+pymysql://reader@db/jw", "pymysql", ": pip install 'zhengai[mysql]'"),
-    ("mariadb+pymysql://reader@db/jw", "pymysql", ": pip install 'zhengai[mysql]'"),
-    ("mysql://reader@db/jw", "MySQLdb",
-     "; write the URL as mysql+pymysql://… and pip install 'zhengai[mysql]'"),
-    ("mssql+pymssql://reader@db/jw", "pymssql", ": pip install 'zhengai[mssql]'"),
-    ("mssql+pyodbc://reader@db/jw", "pyodbc", ": pip install 'zhengai[mssql-odbc]'"),
-    ("oracle+oracledb://reader@db/jw", "oracledb", ": pip install 'zhengai[oracle]'"),
-    ("oracle://reader@db/jw", "cx_Oracle",
-     "; write the URL as oracle+oracledb://… and pip install 'zhengai[oracle]'"),
-])
+@pytest.mark.parametrize(
+    ("url", "module", "advice"),
+    [
+        ("mysql+pymysql://reader@db/jw", "pymysql", ": pip install 'zhengai[mysql]'"),
+        ("mariadb+pymysql://reader@db/jw", "pymysql", ": pip install 'zhengai[mysql]'"),
+        ("mysql://reader@db/jw", "MySQLdb", "; write the URL as mysql+pymysql://… and pip install 'zhengai[mysql]'"),
+        ("mssql+pymssql://reader@db/jw", "pymssql", ": pip install 'zhengai[mssql]'"),
+        ("mssql+pyodbc://reader@db/jw", "pyodbc", ": pip install 'zhengai[mssql-odbc]'"),
+        ("oracle+oracledb://reader@db/jw", "oracledb", ": pip install 'zhengai[oracle]'"),
+        (
+            "oracle://reader@db/jw",
+            "cx_Oracle",
+            "; write the URL as oracle+oracledb://… and pip install 'zhengai[oracle]'",
+        ),
+    ],
+)
 def test_missing_drivers_name_the_extra(url: str, module: str, advice: str) -> None:
     from pydantic import SecretStr
 
@@ -246,10 +298,10 @@ def test_runtime_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert ConnectorSettings.from_env({}).topic_prefix == ""  # only the environment given
     secret = tmp_path / "bm"
     secret.write_text("sqlite:///" + str(tmp_path / "bm.sqlite"), encoding="utf-8")
-    s = ConnectorSettings.from_env({"ZHENGAI_BROKER": "kafka://a:1,b:2",
-                                    "ZHENGAI_TOPIC_PREFIX": "t1.",
-                                    "ZHENGAI_BOOKMARKS_FILE": str(secret)},
-                                   connectors_metrics_port=9109)
+    s = ConnectorSettings.from_env(
+        {"ZHENGAI_BROKER": "kafka://a:1,b:2", "ZHENGAI_TOPIC_PREFIX": "t1.", "ZHENGAI_BOOKMARKS_FILE": str(secret)},
+        connectors_metrics_port=9109,
+    )
     assert s.bootstrap_servers == "a:1,b:2" and s.topic_prefix == "t1."
     assert s.connectors_metrics_port == 9109 and "bm.sqlite" not in repr(s)
     store = open_bookmarks(s.bookmarks)

@@ -21,8 +21,7 @@ from zhengai.ingest.records import FinanceEvent
 HEADER = ["年度", "科目代码", "科目名称", "预算数（元）", "执行数（元）", "备注", "经办人手机"]
 
 
-def workbook(path: Path, rows: list[list[object]], *, title: bool = True,
-             sheet: str = "预算执行") -> Path:
+def workbook(path: Path, rows: list[list[object]], *, title: bool = True, sheet: str = "预算执行") -> Path:
     wb = Workbook()
     ws = wb.active
     ws.title = sheet
@@ -102,8 +101,11 @@ def test_sheet_choice_and_errors(tmp_path: Path) -> None:
         read_table(tmp_path / "old.xls")
 
 
-CSV_GOOD = [HEADER[:6], ["2026", "4001", "学费收入", "12,000,000.00", "11,800,000.00", ""],
-            ["合计", "", "", "12,000,000.00", "11,800,000.00", ""]]
+CSV_GOOD = [
+    HEADER[:6],
+    ["2026", "4001", "学费收入", "12,000,000.00", "11,800,000.00", ""],
+    ["合计", "", "", "12,000,000.00", "11,800,000.00", ""],
+]
 
 
 def write_csv(path: Path, rows: list[list[str]], encoding: str) -> Path:
@@ -117,8 +119,7 @@ def drop_folder(tmp_path: Path) -> Path:
     drop.mkdir()
     write_csv(drop / "01_good_gbk.csv", CSV_GOOD, "gbk")
     workbook(drop / "02_partly_bad.xlsx", XLSX_ROWS)
-    write_csv(drop / "03_no_amounts.csv", [["年度", "科目代码", "科目名称"], ["2026", "4001", "学费"]],
-              "utf-8-sig")
+    write_csv(drop / "03_no_amounts.csv", [["年度", "科目代码", "科目名称"], ["2026", "4001", "学费"]], "utf-8-sig")
     (drop / "04_legacy.xls").write_bytes(b"\xd0\xcf\x11\xe0 legacy")
     write_csv(drop / "05_header_only.csv", [HEADER[:6]], "gb18030")
     (drop / "notes.txt").write_text("not an export", encoding="utf-8")
@@ -138,11 +139,17 @@ def test_drop_folder_moves_files_and_writes_rejection_reports(tmp_path: Path) ->
     processed = sorted(p.name.split("-", 1)[1] for p in (drop / "processed").iterdir())
     assert processed == ["01_good_gbk.csv", "02_partly_bad.xlsx", "05_header_only.csv"]
     rejected = sorted(p.name.split("-", 1)[1] for p in (drop / "rejected").iterdir())
-    assert rejected == ["02_partly_bad.xlsx.report.csv", "03_no_amounts.csv",
-                        "03_no_amounts.csv.report.csv", "04_legacy.xls",
-                        "04_legacy.xls.report.csv"]
+    assert rejected == [
+        "02_partly_bad.xlsx.report.csv",
+        "03_no_amounts.csv",
+        "03_no_amounts.csv.report.csv",
+        "04_legacy.xls",
+        "04_legacy.xls.report.csv",
+    ]
     assert sorted(p.name for p in drop.iterdir() if p.is_file()) == [
-        "notes.txt", "~$02_partly_bad.xlsx"]  # not exports: left alone
+        "notes.txt",
+        "~$02_partly_bad.xlsx",
+    ]  # not exports: left alone
 
     reasons = sorted(d.reason for d in delivery.dead_letters)
     assert reasons == [
@@ -151,16 +158,14 @@ def test_drop_folder_moves_files_and_writes_rejection_reports(tmp_path: Path) ->
         "line 9: 执行数(元): '2,9x0,000.00' has misplaced thousands separators",
     ]
     keys = sorted(e.key for e in delivery.of(FinanceEvent))
-    assert keys == ["caiwu:SCH:2026:4001"] * 2 + [f"caiwu:SCH:2026:{c}" for c in
-                                                  ("4002", "5001", "5002")]
+    assert keys == ["caiwu:SCH:2026:4001"] * 2 + [f"caiwu:SCH:2026:{c}" for c in ("4002", "5001", "5002")]
 
     [partial] = (drop / "rejected").glob("*02_partly_bad.xlsx.report.csv")
     raw = partial.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")  # BOM: Excel opens it as UTF-8
     lines = list(csv.reader(raw.decode("utf-8-sig").splitlines()))
     assert lines[0] == ["行号 line", "原因 reason", "原始数据 row (personal data masked)"]
-    assert lines[1][:2] == ["9", "line 9: 执行数(元): '2,9x0,000.00' has misplaced thousands "
-                                 "separators"]
+    assert lines[1][:2] == ["9", "line 9: 执行数(元): '2,9x0,000.00' has misplaced thousands separators"]
     assert "139****4321" in lines[1][2] and "13987654321" not in raw.decode("utf-8-sig")
     [whole] = (drop / "rejected").glob("*03_no_amounts.csv.report.csv")
     assert "lacks column(s) 预算数(元), 执行数(元)" in whole.read_text(encoding="utf-8-sig")
@@ -186,7 +191,10 @@ def test_files_move_only_after_all_their_records_are_acknowledged(tmp_path: Path
     keys = {e.key for e in first.of(FinanceEvent)} | {e.key for e in second.of(FinanceEvent)}
     assert keys == {f"caiwu:SCH:2026:{c}" for c in ("4001", "4002", "5001", "5002")}
     assert sorted(p.name.split("-", 1)[1] for p in (drop / "processed").iterdir()) == [
-        "01_good_gbk.csv", "02_partly_bad.xlsx", "05_header_only.csv"]
+        "01_good_gbk.csv",
+        "02_partly_bad.xlsx",
+        "05_header_only.csv",
+    ]
 
 
 def test_young_files_wait_and_check_moves_nothing(tmp_path: Path) -> None:

@@ -32,11 +32,21 @@ TERM = "2026-2027-1"
 
 def staff(i: int, **kw: object) -> dict:
     row = {
-        "id": f"T{i:04d}", "name": f"教师{i}", "type": "teacher", "department_id": "D01",
-        "major_id": "M0101", "title": "副教授", "degree": "硕士", "dual_qualified": True,
-        "fulltime": True, "birth_year": 1980 + i, "training_days": 5 + i,
-        "dingtalk_user_id": f"ding{i}", "mobile": f"1381234{i:04d}",
-        "email": f"t{i}@college.edu.cn", "updated_at": "2026-09-01T08:00:00+08:00",
+        "id": f"T{i:04d}",
+        "name": f"教师{i}",
+        "type": "teacher",
+        "department_id": "D01",
+        "major_id": "M0101",
+        "title": "副教授",
+        "degree": "硕士",
+        "dual_qualified": True,
+        "fulltime": True,
+        "birth_year": 1980 + i,
+        "training_days": 5 + i,
+        "dingtalk_user_id": f"ding{i}",
+        "mobile": f"1381234{i:04d}",
+        "email": f"t{i}@college.edu.cn",
+        "updated_at": "2026-09-01T08:00:00+08:00",
     }
     row.update(kw)
     return row
@@ -50,17 +60,26 @@ STAFF = [
     staff(5, mobile="138-1234-x005"),  # bad contact: kept without it, dead letter beside
 ]
 SCHOOL = {
-    "id": "SCH", "name": "示范职业技术学院",
-    "offices": [{"name": "人事处", "head": {"id": "P0001", "name": "人事处长", "mobile": "13900000001"}},
-                {"name": "教务处", "head": {"id": "P0002", "name": "教务处长"}}],
+    "id": "SCH",
+    "name": "示范职业技术学院",
+    "offices": [
+        {"name": "人事处", "head": {"id": "P0001", "name": "人事处长", "mobile": "13900000001"}},
+        {"name": "教务处", "head": {"id": "P0002", "name": "教务处长"}},
+    ],
     "quality_office": {"id": "P0003", "name": "质量办主任", "email": "zlb@college.edu.cn"},
 }
 
 
 def section(i: int, **kw: object) -> dict:
-    row = {"course_id": f"C{i:04d}", "teacher_id": f"T{i:04d}", "term": TERM,
-           "score_avg": 90 - i, "respondents": 30 + i, "enrolled": 40,
-           "updated_at": "2026-12-20T09:00:00+08:00"}
+    row = {
+        "course_id": f"C{i:04d}",
+        "teacher_id": f"T{i:04d}",
+        "term": TERM,
+        "score_avg": 90 - i,
+        "respondents": 30 + i,
+        "enrolled": 40,
+        "updated_at": "2026-12-20T09:00:00+08:00",
+    }
     row.update(kw)
     return row
 
@@ -140,9 +159,8 @@ def make_handler(api: Api) -> type[BaseHTTPRequestHandler]:
                 if page == 2 and api.once("expire"):
                     api.tokens.clear()  # the token expires mid-run
                     return self.reply(401, {"error": "token expired"})
-                items = STAFF[(page - 1) * size: page * size]
-                return self.reply(200, {"items": items, "page": page, "page_size": size,
-                                        "total": len(STAFF)})
+                items = STAFF[(page - 1) * size : page * size]
+                return self.reply(200, {"items": items, "page": page, "page_size": size, "total": len(STAFF)})
             if url.path == "/api/eval/sections":
                 if q.get("term") != TERM:
                     return self.reply(400, {"error": "term"})
@@ -162,8 +180,7 @@ def server() -> Iterator[tuple[str, Api]]:
     api = Api()
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(api))
     httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02},
-                              daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}", api
     httpd.shutdown()
@@ -188,7 +205,8 @@ def run(connector, **kw) -> tuple[ListDelivery, object]:  # type: ignore[no-unty
 
 
 def test_renshi_maps_school_and_staff_through_429_500_and_expiry(
-        server: tuple[str, Api], retry: RetryPolicy, sleeps: list[float]) -> None:
+    server: tuple[str, Api], retry: RetryPolicy, sleeps: list[float]
+) -> None:
     base, api = server
     renshi = RenshiConnector(base, USER, PASSWORD, retry=retry)
     renshi.streams[1].page_size = 2  # three pages
@@ -215,8 +233,14 @@ def test_renshi_maps_school_and_staff_through_429_500_and_expiry(
     t1 = entities["T0001"]
     assert (t1.kind, t1.parent_id) == (EntityKind.teacher, "D01")
     assert t1.responsible["teacher"].id == "T0001"
-    assert t1.attributes == {"title": "副教授", "degree": "硕士", "dual_qualified": True,
-                             "fulltime": True, "birth_year": 1981, "major_id": "M0101"}
+    assert t1.attributes == {
+        "title": "副教授",
+        "degree": "硕士",
+        "dual_qualified": True,
+        "fulltime": True,
+        "birth_year": 1981,
+        "major_id": "M0101",
+    }
     assert "T0002" not in entities and persons["T0002"].dingtalk_user_id == "ding2"
     assert "T0004" not in entities  # dead-lettered: no department
     assert "T0005" in entities and persons["T0005"].mobile is None
@@ -227,9 +251,10 @@ def test_renshi_maps_school_and_staff_through_429_500_and_expiry(
     assert (training["T0001"].value, training["T0001"].period) == (6.0, "2026")
 
     reasons = sorted(d.reason for d in delivery.dead_letters)
-    assert reasons == ["department_id: is missing",
-                       "staff.mobile: is not a phone number (6–15 digits); person kept "
-                       "without contacts"]
+    assert reasons == [
+        "department_id: is missing",
+        "staff.mobile: is not a phone number (6–15 digits); person kept without contacts",
+    ]
 
 
 def test_dead_letters_mask_staff_mobile(server: tuple[str, Api], retry: RetryPolicy) -> None:
@@ -244,7 +269,8 @@ def test_dead_letters_mask_staff_mobile(server: tuple[str, Api], retry: RetryPol
 
 
 def test_pingjiao_cursor_pages_and_slow_response(
-        server: tuple[str, Api], retry: RetryPolicy, sleeps: list[float]) -> None:
+    server: tuple[str, Api], retry: RetryPolicy, sleeps: list[float]
+) -> None:
     base, api = server
     pj = PingjiaoConnector(base, USER, PASSWORD, term=TERM, retry=retry, timeout=0.2)
     pj.streams[0].limit = 3
@@ -266,29 +292,24 @@ def test_pingjiao_cursor_pages_and_slow_response(
     assert dead.source == "pingjiao.sections"
 
 
-def test_retries_run_out_into_a_stream_error(server: tuple[str, Api], retry: RetryPolicy,
-                                             sleeps: list[float]) -> None:
+def test_retries_run_out_into_a_stream_error(server: tuple[str, Api], retry: RetryPolicy, sleeps: list[float]) -> None:
     base, api = server
     api.always_500 = True
     _, report = run(PingjiaoConnector(base, USER, PASSWORD, term=TERM, retry=retry))
-    assert report.errors == {
-        "sections": "source failed (retryable): pingjiao GET /api/eval/sections: HTTP 503"}
+    assert report.errors == {"sections": "source failed (retryable): pingjiao GET /api/eval/sections: HTTP 503"}
     assert sleeps == [0.5, 1.0, 2.0]  # exponential, 4 attempts in all
 
 
-def test_wrong_password_is_fatal_and_secret(server: tuple[str, Api], retry: RetryPolicy,
-                                            sleeps: list[float]) -> None:
+def test_wrong_password_is_fatal_and_secret(server: tuple[str, Api], retry: RetryPolicy, sleeps: list[float]) -> None:
     base, _ = server
     renshi = RenshiConnector(base, USER, "wrong-" + PASSWORD, retry=retry)
     _, report = run(renshi)
-    assert report.errors["staff"] == ("source failed (fatal): renshi: login rejected for user "
-                                      f"'{USER}' (HTTP 401)")
+    assert report.errors["staff"] == (f"source failed (fatal): renshi: login rejected for user '{USER}' (HTTP 401)")
     assert sleeps == []  # retrying bad credentials would only lock the account
     assert PASSWORD not in str(report)
 
 
-def test_secrets_never_shown(server: tuple[str, Api], retry: RetryPolicy,
-                             caplog: pytest.LogCaptureFixture) -> None:
+def test_secrets_never_shown(server: tuple[str, Api], retry: RetryPolicy, caplog: pytest.LogCaptureFixture) -> None:
     base, api = server
     caplog.set_level(logging.DEBUG)
     renshi = RenshiConnector(base, USER, PASSWORD, retry=retry)
@@ -298,10 +319,20 @@ def test_secrets_never_shown(server: tuple[str, Api], retry: RetryPolicy,
     api.always_500 = True
     with pytest.raises(Exception) as err:
         ApiClient(base, USER, PASSWORD, retry=retry).get_json("/api/school")
-    shown = [repr(renshi), str(renshi), repr(pj), str(pj), repr(renshi.api),
-             repr(renshi.api.__dict__),
-             repr(pj.streams), str(err.value), repr(err.value), str(report), caplog.text,
-             *(r.model_dump_json() for r in delivery.records)]
+    shown = [
+        repr(renshi),
+        str(renshi),
+        repr(pj),
+        str(pj),
+        repr(renshi.api),
+        repr(renshi.api.__dict__),
+        repr(pj.streams),
+        str(err.value),
+        repr(err.value),
+        str(report),
+        caplog.text,
+        *(r.model_dump_json() for r in delivery.records),
+    ]
     tokens = set(api.tokens)
     assert tokens
     for text in shown:
@@ -319,8 +350,9 @@ def test_fatal_on_unexpected_status() -> None:
             return httpx.Response(200, json={"token": "t"})
         return httpx.Response(404, json={})
 
-    api = ApiClient("http://campus.invalid", USER, PASSWORD,
-                    client=httpx.Client(transport=httpx.MockTransport(handler)))
+    api = ApiClient(
+        "http://campus.invalid", USER, PASSWORD, client=httpx.Client(transport=httpx.MockTransport(handler))
+    )
     with pytest.raises(FatalSourceError, match=r"api GET /api/school: HTTP 404"):
         api.get_json("/api/school")
 

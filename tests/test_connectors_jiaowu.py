@@ -66,40 +66,63 @@ def ts(minutes: float) -> str:
 def build_db(path: Path) -> str:
     con = sqlite3.connect(path)
     con.executescript(SCHEMA)
-    con.executemany("INSERT INTO departments VALUES (?,?,?,?,?)", [
-        ("D01", "信息工程学院", "T0001", "张院长", ts(0)),
-        ("D02", "机电工程学院", None, None, ts(0)),  # vacant dean: no responsible person
-    ])
-    con.executemany("INSERT INTO majors VALUES (?,?,?,?,?,?)", [
-        ("M0101", "软件技术", "D01", "T0002", "李带头人", ts(0)),
-        ("M0102", "大数据技术", "D01", "T0003", "王带头人", ts(0)),
-    ])
-    con.execute("INSERT INTO classes VALUES (?,?,?,?,?,?,?)",
-                ("K01012401", "软件2401", "M0101", "C0001", "赵辅导员", 2024, ts(0)))
-    con.executemany("INSERT INTO students VALUES (?,?,?,?,?,?,?)", [
-        ("2024010101", "陈一", "K01012401", ID_CARDS[0], MOBILES[0], "在读", ts(0)),
-        ("2024010102", "林二", "K01012401", ID_CARDS[1], MOBILES[1], "休学", ts(0)),
-        ("2024010103", "黄三", None, ID_CARDS[2], MOBILES[2], "在读", ts(0)),  # bad: no class
-    ])
-    con.execute("INSERT INTO courses VALUES (?,?,?,?,?,?,?,?)",
-                ("C0001", "Python程序设计", "M0101", "T0004", "周老师", 4, 3.5, ts(0)))
-    con.executemany("INSERT INTO attendance VALUES (?,?,?,?,?,?,?,?)", [
-        (i, "2024010101", "C0001", "2026-W37", 4, 5 if i == 7 else 3, 0, ts(i - 1))
-        for i in range(1, N_ATTENDANCE + 1)  # row 7 is bad: attended > scheduled
-    ])
-    con.executemany("INSERT INTO grades VALUES (?,?,?,?,?,?,?)", [
-        (1, "2024010101", "C0001", "2025-2026-2", 86.5, 3.5, ts(1)),
-        (2, "2024010102", "C0001", "2025-2026-2", 120, 3.5, ts(2)),  # bad: score > 100
-        (3, "2024010102", "C0001", "2025-2026-2", "九十", 3.5, ts(3)),  # bad: not a number
-    ])
-    con.executemany("INSERT INTO teaching_plans VALUES (?,?,?,?,?)", [
-        ("M0101", 2023, 2500, 1000, ts(0)),  # older cohort: ignored
-        ("M0101", 2024, 2600, 1400, ts(0)),
-        ("M0102", 2024, 0, 0, ts(0)),  # bad: no hours
-    ])
-    con.executemany("INSERT INTO course_progress VALUES (?,?,?,?,?,?,?,?)", [
-        (i, cid, "2026-2027-1", week, n, planned, taught, ts(m))
-        for i, cid, week, n, planned, taught, m in PROGRESS])
+    con.executemany(
+        "INSERT INTO departments VALUES (?,?,?,?,?)",
+        [
+            ("D01", "信息工程学院", "T0001", "张院长", ts(0)),
+            ("D02", "机电工程学院", None, None, ts(0)),  # vacant dean: no responsible person
+        ],
+    )
+    con.executemany(
+        "INSERT INTO majors VALUES (?,?,?,?,?,?)",
+        [
+            ("M0101", "软件技术", "D01", "T0002", "李带头人", ts(0)),
+            ("M0102", "大数据技术", "D01", "T0003", "王带头人", ts(0)),
+        ],
+    )
+    con.execute(
+        "INSERT INTO classes VALUES (?,?,?,?,?,?,?)",
+        ("K01012401", "软件2401", "M0101", "C0001", "赵辅导员", 2024, ts(0)),
+    )
+    con.executemany(
+        "INSERT INTO students VALUES (?,?,?,?,?,?,?)",
+        [
+            ("2024010101", "陈一", "K01012401", ID_CARDS[0], MOBILES[0], "在读", ts(0)),
+            ("2024010102", "林二", "K01012401", ID_CARDS[1], MOBILES[1], "休学", ts(0)),
+            ("2024010103", "黄三", None, ID_CARDS[2], MOBILES[2], "在读", ts(0)),  # bad: no class
+        ],
+    )
+    con.execute(
+        "INSERT INTO courses VALUES (?,?,?,?,?,?,?,?)",
+        ("C0001", "Python程序设计", "M0101", "T0004", "周老师", 4, 3.5, ts(0)),
+    )
+    con.executemany(
+        "INSERT INTO attendance VALUES (?,?,?,?,?,?,?,?)",
+        [
+            (i, "2024010101", "C0001", "2026-W37", 4, 5 if i == 7 else 3, 0, ts(i - 1))
+            for i in range(1, N_ATTENDANCE + 1)  # row 7 is bad: attended > scheduled
+        ],
+    )
+    con.executemany(
+        "INSERT INTO grades VALUES (?,?,?,?,?,?,?)",
+        [
+            (1, "2024010101", "C0001", "2025-2026-2", 86.5, 3.5, ts(1)),
+            (2, "2024010102", "C0001", "2025-2026-2", 120, 3.5, ts(2)),  # bad: score > 100
+            (3, "2024010102", "C0001", "2025-2026-2", "九十", 3.5, ts(3)),  # bad: not a number
+        ],
+    )
+    con.executemany(
+        "INSERT INTO teaching_plans VALUES (?,?,?,?,?)",
+        [
+            ("M0101", 2023, 2500, 1000, ts(0)),  # older cohort: ignored
+            ("M0101", 2024, 2600, 1400, ts(0)),
+            ("M0102", 2024, 0, 0, ts(0)),  # bad: no hours
+        ],
+    )
+    con.executemany(
+        "INSERT INTO course_progress VALUES (?,?,?,?,?,?,?,?)",
+        [(i, cid, "2026-2027-1", week, n, planned, taught, ts(m)) for i, cid, week, n, planned, taught, m in PROGRESS],
+    )
     con.commit()
     con.close()
     return f"sqlite:///{path}"
@@ -146,13 +169,10 @@ def test_full_run_maps_every_table(url: str) -> None:
 
     reasons = {(d.source, d.reason) for d in delivery.dead_letters}
     assert ("jiaowu.students", "class_id: is missing") in reasons
-    assert any(s == "jiaowu.attendance" and "attended + excused exceeds scheduled" in r
-               for s, r in reasons)
-    assert any(s == "jiaowu.grades" and "score" in r and "less than or equal to 100" in r
-               for s, r in reasons)
+    assert any(s == "jiaowu.attendance" and "attended + excused exceeds scheduled" in r for s, r in reasons)
+    assert any(s == "jiaowu.grades" and "score" in r and "less than or equal to 100" in r for s, r in reasons)
     assert ("jiaowu.grades", "score: '九十' is not a number") in reasons
-    assert any(s == "jiaowu.teaching_plans" and r.startswith("total_hours: must be positive")
-               for s, r in reasons)
+    assert any(s == "jiaowu.teaching_plans" and r.startswith("total_hours: must be positive") for s, r in reasons)
     assert report.streams["attendance"].rejected == 1
     assert report.streams["attendance"].sent == N_ATTENDANCE - 1
     assert report.streams["course_progress"].sent == 4
@@ -160,8 +180,9 @@ def test_full_run_maps_every_table(url: str) -> None:
 
 
 def deviations(delivery: ListDelivery) -> dict[tuple[str, str], float]:
-    return {(o.entity_id, o.period): o.value for o in delivery.of(Observation)
-            if o.metric == "course.schedule_deviation"}
+    return {
+        (o.entity_id, o.period): o.value for o in delivery.of(Observation) if o.metric == "course.schedule_deviation"
+    }
 
 
 def test_course_progress_maps_weeks_behind_the_teaching_schedule(url: str) -> None:
@@ -169,10 +190,13 @@ def test_course_progress_maps_weeks_behind_the_teaching_schedule(url: str) -> No
     with only(JiaowuConnector(url, "SCH"), "course_progress") as jw:
         report = run_connector(jw, delivery, MemoryBookmarks())
     assert not report.errors
-    assert deviations(delivery) == {("C0001", "2026-W37"): 0.0, ("C0002", "2026-W37"): 0.0,
-                                    ("C0001", "2026-W38"): 1.5, ("C0002", "2026-W38"): 1.3}
-    obs = next(o for o in delivery.of(Observation)
-               if (o.entity_id, o.period) == ("C0001", "2026-W38"))
+    assert deviations(delivery) == {
+        ("C0001", "2026-W37"): 0.0,
+        ("C0002", "2026-W37"): 0.0,
+        ("C0001", "2026-W38"): 1.5,
+        ("C0002", "2026-W38"): 1.3,
+    }
+    obs = next(o for o in delivery.of(Observation) if (o.entity_id, o.period) == ("C0001", "2026-W38"))
     assert obs.level.value == "course" and obs.source == "jiaowu.course_progress"
     assert obs.observed_at == T0 + timedelta(minutes=2)
     assert obs.key == "jiaowu.course_progress|course.schedule_deviation|C0001|2026-W38"
@@ -193,10 +217,8 @@ def test_course_progress_is_incremental(url: str, tmp_path: Path) -> None:
     assert json.loads(bookmarks.get("jiaowu", "course_progress"))["id"] == len(PROGRESS)
     # The teacher catches up: a corrected W38 row for C0001 with a later timestamp.
     con = sqlite3.connect(tmp_path / "jiaowu.sqlite")
-    con.execute("INSERT INTO course_progress VALUES "
-                "(9, 'C0001', '2026-2027-1', '2026-W39', 2, 6, 5, ?)", (ts(60),))
-    con.execute("UPDATE course_progress SET taught_sessions_cum = 4, updated_at = ? WHERE id = 3",
-                (ts(61),))
+    con.execute("INSERT INTO course_progress VALUES (9, 'C0001', '2026-2027-1', '2026-W39', 2, 6, 5, ?)", (ts(60),))
+    con.execute("UPDATE course_progress SET taught_sessions_cum = 4, updated_at = ? WHERE id = 3", (ts(61),))
     con.commit()
     con.close()
     second = ListDelivery()
@@ -252,8 +274,7 @@ def test_rerun_with_lookback_rereads_without_loss(url: str) -> None:
     second = ListDelivery()
     run_connector(jw, second, bookmarks, batch_size=10)
     # The lookback re-reads rows already delivered: duplicates by key, never a gap.
-    assert first.keys() | second.keys() == {
-        f"jiaowu:attendance:{i}" for i in range(1, N_ATTENDANCE + 1) if i != 7}
+    assert first.keys() | second.keys() == {f"jiaowu:attendance:{i}" for i in range(1, N_ATTENDANCE + 1) if i != 7}
 
 
 @pytest.mark.parametrize(("lookback", "seen"), [(timedelta(hours=1), True), (timedelta(0), False)])
@@ -265,8 +286,7 @@ def test_late_committed_row_inside_lookback(url: str, lookback: timedelta, seen:
 
     # A transaction that began earlier commits now: its updated_at is older than the bookmark.
     con = sqlite3.connect(url.removeprefix("sqlite:///"))
-    con.execute("INSERT INTO attendance VALUES (100,'2024010102','C0001','2026-W37',4,2,1,?)",
-                (ts(3),))
+    con.execute("INSERT INTO attendance VALUES (100,'2024010102','C0001','2026-W37',4,2,1,?)", (ts(3),))
     con.commit()
     con.close()
 
@@ -281,10 +301,10 @@ def test_batches_and_on_batch_callback(url: str) -> None:
     calls: list[tuple[str, int]] = []
     jw = only(JiaowuConnector(url, "SCH"), "attendance")
     delivery = ListDelivery()
-    report = run_connector(jw, delivery, MemoryBookmarks(), batch_size=10,
-                           on_batch=lambda source, n: calls.append((source, n)))
-    assert calls == [("jiaowu.attendance", 10), ("jiaowu.attendance", 10),
-                     ("jiaowu.attendance", 5)]
+    report = run_connector(
+        jw, delivery, MemoryBookmarks(), batch_size=10, on_batch=lambda source, n: calls.append((source, n))
+    )
+    assert calls == [("jiaowu.attendance", 10), ("jiaowu.attendance", 10), ("jiaowu.attendance", 5)]
     assert report.streams["attendance"].batches == 3 and delivery.calls == 3
 
 
@@ -317,8 +337,7 @@ def test_missing_table_is_a_fatal_stream_error(tmp_path: Path) -> None:
 
 def test_corrupt_bookmark_is_reported(url: str) -> None:
     bookmarks = MemoryBookmarks({("jiaowu", "attendance"): "not json"})
-    report = run_connector(only(JiaowuConnector(url, "SCH"), "attendance"), ListDelivery(),
-                           bookmarks)
+    report = run_connector(only(JiaowuConnector(url, "SCH"), "attendance"), ListDelivery(), bookmarks)
     assert "stored bookmark is not an (updated_at, id) cursor" in report.errors["attendance"]
 
 

@@ -8,7 +8,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import ClassVar
 
@@ -32,10 +32,10 @@ from zhengai.connectors.base import Row
 from zhengai.connectors.errors import FatalDeliveryError, RetryableDeliveryError
 from zhengai.connectors.schedule import format_duration
 from zhengai.connectors.testing import ListDelivery
-from zhengai.ingest.records import GradeEvent
 from zhengai.connectors.values import CHINA_TZ
+from zhengai.ingest.records import GradeEvent
 
-T0 = datetime(2026, 9, 7, 2, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 9, 7, 2, 0, tzinfo=UTC)
 
 
 def grade(i: int) -> dict:
@@ -58,9 +58,18 @@ class Grades(Stream):
         yield from (r for r in self.rows if cursor is None or r["updated_at"] > cursor)
 
     def map(self, row: Row) -> list[GradeEvent]:
-        return [GradeEvent(occurred_at=row["updated_at"], source=self.source,
-                           key=f"fake:{row['id']}", student_id="S1", course_id="C1",
-                           term="2026-2027-1", score=80, credits=2)]
+        return [
+            GradeEvent(
+                occurred_at=row["updated_at"],
+                source=self.source,
+                key=f"fake:{row['id']}",
+                student_id="S1",
+                course_id="C1",
+                term="2026-2027-1",
+                score=80,
+                credits=2,
+            )
+        ]
 
     def cursor_time(self, cursor: str) -> datetime:
         return datetime.fromisoformat(cursor)
@@ -82,6 +91,7 @@ def metric(name: str, **labels: str) -> float | None:
 
 # --- schedules ---------------------------------------------------------------------------------
 
+
 def test_interval_schedule() -> None:
     s = Schedule(every=timedelta(minutes=15))
     assert s.next_after(T0) == T0 + timedelta(minutes=15)
@@ -89,13 +99,19 @@ def test_interval_schedule() -> None:
     assert str(s) == "every 15m"
 
 
-@pytest.mark.parametrize(("expr", "after", "expected"), [
-    # 02:00 Beijing time is 18:00 UTC the day before, whatever the host's zone.
-    ("0 2 * * *", T0, datetime(2026, 9, 7, 18, 0, tzinfo=timezone.utc)),
-    ("*/15 * * * *", T0 + timedelta(minutes=1), T0 + timedelta(minutes=15)),
-    ("0 8 * * 1-5", datetime(2026, 9, 11, 1, 0, tzinfo=timezone.utc),  # Friday 09:00 CST
-     datetime(2026, 9, 14, 0, 0, tzinfo=timezone.utc)),  # → Monday 08:00 CST
-])
+@pytest.mark.parametrize(
+    ("expr", "after", "expected"),
+    [
+        # 02:00 Beijing time is 18:00 UTC the day before, whatever the host's zone.
+        ("0 2 * * *", T0, datetime(2026, 9, 7, 18, 0, tzinfo=UTC)),
+        ("*/15 * * * *", T0 + timedelta(minutes=1), T0 + timedelta(minutes=15)),
+        (
+            "0 8 * * 1-5",
+            datetime(2026, 9, 11, 1, 0, tzinfo=UTC),  # Friday 09:00 CST
+            datetime(2026, 9, 14, 0, 0, tzinfo=UTC),
+        ),  # → Monday 08:00 CST
+    ],
+)
 def test_cron_schedule_in_beijing_time(expr: str, after: datetime, expected: datetime) -> None:
     assert Schedule(cron=expr, tz=CHINA_TZ).next_after(after) == expected
 
@@ -116,6 +132,7 @@ def test_schedule_rejects_nonsense() -> None:
 
 # --- health ------------------------------------------------------------------------------------
 
+
 def test_overdue_warning_once_per_episode_and_recovery(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="zhengai.connectors.health")
     connector = Fake(Grades([grade(1)]))
@@ -125,8 +142,7 @@ def test_overdue_warning_once_per_episode_and_recovery(caplog: pytest.LogCapture
     assert health.check(T0 + timedelta(minutes=61))
     assert not health.check(T0 + timedelta(minutes=90))  # one warning per episode
     assert metric("zhengai_connector_overdue", connector="fake_health") == 1
-    assert metric("zhengai_connector_overdue_warnings_total",
-                  connector="fake_health") == warned_before + 1
+    assert metric("zhengai_connector_overdue_warnings_total", connector="fake_health") == warned_before + 1
     [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert warning.getMessage().startswith("event=connector_overdue connector=fake_health ")
     assert "expected_within_s=3600" in warning.getMessage() and "last_success=never" in warning.getMessage()
@@ -140,8 +156,7 @@ def test_overdue_warning_once_per_episode_and_recovery(caplog: pytest.LogCapture
     assert "event=connector_recovered" in caplog.text
     # lag: the newest delivered row is 10:01 CST = 02:01 UTC, two hours before
     assert health.lag["grades"] == timedelta(hours=1, minutes=59)
-    assert metric("zhengai_connector_lag_seconds", connector="fake_health",
-                  stream="grades") == 7140
+    assert metric("zhengai_connector_lag_seconds", connector="fake_health", stream="grades") == 7140
     assert health.summary()["sent"] == 1
 
 
@@ -158,14 +173,19 @@ def test_failed_runs_count_and_do_not_reset_the_window() -> None:
 
 # --- the runner ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("error", "kind", "retry_soon"), [
-    (RetryableSourceError("connection reset"), "retryable", True),
-    (FatalSourceError("no such table"), "fatal", False),
-])
+
+@pytest.mark.parametrize(
+    ("error", "kind", "retry_soon"),
+    [
+        (RetryableSourceError("connection reset"), "retryable", True),
+        (FatalSourceError("no such table"), "fatal", False),
+    ],
+)
 def test_backoff_by_error_type(error: Exception, kind: str, retry_soon: bool) -> None:
     connector = Fake(Grades([], error=error))
-    job = ConnectorJob(connector, Schedule(every=timedelta(hours=1)),
-                       ConnectorHealth("fake", timedelta(hours=3), started=T0))
+    job = ConnectorJob(
+        connector, Schedule(every=timedelta(hours=1)), ConnectorHealth("fake", timedelta(hours=3), started=T0)
+    )
     report = job.run(ListDelivery(), MemoryBookmarks(), lambda: T0)
     assert report.streams["grades"].error_kind == kind
     assert report.retryable is retry_soon
@@ -176,11 +196,14 @@ def test_backoff_by_error_type(error: Exception, kind: str, retry_soon: bool) ->
         assert nxt == T0 + timedelta(hours=1)
 
 
-@pytest.mark.parametrize(("exc", "kind"), [
-    (RetryableDeliveryError("broker down"), "retryable"),
-    (FatalDeliveryError("message too large"), "fatal"),
-    (ConnectionError("reset"), "retryable"),  # an untyped delivery failure is assumed transient
-])
+@pytest.mark.parametrize(
+    ("exc", "kind"),
+    [
+        (RetryableDeliveryError("broker down"), "retryable"),
+        (FatalDeliveryError("message too large"), "fatal"),
+        (ConnectionError("reset"), "retryable"),  # an untyped delivery failure is assumed transient
+    ],
+)
 def test_delivery_error_kinds(exc: Exception, kind: str) -> None:
     class Failing(ListDelivery):
         def deliver(self, records):  # type: ignore[no-untyped-def]
@@ -193,8 +216,7 @@ def test_delivery_error_kinds(exc: Exception, kind: str) -> None:
 
 def test_after_delivery_sees_each_acknowledged_batch_only() -> None:
     stream = Grades([grade(i) for i in range(1, 6)])
-    run_connector(Fake(stream), ListDelivery(fail=lambda n, _: n == 2), MemoryBookmarks(),
-                  batch_size=2)
+    run_connector(Fake(stream), ListDelivery(fail=lambda n, _: n == 2), MemoryBookmarks(), batch_size=2)
     assert stream.delivered == [[1, 2]]  # the failed batch never reached the hook
 
 
@@ -202,8 +224,7 @@ def test_stop_request_ends_a_run_between_batches() -> None:
     stream = Grades([grade(i) for i in range(1, 8)])
     bookmarks = MemoryBookmarks()
     delivery = ListDelivery()
-    report = run_connector(Fake(stream), delivery, bookmarks, batch_size=3,
-                           should_stop=lambda: delivery.calls >= 1)
+    report = run_connector(Fake(stream), delivery, bookmarks, batch_size=3, should_stop=lambda: delivery.calls >= 1)
     stats = report.streams["grades"]
     assert stats.stopped and report.ok and stats.read == 3
     assert bookmarks.get("fake", "grades") == grade(3)["updated_at"]
@@ -214,9 +235,11 @@ def test_stop_request_ends_a_run_between_batches() -> None:
 def test_run_once_and_the_loop() -> None:
     stream = Grades([grade(1), grade(2)])
     bookmarks = MemoryBookmarks()
-    job = ConnectorJob(Fake(stream), Schedule(every=timedelta(seconds=0.05)),
-                       ConnectorHealth("fake_loop", timedelta(hours=1),
-                                       started=datetime.now(timezone.utc)))
+    job = ConnectorJob(
+        Fake(stream),
+        Schedule(every=timedelta(seconds=0.05)),
+        ConnectorHealth("fake_loop", timedelta(hours=1), started=datetime.now(UTC)),
+    )
     delivery = ListDelivery()
     runner = Runner([job], delivery, bookmarks, health_tick=timedelta(seconds=0.02))
     reports = runner.run_once()
@@ -240,8 +263,11 @@ def test_runner_survives_a_broken_bookmark_store() -> None:
         def get(self, connector: str, stream: str) -> str | None:
             raise OSError("disk gone")
 
-    job = ConnectorJob(Fake(Grades([grade(1)])), Schedule(every=timedelta(minutes=5)),
-                       ConnectorHealth("fake_broken", timedelta(hours=1), started=T0))
+    job = ConnectorJob(
+        Fake(Grades([grade(1)])),
+        Schedule(every=timedelta(minutes=5)),
+        ConnectorHealth("fake_broken", timedelta(hours=1), started=T0),
+    )
     report = job.run(ListDelivery(), Broken(), lambda: T0)
     assert not report.ok and report.retryable
     assert job.health.consecutive_failures == 1
@@ -250,6 +276,7 @@ def test_runner_survives_a_broken_bookmark_store() -> None:
 
 
 # --- SQL bookmarks -----------------------------------------------------------------------------
+
 
 def test_sql_bookmarks_on_sqlite_survive_a_restart(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'state.sqlite'}"
@@ -274,9 +301,11 @@ def test_sql_bookmarks_on_sqlite_survive_a_restart(tmp_path: Path) -> None:
 def test_sql_bookmarks_keep_an_existing_table(tmp_path: Path) -> None:
     path = tmp_path / "owned.sqlite"
     con = sqlite3.connect(path)  # the store's migration made it, with an extra column
-    con.execute("CREATE TABLE connector_bookmarks (connector TEXT, stream TEXT, value TEXT, "
-                "updated_at TIMESTAMP, note TEXT DEFAULT 'migrated', "
-                "PRIMARY KEY (connector, stream))")
+    con.execute(
+        "CREATE TABLE connector_bookmarks (connector TEXT, stream TEXT, value TEXT, "
+        "updated_at TIMESTAMP, note TEXT DEFAULT 'migrated', "
+        "PRIMARY KEY (connector, stream))"
+    )
     con.commit()
     con.close()
     store = SqlBookmarks(f"sqlite:///{path}")
@@ -284,7 +313,6 @@ def test_sql_bookmarks_keep_an_existing_table(tmp_path: Path) -> None:
     store.put("a", "b", "2")
     assert store.get("a", "b") == "2"
     con = sqlite3.connect(path)
-    assert con.execute("SELECT value, note FROM connector_bookmarks").fetchall() == [
-        ("2", "migrated")]
+    assert con.execute("SELECT value, note FROM connector_bookmarks").fetchall() == [("2", "migrated")]
     con.close()
     store.close()

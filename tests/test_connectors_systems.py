@@ -36,21 +36,54 @@ def soft_delete_db(path: Path) -> str:
         scheduled INTEGER, attended INTEGER, excused INTEGER, updated_at TEXT, deleted_at TEXT);
     CREATE TABLE enrollments (student_id TEXT, course_id TEXT, term TEXT);
     """)
-    con.executemany("INSERT INTO departments VALUES (?,?,?,?,?,?)", [
-        ("D01", "信息工程学院", "T1", "张院长", "2026-09-01T08:00:00+08:00", 0),
-        ("D09", "已撤销学院", None, None, "2026-09-02T08:00:00+08:00", 1)])
-    con.executemany("INSERT INTO students VALUES (?,?,?,?,?,?,?,?)", [
-        ("2024010101", "陈一", "K1", "110101200401011234", "13812345678", "在读",
-         "2026-09-01T08:00:00+08:00", "否"),
-        ("2024010102", "林二", "K1", "32010220040202567X", "13987654321", "在读",
-         "2026-09-01T08:00:00+08:00", "是")])
-    con.executemany("INSERT INTO attendance VALUES (?,?,?,?,?,?,?,?,?)", [
-        (1, "2024010101", "C1", "2026-W37", 4, 4, 0, "2026-09-11T18:00:00+08:00", None),
-        (2, "2024010101", "C1", "2026-W38", 4, 3, 0, "2026-09-18T18:00:00+08:00",
-         "2026-09-19T09:00:00+08:00")])
-    con.executemany("INSERT INTO enrollments VALUES (?,?,?)", [
-        ("2024010101", "C1", TERM), ("2024010102", "C1", TERM), ("2024010101", "C2", TERM),
-        ("2024010101", "C1", "2025-2026-2")])
+    con.executemany(
+        "INSERT INTO departments VALUES (?,?,?,?,?,?)",
+        [
+            ("D01", "信息工程学院", "T1", "张院长", "2026-09-01T08:00:00+08:00", 0),
+            ("D09", "已撤销学院", None, None, "2026-09-02T08:00:00+08:00", 1),
+        ],
+    )
+    con.executemany(
+        "INSERT INTO students VALUES (?,?,?,?,?,?,?,?)",
+        [
+            (
+                "2024010101",
+                "陈一",
+                "K1",
+                "110101200401011234",
+                "13812345678",
+                "在读",
+                "2026-09-01T08:00:00+08:00",
+                "否",
+            ),
+            (
+                "2024010102",
+                "林二",
+                "K1",
+                "32010220040202567X",
+                "13987654321",
+                "在读",
+                "2026-09-01T08:00:00+08:00",
+                "是",
+            ),
+        ],
+    )
+    con.executemany(
+        "INSERT INTO attendance VALUES (?,?,?,?,?,?,?,?,?)",
+        [
+            (1, "2024010101", "C1", "2026-W37", 4, 4, 0, "2026-09-11T18:00:00+08:00", None),
+            (2, "2024010101", "C1", "2026-W38", 4, 3, 0, "2026-09-18T18:00:00+08:00", "2026-09-19T09:00:00+08:00"),
+        ],
+    )
+    con.executemany(
+        "INSERT INTO enrollments VALUES (?,?,?)",
+        [
+            ("2024010101", "C1", TERM),
+            ("2024010102", "C1", TERM),
+            ("2024010101", "C2", TERM),
+            ("2024010101", "C1", "2025-2026-2"),
+        ],
+    )
     con.commit()
     con.close()
     return f"sqlite:///{path}"
@@ -59,8 +92,7 @@ def soft_delete_db(path: Path) -> str:
 def test_jiaowu_soft_deletes_and_enrollments(tmp_path: Path) -> None:
     url = soft_delete_db(tmp_path / "jw.sqlite")
     jw = JiaowuConnector(url, "SCH")
-    jw.streams = tuple(s for s in jw.streams
-                       if s.name in ("departments", "students", "attendance", "enrollments"))
+    jw.streams = tuple(s for s in jw.streams if s.name in ("departments", "students", "attendance", "enrollments"))
     delivery = ListDelivery()
     with jw:
         report = run_connector(jw, delivery, MemoryBookmarks())
@@ -81,21 +113,63 @@ def test_jiaowu_soft_deletes_and_enrollments(tmp_path: Path) -> None:
 
 
 SECTIONS = [
-    {"course_id": "C0001", "teacher_id": "T0001", "teacher_name": "周老师", "term": TERM,
-     "score_avg": 91.5, "respondents": 38, "enrolled": 40,
-     "updated_at": "2026-12-20T09:00:00+08:00"},
+    {
+        "course_id": "C0001",
+        "teacher_id": "T0001",
+        "teacher_name": "周老师",
+        "term": TERM,
+        "score_avg": 91.5,
+        "respondents": 38,
+        "enrolled": 40,
+        "updated_at": "2026-12-20T09:00:00+08:00",
+    },
 ]
 RATINGS = [
-    {"id": 1, "course_id": "C0001", "teacher_id": "T0001", "term": TERM, "score": 88,
-     "observer_type": "督导", "observed_at": "2026-10-09T10:00:00+08:00"},
-    {"id": 2, "course_id": "C0001", "teacher_id": "T0001", "term": TERM, "score": "92.0",
-     "observer_type": "同行", "observed_at": "2026-11-02T10:00:00+08:00"},
-    {"id": 3, "course_id": "C0001", "teacher_id": "T0001", "term": TERM, "score": 130,
-     "observer_type": "督导", "observed_at": "2026-11-20T10:00:00+08:00"},
-    {"id": 4, "course_id": "C0002", "teacher_id": "T0002", "term": TERM, "score": 76,
-     "observer_type": "督导", "observed_at": "2026-10-15T10:00:00+08:00"},
-    {"id": 5, "course_id": "C0003", "teacher_id": "T0003", "term": TERM, "score": "缺",
-     "observer_type": "督导", "observed_at": "2026-10-15T10:00:00+08:00"},
+    {
+        "id": 1,
+        "course_id": "C0001",
+        "teacher_id": "T0001",
+        "term": TERM,
+        "score": 88,
+        "observer_type": "督导",
+        "observed_at": "2026-10-09T10:00:00+08:00",
+    },
+    {
+        "id": 2,
+        "course_id": "C0001",
+        "teacher_id": "T0001",
+        "term": TERM,
+        "score": "92.0",
+        "observer_type": "同行",
+        "observed_at": "2026-11-02T10:00:00+08:00",
+    },
+    {
+        "id": 3,
+        "course_id": "C0001",
+        "teacher_id": "T0001",
+        "term": TERM,
+        "score": 130,
+        "observer_type": "督导",
+        "observed_at": "2026-11-20T10:00:00+08:00",
+    },
+    {
+        "id": 4,
+        "course_id": "C0002",
+        "teacher_id": "T0002",
+        "term": TERM,
+        "score": 76,
+        "observer_type": "督导",
+        "observed_at": "2026-10-15T10:00:00+08:00",
+    },
+    {
+        "id": 5,
+        "course_id": "C0003",
+        "teacher_id": "T0003",
+        "term": TERM,
+        "score": "缺",
+        "observer_type": "督导",
+        "observed_at": "2026-10-15T10:00:00+08:00",
+    },
 ]
 
 
@@ -107,8 +181,7 @@ def eval_api(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json={"items": SECTIONS, "next_cursor": None})
     if request.url.path == "/api/eval/supervisor":
         start, limit = int(q["offset"]), int(q["limit"])
-        return httpx.Response(200, json={"items": RATINGS[start:start + limit],
-                                         "total": len(RATINGS)})
+        return httpx.Response(200, json={"items": RATINGS[start : start + limit], "total": len(RATINGS)})
     return httpx.Response(404)
 
 
@@ -117,40 +190,54 @@ def test_pingjiao_supervisor_ratings_and_teacher_names() -> None:
 
     client = httpx.Client(transport=httpx.MockTransport(eval_api))
     api = ApiClient("http://pj.invalid", "u", "p", client=client, name="pingjiao")
-    pj = PingjiaoConnector(None, api=api, term=TERM, supervisor_path="/api/eval/supervisor",
-                           supervisor_pagination=OffsetPagination(limit=2))
+    pj = PingjiaoConnector(
+        None,
+        api=api,
+        term=TERM,
+        supervisor_path="/api/eval/supervisor",
+        supervisor_pagination=OffsetPagination(limit=2),
+    )
     delivery = ListDelivery()
     report = run_connector(pj, delivery, MemoryBookmarks())
     assert report.ok, report.errors
-    rating = {o.entity_id: o for o in delivery.of(Observation)
-              if o.metric == "course.supervisor_rating"}
+    rating = {o.entity_id: o for o in delivery.of(Observation) if o.metric == "course.supervisor_rating"}
     assert rating["C0001"].value == 90.0  # (88 + 92) / 2; the 130 is dead-lettered on its own
     assert rating["C0001"].key == f"pingjiao.supervisor|course.supervisor_rating|C0001|T0001|{TERM}"
     assert rating["C0001"].observed_at.isoformat() == "2026-11-02T02:00:00+00:00"
     assert rating["C0002"].value == 76.0 and "C0003" not in rating
     reasons = sorted(d.reason for d in delivery.dead_letters)
-    assert reasons == ["rating 3: score: 130 is outside 0..100",
-                       "ratings: none of 1 is usable"]
+    assert reasons == ["rating 3: score: 130 is outside 0..100", "ratings: none of 1 is usable"]
     assert delivery.of(Person) == [Person(id="T0001", name="周老师")]
     assert json.loads(delivery.dead_letters[0].raw)["course_id"] in ("C0001", "C0003")
 
 
 def test_caiwu_category_table_from_the_configuration(tmp_path: Path) -> None:
     path = tmp_path / "c.csv"
-    path.write_text("年度,科目代码,科目名称,预算数(元),执行数(元)\n"
-                    "2026,50201,师资培训费,\"100,000\",\"90,000\"\n"
-                    "2026,5002,教师培训经费,1,1\n", encoding="gbk")
+    path.write_text(
+        "年度,科目代码,科目名称,预算数(元),执行数(元)\n"
+        '2026,50201,师资培训费,"100,000","90,000"\n'
+        "2026,5002,教师培训经费,1,1\n",
+        encoding="gbk",
+    )
     delivery = ListDelivery()
-    run_connector(CaiwuConnector(path, "SCH", categories={"50201": "teacher_training"}),
-                  delivery, MemoryBookmarks())
+    run_connector(CaiwuConnector(path, "SCH", categories={"50201": "teacher_training"}), delivery, MemoryBookmarks())
     assert [(e.key, e.category, e.actual) for e in delivery.records] == [
-        ("caiwu:SCH:2026:50201", "teacher_training", 90_000.0)]
+        ("caiwu:SCH:2026:50201", "teacher_training", 90_000.0)
+    ]
 
 
 def test_renshi_bad_hire_year_rejects_the_observation_not_the_teacher() -> None:
-    staff = [{"id": "T1", "name": "新教师", "type": "teacher", "department_id": "D01",
-              "enterprise_practice_days": 10, "hire_year": 2030,
-              "updated_at": "2026-09-01T08:00:00+08:00"}]
+    staff = [
+        {
+            "id": "T1",
+            "name": "新教师",
+            "type": "teacher",
+            "department_id": "D01",
+            "enterprise_practice_days": 10,
+            "hire_year": 2030,
+            "updated_at": "2026-09-01T08:00:00+08:00",
+        }
+    ]
 
     def hr(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/api/login":
@@ -159,8 +246,7 @@ def test_renshi_bad_hire_year_rejects_the_observation_not_the_teacher() -> None:
             return httpx.Response(200, json={"id": "SCH", "name": "学院"})
         return httpx.Response(200, json={"items": staff, "total": 1})
 
-    rs = RenshiConnector("http://hr.invalid", "u", "p",
-                         client=httpx.Client(transport=httpx.MockTransport(hr)))
+    rs = RenshiConnector("http://hr.invalid", "u", "p", client=httpx.Client(transport=httpx.MockTransport(hr)))
     delivery = ListDelivery()
     run_connector(rs, delivery, MemoryBookmarks())
     assert [d.reason for d in delivery.dead_letters] == ["hire_year: 2030 is after the year 2026"]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr, ValidationError
+
 from zhengai.connectors.base import MemoryBookmarks, run_connector
 from zhengai.connectors.files import is_footer_row, is_unit_row, read_table
 from zhengai.connectors.http import ApiClient
@@ -16,9 +17,8 @@ from zhengai.connectors.loading import ConfigError, build_connector, load_config
 from zhengai.connectors.registry import CONNECTORS
 from zhengai.connectors.tables import SYSTEMS, TableMapping
 from zhengai.connectors.testing import ListDelivery
-from zhengai.ingest.records import DeadLetter, Observation
-
 from zhengai.demo.systems import PASSWORD, USERNAME, SystemsApi
+from zhengai.ingest.records import DeadLetter, Observation
 
 STAMP = "2026-10-20T10:00:00+08:00"
 

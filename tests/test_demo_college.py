@@ -10,6 +10,7 @@ import csv
 import io
 import sqlite3
 from collections import defaultdict
+from datetime import UTC
 from pathlib import Path
 
 import httpx
@@ -26,6 +27,7 @@ RULEBOOK = load_rulebook()
 
 SENIOR = {"教授", "副教授", "高级工程师", "高级实验师", "正高级工程师"}
 INDICATOR_CODES = {"4001", "4002", "5001", "5002", "5003", "5004"}
+
 
 def band_of(metric: str, v: float) -> Band:
     """The band under the shipped rulebook, by the real evaluator (tested on its own in test_evaluator)."""
@@ -63,6 +65,7 @@ def parse_amount(text: str) -> float | None:
 
 # -- determinism and file formats ----------------------------------------------------------------
 
+
 def test_same_seed_gives_identical_sources_and_overwrites(tmp_path: Path) -> None:
     a = generate(tmp_path / "a", SIZES["small"], seed=7)
     again = generate(tmp_path / "a", SIZES["small"], seed=7)  # overwrites in place
@@ -85,8 +88,10 @@ def test_calendar_and_clock(small: College) -> None:
 
 
 def test_attendance_ids_and_timestamps_ascend(small: College) -> None:
-    out_of_order = db_rows(small.jiaowu_db, "SELECT COUNT(*) FROM attendance a JOIN attendance b ON b.id = a.id + 1 "
-                                            "WHERE b.updated_at < a.updated_at")
+    out_of_order = db_rows(
+        small.jiaowu_db,
+        "SELECT COUNT(*) FROM attendance a JOIN attendance b ON b.id = a.id + 1 WHERE b.updated_at < a.updated_at",
+    )
     assert out_of_order == [(0,)]
     n, lo, hi = db_rows(small.jiaowu_db, "SELECT COUNT(*), MIN(id), MAX(id) FROM attendance")[0]
     assert (lo, hi) == (1, n)
@@ -137,6 +142,7 @@ def test_unsupported_size_is_refused(tmp_path: Path) -> None:
 
 # -- the HR / 评教 API ----------------------------------------------------------------------------
 
+
 def test_api_requires_login_and_paginates_completely(small: College) -> None:
     data = small.api_data
     with DemoApi(data) as api, httpx.Client(base_url=api.base_url, timeout=5) as http:
@@ -178,13 +184,16 @@ def test_api_requires_login_and_paginates_completely(small: College) -> None:
                     break
             assert sections == list(data.sections[term]) and calls > 1
             assert {s["term"] for s in sections} == {term}
-        assert http.get("/api/eval/sections", params={"term": small.current_term, "cursor": "nonsense"}).status_code == 400
+        assert (
+            http.get("/api/eval/sections", params={"term": small.current_term, "cursor": "nonsense"}).status_code == 400
+        )
         assert http.get("/api/eval/sections").status_code == 400  # term is required
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{api.base_url}/api/school", timeout=2)
 
 
 # -- planted anomalies and healthy references ----------------------------------------------------
+
 
 def directory(c: College) -> dict[str, dict]:
     """Entity → what the sources say about it: level and the person responsible for it."""
@@ -199,9 +208,13 @@ def directory(c: College) -> dict[str, dict]:
     for p in c.api_data.staff:
         if p["type"] == "teacher":
             out[p["id"]] = {"level": Level.teacher, "teacher": p["id"]}
-    for sid, counsellor in db_rows(db, "SELECT s.id, k.counsellor_id FROM students s JOIN classes k ON k.id = s.class_id"):
+    for sid, counsellor in db_rows(
+        db, "SELECT s.id, k.counsellor_id FROM students s JOIN classes k ON k.id = s.class_id"
+    ):
         out[sid] = {"level": Level.student, "counsellor": counsellor}
-    for kid, counsellor in db_rows(db, "SELECT id, counsellor_id FROM classes"):  # class roll-ups (流失率) are student-level
+    for kid, counsellor in db_rows(
+        db, "SELECT id, counsellor_id FROM classes"
+    ):  # class roll-ups (流失率) are student-level
         out[kid] = {"level": Level.student, "counsellor": counsellor}
     return out
 
@@ -231,18 +244,30 @@ def recompute(c: College) -> dict[tuple[str, str, str], float]:
     """SOURCES.md's formulas over the generated sources."""
     db, term, prev, year = c.jiaowu_db, c.current_term, c.previous_term, "2026"
     m: dict[tuple[str, str, str], float] = {}
-    for cid, week, att, sch in db_rows(db, "SELECT course_id, week, SUM(attended), SUM(scheduled) FROM attendance GROUP BY 1, 2"):
+    for cid, week, att, sch in db_rows(
+        db, "SELECT course_id, week, SUM(attended), SUM(scheduled) FROM attendance GROUP BY 1, 2"
+    ):
         m[("course.attendance_rate", cid, week)] = 100 * att / sch
-    for sid, week, att, sch in db_rows(db, "SELECT student_id, week, SUM(attended), SUM(scheduled) FROM attendance GROUP BY 1, 2"):
+    for sid, week, att, sch in db_rows(
+        db, "SELECT student_id, week, SUM(attended), SUM(scheduled) FROM attendance GROUP BY 1, 2"
+    ):
         m[("student.attendance_rate", sid, week)] = 100 * att / sch
-    for sid, hours in db_rows(db, "SELECT student_id, 2 * SUM(scheduled - attended - excused) FROM attendance GROUP BY 1"):
+    for sid, hours in db_rows(
+        db, "SELECT student_id, 2 * SUM(scheduled - attended - excused) FROM attendance GROUP BY 1"
+    ):
         m[("student.absence_hours", sid, term)] = hours
-    for cid, n, passed, excellent in db_rows(db, f"SELECT course_id, COUNT(*), SUM(score >= 60), SUM(score >= 90) FROM grades WHERE term = '{prev}' GROUP BY 1"):
+    for cid, n, passed, excellent in db_rows(
+        db,
+        f"SELECT course_id, COUNT(*), SUM(score >= 60), SUM(score >= 90) FROM grades WHERE term = '{prev}' GROUP BY 1",
+    ):
         m[("course.pass_rate", cid, prev)] = 100 * passed / n
         m[("course.excellent_rate", cid, prev)] = 100 * excellent / n
     points = "CASE WHEN score >= 60 THEN MIN(4.0, (score - 50) / 10.0) ELSE 0 END"
-    for sid, failed, gpa in db_rows(db, f"SELECT student_id, SUM(score < 60), SUM({points} * credits) / SUM(credits) FROM grades "
-                                          f"WHERE term = '{prev}' GROUP BY 1"):
+    for sid, failed, gpa in db_rows(
+        db,
+        f"SELECT student_id, SUM(score < 60), SUM({points} * credits) / SUM(credits) FROM grades "
+        f"WHERE term = '{prev}' GROUP BY 1",
+    ):
         m[("student.failed_courses", sid, prev)] = failed
         m[("student.gpa", sid, prev)] = gpa
     for t, rows in c.api_data.sections.items():
@@ -263,16 +288,23 @@ def recompute(c: College) -> dict[tuple[str, str, str], float]:
         if p["title"] in ("教授", "副教授") and 2026 - p["birth_year"] < 55:
             m[("teacher.senior_prof_teaching", p["id"], term)] = taught.get(p["id"], 0)
     fulltime = [p for p in teachers if p["fulltime"]]
-    for mid, n in db_rows(db, "SELECT k.major_id, COUNT(*) FROM students s JOIN classes k ON k.id = s.class_id "
-                              "WHERE s.status = '在读' GROUP BY 1"):
+    for mid, n in db_rows(
+        db,
+        "SELECT k.major_id, COUNT(*) FROM students s JOIN classes k ON k.id = s.class_id "
+        "WHERE s.status = '在读' GROUP BY 1",
+    ):
         m[("major.enrolled_students", mid, year)] = n
         mine = [p for p in fulltime if p["major_id"] == mid]
         m[("major.dual_qualified_ratio", mid, year)] = 100 * sum(p["dual_qualified"] for p in mine) / len(mine)
-    for mid, total, practice in db_rows(db, "SELECT major_id, total_hours, practice_hours FROM teaching_plans p WHERE cohort = "
-                                            "(SELECT MAX(cohort) FROM teaching_plans q WHERE q.major_id = p.major_id)"):
+    for mid, total, practice in db_rows(
+        db,
+        "SELECT major_id, total_hours, practice_hours FROM teaching_plans p WHERE cohort = "
+        "(SELECT MAX(cohort) FROM teaching_plans q WHERE q.major_id = p.major_id)",
+    ):
         m[("major.practice_hours_ratio", mid, year)] = 100 * practice / total
-    for cid, week, per_week, planned, taught in db_rows(db, "SELECT course_id, week, sessions_per_week, "
-                                                            "planned_sessions_cum, taught_sessions_cum FROM course_progress"):
+    for cid, week, per_week, planned, taught in db_rows(
+        db, "SELECT course_id, week, sessions_per_week, planned_sessions_cum, taught_sessions_cum FROM course_progress"
+    ):
         m[("course.schedule_deviation", cid, week)] = round(max(0, planned - taught) / per_week, 1)
     money: dict[str, float] = defaultdict(float)
     for row in list(csv.reader(io.StringIO(c.finance_csv.read_bytes().decode("gbk"))))[1:]:
@@ -283,7 +315,9 @@ def recompute(c: College) -> dict[tuple[str, str, str], float]:
     counsellors = db_rows(db, "SELECT COUNT(DISTINCT counsellor_id) FROM classes")[0][0]
     school = {
         "school.student_teacher_ratio": students / len(fulltime),
-        "school.postgrad_degree_teacher_ratio": 100 * sum(p["degree"] in ("硕士", "博士") for p in fulltime) / len(fulltime),
+        "school.postgrad_degree_teacher_ratio": 100
+        * sum(p["degree"] in ("硕士", "博士") for p in fulltime)
+        / len(fulltime),
         "school.senior_title_teacher_ratio": 100 * sum(p["title"] in SENIOR for p in fulltime) / len(fulltime),
         "school.fiscal_appropriation_per_student": money["4002"] / students,
         "school.teaching_investment_ratio": 100 * (money["5003"] + money["5004"]) / (money["4001"] + money["4002"]),
@@ -315,12 +349,15 @@ def recompute_forms(c: College) -> dict[tuple[str, str, str], float]:
     assert not errors and not errors2
     courses = [r[0] for r in db_rows(c.jiaowu_db, "SELECT id FROM courses")]
     values = task_values(tasks, c.school_id, as_of) + incident_values(
-        incidents, c.school_id, terms=[c.current_term], courses=courses)
+        incidents, c.school_id, terms=[c.current_term], courses=courses
+    )
     m.update({(v.metric, v.entity_id, v.period): v.value for v in values})
     sheets, _ = files[next(n for n in files if "保卫处" in n)]
     m[("school.campus_stability_events", c.school_id, "2026")] = float(sheets["填报"].rows[4][7])
-    dropped = {(meta["form"], meta["period"]): datetime.fromtimestamp((folder / n).stat().st_mtime, CST).date()
-               for n, (_, meta) in files.items()}
+    dropped = {
+        (meta["form"], meta["period"]): datetime.fromtimestamp((folder / n).stat().st_mtime, CST).date()
+        for n, (_, meta) in files.items()
+    }
     due = [(f, p, date.fromisoformat(d)) for f, _, p, d, _ in ISSUES if d <= AS_OF_DAY]
     on_time = sum(1 for f, p, d in due if (f, p) in dropped and dropped[(f, p)] <= d)
     m[("school.data_collection_quality", c.school_id, AS_OF_DAY)] = 100 * on_time / len(due)
@@ -348,7 +385,7 @@ def test_sources_show_planted_bands_and_nothing_else(size: str, small: College, 
     assert len(unplanned) <= max(20, 0.005 * SIZES[size].students), unplanned
     # The attendance dip is one week only: the course recovers the week after.
     dip = next(a for a in college.planted if a.rule_id == "course.attendance_rate")
-    after = college.weeks[college.weeks.index(dip.period) + 1:]
+    after = college.weeks[college.weeks.index(dip.period) + 1 :]
     assert after and all(m[("course.attendance_rate", dip.entity_id, w)] >= 95 for w in after)
     # Teaching progress: every course keeps to its 授课计划 except the one planted lagging course,
     # which breaches only in the last week; the healthy course is never behind.
@@ -356,8 +393,12 @@ def test_sources_show_planted_bands_and_nothing_else(size: str, small: College, 
     assert lag.period == college.weeks[-1] and lag.band in (Band.yellow, Band.red)
     behind = {k: v for k, v in m.items() if k[0] == "course.schedule_deviation" and v > 0}
     assert set(behind) == {(lag.rule_id, lag.entity_id, w) for w in college.weeks[-2:]}
-    assert all(m[("course.schedule_deviation", c, w)] == 0 for c in college.healthy
-               for w in college.weeks if ("course.schedule_deviation", c, w) in m)
+    assert all(
+        m[("course.schedule_deviation", c, w)] == 0
+        for c in college.healthy
+        for w in college.weeks
+        if ("course.schedule_deviation", c, w) in m
+    )
 
 
 @pytest.mark.parametrize("size", ["small", "default"])
@@ -369,23 +410,35 @@ def test_sources_show_one_anomaly_per_rule_kind(size: str, small: College, tmp_p
 
     college = small if size == "small" else generate(tmp_path, SIZES[size])
     m = recompute(college)
-    by_kind = {kind_of(RULEBOOK.rules[a.rule_id]): a for a in college.planted if kind_of(RULEBOOK.rules[a.rule_id]) != "threshold"}
+    by_kind = {
+        kind_of(RULEBOOK.rules[a.rule_id]): a
+        for a in college.planted
+        if kind_of(RULEBOOK.rules[a.rule_id]) != "threshold"
+    }
     assert set(by_kind) == {"trend", "progress", "composite", "control"}
 
     trend = by_kind["trend"]
-    rates = {t: 100 * p / n for t, n, p in db_rows(college.jiaowu_db, "SELECT term, COUNT(*), SUM(score >= 60) FROM grades "
-                                                  f"WHERE course_id = '{trend.entity_id}' GROUP BY 1")}
+    rates = {
+        t: 100 * p / n
+        for t, n, p in db_rows(
+            college.jiaowu_db,
+            f"SELECT term, COUNT(*), SUM(score >= 60) FROM grades WHERE course_id = '{trend.entity_id}' GROUP BY 1",
+        )
+    }
     assert len(rates) == 3 and list(rates.values()) == sorted(rates.values(), reverse=True)
     judged = judge_trend(RULEBOOK.rules[trend.rule_id], college.previous_term, rates[college.previous_term], rates)
     assert judged is not None and (judged.value, judged.band) == (3, trend.band)
 
     progress = by_kind["progress"]
-    spend = [r for r in list(csv.reader(io.StringIO(college.finance_csv.read_bytes().decode("gbk"))))[1:]
-             if r[1] in ("5001", "5003", "5004") and parse_amount(r[4]) is not None]
+    spend = [
+        r
+        for r in list(csv.reader(io.StringIO(college.finance_csv.read_bytes().decode("gbk"))))[1:]
+        if r[1] in ("5001", "5003", "5004") and parse_amount(r[4]) is not None
+    ]
     rate = 100 * sum(parse_amount(r[4]) for r in spend) / sum(parse_amount(r[3]) for r in spend)
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    exported = datetime.fromtimestamp(college.finance_csv.stat().st_mtime, timezone.utc)
+    exported = datetime.fromtimestamp(college.finance_csv.stat().st_mtime, UTC)
     assert exported == college.as_of  # the export was taken at the demo's clock
     assert judge_progress(RULEBOOK.rules[progress.rule_id], "2026", rate, exported).band is progress.band
 
@@ -393,8 +446,10 @@ def test_sources_show_one_anomaly_per_rule_kind(size: str, small: College, tmp_p
     prev, rule = college.previous_term, RULEBOOK.rules[composite.rule_id]
     parts = []
     for c in rule.components:
-        key = next((k for k in m if k[0] == c.metric and k[1] == composite.entity_id
-                    and k[2] in (composite.period, prev)), None)
+        key = next(
+            (k for k in m if k[0] == c.metric and k[1] == composite.entity_id and k[2] in (composite.period, prev)),
+            None,
+        )
         parts.append(("", "", m[key], band_of(c.metric, m[key])) if key else ("", "", None, None))
     assert judge_composite(rule, parts).band is composite.band is Band.yellow
 

@@ -67,18 +67,38 @@ def test_rerunning_the_same_data_opens_nothing(demo):
     from zhengai.warnings.schema import ObservationRow, VerdictRow
 
     store, pipeline = demo.store, demo.pipeline
-    before = (len(store.read.warnings()), store.read.count(WarningEventRow), store.read.count(VerdictRow), store.read.count(ObservationRow))
+    before = (
+        len(store.read.warnings()),
+        store.read.count(WarningEventRow),
+        store.read.count(VerdictRow),
+        store.read.count(ObservationRow),
+    )
     with store.session() as s:
-        stored = [Observation(level=r.level, entity_id=r.entity_id, metric=r.metric, value=bool(r.value) if r.is_bool else r.value,
-                              period=r.period, observed_at=r.observed_at, source=r.source, key=r.key)
-                  for r in s.scalars(select(ObservationRow))]
+        stored = [
+            Observation(
+                level=r.level,
+                entity_id=r.entity_id,
+                metric=r.metric,
+                value=bool(r.value) if r.is_bool else r.value,
+                period=r.period,
+                observed_at=r.observed_at,
+                source=r.source,
+                key=r.key,
+            )
+            for r in s.scalars(select(ObservationRow))
+        ]
     pipeline.result = PipelineResult()
     pipeline.deliver(stored)
     pipeline.aggregator.directory_changed(demo.college.as_of)
     pipeline.flush()
     assert pipeline.result.verdicts > 0, "the replay was judged"
     assert pipeline.result.transitions == []
-    assert (len(store.read.warnings()), store.read.count(WarningEventRow), store.read.count(VerdictRow), store.read.count(ObservationRow)) == before
+    assert (
+        len(store.read.warnings()),
+        store.read.count(WarningEventRow),
+        store.read.count(VerdictRow),
+        store.read.count(ObservationRow),
+    ) == before
 
 
 def test_notifications_are_sent_masked_and_reach_the_owner(demo):
@@ -99,7 +119,9 @@ def test_notifications_are_sent_masked_and_reach_the_owner(demo):
 
 
 def test_summary_and_report_are_chinese(demo):
-    assert "预警汇总" in demo.console and f"{len(demo.college.planted)}/{len(demo.college.planted)} 已发现" in demo.console
+    assert (
+        "预警汇总" in demo.console and f"{len(demo.college.planted)}/{len(demo.college.planted)} 已发现" in demo.console
+    )
     report = demo.report_path.read_text(encoding="utf-8")
     assert report.startswith("# ") and "诊改监测预警报告" in report and "未关闭预警明细" in report
 
@@ -124,6 +146,12 @@ def test_the_offices_forms_are_all_taken_in_and_audited(demo):
         subs = s.scalars(select(FormSubmissionRow).where(FormSubmissionRow.via == "drop")).all()
         audited = s.scalars(select(FormValueRow)).all()
     assert [(x.status, x.rejected) for x in subs] == [("accepted", 0)] * 5
-    assert {a.metric for a in audited} == {"school.serious_incident_count", "school.task_ontime_completion", "teacher.plan_completion",
-                                           "school.quality_incident_count", "course.teaching_incidents",
-                                           "school.campus_stability_events", "school.data_collection_quality"}
+    assert {a.metric for a in audited} == {
+        "school.serious_incident_count",
+        "school.task_ontime_completion",
+        "teacher.plan_completion",
+        "school.quality_incident_count",
+        "course.teaching_incidents",
+        "school.campus_stability_events",
+        "school.data_collection_quality",
+    }

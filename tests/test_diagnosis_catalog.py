@@ -1,6 +1,7 @@
 """The 诊断项目/诊断要素 catalog (004 附件1) and its cadences (004:376–484) against the default rulebook."""
 
 import pytest
+
 from zhengai.ingest.records import Level
 from zhengai.rules.diagnosis import CatalogError, load_catalog
 from zhengai.rules.loader import load_rulebook

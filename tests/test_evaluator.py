@@ -1,7 +1,7 @@
 """Table-driven tests of the pure evaluator: bands, orderings, directions, inclusivity,
 booleans, ranges, missing/NaN values, freshness, overrides and the floor."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -9,13 +9,21 @@ from zhengai.ingest.records import Band
 from zhengai.rules.evaluator import EvaluationError, classify, evaluate, resolve_thresholds
 from zhengai.rules.model import Inclusive, Override, Rule
 
-NOW = datetime(2026, 11, 6, 10, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 6, 10, 0, tzinfo=UTC)
 
 
 def rule(**kw) -> Rule:
     base = dict(
-        id="course.attendance_rate", name="学生到课率", metric="course.attendance_rate", level="course",
-        unit="%", direction="higher_is_better", target=98, standard=90, warning=95, cycle="week",
+        id="course.attendance_rate",
+        name="学生到课率",
+        metric="course.attendance_rate",
+        level="course",
+        unit="%",
+        direction="higher_is_better",
+        target=98,
+        standard=90,
+        warning=95,
+        cycle="week",
         responsible="course_teacher",
     )
     base.update(kw)
@@ -32,10 +40,28 @@ HIGHER_WARNING_INSIDE = rule()
 # higher_is_better, warning beyond the standard (预警 only after the standard is missed)
 HIGHER_WARNING_OUTSIDE = rule(standard=90, warning=85)
 # lower_is_better, both orderings
-LOWER_WARNING_INSIDE = rule(id="student.failed_courses", metric="student.failed_courses", level="student",
-                            direction="lower_is_better", target=0, standard=3, warning=1, responsible="counsellor", unit="门")
-LOWER_WARNING_OUTSIDE = rule(id="student.failed_courses", metric="student.failed_courses", level="student",
-                             direction="lower_is_better", target=0, standard=3, warning=5, responsible="counsellor", unit="门")
+LOWER_WARNING_INSIDE = rule(
+    id="student.failed_courses",
+    metric="student.failed_courses",
+    level="student",
+    direction="lower_is_better",
+    target=0,
+    standard=3,
+    warning=1,
+    responsible="counsellor",
+    unit="门",
+)
+LOWER_WARNING_OUTSIDE = rule(
+    id="student.failed_courses",
+    metric="student.failed_courses",
+    level="student",
+    direction="lower_is_better",
+    target=0,
+    standard=3,
+    warning=5,
+    responsible="counsellor",
+    unit="门",
+)
 
 
 @pytest.mark.parametrize(
@@ -83,27 +109,58 @@ def test_inclusivity(inclusive, value, expected):
 
 
 def test_equal_standard_and_warning_is_red_on_failure():
-    r = rule(id="major.internship_insured", metric="major.internship_insured", level="major",
-             target=100, standard=100, warning=100, responsible="major_leader")
+    r = rule(
+        id="major.internship_insured",
+        metric="major.internship_insured",
+        level="major",
+        target=100,
+        standard=100,
+        warning=100,
+        responsible="major_leader",
+    )
     assert band_of(r, 100.0) is Band.excellent
     assert band_of(r, 99.5) is Band.red
 
 
-RANGE = rule(id="course.excellent_rate", metric="course.excellent_rate", direction="range",
-             target=(15, 30), standard=(5, 45), warning=(10, 35))
+RANGE = rule(
+    id="course.excellent_rate",
+    metric="course.excellent_rate",
+    direction="range",
+    target=(15, 30),
+    standard=(5, 45),
+    warning=(10, 35),
+)
 
 
 @pytest.mark.parametrize(
     "value, expected",
-    [(20, Band.excellent), (15, Band.excellent), (12, Band.normal), (40, Band.yellow), (8, Band.yellow),
-     (46, Band.red), (3, Band.red), (35, Band.normal), (45, Band.yellow)],
+    [
+        (20, Band.excellent),
+        (15, Band.excellent),
+        (12, Band.normal),
+        (40, Band.yellow),
+        (8, Band.yellow),
+        (46, Band.red),
+        (3, Band.red),
+        (35, Band.normal),
+        (45, Band.yellow),
+    ],
 )
 def test_range(value, expected):
     assert band_of(RANGE, float(value)) is expected
 
 
-BOOL = rule(id="major.internship_insured_all", metric="major.internship_insured_all", level="major",
-            direction="boolean", target=None, standard=None, warning=None, expected=True, responsible="major_leader")
+BOOL = rule(
+    id="major.internship_insured_all",
+    metric="major.internship_insured_all",
+    level="major",
+    direction="boolean",
+    target=None,
+    standard=None,
+    warning=None,
+    expected=True,
+    responsible="major_leader",
+)
 
 
 def test_boolean():
@@ -121,8 +178,16 @@ def test_boolean():
 
 @pytest.mark.parametrize("value", [None, float("nan")])
 def test_missing_or_nan_is_stale(value):
-    v = evaluate(HIGHER_WARNING_INSIDE, resolve_thresholds(HIGHER_WARNING_INSIDE, {}, ()), value=value,
-                 entity_id="C0001", period="2026-W40", observed_at=NOW, now=NOW, observation_key="k")
+    v = evaluate(
+        HIGHER_WARNING_INSIDE,
+        resolve_thresholds(HIGHER_WARNING_INSIDE, {}, ()),
+        value=value,
+        entity_id="C0001",
+        period="2026-W40",
+        observed_at=NOW,
+        now=NOW,
+        observation_key="k",
+    )
     assert v.band is Band.stale
     assert v.value is None
     assert "无有效数值" in v.reason
@@ -130,21 +195,53 @@ def test_missing_or_nan_is_stale(value):
 
 def test_old_data_is_stale_and_fresh_data_is_not():
     th = resolve_thresholds(HIGHER_WARNING_INSIDE, {}, ())
-    old = evaluate(HIGHER_WARNING_INSIDE, th, value=99.0, entity_id="C1", period="2026-W30",
-                   observed_at=NOW - timedelta(days=15), now=NOW, observation_key="k")
-    fresh = evaluate(HIGHER_WARNING_INSIDE, th, value=99.0, entity_id="C1", period="2026-W44",
-                     observed_at=NOW - timedelta(days=13), now=NOW, observation_key="k")
+    old = evaluate(
+        HIGHER_WARNING_INSIDE,
+        th,
+        value=99.0,
+        entity_id="C1",
+        period="2026-W30",
+        observed_at=NOW - timedelta(days=15),
+        now=NOW,
+        observation_key="k",
+    )
+    fresh = evaluate(
+        HIGHER_WARNING_INSIDE,
+        th,
+        value=99.0,
+        entity_id="C1",
+        period="2026-W44",
+        observed_at=NOW - timedelta(days=13),
+        now=NOW,
+        observation_key="k",
+    )
     assert old.band is Band.stale and "超过更新时限 14 天" in old.reason
     assert fresh.band is Band.excellent
 
 
 def test_reason_is_chinese_and_names_thresholds():
-    v = evaluate(HIGHER_WARNING_INSIDE, resolve_thresholds(HIGHER_WARNING_INSIDE, {}, ()), value=86.5,
-                 entity_id="C1", period="2026-W40", observed_at=NOW, now=NOW, observation_key="k")
+    v = evaluate(
+        HIGHER_WARNING_INSIDE,
+        resolve_thresholds(HIGHER_WARNING_INSIDE, {}, ()),
+        value=86.5,
+        entity_id="C1",
+        period="2026-W40",
+        observed_at=NOW,
+        now=NOW,
+        observation_key="k",
+    )
     assert v.band is Band.red
     assert v.reason == "学生到课率为86.5%，低于标准值 90%，红色预警"
-    y = evaluate(HIGHER_WARNING_INSIDE, resolve_thresholds(HIGHER_WARNING_INSIDE, {}, ()), value=93.0,
-                 entity_id="C1", period="2026-W40", observed_at=NOW, now=NOW, observation_key="k")
+    y = evaluate(
+        HIGHER_WARNING_INSIDE,
+        resolve_thresholds(HIGHER_WARNING_INSIDE, {}, ()),
+        value=93.0,
+        entity_id="C1",
+        period="2026-W40",
+        observed_at=NOW,
+        now=NOW,
+        observation_key="k",
+    )
     assert y.reason == "学生到课率为93%，低于预警值 95%（标准值 90%），黄色预警"
 
 

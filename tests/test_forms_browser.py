@@ -14,14 +14,14 @@ from openpyxl import load_workbook
 from playwright.sync_api import sync_playwright
 from sqlalchemy import select
 from streamkit import college
+
+from zhengai.embedded import Pipeline
+from zhengai.forms.spec import FormsConfig, FormSpec
 from zhengai.ingest.records import Entity, EntityKind, Person
 from zhengai.rules.loader import load_rulebook
 from zhengai.warnings.forms_schema import FormValueRow, IncidentRow
 from zhengai.warnings.service import WarningService
 from zhengai.warnings.store import WarningStore
-
-from zhengai.embedded import Pipeline
-from zhengai.forms.spec import FormsConfig, FormSpec
 from zhengai.web import ServerThread, WebSettings, create_app
 
 SECRET = b"test-secret-0123456789abcdef"

@@ -7,9 +7,9 @@ import json
 
 from openpyxl import load_workbook
 from streamkit import college
-from zhengai.warnings.store import WarningStore
 
 from zhengai.cli import main
+from zhengai.warnings.store import WarningStore
 
 
 def test_template_intake_check(pg_url, tmp_path, capsys, monkeypatch):

@@ -12,9 +12,6 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select, text
 from streamkit import college
-from zhengai.rules.loader import load_rulebook
-from zhengai.warnings.forms_schema import FormSubmissionRow, FormValueRow
-from zhengai.warnings.store import WarningStore
 
 from zhengai.embedded import Pipeline
 from zhengai.forms import Intake, check_due
@@ -22,6 +19,9 @@ from zhengai.forms.drop import process_folder
 from zhengai.forms.due import issue
 from zhengai.forms.spec import FormsConfig, FormSpec, period_end
 from zhengai.forms.templates import write_form
+from zhengai.rules.loader import load_rulebook
+from zhengai.warnings.forms_schema import FormSubmissionRow, FormValueRow
+from zhengai.warnings.store import WarningStore
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 TERM = "2026-2027-1"

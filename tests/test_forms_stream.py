@@ -9,16 +9,16 @@ from datetime import UTC, datetime
 from openpyxl import load_workbook
 from sqlalchemy import select
 from streamkit import college, produce, wait_until
+
 from zhengai.connectors.kafka import KafkaDelivery
+from zhengai.forms import Intake
+from zhengai.forms.spec import FormsConfig, FormSpec, period_end
+from zhengai.forms.templates import write_form
 from zhengai.ingest.directory import Directory
 from zhengai.ingest.topics import ENTITIES
 from zhengai.rules.loader import load_rulebook
 from zhengai.warnings.forms_schema import FormValueRow
 from zhengai.warnings.store import WarningStore
-
-from zhengai.forms import Intake
-from zhengai.forms.spec import FormsConfig, FormSpec, period_end
-from zhengai.forms.templates import write_form
 
 TERM = "2026-2027-1"
 FORM = FormSpec(id="test.course", name="课程填报", office="教务处", metrics=["course.lesson_plan_ontime"])

@@ -11,10 +11,6 @@ import pytest
 from openpyxl import Workbook
 from sqlalchemy import select
 from streamkit import college
-from zhengai.ingest.records import Entity, EntityKind, Person
-from zhengai.rules.loader import load_rulebook
-from zhengai.warnings.forms_schema import FormValueRow, IncidentRow, TaskRow
-from zhengai.warnings.store import WarningStore
 
 from zhengai.embedded import Pipeline
 from zhengai.forms import Intake
@@ -22,6 +18,10 @@ from zhengai.forms.incidents import Incident, incident_values
 from zhengai.forms.spec import FormsConfig, IncidentsSpec
 from zhengai.forms.tasks import Task, overdue, task_values
 from zhengai.forms.templates import TASK_COLUMNS, write_incidents
+from zhengai.ingest.records import Entity, EntityKind, Person
+from zhengai.rules.loader import load_rulebook
+from zhengai.warnings.forms_schema import FormValueRow, IncidentRow, TaskRow
+from zhengai.warnings.store import WarningStore
 
 NOW = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)  # 2026-11-02 10:00 China time
 

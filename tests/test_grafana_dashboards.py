@@ -20,6 +20,7 @@ import pytest
 import yaml
 from demopg import copy_into_postgres, login, run_small_demo
 from sqlalchemy import text
+
 from zhengai.warnings.scopes import Role, grant
 
 matplotlib.use("Agg")

@@ -4,7 +4,7 @@ measured 改进效果 against comparable courses, 我的预警, and the CLI over
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 import yaml
@@ -27,10 +27,21 @@ def world(pg_url) -> NotifyWorld:
 
 def _observe(world, course: str, values: list[float], first_week: int = 39) -> None:
     t0 = world.clock()
-    world.store.observations.add([
-        Observation(level=Level.course, entity_id=course, metric=RULE, value=v, period=f"2026-W{first_week + i:02d}",
-                    observed_at=t0 - timedelta(weeks=len(values) - i), source="test", key=f"o|{course}|{first_week + i}")
-        for i, v in enumerate(values)])
+    world.store.observations.add(
+        [
+            Observation(
+                level=Level.course,
+                entity_id=course,
+                metric=RULE,
+                value=v,
+                period=f"2026-W{first_week + i:02d}",
+                observed_at=t0 - timedelta(weeks=len(values) - i),
+                source="test",
+                key=f"o|{course}|{first_week + i}",
+            )
+            for i, v in enumerate(values)
+        ]
+    )
 
 
 def _recovered(world, course="C001", opened="2026-W41", good="2026-W42"):
@@ -56,9 +67,14 @@ def test_no_close_without_ack_and_a_measure_and_only_by_the_assessing_body(world
     with pytest.raises(LifecycleError):
         world.service.act(wid, Review("P-CO", t))  # the level above (课程负责人), still no measure
     due = t + timedelta(days=20)
-    world.service.act(wid, StartImprovement("T001", t, due, "课前点名，与辅导员联动"), evidence=["https://pan.example.edu.cn/a"])
+    world.service.act(
+        wid, StartImprovement("T001", t, due, "课前点名，与辅导员联动"), evidence=["https://pan.example.edu.cn/a"]
+    )
     world.service.act(wid, StartImprovement("T001", t + timedelta(hours=1), due, "第二项：调整上课时段"))
-    assert [i.text for i in world.store.read.improvements(wid)] == ["课前点名，与辅导员联动", "第二项：调整上课时段"]  # new rows
+    assert [i.text for i in world.store.read.improvements(wid)] == [
+        "课前点名，与辅导员联动",
+        "第二项：调整上课时段",
+    ]  # new rows
     assert world.store.read.warning(wid).status == "recovered"
     world.service.act(wid, Review("P-CO", t + timedelta(days=1), "复评通过"))
     final = world.store.read.warning(wid)
@@ -82,21 +98,27 @@ def test_a_waiver_by_the_quality_office_with_a_reason_lets_review_close(world):
 def test_due_date_is_bounded_and_evidence_is_http_only(world):
     (opened,) = world.warn(RULE, "C001", Band.red)
     t = world.clock()
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     with pytest.raises(LifecycleError) as exc:
-        world.service.act(opened.warning_id, StartImprovement("T001", t, datetime(9999, 12, 31, tzinfo=timezone.utc), "措施"))
+        world.service.act(opened.warning_id, StartImprovement("T001", t, datetime(9999, 12, 31, tzinfo=UTC), "措施"))
     assert "最长限期" in str(exc.value)
     with pytest.raises(LifecycleError):
-        world.service.act(opened.warning_id, StartImprovement("T001", t, t + timedelta(days=10), "措施"),
-                          evidence=["javascript:alert(1)"])
+        world.service.act(
+            opened.warning_id,
+            StartImprovement("T001", t, t + timedelta(days=10), "措施"),
+            evidence=["javascript:alert(1)"],
+        )
     assert world.store.read.improvements(opened.warning_id) == []
     world.service.act(opened.warning_id, StartImprovement("T001", t, t + timedelta(days=10), "措施"))
     with pytest.raises(EvidenceError):
         add_evidence(world.store, opened.warning_id, ["data:text/html,<script>"], by="T001", at=t)
-    add_evidence(world.store, opened.warning_id, ["https://pan.example.edu.cn/sign-in.xlsx"], by="T001", at=t, note="签到表")
+    add_evidence(
+        world.store, opened.warning_id, ["https://pan.example.edu.cn/sign-in.xlsx"], by="T001", at=t, note="签到表"
+    )
     assert [(e.url, e.note) for e in evidence_of(world.store, opened.warning_id)] == [
-        ("https://pan.example.edu.cn/sign-in.xlsx", "签到表")]
+        ("https://pan.example.edu.cn/sign-in.xlsx", "签到表")
+    ]
 
 
 def test_measured_effect_against_comparable_courses_is_stored_with_the_review(world):
@@ -111,7 +133,13 @@ def test_measured_effect_against_comparable_courses_is_stored_with_the_review(wo
     world.service.act(wid, Acknowledge("T001", t))
     world.service.act(wid, StartImprovement("T001", t, t + timedelta(days=20), "课前点名"))
     effect = measure(world.service, wid)
-    assert effect.series == [("2026-W39", 92.0), ("2026-W40", 90.0), ("2026-W41", 80.0), ("2026-W42", 88.0), ("2026-W43", 97.0)]
+    assert effect.series == [
+        ("2026-W39", 92.0),
+        ("2026-W40", 90.0),
+        ("2026-W41", 80.0),
+        ("2026-W42", 88.0),
+        ("2026-W43", 97.0),
+    ]
     assert (effect.baseline_period, effect.baseline, effect.latest) == ("2026-W41", 80.0, 97.0)
     assert effect.change == pytest.approx(17.0)
     assert effect.gap_standard == (pytest.approx(-10.0), pytest.approx(7.0))  # standard 90
@@ -142,10 +170,15 @@ def test_my_warnings_lists_owned_escalated_and_to_review_with_actions(world):
     owner = {m.warning.id: m for m in my_warnings(world.service, "P-CO")}
     assert {a.warning_id, b.warning_id} <= set(owner) and "第 1 级督办" in owner[a.warning_id].role
     assert owner[rec].actions == ["review"]  # the level above reviews the recovered one
-    world.service.act(a.warning_id, StartImprovement("T001", world.clock(), world.clock() + timedelta(days=20), "补课"),
-                      evidence=["https://pan.example.edu.cn/x"])
+    world.service.act(
+        a.warning_id,
+        StartImprovement("T001", world.clock(), world.clock() + timedelta(days=20), "补课"),
+        evidence=["https://pan.example.edu.cn/x"],
+    )
     (item,) = [m for m in my_warnings(world.service, "T001") if m.warning.id == a.warning_id]
-    assert [i.text for i in item.measures] == ["补课"] and [e.url for e in item.evidence] == ["https://pan.example.edu.cn/x"]
+    assert [i.text for i in item.measures] == ["补课"] and [e.url for e in item.evidence] == [
+        "https://pan.example.edu.cn/x"
+    ]
     assert item.due is not None
 
 
@@ -163,13 +196,38 @@ def test_cli_list_owner_show_and_the_whole_loop(world, pg_url, tmp_path, capsys)
     assert main(base + ["review", str(wid), "--by", "P-QO"]) == 1
     assert "复评未通过" in capsys.readouterr().err
     assert main(base + ["ack", str(wid), "--by", "T001"]) == 0
-    assert main(base + ["improve", str(wid), "--by", "T001", "--due", "2026-11-20", "--text", "课前点名", "--now", "2026-10-20T09:00+08:00",
-                        "--evidence", "https://pan.example.edu.cn/a"]) == 0
-    assert main(base + ["evidence", str(wid), "--by", "T001", "--url", "https://pan.example.edu.cn/b", "--note", "签到表"]) == 0
+    assert (
+        main(
+            base
+            + [
+                "improve",
+                str(wid),
+                "--by",
+                "T001",
+                "--due",
+                "2026-11-20",
+                "--text",
+                "课前点名",
+                "--now",
+                "2026-10-20T09:00+08:00",
+                "--evidence",
+                "https://pan.example.edu.cn/a",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(base + ["evidence", str(wid), "--by", "T001", "--url", "https://pan.example.edu.cn/b", "--note", "签到表"])
+        == 0
+    )
     assert main(base + ["evidence", str(wid), "--by", "T002", "--url", "https://pan.example.edu.cn/c"]) == 1
     assert main(base + ["review", str(wid), "--by", "P-QO", "--note", "复评通过"]) == 0
     capsys.readouterr()
     assert main(base + ["show", str(wid)]) == 0
     shown = capsys.readouterr().out
-    assert "支撑材料（T001" in shown and "https://pan.example.edu.cn/a" in shown and "https://pan.example.edu.cn/b  签到表" in shown
+    assert (
+        "支撑材料（T001" in shown
+        and "https://pan.example.edu.cn/a" in shown
+        and "https://pan.example.edu.cn/b  签到表" in shown
+    )
     assert "改进措施 #" in shown and "已关闭" in shown

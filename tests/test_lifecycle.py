@@ -1,17 +1,29 @@
 """The warning lifecycle as a pure state machine: every transition, table-driven where it fits."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from zhengai.ingest.records import Band, Direction, Thresholds, Verdict
 from zhengai.rules.model import LifecyclePolicy
 from zhengai.warnings.lifecycle import (
-    Acknowledge, LifecycleError, MarkFalsePositive, Observe, Resolution, Review, StartImprovement, Status, Tick, Waive,
-    TransitionKind as K, step,
+    Acknowledge,
+    LifecycleError,
+    MarkFalsePositive,
+    Observe,
+    Resolution,
+    Review,
+    StartImprovement,
+    Status,
+    Tick,
+    Waive,
+    step,
+)
+from zhengai.warnings.lifecycle import (
+    TransitionKind as K,
 )
 
-T0 = datetime(2026, 9, 7, 8, tzinfo=timezone.utc)
+T0 = datetime(2026, 9, 7, 8, tzinfo=UTC)
 TH = Thresholds(direction=Direction.higher_is_better, target=98, standard=90, warning=95)
 BAND_VALUE = {Band.excellent: 99.0, Band.normal: 96.0, Band.yellow: 93.0, Band.red: 80.0, Band.stale: None}
 
@@ -23,10 +35,21 @@ def week(n: int) -> str:
 def verdict(n: int, band: Band, value: float | None = None, key: str | None = None) -> Verdict:
     value = BAND_VALUE[band] if value is None else value
     at = T0 + timedelta(weeks=n - 37)
-    return Verdict(rule_id="course.attendance_rate", rule_version="v1", level="course", entity_id="C0001",
-                   metric="course.attendance_rate", period=week(n), value=value, thresholds=TH, band=band,
-                   reason=f"{band.value} {value}", observed_at=at, evaluated_at=at,
-                   observation_key=key or f"obs|C0001|{week(n)}")
+    return Verdict(
+        rule_id="course.attendance_rate",
+        rule_version="v1",
+        level="course",
+        entity_id="C0001",
+        metric="course.attendance_rate",
+        period=week(n),
+        value=value,
+        thresholds=TH,
+        band=band,
+        reason=f"{band.value} {value}",
+        observed_at=at,
+        evaluated_at=at,
+        observation_key=key or f"obs|C0001|{week(n)}",
+    )
 
 
 def run(series, policy=None, state=None):
@@ -63,12 +86,22 @@ MARGIN = LifecyclePolicy(recovery_margin=2.0)  # recovery needs ≥ 97 (inner li
         # hysteresis: M consecutive periods past the recovery line
         ([(40, Band.red), (41, Band.normal)], R2, [K.opened], Status.open),
         ([(40, Band.red), (41, Band.normal), (42, Band.normal)], R2, [K.opened, K.recovered], Status.recovered),
-        ([(40, Band.red), (41, Band.normal), (42, Band.yellow), (43, Band.normal)], R2, [K.opened, K.severity_down], Status.open),
+        (
+            [(40, Band.red), (41, Band.normal), (42, Band.yellow), (43, Band.normal)],
+            R2,
+            [K.opened, K.severity_down],
+            Status.open,
+        ),
         # margin: 96 is normal (≥ 95) but short of 97, so it does not count; 97 exactly does
         ([(40, Band.red), (41, Band.normal, 96.0)], MARGIN, [K.opened], Status.open),
         ([(40, Band.red), (41, Band.normal, 97.0)], MARGIN, [K.opened, K.recovered], Status.recovered),
         # a recovered warning that breaches again before review relapses into the same episode
-        ([(40, Band.red), (41, Band.normal), (42, Band.yellow)], LifecyclePolicy(), [K.opened, K.recovered, K.relapsed], Status.open),
+        (
+            [(40, Band.red), (41, Band.normal), (42, Band.yellow)],
+            LifecyclePolicy(),
+            [K.opened, K.recovered, K.relapsed],
+            Status.open,
+        ),
     ],
 )
 def test_observe(series, policy, kinds, status):
@@ -79,7 +112,9 @@ def test_observe(series, policy, kinds, status):
 
 def test_value_hovering_at_the_line_does_not_flap():
     # 94.9 / 95.1 alternate around the warning line: with a margin of 2 the warning stays open
-    series = [(40, Band.yellow, 94.9)] + [(41 + i, Band.yellow if i % 2 else Band.normal, 94.9 if i % 2 else 95.1) for i in range(8)]
+    series = [(40, Band.yellow, 94.9)] + [
+        (41 + i, Band.yellow if i % 2 else Band.normal, 94.9 if i % 2 else 95.1) for i in range(8)
+    ]
     state, kinds = run(series, MARGIN)
     assert kinds == [K.opened] and state.status is Status.open and state.episode == 1
     # without hysteresis the same series flaps: recover, relapse, recover …
@@ -118,7 +153,8 @@ def test_a_late_tick_escalates_step_by_step_through_every_skipped_level():
     late, ts = step(state, Tick(state.due_date + timedelta(days=15), policy, timedelta(days=400)))
     # due, +7, +14 have passed: levels 1, 2 and 3, in order, each once
     assert [(t.kind, t.escalation_level, t.cause) for t in ts] == [
-        (K.escalated, n, f"tick:escalated:{n}") for n in (1, 2, 3)]
+        (K.escalated, n, f"tick:escalated:{n}") for n in (1, 2, 3)
+    ]
     assert late.escalation_level == 3 and late.next_escalation_at == state.due_date + timedelta(days=21)
     again, ts = step(late, Tick(state.due_date + timedelta(days=15, minutes=1), policy, timedelta(days=400)))
     assert ts == []
@@ -197,9 +233,13 @@ def test_rule_versions_record_who_changed_which_threshold(tmp_path):
     text = course.read_text(encoding="utf-8")
     i = text.index("id: course.attendance_rate")
     j = text.index("standard: 90", i)
-    course.write_text(text[:j] + "standard: 88" + text[j + len("standard: 90"):], encoding="utf-8")
-    changed = store.record_rule_versions(load_rulebook(tmp_path / "rb"), author="质量办 王老师", reason="实训周口径调整", at=T0)
-    assert [(r.rule_id, r.changes["standard"], r.reason) for r in changed] == [("course.attendance_rate", [90.0, 88.0], "实训周口径调整")]
+    course.write_text(text[:j] + "standard: 88" + text[j + len("standard: 90") :], encoding="utf-8")
+    changed = store.record_rule_versions(
+        load_rulebook(tmp_path / "rb"), author="质量办 王老师", reason="实训周口径调整", at=T0
+    )
+    assert [(r.rule_id, r.changes["standard"], r.reason) for r in changed] == [
+        ("course.attendance_rate", [90.0, 88.0], "实训周口径调整")
+    ]
     with pytest.raises(ValueError):
         store.record_rule_versions(load_rulebook(tmp_path / "rb"), author=" ", reason="x", at=T0)
 
@@ -210,9 +250,18 @@ def test_directory_upsert_latest_wins_and_keeps_contacts(tmp_path):
 
     store = WarningStore(f"sqlite:///{tmp_path / 'd.sqlite'}")
     store.create_schema()
-    store.directory.upsert([Entity(id="SCH", kind="school", name="示范学院"),
-                            Person(id="T1", name="王老师", mobile="13812345678", email="w@example.edu.cn")])
-    store.directory.upsert([Entity(id="SCH", kind="school", name="示范职业技术学院"), Person(id="T1", name="王老师", email="w2@example.edu.cn")])
+    store.directory.upsert(
+        [
+            Entity(id="SCH", kind="school", name="示范学院"),
+            Person(id="T1", name="王老师", mobile="13812345678", email="w@example.edu.cn"),
+        ]
+    )
+    store.directory.upsert(
+        [
+            Entity(id="SCH", kind="school", name="示范职业技术学院"),
+            Person(id="T1", name="王老师", email="w2@example.edu.cn"),
+        ]
+    )
     d = store.directory.load()
     assert d.get("SCH").name == "示范职业技术学院"
     p = d.person("T1")
@@ -235,8 +284,18 @@ def test_recovery_needs_the_configured_periods_and_cycle_defaults():
     state, kinds = run([(44, Band.excellent)], weekly, state)
     assert kinds == [K.recovered] and state.status is Status.recovered
     # a breach in between restarts the count
-    state, kinds = run([(40, Band.red), (41, Band.normal), (42, Band.normal), (43, Band.red), (44, Band.normal),
-                        (45, Band.normal), (46, Band.normal)], weekly)
+    state, kinds = run(
+        [
+            (40, Band.red),
+            (41, Band.normal),
+            (42, Band.normal),
+            (43, Band.red),
+            (44, Band.normal),
+            (45, Band.normal),
+            (46, Band.normal),
+        ],
+        weekly,
+    )
     assert K.recovered not in kinds and state.recovery_count == 3
 
 
@@ -278,7 +337,9 @@ def test_no_close_without_acknowledgement_and_a_measure_or_a_waiver():
     with pytest.raises(LifecycleError):
         step(state, Waive("Q001", review, " "))
     waived, ts = step(state, Waive("Q001", review, "数据口径调整所致，非教学问题"))
-    assert [t.kind for t in ts] == [K.waived] and waived.status is Status.recovered and ts[0].reason.startswith("数据口径")
+    assert (
+        [t.kind for t in ts] == [K.waived] and waived.status is Status.recovered and ts[0].reason.startswith("数据口径")
+    )
     closed, _ = step(waived, Review("Q001", review, waived=True))
     assert closed.resolution is Resolution.reviewed
 
@@ -295,8 +356,10 @@ def test_measures_on_recovered_and_improving_warnings_and_a_bounded_due_date():
     assert [t.kind for t in ts] == [K.measure_added] and second.status is Status.improving
     assert second.due_date == due + timedelta(days=5)
     with pytest.raises(LifecycleError) as exc:
-        step(opened, StartImprovement("T0001", t1, datetime(9999, 12, 31, tzinfo=timezone.utc), "措施",
-                                      max_due=t1 + timedelta(days=60)))
+        step(
+            opened,
+            StartImprovement("T0001", t1, datetime(9999, 12, 31, tzinfo=UTC), "措施", max_due=t1 + timedelta(days=60)),
+        )
     assert "最长限期" in str(exc.value)
     with pytest.raises(LifecycleError):
         step(opened, StartImprovement("T0001", t1, due, " "))  # an empty measure

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import func, select
 from test_notify_email import Inbox, free_port, sink, smtp_server
 from test_notify_email import cert as cert  # noqa: F401 — the fixture, used by name
+
 from zhengai.ingest.records import Band
 from zhengai.warnings.notify.budget import BudgetPolicy
 from zhengai.warnings.notify.config import NotifyConfig, RoutePolicy

@@ -17,8 +17,14 @@ channels:
 
 
 def zg(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "zhengai", *args], capture_output=True, text=True, cwd=cwd,
-                          env={"PYTHONSAFEPATH": "1", "PATH": "/usr/bin:/bin"}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "zhengai", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={"PYTHONSAFEPATH": "1", "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
 
 
 def test_shipped_notify_config_lints_clean():

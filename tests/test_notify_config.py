@@ -3,7 +3,7 @@ error with file, line and field; secrets come only from the environment or secre
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -38,11 +38,17 @@ def test_the_shipped_configuration_loads_with_its_secrets_from_the_environment(m
     assert robot.route.group_wait == timedelta(minutes=1) and [b.value for b in robot.route.match.bands] == ["red"]
     assert config.channels["email"].route.digest is not None
     assert len(config.inhibit) == 7 and config.links.base_url == "https://zhengai.example.edu.cn"
-    assert config.escalation.routing().chains[0] == ("course_teacher", "course_owner", "major_leader", "dean", "quality_office")
+    assert config.escalation.routing().chains[0] == (
+        "course_teacher",
+        "course_owner",
+        "major_leader",
+        "dean",
+        "quality_office",
+    )
     assert config.reminders.repeat_interval == timedelta(days=7)
-    national_day = datetime(2026, 10, 3, 4, tzinfo=timezone.utc)
+    national_day = datetime(2026, 10, 3, 4, tzinfo=UTC)
     until, window = config.calendar.mute_until(national_day, level="course", band="red", channel="email")
-    assert window.name == "国庆节假期" and until == datetime(2026, 10, 7, 16, tzinfo=timezone.utc)
+    assert window.name == "国庆节假期" and until == datetime(2026, 10, 7, 16, tzinfo=UTC)
 
 
 def test_without_secrets_the_file_says_which_are_missing_or_lints_clean(no_secrets):
@@ -130,14 +136,22 @@ def test_a_broken_file_reports_every_error_with_its_line(tmp_path, no_secrets):
 def test_the_shipped_calendar_loads():
     calendar = load_calendar(DEPLOY / "calendar.yaml")
     assert {w.kind for w in calendar.windows} == {"holiday", "exam", "vacation"}
-    exam = datetime(2027, 1, 12, 2, tzinfo=timezone.utc)
+    exam = datetime(2027, 1, 12, 2, tzinfo=UTC)
     assert calendar.mute_until(exam, level="student", band="red", channel="x") is None  # red goes out in exam week
     assert calendar.mute_until(exam, level="student", band="yellow", channel="x") is not None
 
 
-@pytest.mark.parametrize("text, value", [("30s", timedelta(seconds=30)), ("5m", timedelta(minutes=5)),
-                                         ("2h", timedelta(hours=2)), ("7d", timedelta(days=7)),
-                                         ("2w", timedelta(weeks=2)), ("0", timedelta(0))])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("30s", timedelta(seconds=30)),
+        ("5m", timedelta(minutes=5)),
+        ("2h", timedelta(hours=2)),
+        ("7d", timedelta(days=7)),
+        ("2w", timedelta(weeks=2)),
+        ("0", timedelta(0)),
+    ],
+)
 def test_spans(text, value):
     assert parse_span(text) == value
     with pytest.raises(ValueError):

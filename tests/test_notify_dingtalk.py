@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from pydantic import SecretStr
@@ -30,8 +30,9 @@ def world_for(tmp_path, **kw) -> NotifyWorld:
 
 
 def robot(server: DingTalkRobotServer, *, secret: str = SECRET, msgtype: str = "markdown") -> DingTalkRobotSink:
-    settings = DingTalkRobotSettings(base_url=server.base_url, access_token=SecretStr(TOKEN), secret=SecretStr(secret),
-                                     msgtype=msgtype)
+    settings = DingTalkRobotSettings(
+        base_url=server.base_url, access_token=SecretStr(TOKEN), secret=SecretStr(secret), msgtype=msgtype
+    )
     return DingTalkRobotSink(channel="robot", settings=settings)
 
 
@@ -50,8 +51,11 @@ def drive(world: NotifyWorld, pipeline, *, every: timedelta, until: datetime, do
 def test_a_signed_markdown_message_with_a_mention_arrives(tmp_path):
     world = world_for(tmp_path)
     with DingTalkRobotServer(TOKEN, SECRET, clock=world.clock) as server:
-        pipeline = world.pipeline(robot(server), route=RoutePolicy(group_wait=timedelta(0)),
-                                  config=NotifyConfig(links=LinkSettings(base_url="https://zg.example.edu.cn")))
+        pipeline = world.pipeline(
+            robot(server),
+            route=RoutePolicy(group_wait=timedelta(0)),
+            config=NotifyConfig(links=LinkSettings(base_url="https://zg.example.edu.cn")),
+        )
         world.warn("course.attendance_rate", "C001", Band.red)
         assert pipeline.run(world.clock()).total.sent == 1
         (got,) = server.received
@@ -67,12 +71,18 @@ def test_a_signed_markdown_message_with_a_mention_arrives(tmp_path):
 def test_action_card_carries_only_the_my_warnings_button_in_a_group(tmp_path):
     world = world_for(tmp_path)
     with DingTalkRobotServer(TOKEN, SECRET, clock=world.clock) as server:
-        pipeline = world.pipeline(robot(server, msgtype="actionCard"), route=RoutePolicy(group_wait=timedelta(0)),
-                                  config=NotifyConfig(links=LinkSettings(base_url="https://zg.example.edu.cn")))
+        pipeline = world.pipeline(
+            robot(server, msgtype="actionCard"),
+            route=RoutePolicy(group_wait=timedelta(0)),
+            config=NotifyConfig(links=LinkSettings(base_url="https://zg.example.edu.cn")),
+        )
         world.warn("course.attendance_rate", "C001", Band.red)
         pipeline.run(world.clock())
         card = server.received[0].payload["actionCard"]
-        assert (card["singleTitle"], card["singleURL"]) == ("在“我的预警”中处理", "https://zg.example.edu.cn/my/warnings")
+        assert (card["singleTitle"], card["singleURL"]) == (
+            "在“我的预警”中处理",
+            "https://zg.example.edu.cn/my/warnings",
+        )
         assert "btns" not in card and "处理：" not in card["text"] and "/warnings/1/" not in str(card)
 
 
@@ -111,8 +121,13 @@ def test_outage_then_back_every_notification_arrives_exactly_once(tmp_path):
         assert server.received == [] and server.refused_while_down > 0
         assert world.outbox_status() == {"pending": 30}  # delayed, nothing dropped
         server.down = None
-        drive(world, pipeline, every=timedelta(seconds=15), until=t0 + timedelta(hours=3),
-              done=lambda: world.outbox_status() == {"sent": 30})
+        drive(
+            world,
+            pipeline,
+            every=timedelta(seconds=15),
+            until=t0 + timedelta(hours=3),
+            done=lambda: world.outbox_status() == {"sent": 30},
+        )
         assert world.outbox_status() == {"sent": 30}
         assert refs(server) == Counter({w: 1 for w in range(1, 31)})  # every one, exactly once
         assert server.rate_limited == 0 and server.max_in_any_window() <= 20
@@ -127,8 +142,13 @@ def test_a_burst_of_200_never_exceeds_the_rate_limit_and_nothing_is_lost(tmp_pat
         pipeline = world.pipeline(robot(server), route=RoutePolicy(group_wait=timedelta(0)), config=NO_BUDGETS)
         t0 = world.clock()
         world.warn("course.attendance_rate", world.college.courses, Band.red)
-        drive(world, pipeline, every=timedelta(seconds=5), until=t0 + timedelta(hours=1),
-              done=lambda: len(server.received) == 200)
+        drive(
+            world,
+            pipeline,
+            every=timedelta(seconds=5),
+            until=t0 + timedelta(hours=1),
+            done=lambda: len(server.received) == 200,
+        )
         assert world.outbox_status() == {"sent": 200}
         assert refs(server) == Counter({w: 1 for w in range(1, 201)})
         assert server.rate_limited == 0  # the server never had to say "too fast"
@@ -143,8 +163,9 @@ def test_a_burst_of_200_never_exceeds_the_rate_limit_and_nothing_is_lost(tmp_pat
 def test_grouping_and_digest_reduce_the_burst(tmp_path):
     world = world_for(tmp_path, courses=200, teachers=10)
     with DingTalkRobotServer(TOKEN, SECRET, clock=world.clock) as server:
-        route = RoutePolicy(group_wait=timedelta(seconds=30), max_items=10,
-                            digest=DigestPolicy(at=time(8, 0), bands=[Band.yellow]))
+        route = RoutePolicy(
+            group_wait=timedelta(seconds=30), max_items=10, digest=DigestPolicy(at=time(8, 0), bands=[Band.yellow])
+        )
         pipeline = world.pipeline(robot(server), route=route, config=NO_BUDGETS)  # grouping alone, as above
         t0 = world.clock()
         world.warn("course.attendance_rate", world.college.courses[:100], Band.red)
@@ -152,7 +173,7 @@ def test_grouping_and_digest_reduce_the_burst(tmp_path):
         drive(world, pipeline, every=timedelta(seconds=10), until=t0 + timedelta(minutes=5))
         # 100 red for 10 teachers, 10 per message: 10 messages instead of 100
         assert len(server.received) == 10 and Counter(refs(server).values()) == Counter({1: 100})
-        next_morning = datetime(2026, 10, 13, 0, 0, tzinfo=timezone.utc)  # 08:00 in Shanghai
+        next_morning = datetime(2026, 10, 13, 0, 0, tzinfo=UTC)  # 08:00 in Shanghai
         world.clock.set(next_morning - timedelta(minutes=1))
         drive(world, pipeline, every=timedelta(seconds=10), until=next_morning + timedelta(minutes=5))
         # 100 yellow in the daily digest: one per teacher (10 notices each)
@@ -168,12 +189,19 @@ def test_a_robot_throttled_by_someone_else_waits_out_the_ten_minutes(tmp_path):
         sink = robot(server)
         other = robot(server)  # another system posting to the same robot, outside our limiter
         for i in range(20):
-            other.send(Message(f"其他系统消息 {i}", "内容", None, (Notice(-1, None, "x", "red", "s", "m"),), world.clock()))
+            other.send(
+                Message(f"其他系统消息 {i}", "内容", None, (Notice(-1, None, "x", "red", "s", "m"),), world.clock())
+            )
         pipeline = world.pipeline(sink, route=RoutePolicy(group_wait=timedelta(0)))
         t0 = world.clock()
         world.warn("course.attendance_rate", world.college.courses, Band.red)
-        drive(world, pipeline, every=timedelta(seconds=15), until=t0 + timedelta(minutes=30),
-              done=lambda: world.outbox_status() == {"sent": 3})
+        drive(
+            world,
+            pipeline,
+            every=timedelta(seconds=15),
+            until=t0 + timedelta(minutes=30),
+            done=lambda: world.outbox_status() == {"sent": 3},
+        )
         assert world.outbox_status() == {"sent": 3}
         assert server.rate_limited == 1  # told once, then it waited the throttle out
         ours = server.received[20:]

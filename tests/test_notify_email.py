@@ -35,9 +35,28 @@ def cert(tmp_path_factory) -> tuple[str, str]:
     """A self-signed certificate for 127.0.0.1 (the sink trusts it through ``ca_file``)."""
     d = tmp_path_factory.mktemp("tls")
     key, crt = d / "key.pem", d / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(crt),
-                    "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(crt),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return str(crt), str(key)
 
 
@@ -56,12 +75,18 @@ class Inbox:
         return "250 OK"
 
     def messages(self) -> list[email.message.EmailMessage]:
-        return [email.message_from_bytes(e.original_content or e.content, policy=email.policy.default)
-                for e in self.envelopes]
+        return [
+            email.message_from_bytes(e.original_content or e.content, policy=email.policy.default)
+            for e in self.envelopes
+        ]
 
 
 def _auth(server, session, envelope, mechanism, auth_data):
-    ok = isinstance(auth_data, LoginPassword) and auth_data.login == USER.encode() and auth_data.password == PASSWORD.encode()
+    ok = (
+        isinstance(auth_data, LoginPassword)
+        and auth_data.login == USER.encode()
+        and auth_data.password == PASSWORD.encode()
+    )
     return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535 itself
 
 
@@ -69,16 +94,34 @@ def smtp_server(inbox: Inbox, cert, port: int, *, implicit: bool) -> Controller:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(*cert)
     if implicit:  # the whole connection is TLS; aiosmtpd's auth_require_tls only knows STARTTLS
-        return Controller(inbox, hostname="127.0.0.1", port=port, ssl_context=ctx, authenticator=_auth,
-                          auth_require_tls=False)
-    return Controller(inbox, hostname="127.0.0.1", port=port, tls_context=ctx, require_starttls=True,
-                      authenticator=_auth, auth_require_tls=True)
+        return Controller(
+            inbox, hostname="127.0.0.1", port=port, ssl_context=ctx, authenticator=_auth, auth_require_tls=False
+        )
+    return Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=ctx,
+        require_starttls=True,
+        authenticator=_auth,
+        auth_require_tls=True,
+    )
 
 
 def sink(cert, port: int, *, tls: str = "starttls", password: str = PASSWORD) -> EmailSink:
-    return EmailSink(channel="email", settings=EmailSettings(
-        host="127.0.0.1", port=port, tls=tls, username=USER, password=SecretStr(password),
-        from_addr="诊改平台 <zhengai@example.edu.cn>", ca_file=cert[0], timeout=5))
+    return EmailSink(
+        channel="email",
+        settings=EmailSettings(
+            host="127.0.0.1",
+            port=port,
+            tls=tls,
+            username=USER,
+            password=SecretStr(password),
+            from_addr="诊改平台 <zhengai@example.edu.cn>",
+            ca_file=cert[0],
+            timeout=5,
+        ),
+    )
 
 
 @pytest.fixture
@@ -148,8 +191,11 @@ def test_smtp_down_then_back_delivers_each_mail_exactly_once(world, cert):
     finally:
         server.stop()
     assert world.outbox_status() == {"sent": 3}
-    assert sorted(e.rcpt_tos[0] for e in inbox.envelopes) == ["t001@example.edu.cn", "t002@example.edu.cn",
-                                                             "t003@example.edu.cn"]
+    assert sorted(e.rcpt_tos[0] for e in inbox.envelopes) == [
+        "t001@example.edu.cn",
+        "t002@example.edu.cn",
+        "t003@example.edu.cn",
+    ]
 
 
 def test_a_refused_login_is_fatal_and_the_password_stays_secret(world, cert, caplog):

@@ -38,7 +38,12 @@ def test_escalation_fires_at_the_due_date_and_walks_up_the_chain(world):
     assert world.service.tick(due - timedelta(seconds=1)) == []
     assert pipeline.run(due - timedelta(seconds=1)).total.sent == 0
 
-    expected = [("P-CO", "课程负责人 孙课程"), ("P-ML", "专业带头人 钱专业"), ("P-DEAN", "二级学院院长 赵院长"), ("P-QO", "质量办 王质量")]
+    expected = [
+        ("P-CO", "课程负责人 孙课程"),
+        ("P-ML", "专业带头人 钱专业"),
+        ("P-DEAN", "二级学院院长 赵院长"),
+        ("P-QO", "质量办 王质量"),
+    ]
     for level, (person, who) in enumerate(expected, 1):
         at = due + timedelta(days=7 * (level - 1))
         applied = world.service.tick(at)  # (no new data comes in this test: the warning also goes stale)
@@ -56,7 +61,9 @@ def test_escalation_fires_at_the_due_date_and_walks_up_the_chain(world):
     escalated = [m.recipient_id for m in sink.messages if "逾期升级督办" in m.subject and "抄送" not in m.subject]
     assert escalated == ["P-CO", "P-ML", "P-DEAN", "P-QO"]
     pipeline.run(due + timedelta(days=90))  # the owner's copies (grouped per their group interval)
-    copies = [n for m in sink.messages if m.recipient_id == "T001" for n in m.notices if n.subject.startswith("【抄送】")]
+    copies = [
+        n for m in sink.messages if m.recipient_id == "T001" for n in m.notices if n.subject.startswith("【抄送】")
+    ]
     assert len(copies) == 4 and all(n.kind == "escalated" for n in copies)  # the owner is copied on every level
 
 
@@ -133,5 +140,7 @@ def test_escalation_path_has_distinct_people_only():
     from zhengai.ingest.records import Entity
 
     major = college.directory.get("M01")
-    college.directory.add(Entity(**{**major.model_dump(), "responsible": {"major_leader": college.directory.person("P-CO")}}))
+    college.directory.add(
+        Entity(**{**major.model_dump(), "responsible": {"major_leader": college.directory.person("P-CO")}})
+    )
     assert [r.person.id for r in escalation_path(rule, "C001", college.directory, same)] == ["P-CO", "P-DEAN"]

@@ -6,7 +6,7 @@ the repeat interval persisted across restarts, and messages people can act on.""
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
@@ -14,7 +14,14 @@ from zhengai.ingest.records import Band
 from zhengai.warnings.notify import outbox
 from zhengai.warnings.notify.calendar_windows import AcademicCalendar, MuteWindow
 from zhengai.warnings.notify.config import (
-    DigestPolicy, InhibitRule, LinkSettings, NotifyConfig, ReminderPolicy, RetryPolicy, RouteMatch, RoutePolicy,
+    DigestPolicy,
+    InhibitRule,
+    LinkSettings,
+    NotifyConfig,
+    ReminderPolicy,
+    RetryPolicy,
+    RouteMatch,
+    RoutePolicy,
 )
 from zhengai.warnings.notify.console import MemorySink
 from zhengai.warnings.notify.pipeline import Channel
@@ -52,8 +59,13 @@ def test_grouping_turns_a_burst_into_one_message_per_recipient(world):
     assert sorted(warning_refs(sink.messages)) == list(range(1, 21))  # each warning exactly once
 
     # later notices for the same people go out together, at most every group_interval
-    world.warn("course.attendance_rate", world.college.courses[:2], Band.yellow, period="2026-W42",
-               at=t0 + timedelta(minutes=2))
+    world.warn(
+        "course.attendance_rate",
+        world.college.courses[:2],
+        Band.yellow,
+        period="2026-W42",
+        at=t0 + timedelta(minutes=2),
+    )
     assert pipeline.run(t0 + timedelta(minutes=2)).admitted == 2
     assert pipeline.run(t0 + timedelta(minutes=3)).total.sent == 0  # waited group_wait, but the interval runs
     report = pipeline.run(t0 + timedelta(minutes=5, seconds=30)).total
@@ -84,7 +96,7 @@ def test_daily_digest_collects_yellow_and_lets_red_through(world):
     assert all(m.kind == "single" for m in sink.messages)
     for hours in (1, 6, 12, 22):
         assert pipeline.run(t0 + timedelta(hours=hours)).total.sent == 0
-    digest_at = datetime(2026, 10, 13, 0, 0, tzinfo=timezone.utc)  # 08:00 next day in Shanghai
+    digest_at = datetime(2026, 10, 13, 0, 0, tzinfo=UTC)  # 08:00 next day in Shanghai
     assert pipeline.run(digest_at - timedelta(seconds=1)).total.sent == 0
     report = pipeline.run(digest_at).total
     assert (report.messages, report.sent) == (5, 15)  # 15 yellow notices → one digest per teacher
@@ -98,24 +110,27 @@ def test_daily_digest_collects_yellow_and_lets_red_through(world):
 
 def test_calendar_window_delays_to_its_end_and_narrows_by_band(world):
     sink = MemorySink()
-    calendar = AcademicCalendar(windows=[
-        MuteWindow(name="国庆节假期", start=date(2026, 10, 1), end=date(2026, 10, 14)),
-        MuteWindow(name="期中考试周", kind="exam", start=date(2026, 10, 15), end=date(2026, 10, 16),
-                   bands=[Band.yellow]),
-    ])
+    calendar = AcademicCalendar(
+        windows=[
+            MuteWindow(name="国庆节假期", start=date(2026, 10, 1), end=date(2026, 10, 14)),
+            MuteWindow(
+                name="期中考试周", kind="exam", start=date(2026, 10, 15), end=date(2026, 10, 16), bands=[Band.yellow]
+            ),
+        ]
+    )
     pipeline = world.pipeline(sink, config=NotifyConfig(calendar=calendar), route=ROUTE)
     t0 = world.clock()
     world.warn("course.attendance_rate", world.college.courses[:3], Band.red)
     world.warn("course.attendance_rate", world.college.courses[3:6], Band.yellow)
     assert pipeline.run(t0).total.muted == 6
     assert pipeline.run(t0 + timedelta(days=1)).total.sent == 0  # not even looked at before the window ends
-    holiday_end = datetime(2026, 10, 14, 16, 0, tzinfo=timezone.utc)  # 2026-10-15 00:00 in Shanghai
+    holiday_end = datetime(2026, 10, 14, 16, 0, tzinfo=UTC)  # 2026-10-15 00:00 in Shanghai
     assert pipeline.run(holiday_end - timedelta(seconds=1)).total.sent == 0
     report = pipeline.run(holiday_end).total
     # the exam week follows the holiday at once and holds yellow only: the red ones go now; the
     # yellow ones were muted straight through to the end of the exam week
     assert (report.sent, report.muted) == (3, 0)
-    exam_end = datetime(2026, 10, 16, 16, 0, tzinfo=timezone.utc)
+    exam_end = datetime(2026, 10, 16, 16, 0, tzinfo=UTC)
     with world.store.session() as s:
         assert {d.next_attempt_at for d in s.query(DeliveryRow) if d.state == "muted"} == {exam_end}
     assert pipeline.run(exam_end - timedelta(seconds=1)).total.sent == 0
@@ -130,8 +145,18 @@ def test_silence_delays_exactly_what_it_matches_and_can_be_ended_early(world):
     pipeline = world.pipeline(sink, route=RoutePolicy(group_wait=timedelta(0)))
     t0 = world.clock()
     with pipeline.session() as s:
-        sid = add_silence(s, Silence(starts_at=t0, ends_at=t0 + timedelta(days=3), created_by="P-QO",
-                                     comment="C001 数据重导中", rule="course.*", entity_id="C001"), t0)
+        sid = add_silence(
+            s,
+            Silence(
+                starts_at=t0,
+                ends_at=t0 + timedelta(days=3),
+                created_by="P-QO",
+                comment="C001 数据重导中",
+                rule="course.*",
+                entity_id="C001",
+            ),
+            t0,
+        )
         s.commit()
     world.warn("course.attendance_rate", ["C001", "C002"], Band.red)
     report = pipeline.run(t0).total
@@ -197,8 +222,10 @@ def test_a_recovery_is_sent_if_the_opening_was_sent_before_the_inhibition(world)
 def test_route_match_keeps_a_channel_to_what_it_is_for(world):
     red_only, everything = MemorySink(channel="robot"), MemorySink(channel="memory")
     world.service.channels = ("robot", "memory")
-    pipeline = world.pipeline(Channel(red_only, RoutePolicy(group_wait=timedelta(0), match=RouteMatch(bands=[Band.red]))),
-                              Channel(everything, RoutePolicy(group_wait=timedelta(0), max_items=50)))
+    pipeline = world.pipeline(
+        Channel(red_only, RoutePolicy(group_wait=timedelta(0), match=RouteMatch(bands=[Band.red]))),
+        Channel(everything, RoutePolicy(group_wait=timedelta(0), max_items=50)),
+    )
     world.warn("course.attendance_rate", world.college.courses[:3], Band.red)
     world.warn("course.attendance_rate", world.college.courses[3:5], Band.yellow)
     pipeline.run(world.clock())
@@ -267,7 +294,9 @@ def test_repeat_interval_is_persisted_so_a_restart_does_not_renotify(world):
     assert sink.messages[0].subject.startswith("【督办提醒") and "2026-10-19" in sink.messages[0].subject
     again = MemorySink()
     for hours in (0, 1, 24):
-        assert world.pipeline(again, config=config, route=route).tick(t0 + timedelta(days=7, hours=hours)).reminders == 0
+        assert (
+            world.pipeline(again, config=config, route=route).tick(t0 + timedelta(days=7, hours=hours)).reminders == 0
+        )
     assert not again.messages
     # the next one a full interval after the reminder
     assert world.pipeline(again, config=config, route=route).tick(t0 + timedelta(days=14)).reminders == 1
@@ -285,8 +314,14 @@ def test_messages_carry_what_who_when_trend_and_links_and_are_masked(world):
     student = world.college.students[0]
     t0 = world.clock()
     for week, value in ((39, 97.0), (40, 94.0)):
-        world.warn("student.attendance_rate", student, Band.normal, period=f"2026-W{week}", value=value,
-                   at=t0 - timedelta(weeks=41 - week))
+        world.warn(
+            "student.attendance_rate",
+            student,
+            Band.normal,
+            period=f"2026-W{week}",
+            value=value,
+            at=t0 - timedelta(weeks=41 - week),
+        )
     world.warn("student.attendance_rate", student, Band.red, period="2026-W41", value=80.0)
     pipeline.run(t0)
     (message,) = sink.messages

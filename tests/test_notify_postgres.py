@@ -21,9 +21,14 @@ def test_outage_rate_limit_escalation_and_reminders_on_postgresql(pg_url):
     world = NotifyWorld(pg_url, courses=40, channels=("robot",))
     config = NotifyConfig(reminders=ReminderPolicy(repeat_interval=timedelta(days=3)))
     with DingTalkRobotServer(TOKEN, SECRET, clock=world.clock) as server:
+
         def pipeline():  # a fresh one each time: every pass starts from what the database remembers
-            sink = DingTalkRobotSink(channel="robot", settings=DingTalkRobotSettings(
-                base_url=server.base_url, access_token=SecretStr(TOKEN), secret=SecretStr(SECRET)))
+            sink = DingTalkRobotSink(
+                channel="robot",
+                settings=DingTalkRobotSettings(
+                    base_url=server.base_url, access_token=SecretStr(TOKEN), secret=SecretStr(SECRET)
+                ),
+            )
             return world.pipeline(sink, config=config, route=RoutePolicy(group_wait=timedelta(seconds=10)))
 
         t0 = world.clock()

@@ -9,17 +9,26 @@ import hashlib
 import hmac
 import json
 import logging
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from urllib.parse import parse_qs, unquote, urlsplit
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from pydantic import SecretStr
-from zoneinfo import ZoneInfo
 
 from zhengai.warnings.notify._http import RedactQuerySecrets
 from zhengai.warnings.notify.base import (
-    Contact, FatalSinkError, Link, Message, Notice, RetryableSinkError, Sink, register, sink_class, sink_kinds,
+    Contact,
+    FatalSinkError,
+    Link,
+    Message,
+    Notice,
+    RetryableSinkError,
+    Sink,
+    register,
+    sink_class,
+    sink_kinds,
 )
 from zhengai.warnings.notify.dingtalk import DingTalkRobotSettings, DingTalkRobotSink, sign
 from zhengai.warnings.notify.dingtalk_work import DingTalkWorkSettings, DingTalkWorkSink
@@ -29,12 +38,14 @@ from zhengai.warnings.notify.markup import to_html, to_plain
 from zhengai.warnings.notify.ratelimit import RateLimit, SlidingWindow
 from zhengai.warnings.notify.wecom import WeComRobotSettings, WeComRobotSink
 
-AT = datetime(2026, 10, 12, 1, 0, tzinfo=timezone.utc)
+AT = datetime(2026, 10, 12, 1, 0, tzinfo=UTC)
 TEACHER = Contact("T001", "张老师", "t001@example.edu.cn", "dt001", "13912345678")
 TOKEN, SECRET = "tok-abc", "SECxyz"
 
 
-def message(links=(), recipient=TEACHER, body="【红色预警 · 新预警】课程「高等数学」学生到课率\n- 指标：到课率 = 80%") -> Message:
+def message(
+    links=(), recipient=TEACHER, body="【红色预警 · 新预警】课程「高等数学」学生到课率\n- 指标：到课率 = 80%"
+) -> Message:
     notice = Notice(1, 1, "opened", "red", "【红色预警】课程「高等数学」学生到课率新预警", body, tuple(links))
     return Message(notice.subject, body, recipient, (notice,), AT, links=tuple(links))
 
@@ -95,7 +106,10 @@ def test_action_card_with_one_or_more_links():
     sink.send(message(links=[Link("确认预警", "https://x/a"), Link("登记改进措施", "https://x/i")]))
     one, two = (json.loads(r.content)["actionCard"] for r in rec.requests)
     assert (one["singleTitle"], one["singleURL"]) == ("登记改进措施", "https://x/1")
-    assert two["btns"] == [{"title": "确认预警", "actionURL": "https://x/a"}, {"title": "登记改进措施", "actionURL": "https://x/i"}]
+    assert two["btns"] == [
+        {"title": "确认预警", "actionURL": "https://x/a"},
+        {"title": "登记改进措施", "actionURL": "https://x/i"},
+    ]
 
 
 @pytest.mark.parametrize(
@@ -133,8 +147,11 @@ def test_work_notification_gets_a_token_once_and_sends_to_the_person():
     sink = work(rec)
     sink.send(message(links=[Link("确认预警", "https://x/a")]))
     sink.send(message())
-    assert [r.url.path for r in rec.requests] == ["/gettoken", "/topapi/message/corpconversation/asyncsend_v2",
-                                                  "/topapi/message/corpconversation/asyncsend_v2"]
+    assert [r.url.path for r in rec.requests] == [
+        "/gettoken",
+        "/topapi/message/corpconversation/asyncsend_v2",
+        "/topapi/message/corpconversation/asyncsend_v2",
+    ]
     assert rec.requests[1].url.params["access_token"] == "T1"
     first = json.loads(rec.requests[1].content)
     assert first["agent_id"] == 42 and first["userid_list"] == "dt001"
@@ -143,8 +160,12 @@ def test_work_notification_gets_a_token_once_and_sends_to_the_person():
 
 
 def test_work_notification_refreshes_an_expired_token_once():
-    rec = Recorder({"errcode": 0, "access_token": "OLD", "expires_in": 7200}, {"errcode": 42001},
-                   {"errcode": 0, "access_token": "NEW", "expires_in": 7200}, {"errcode": 0})
+    rec = Recorder(
+        {"errcode": 0, "access_token": "OLD", "expires_in": 7200},
+        {"errcode": 42001},
+        {"errcode": 0, "access_token": "NEW", "expires_in": 7200},
+        {"errcode": 0},
+    )
     work(rec).send(message())
     assert [r.url.params.get("access_token") for r in rec.requests if "asyncsend" in r.url.path] == ["OLD", "NEW"]
 
@@ -175,8 +196,9 @@ def test_bad_app_credentials_are_fatal_and_secret():
 
 
 def wecom(recorder: Recorder) -> WeComRobotSink:
-    return WeComRobotSink(channel="wecom", settings=WeComRobotSettings(key=SecretStr("wkey")),
-                          transport=httpx.MockTransport(recorder))
+    return WeComRobotSink(
+        channel="wecom", settings=WeComRobotSettings(key=SecretStr("wkey")), transport=httpx.MockTransport(recorder)
+    )
 
 
 def test_wecom_markdown_and_error_table():
@@ -209,8 +231,9 @@ def email_sink(**kw) -> EmailSink:
 
 
 def test_email_headers_and_parts():
-    mail = build_email(message(links=()), from_addr="诊改平台 <zhengai@example.edu.cn>",
-                       to=email_sink()._recipient(message()))
+    mail = build_email(
+        message(links=()), from_addr="诊改平台 <zhengai@example.edu.cn>", to=email_sink()._recipient(message())
+    )
     raw = mail.as_bytes()
     head = raw.split(b"\r\n\r\n", 1)[0]
     assert head.isascii() and b"Subject: =?utf-8?" in head
@@ -221,7 +244,10 @@ def test_email_headers_and_parts():
 
 def test_email_without_an_address_goes_to_the_fallback_or_fails():
     nobody = Contact("T9", "无邮箱")
-    assert email_sink(fallback_to="质量办 <zlb@example.edu.cn>")._recipient(message(recipient=nobody)).addr_spec == "zlb@example.edu.cn"
+    assert (
+        email_sink(fallback_to="质量办 <zlb@example.edu.cn>")._recipient(message(recipient=nobody)).addr_spec
+        == "zlb@example.edu.cn"
+    )
     with pytest.raises(FatalSinkError):
         email_sink()._recipient(message(recipient=nobody))
 
@@ -264,7 +290,9 @@ def test_httpx_request_logs_have_their_credentials_masked(caplog):
         robot(rec).send(message())
     assert "HTTP Request: POST" in caplog.text
     assert TOKEN not in caplog.text and "access_token=***" in caplog.text and "sign=***" in caplog.text
-    record = logging.LogRecord("httpx", logging.INFO, "", 0, "GET %s", (httpx.URL("https://h/gettoken?appkey=k&appsecret=s3"),), None)
+    record = logging.LogRecord(
+        "httpx", logging.INFO, "", 0, "GET %s", (httpx.URL("https://h/gettoken?appkey=k&appsecret=s3"),), None
+    )
     RedactQuerySecrets().filter(record)
     assert "s3" not in record.getMessage() and "appkey=k" in record.getMessage()
 
@@ -289,9 +317,9 @@ def test_sliding_window():
 def test_next_digest_is_the_next_local_hour():
     tz = ZoneInfo("Asia/Shanghai")
     at = time(8, 0)
-    assert next_digest(datetime(2026, 10, 12, 1, 0, tzinfo=timezone.utc), at, tz) == datetime(2026, 10, 13, 8, 0, tzinfo=tz)
-    assert next_digest(datetime(2026, 10, 11, 23, 59, tzinfo=timezone.utc), at, tz) == datetime(2026, 10, 12, 8, 0, tzinfo=tz)
-    assert next_digest(datetime(2026, 10, 12, 0, 0, tzinfo=timezone.utc), at, tz) == datetime(2026, 10, 13, 8, 0, tzinfo=tz)
+    assert next_digest(datetime(2026, 10, 12, 1, 0, tzinfo=UTC), at, tz) == datetime(2026, 10, 13, 8, 0, tzinfo=tz)
+    assert next_digest(datetime(2026, 10, 11, 23, 59, tzinfo=UTC), at, tz) == datetime(2026, 10, 12, 8, 0, tzinfo=tz)
+    assert next_digest(datetime(2026, 10, 12, 0, 0, tzinfo=UTC), at, tz) == datetime(2026, 10, 13, 8, 0, tzinfo=tz)
 
 
 def test_pack_by_count_and_bytes():

@@ -5,7 +5,7 @@ the recipient's own signed action links — unlike the group robots."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -17,7 +17,7 @@ from zhengai.warnings.notify.config import LinkSettings, NotifyConfig, RoutePoli
 from zhengai.warnings.notify.testing import NotifyWorld
 from zhengai.warnings.notify.wecom_app import WeComAppSettings, WeComAppSink
 
-AT = datetime(2026, 10, 12, 1, 0, tzinfo=timezone.utc)
+AT = datetime(2026, 10, 12, 1, 0, tzinfo=UTC)
 
 
 class Api:
@@ -35,8 +35,11 @@ class Api:
 
 
 def sink(api: Api) -> WeComAppSink:
-    return WeComAppSink(channel="wxapp", settings=WeComAppSettings(corp_id="ww1", corp_secret=SecretStr("s3cret"), agent_id=1000002),
-                        transport=httpx.MockTransport(api))
+    return WeComAppSink(
+        channel="wxapp",
+        settings=WeComAppSettings(corp_id="ww1", corp_secret=SecretStr("s3cret"), agent_id=1000002),
+        transport=httpx.MockTransport(api),
+    )
 
 
 def msg(at=AT) -> Message:
@@ -58,12 +61,15 @@ def test_payload_token_cache_and_refresh():
     assert all("s3cret" not in str(r.url) for r in api.requests if r.url.path != "/cgi-bin/gettoken")
 
 
-@pytest.mark.parametrize("answer, error", [
-    ({"errcode": -1, "errmsg": "system busy"}, RetryableSinkError),
-    ({"errcode": 45009, "errmsg": "api freq out of limit"}, RetryableSinkError),
-    ({"errcode": 81013, "errmsg": "user & party & tag all invalid"}, FatalSinkError),
-    ({"errcode": 0, "errmsg": "ok", "invaliduser": "T0001"}, FatalSinkError),
-])
+@pytest.mark.parametrize(
+    "answer, error",
+    [
+        ({"errcode": -1, "errmsg": "system busy"}, RetryableSinkError),
+        ({"errcode": 45009, "errmsg": "api freq out of limit"}, RetryableSinkError),
+        ({"errcode": 81013, "errmsg": "user & party & tag all invalid"}, FatalSinkError),
+        ({"errcode": 0, "errmsg": "ok", "invaliduser": "T0001"}, FatalSinkError),
+    ],
+)
 def test_error_table(answer, error):
     with pytest.raises(error):
         sink(Api(answer)).send(msg())
@@ -73,8 +79,11 @@ def test_through_the_pipeline_it_carries_the_recipients_own_links(tmp_path, monk
     monkeypatch.setenv("ZHENGAI_LINK_SECRET", "test-secret-0123456789abcdef")
     world = NotifyWorld(f"sqlite:///{tmp_path / 'w.sqlite'}", courses=1, channels=("wxapp",))
     api = Api({"errcode": 0, "errmsg": "ok"})
-    pipeline = world.pipeline(sink(api), route=RoutePolicy(group_wait=timedelta(0)),
-                              config=NotifyConfig(links=LinkSettings(base_url="https://zg.example.edu.cn")))
+    pipeline = world.pipeline(
+        sink(api),
+        route=RoutePolicy(group_wait=timedelta(0)),
+        config=NotifyConfig(links=LinkSettings(base_url="https://zg.example.edu.cn")),
+    )
     world.warn("course.attendance_rate", "C001", Band.red)
     assert pipeline.run(world.clock()).total.sent == 1
     (sent,) = [r for r in api.requests if r.url.path == "/cgi-bin/message/send"]

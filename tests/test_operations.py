@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import ClassVar
 
@@ -19,7 +19,7 @@ from zhengai.connectors.errors import RetryableDeliveryError
 from zhengai.connectors.sql import IncrementalSqlStream, SqlSource
 from zhengai.ingest.records import AttendanceEvent
 from zhengai.ingest.retrying import Backoff, delay
-from zhengai.ingest.stream import STORE_MAX_BACKOFF, _STORE_BACKOFF
+from zhengai.ingest.stream import _STORE_BACKOFF, STORE_MAX_BACKOFF
 
 T0 = datetime(2026, 10, 5, 8, 0, tzinfo=timezone(timedelta(hours=8)))
 
@@ -29,8 +29,10 @@ def _db(path: Path, n: int, start: int = 1, minutes: int = 0) -> str:
     con.execute("CREATE TABLE IF NOT EXISTS attendance (id INTEGER PRIMARY KEY, student_id TEXT, updated_at TEXT)")
     con.execute("CREATE INDEX IF NOT EXISTS attendance_updated ON attendance (updated_at, id)")
     # many rows share a timestamp, as a bulk import writes them: the id breaks the ties
-    con.executemany("INSERT INTO attendance VALUES (?, ?, ?)",
-                    [(i, f"S{i:04d}", (T0 + timedelta(minutes=minutes + i // 7)).isoformat()) for i in range(start, start + n)])
+    con.executemany(
+        "INSERT INTO attendance VALUES (?, ?, ?)",
+        [(i, f"S{i:04d}", (T0 + timedelta(minutes=minutes + i // 7)).isoformat()) for i in range(start, start + n)],
+    )
     con.commit()
     con.close()
     return f"sqlite:///{path}"
@@ -43,9 +45,19 @@ class Rows(IncrementalSqlStream):
     page_size: ClassVar[int] = 8
 
     def map(self, row):
-        return [AttendanceEvent(occurred_at=row["updated_at"], source=self.source, key=f"t:{row['id']}",
-                                student_id=row["student_id"], course_id="C1", week="2026-W41",
-                                scheduled=2, attended=2, excused=0)]
+        return [
+            AttendanceEvent(
+                occurred_at=row["updated_at"],
+                source=self.source,
+                key=f"t:{row['id']}",
+                student_id=row["student_id"],
+                course_id="C1",
+                week="2026-W41",
+                scheduled=2,
+                attended=2,
+                excused=0,
+            )
+        ]
 
 
 class Conn:
@@ -87,7 +99,7 @@ def test_a_broker_outage_within_the_run_is_waited_out() -> None:
     report = run_connector(Conn(_MemStream()), rows, MemoryBookmarks(), batch_size=5, delivery_patience=30.0)
     assert report.ok, report.errors
     assert rows.calls == 2 + 2 and len(rows.keys) == 10
-    failing = Collect(fail_first=10 ** 6)
+    failing = Collect(fail_first=10**6)
     report = run_connector(Conn(_MemStream()), failing, MemoryBookmarks(), batch_size=5, delivery_patience=0.0)
     assert not report.ok and report.retryable and failing.calls == 1
 
@@ -104,11 +116,14 @@ class _MemStream(Rows):
 
         class _D:
             tz = CHINA_TZ
+
         return _D()
 
     def read(self, cursor):
-        return [{"id": i, "student_id": f"S{i}", "updated_at": (T0 + timedelta(minutes=i)).isoformat()}
-                for i in range(1, 11)]
+        return [
+            {"id": i, "student_id": f"S{i}", "updated_at": (T0 + timedelta(minutes=i)).isoformat()}
+            for i in range(1, 11)
+        ]
 
 
 def test_a_stopped_lookback_resend_resumes_where_it_stopped(tmp_path: Path) -> None:
@@ -122,8 +137,13 @@ def test_a_stopped_lookback_resend_resumes_where_it_stopped(tmp_path: Path) -> N
 
     # The next run re-sends the whole lookback window (60 rows); it is stopped after two batches.
     stopped = Collect()
-    report = run_connector(Conn(Rows(SqlSource(url), lookback=timedelta(days=1))), stopped, bookmarks,
-                           batch_size=10, should_stop=lambda: stopped.calls >= 2)
+    report = run_connector(
+        Conn(Rows(SqlSource(url), lookback=timedelta(days=1))),
+        stopped,
+        bookmarks,
+        batch_size=10,
+        should_stop=lambda: stopped.calls >= 2,
+    )
     assert report.streams["attendance"].stopped and len(stopped.keys) == 20
     marked = json.loads(bookmarks.get("t", "attendance"))
     assert marked["id"] == 60 and marked["resend_after"][1] == 20, marked  # the bookmark moved on
@@ -150,7 +170,9 @@ def test_one_backoff_curve_capped_for_the_store() -> None:
     assert hinted.seconds(5, RuntimeError()) == 3.0 and hinted.seconds(5) == 10.0
 
 
-def test_warnings_cli_store_after_the_subcommand_and_bounded_input(pg_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_warnings_cli_store_after_the_subcommand_and_bounded_input(
+    pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["warnings", "migrate", "--store", pg_url]) == 0
     assert main(["warnings", "--store", pg_url, "migrate"]) == 0
     out, _ = capsys.readouterr()
@@ -159,11 +181,27 @@ def test_warnings_cli_store_after_the_subcommand_and_bounded_input(pg_url: str, 
     from zhengai.warnings.store import WarningStore
 
     store = WarningStore(pg_url)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with store.session() as s, s.begin():
-        s.add(WarningRow(rule_id="student.gpa", rule_name="学生平均学分绩点", entity_id="S1", episode=1, level="student",
-                         metric="student.gpa", status="open", band="red", worst_band="red", opened_period="2026-2027-1",
-                         last_period="2026-2027-1", value=1.0, reason="低于标准值", opened_at=now, updated_at=now))
+        s.add(
+            WarningRow(
+                rule_id="student.gpa",
+                rule_name="学生平均学分绩点",
+                entity_id="S1",
+                episode=1,
+                level="student",
+                metric="student.gpa",
+                status="open",
+                band="red",
+                worst_band="red",
+                opened_period="2026-2027-1",
+                last_period="2026-2027-1",
+                value=1.0,
+                reason="低于标准值",
+                opened_at=now,
+                updated_at=now,
+            )
+        )
     wid = store.read.warnings()[0].id
     code = main(["warnings", "--store", pg_url, "ack", str(wid), "--by", "T" * 100])
     out, err = capsys.readouterr()

@@ -6,7 +6,7 @@ the issue's cases as a regression corpus."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,14 +19,39 @@ from zhengai.ingest.serde import DECODE_CODES, MAX_BYTES, MAX_DEPTH, DecodeError
 from zhengai.ingest.stream import DirectoryReplica, Rejected, validate
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 T = NOW.isoformat()
-OBS = {"level": "student", "entity_id": "S1", "metric": "student.attendance_rate", "value": 93.5, "period": "2026-W09",
-       "observed_at": "2026-03-01T08:00:00+08:00", "source": "jiaowu.attendance"}
-GRADE = {"kind": "grade", "occurred_at": "2026-01-10T10:00:00+08:00", "source": "jiaowu.grades", "key": "g1",
-         "student_id": "S1", "course_id": "C1", "term": "2025-2026-1", "score": 80, "credits": 2}
-ATT = {"kind": "attendance", "occurred_at": "2026-03-06T17:00:00+08:00", "source": "jiaowu.att", "key": "a1",
-       "student_id": "S1", "course_id": "C1", "week": "2026-W10", "scheduled": 4, "attended": 3}
+OBS = {
+    "level": "student",
+    "entity_id": "S1",
+    "metric": "student.attendance_rate",
+    "value": 93.5,
+    "period": "2026-W09",
+    "observed_at": "2026-03-01T08:00:00+08:00",
+    "source": "jiaowu.attendance",
+}
+GRADE = {
+    "kind": "grade",
+    "occurred_at": "2026-01-10T10:00:00+08:00",
+    "source": "jiaowu.grades",
+    "key": "g1",
+    "student_id": "S1",
+    "course_id": "C1",
+    "term": "2025-2026-1",
+    "score": 80,
+    "credits": 2,
+}
+ATT = {
+    "kind": "attendance",
+    "occurred_at": "2026-03-06T17:00:00+08:00",
+    "source": "jiaowu.att",
+    "key": "a1",
+    "student_id": "S1",
+    "course_id": "C1",
+    "week": "2026-W10",
+    "scheduled": 4,
+    "attended": 3,
+}
 ENTITY = {"id": "S1", "kind": "student", "name": "学生一", "parent_id": "K1"}
 
 
@@ -106,20 +131,26 @@ def test_corpus_each_poison_is_a_decode_error_with_its_code(raw, code):
     assert out.code == code, str(out)
 
 
-@pytest.mark.parametrize("period", ["2025-2026-1", "2025-2026-2", "2026-03", "2026", "2026-W09", "2026-W53", "2024-02-29", "2026-12-31"])
+@pytest.mark.parametrize(
+    "period", ["2025-2026-1", "2025-2026-2", "2026-03", "2026", "2026-W09", "2026-W53", "2024-02-29", "2026-12-31"]
+)
 def test_every_period_form_accepted_today_still_is(period):
     assert period_kind(period)
     assert isinstance(decode(env({**OBS, "period": period})), Observation)
 
 
-@pytest.mark.parametrize("data, type_", [
-    (OBS, "observation"),
-    ({**ENTITY, "name": "[" * 60 + "{" * 60}, "entity"),  # brackets inside strings are not nesting
-    ({**OBS, "value": 12345678901234567890}, "observation"),
-    ({**OBS, "value": 0.1000000000000000055511151231257827}, "observation"),
-    ({**OBS, "observed_at": (NOW + timedelta(days=60)).isoformat()}, "observation"),  # next weeks' timetable
-    (GRADE, "grade"), (ATT, "attendance"),
-])
+@pytest.mark.parametrize(
+    "data, type_",
+    [
+        (OBS, "observation"),
+        ({**ENTITY, "name": "[" * 60 + "{" * 60}, "entity"),  # brackets inside strings are not nesting
+        ({**OBS, "value": 12345678901234567890}, "observation"),
+        ({**OBS, "value": 0.1000000000000000055511151231257827}, "observation"),
+        ({**OBS, "observed_at": (NOW + timedelta(days=60)).isoformat()}, "observation"),  # next weeks' timetable
+        (GRADE, "grade"),
+        (ATT, "attendance"),
+    ],
+)
 def test_good_records_near_the_limits_are_accepted(data, type_):
     assert isinstance(decode(env(data, type_)), BaseModel)
 
@@ -127,11 +158,18 @@ def test_good_records_near_the_limits_are_accepted(data, type_):
 # --- generated hostile input ----------------------------------------------------------------------
 
 JSON_LEAF = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(10**40), max_value=10**40), st.floats(allow_nan=False),
-    st.text(max_size=40), st.sampled_from(["2026-02-31", "0000", "2026-W53", "0001-01-01T00:00:00+08:00", "\u0000", "S1"]),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**40), max_value=10**40),
+    st.floats(allow_nan=False),
+    st.text(max_size=40),
+    st.sampled_from(["2026-02-31", "0000", "2026-W53", "0001-01-01T00:00:00+08:00", "\u0000", "S1"]),
 )
-JSON = st.recursive(JSON_LEAF, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                       st.dictionaries(st.text(max_size=10), inner, max_size=4)), max_leaves=20)
+JSON = st.recursive(
+    JSON_LEAF,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)),
+    max_leaves=20,
+)
 RECORDS = st.sampled_from([("observation", OBS), ("grade", GRADE), ("attendance", ATT), ("entity", ENTITY)])
 LITERALS = st.one_of(
     st.integers(min_value=1, max_value=6000).map(lambda n: b"9" * n),
@@ -189,11 +227,15 @@ def entity(i: int) -> Entity:
 
 
 @FAST
-@given(st.lists(st.one_of(st.none(), st.binary(max_size=300), st.sampled_from([v for v, _ in CORPUS.values()])), max_size=12))
+@given(
+    st.lists(
+        st.one_of(st.none(), st.binary(max_size=300), st.sampled_from([v for v, _ in CORPUS.values()])), max_size=12
+    )
+)
 def test_replica_apply_survives_any_batch(poison):
     replica = DirectoryReplica("127.0.0.1:1", "zg.entities")
     good = [encode(entity(i)) for i in range(3)]
-    batch = [good[0], *poison[: len(poison) // 2], good[1], *poison[len(poison) // 2:], good[2]]
+    batch = [good[0], *poison[: len(poison) // 2], good[1], *poison[len(poison) // 2 :], good[2]]
     assert replica._apply(batch) == 3 + sum(isinstance(assert_closed(p), Entity) for p in poison if p is not None)
     assert {"E0", "E1", "E2"} <= {rid for _, rid in replica._records}
 

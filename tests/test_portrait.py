@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from demopg import copy_into_postgres, run_small_demo
 from sqlalchemy import text
+
 from zhengai.ingest.directory import Directory
 from zhengai.ingest.records import Entity, Person
 from zhengai.rules.evaluator import evaluate, resolve_thresholds

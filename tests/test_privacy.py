@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import json
 import logging
+import os
 import re
 import sqlite3
 from pathlib import Path
@@ -46,34 +46,53 @@ def leaks(text_: str, student_ids: set[str] = frozenset()) -> list[str]:
 
 # --- the masking function -----------------------------------------------------------------------
 
-@pytest.mark.parametrize(("raw", "masked"), [
-    ("待核实 13912345678", "待核实 139****5678"),
-    ("电话 139-1234-5678，或 +86 13912345678", "电话 139****5678，或 139****5678"),
-    ("身份证 11010119900101123X 号", "身份证 110101********123X 号"),
-    ("联系 cw.zhang@example.edu.cn。", "联系 c***@example.edu.cn。"),
-    ("学生 2401010001 缺勤", "学生 2401****01 缺勤"),
-    ("2401010001@qq.com", "2***@qq.com"),
-    # what must stay: dates, times, ids of other shapes, amounts
-    ("2026-W39 C0011 K01012401 2026-03-01T08:00:00+08:00 1,200,000.00", None),
-])
+
+@pytest.mark.parametrize(
+    ("raw", "masked"),
+    [
+        ("待核实 13912345678", "待核实 139****5678"),
+        ("电话 139-1234-5678，或 +86 13912345678", "电话 139****5678，或 139****5678"),
+        ("身份证 11010119900101123X 号", "身份证 110101********123X 号"),
+        ("联系 cw.zhang@example.edu.cn。", "联系 c***@example.edu.cn。"),
+        ("学生 2401010001 缺勤", "学生 2401****01 缺勤"),
+        ("2401010001@qq.com", "2***@qq.com"),
+        # what must stay: dates, times, ids of other shapes, amounts
+        ("2026-W39 C0011 K01012401 2026-03-01T08:00:00+08:00 1,200,000.00", None),
+    ],
+)
 def test_mask_text_by_pattern(raw: str, masked: str | None) -> None:
     assert mask_text(raw) == (masked if masked is not None else raw)
     assert mask_text(mask_text(raw)) == mask_text(raw), "masking is idempotent"
 
 
 def test_rows_are_masked_by_name_and_by_pattern() -> None:
-    row = {"联系方式": "13912345678", "phone": "6123456", "邮箱": EMAIL, "note": f"见 {ID_CARD}",
-           "student": 2401010001, "score": 88.5, "nested": [{"mobile": MOBILE}]}
+    row = {
+        "联系方式": "13912345678",
+        "phone": "6123456",
+        "邮箱": EMAIL,
+        "note": f"见 {ID_CARD}",
+        "student": 2401010001,
+        "score": 88.5,
+        "nested": [{"mobile": MOBILE}],
+    }
     masked = mask_row(row)
-    assert masked == {"联系方式": "139****5678", "phone": "*******", "邮箱": "c***@example.edu.cn",
-                      "note": "见 110101********123X", "student": "2401****01", "score": 88.5,
-                      "nested": [{"mobile": "139****5678"}]}
+    assert masked == {
+        "联系方式": "139****5678",
+        "phone": "*******",
+        "邮箱": "c***@example.edu.cn",
+        "note": "见 110101********123X",
+        "student": "2401****01",
+        "score": 88.5,
+        "nested": [{"mobile": "139****5678"}],
+    }
     assert not leaks(mask_payload(json.dumps(row, ensure_ascii=False)))
 
 
 def test_dead_letters_keep_a_masked_copy_unless_raw_is_configured(monkeypatch: pytest.MonkeyPatch) -> None:
     raw = json.dumps({"student_id": "2401010001", "scheduled": f"待核实 {MOBILE}", "memo": EMAIL}, ensure_ascii=False)
-    letter = DeadLetter(source="jiaowu.attendance", reason=f"scheduled: '待核实 {MOBILE}' is not a number", raw=raw, at=T)
+    letter = DeadLetter(
+        source="jiaowu.attendance", reason=f"scheduled: '待核实 {MOBILE}' is not a number", raw=raw, at=T
+    )
     assert not leaks(letter.reason + letter.raw)
     assert "待核实 139****5678" in letter.reason and json.loads(letter.raw)["student_id"] == "2401****01"
     again = DeadLetter.model_validate_json(letter.model_dump_json())
@@ -120,7 +139,9 @@ def test_kafka_client_lines_are_summarised_during_an_outage() -> None:
     assert lines[0].startswith("Unable connect to")  # the first line of an outage as it came
     summaries = [ln for ln in lines[1:] if ln.startswith("Kafka broker unreachable for")]
     assert len(lines) == 1 + len(summaries) and 3 <= len(summaries) <= 4, lines
-    assert re.match(r"Kafka broker unreachable for 40 s, retrying \(\d+ client log lines suppressed; last: Unable", summaries[-1])
+    assert re.match(
+        r"Kafka broker unreachable for 40 s, retrying \(\d+ client log lines suppressed; last: Unable", summaries[-1]
+    )
     now[0] += 31.0  # quiet for longer than ``quiet``: the next complaint is a new outage, shown whole
     with_handler = logging.getLogger("aiokafka.conn")
     with_handler.addHandler(handler)
@@ -135,26 +156,36 @@ def test_kafka_client_lines_are_summarised_during_an_outage() -> None:
 
 # --- a demo run with personal data planted in its sources ------------------------------------------
 
+
 def plant(college: College) -> None:
     """Malformed rows that quote personal data (they must become dead letters), in 教务 and 财务."""
     con = sqlite3.connect(college.jiaowu_db)
     try:
         sid, course, week = con.execute("SELECT student_id, course_id, week FROM attendance LIMIT 1").fetchone()
         stamp = con.execute("SELECT max(updated_at) FROM attendance").fetchone()[0]
-        con.execute("INSERT INTO attendance (student_id, course_id, week, scheduled, attended, excused, updated_at)"
-                    " VALUES (?, ?, ?, ?, 2, 0, ?)", (sid, course, week, f"待核实 {MOBILE}", stamp))
-        con.execute("INSERT INTO attendance (student_id, course_id, week, scheduled, attended, excused, updated_at)"
-                    " VALUES (?, ?, ?, 4, ?, 0, ?)", (sid, course, week, f"身份证 {ID_CARD}", stamp))
-        con.execute("INSERT INTO grades (student_id, course_id, term, score, credits, updated_at)"
-                    " VALUES (?, ?, ?, ?, 2, ?)", (sid, course, college.current_term, f"问 {EMAIL}", stamp))
+        con.execute(
+            "INSERT INTO attendance (student_id, course_id, week, scheduled, attended, excused, updated_at)"
+            " VALUES (?, ?, ?, ?, 2, 0, ?)",
+            (sid, course, week, f"待核实 {MOBILE}", stamp),
+        )
+        con.execute(
+            "INSERT INTO attendance (student_id, course_id, week, scheduled, attended, excused, updated_at)"
+            " VALUES (?, ?, ?, 4, ?, 0, ?)",
+            (sid, course, week, f"身份证 {ID_CARD}", stamp),
+        )
+        con.execute(
+            "INSERT INTO grades (student_id, course_id, term, score, credits, updated_at) VALUES (?, ?, ?, ?, 2, ?)",
+            (sid, course, college.current_term, f"问 {EMAIL}", stamp),
+        )
         con.commit()
     finally:
         con.close()
     text_ = college.finance_csv.read_text(encoding="gbk")
     exported = college.finance_csv.stat()
     assert "待核实" in text_
-    text_ = text_.replace("待核实,", f"待核实 {MOBILE},", 1).replace("追加预算执行数待财务核对",
-                                                                     f"经办人 {EMAIL} 身份证 {ID_CARD}", 1)
+    text_ = text_.replace("待核实,", f"待核实 {MOBILE},", 1).replace(
+        "追加预算执行数待财务核对", f"经办人 {EMAIL} 身份证 {ID_CARD}", 1
+    )
     college.finance_csv.write_text(text_, encoding="gbk")
     # The export keeps its time (the connector reads it as the rows' time; budget progress is judged as of it).
     os.utime(college.finance_csv, (exported.st_atime, exported.st_mtime))
@@ -176,8 +207,11 @@ def demo(tmp_path_factory: pytest.TempPathFactory):
         root.removeHandler(handler)
         root.setLevel(level)
     run.console, run.logs = out.getvalue(), logs.getvalue()
-    run.student_ids = {e.id for e in run.pipeline.directory.entities() if e.kind.value == "student"} \
-        if hasattr(run.pipeline.directory, "entities") else set()
+    run.student_ids = (
+        {e.id for e in run.pipeline.directory.entities() if e.kind.value == "student"}
+        if hasattr(run.pipeline.directory, "entities")
+        else set()
+    )
     return run
 
 
@@ -207,8 +241,14 @@ def test_demo_outputs_are_masked(demo) -> None:
     notifications = (demo.report_path.parent / "notifications.jsonl").read_text(encoding="utf-8")
     outbox = _table_text(demo, "notification_outbox", "subject, body")
     messages = _table_text(demo, "notify_messages", "subject, group_key")
-    for name, text_ in (("report.md", report), ("notifications.jsonl", notifications), ("console", demo.console),
-                        ("notification_outbox", outbox), ("notify_messages", messages), ("logs", demo.logs)):
+    for name, text_ in (
+        ("report.md", report),
+        ("notifications.jsonl", notifications),
+        ("console", demo.console),
+        ("notification_outbox", outbox),
+        ("notify_messages", messages),
+        ("logs", demo.logs),
+    ):
         assert not leaks(text_, ids), (name, leaks(text_, ids))
     assert "****" in report, "the report names students, masked"
     assert demo.all_found
@@ -220,11 +260,44 @@ def test_warnings_cli_masks_improvement_text_and_student_ids(demo, capsys: pytes
     student = next(a for a in demo.college.planted if a.level is Level.student)
     w = next(w for w in demo.store.read.warnings() if w.entity_id == student.entity_id)
     assert main(["warnings", "--store", url, "list"]) == 0
-    assert main(["warnings", "--store", url, "ack", str(w.id), "--by", student.responsible_person_id,
-                 "--note", f"已电话联系 {MOBILE}", "--now", "2026-11-30T09:00+08:00"]) == 0
-    assert main(["warnings", "--store", url, "improve", str(w.id), "--by", student.responsible_person_id,
-                 "--due", "2026-12-20", "--now", "2026-11-30T10:00+08:00",
-                 "--text", f"约谈学生 {student.entity_id}，家长 {MOBILE}，邮件 {EMAIL}，身份证 {ID_CARD}"]) == 0
+    assert (
+        main(
+            [
+                "warnings",
+                "--store",
+                url,
+                "ack",
+                str(w.id),
+                "--by",
+                student.responsible_person_id,
+                "--note",
+                f"已电话联系 {MOBILE}",
+                "--now",
+                "2026-11-30T09:00+08:00",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "warnings",
+                "--store",
+                url,
+                "improve",
+                str(w.id),
+                "--by",
+                student.responsible_person_id,
+                "--due",
+                "2026-12-20",
+                "--now",
+                "2026-11-30T10:00+08:00",
+                "--text",
+                f"约谈学生 {student.entity_id}，家长 {MOBILE}，邮件 {EMAIL}，身份证 {ID_CARD}",
+            ]
+        )
+        == 0
+    )
     assert main(["warnings", "--store", url, "show", str(w.id)]) == 0
     out, err = capsys.readouterr()
     assert "约谈学生 " in out and "c***@example.edu.cn" in out and "139****5678" in out
@@ -237,8 +310,9 @@ def test_warnings_cli_masks_improvement_text_and_student_ids(demo, capsys: pytes
     assert not leaks(sent + outbox, ids), leaks(sent + outbox, ids)
 
 
-def test_connectors_check_masks_reasons_and_rows(demo, capsys: pytest.CaptureFixture[str],
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_connectors_check_masks_reasons_and_rows(
+    demo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     deploy = Path(__file__).resolve().parents[1] / "deploy" / "connectors"
     monkeypatch.setenv("JIAOWU_DB_URL", f"sqlite:///{demo.college.jiaowu_db}")
     monkeypatch.setenv("CAIWU_DROP_DIR", str(demo.college.finance_csv))
@@ -255,9 +329,11 @@ def test_rejection_reports_are_masked(tmp_path: Path) -> None:
 
     drop = tmp_path / "drop"
     drop.mkdir()
-    rows = [("年度", "科目代码", "科目名称", "预算数(元)", "执行数(元)", "备注"),
-            ("2026", "5003", "日常教学经费", "1,000.00", "900.00", ""),
-            ("2026", "5004", f"经办 {EMAIL}", "1,000.00", f"待核实 {MOBILE}", f"身份证 {ID_CARD}")]
+    rows = [
+        ("年度", "科目代码", "科目名称", "预算数(元)", "执行数(元)", "备注"),
+        ("2026", "5003", "日常教学经费", "1,000.00", "900.00", ""),
+        ("2026", "5004", f"经办 {EMAIL}", "1,000.00", f"待核实 {MOBILE}", f"身份证 {ID_CARD}"),
+    ]
     with open(drop / "caiwu_2026.csv", "w", encoding="gbk", newline="") as fh:
         csv.writer(fh).writerows(rows)
 
@@ -294,13 +370,24 @@ def test_group_robot_messages_mask_emails_and_numbers(tmp_path: Path) -> None:
 
     world = NotifyWorld(f"sqlite:///{tmp_path / 'w.sqlite'}", channels=("robot",))
     with DingTalkRobotServer("tok", "SECx", clock=world.clock) as server:
-        sink = DingTalkRobotSink(channel="robot", settings=DingTalkRobotSettings(
-            base_url=server.base_url, access_token=SecretStr("tok"), secret=SecretStr("SECx")))
+        sink = DingTalkRobotSink(
+            channel="robot",
+            settings=DingTalkRobotSettings(
+                base_url=server.base_url, access_token=SecretStr("tok"), secret=SecretStr("SECx")
+            ),
+        )
         pipeline = world.pipeline(sink, route=RoutePolicy(group_wait=td(seconds=10)))
         students = world.college.students[:3]
-        verdicts = [verdict(world.college, "student.attendance_rate", sid, Band.red, period="2026-W41", at=world.clock())
-                    .model_copy(update={"reason": f"个人到课率为80%（红色预警）；家长 {MOBILE}，邮箱 {EMAIL}，身份证 {ID_CARD}，学号 {sid}"})
-                    for sid in students]
+        verdicts = [
+            verdict(
+                world.college, "student.attendance_rate", sid, Band.red, period="2026-W41", at=world.clock()
+            ).model_copy(
+                update={
+                    "reason": f"个人到课率为80%（红色预警）；家长 {MOBILE}，邮箱 {EMAIL}，身份证 {ID_CARD}，学号 {sid}"
+                }
+            )
+            for sid in students
+        ]
         world.service.handle(verdicts)
         for _ in range(6):
             pipeline.run(world.clock())

@@ -37,8 +37,16 @@ def package_tree(into: Path) -> Path:
 def run_mypy() -> subprocess.CompletedProcess:
     with tempfile.TemporaryDirectory(prefix="zhengai-mypy-") as tmp:
         package_tree(Path(tmp))
-        return _run(str(BIN / "mypy"), "--config-file", str(ROOT / "pyproject.toml"),
-                    "--cache-dir", str(Path(tmp) / ".mypy_cache"), "-p", "zhengai", cwd=Path(tmp))
+        return _run(
+            str(BIN / "mypy"),
+            "--config-file",
+            str(ROOT / "pyproject.toml"),
+            "--cache-dir",
+            str(Path(tmp) / ".mypy_cache"),
+            "-p",
+            "zhengai",
+            cwd=Path(tmp),
+        )
 
 
 def test_ruff_lint_is_clean():

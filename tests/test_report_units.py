@@ -5,9 +5,8 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
-from zhengai.ingest.plausibility import period_start
-from zhengai.rules.diagnosis import load_catalog
 
+from zhengai.ingest.plausibility import period_start
 from zhengai.report.selfreport import (
     CAUSE_PROMPT,
     ElementRow,
@@ -19,6 +18,7 @@ from zhengai.report.selfreport import (
     count_zi,
     period_window,
 )
+from zhengai.rules.diagnosis import load_catalog
 
 
 def test_zi_are_counted_as_word_counts_them():

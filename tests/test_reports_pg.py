@@ -26,20 +26,20 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from docx import Document
 from sqlalchemy.pool import NullPool
+
+from zhengai.commands.report import annual_report, self_report
+from zhengai.demo.run import run_demo
 from zhengai.ingest.plausibility import period_start
 from zhengai.ingest.records import EntityKind
+from zhengai.report.diagnosis import assessment_summaries, run_diagnosis, self_digests
+from zhengai.report.render import TABLE_HEADER
+from zhengai.report.selfreport import build_self_report, count_zi, resolve_unit
 from zhengai.rules.diagnosis import load_catalog
 from zhengai.rules.loader import load_rulebook
 from zhengai.warnings.diagnosis_schema import DiagnosisNoticeRow, SelfDiagnosisRow
 from zhengai.warnings.lifecycle import Acknowledge, StartImprovement
 from zhengai.warnings.links import action_url
 from zhengai.warnings.messages import format_value
-
-from zhengai.commands.report import annual_report, self_report
-from zhengai.demo.run import run_demo
-from zhengai.report.diagnosis import assessment_summaries, run_diagnosis, self_digests
-from zhengai.report.render import TABLE_HEADER
-from zhengai.report.selfreport import build_self_report, count_zi, resolve_unit
 from zhengai.web import ServerThread, create_app
 
 pytestmark = pytest.mark.integration
@@ -170,7 +170,12 @@ def test_an_offices_short_draft_fails_the_2000_word_floor(demo):
     report = build_self_report(demo.store, RULES, unit, YEAR, as_of=demo.college.as_of)
     (check,) = [c for c in report.failed_checks if c.what == "全文"]
     assert check.low == 2000 and check.count < 2000 and "不足" in check.text()
-    assert {r.element.code for r in report.rows} <= {"2.2", "5.2", "5.3", "5.4"}  # 人事处's own indicators only (5.3: 师资 data)
+    assert {r.element.code for r in report.rows} <= {
+        "2.2",
+        "5.2",
+        "5.3",
+        "5.4",
+    }  # 人事处's own indicators only (5.3: 师资 data)
 
 
 def test_the_annual_tables_carry_the_stores_values(demo, tmp_path):

@@ -5,6 +5,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+
 from zhengai.ingest.records import Band, Level, Observation
 from zhengai.rules.calendar import elapsed_share, last_year_period, period_days, previous_period, span_of
 from zhengai.rules.kinds import CompositeRule, ControlRule, ProgressRule, TrendRule, parse_rule

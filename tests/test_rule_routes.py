@@ -13,12 +13,12 @@ from collections import defaultdict
 
 import pytest
 import sqlalchemy as sa
-from zhengai.connectors.loading import load_config
-from zhengai.ingest.systems import SYSTEM_METRICS
-from zhengai.rules.loader import load_rulebook
 
+from zhengai.connectors.loading import load_config
 from zhengai.demo.run import run_demo
 from zhengai.demo.systems import SystemSources, config_files
+from zhengai.ingest.systems import SYSTEM_METRICS
+from zhengai.rules.loader import load_rulebook
 
 # Fed by the `forms` branch (填报/Excel templates, the task table and the incident register), not
 # by a system: the lead removes this list when that branch is merged.

@@ -25,7 +25,7 @@ def test_every_default_rule_carries_a_provenance_comment():
         lines = path.read_text(encoding="utf-8").splitlines()
         for i, line in enumerate(lines):
             if line.strip().startswith("- id:"):
-                above = "\n".join(lines[max(0, i - 6):i])
+                above = "\n".join(lines[max(0, i - 6) : i])
                 assert "#" in above, f"{path.name}:{i + 1} has no provenance comment above it"
 
 

@@ -18,7 +18,9 @@ from zhengai.ingest.durations import parse_duration
 from zhengai.ingest.located_yaml import MAX_FILE_BYTES
 from zhengai.rules.loader import RulebookError, RuleSet, default_rulebook_path, load_rulebook
 
-FAST = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+FAST = settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 LOCATED = re.compile(r"^.+:\d+: .+: .+$")
 SHIPPED = {p.name: p.read_text(encoding="utf-8") for p in sorted(default_rulebook_path().glob("*.yaml"))}
 
@@ -88,7 +90,10 @@ CORPUS = {  # id → (file text, a fragment of the located error)
     "tab_indent": ("rules:\n\t- id: x\n", "(syntax)"),
     "not_utf8": (b"rules: \xff\xfe\n", "a.yaml:1: (file)"),
     "duplicate_keys": ("rules: []\nrules: []\n", "duplicate key"),
-    "unknown_override_rule": ("overrides:\n  - rule: no.such\n    entity: D1\n    standard: 80\n    reason: 口径不同\n", "unknown rule"),
+    "unknown_override_rule": (
+        "overrides:\n  - rule: no.such\n    entity: D1\n    standard: 80\n    reason: 口径不同\n",
+        "unknown rule",
+    ),
 }
 
 
@@ -116,8 +121,14 @@ def test_shipped_rulebook_and_a_small_alias_still_load(tmp_path):
     rules = load_rulebook().rules  # 82 threshold rules and the six rules of the other kinds (rules/kinds.py)
     assert len(rules) == 88 and sum(getattr(r, "kind", "threshold") != "threshold" for r in rules.values()) == 6
     text = rule().replace("    cycle: week\n", "    cycle: &c week\n") + rule().split("rules:\n")[1].replace(
-        "course.attendance_rate", "course.attendance_rate2", 1).replace("cycle: week", "cycle: *c")
-    rs = load_closed(folder_with(tmp_path / "rb", {"a.yaml": text.replace("metric: course.attendance_rate2", "metric: course.attendance_rate")}))
+        "course.attendance_rate", "course.attendance_rate2", 1
+    ).replace("cycle: week", "cycle: *c")
+    rs = load_closed(
+        folder_with(
+            tmp_path / "rb",
+            {"a.yaml": text.replace("metric: course.attendance_rate2", "metric: course.attendance_rate")},
+        )
+    )
     assert isinstance(rs, RuleSet) and len(rs.rules) == 2
 
 
@@ -129,13 +140,49 @@ def test_durations_are_bounded():
 
 # --- generated hostile YAML -----------------------------------------------------------------------
 
-SCALARS = st.sampled_from([
-    "2026-13-45", "99999999999d", "!!python/name:os.system", "!!timestamp 'yesterday'", "!!binary 'x'", "*undefined",
-    "&a x", "!!int 'x'", "!!float 'y'", "1e999", "-.inf", ".nan", "9" * 400, "~", "[", "{", "'", '"', "|", ">", "? x",
-    "!!set {a, b}", "!!omap [a: 1]", "!!str", "<<: *a", "0x", "0o9", "yes", "2026-02-31", "14d", "1h30m", "%YAML 1.1",
-])
-TOKENS = st.one_of(SCALARS, st.sampled_from(["\n", "  ", "- ", ": ", "rules:", "overrides:", "id:", "target:", "&a ", "*a", "[", "]", "{", "}", ",", "#"]),
-                   st.text(max_size=6))
+SCALARS = st.sampled_from(
+    [
+        "2026-13-45",
+        "99999999999d",
+        "!!python/name:os.system",
+        "!!timestamp 'yesterday'",
+        "!!binary 'x'",
+        "*undefined",
+        "&a x",
+        "!!int 'x'",
+        "!!float 'y'",
+        "1e999",
+        "-.inf",
+        ".nan",
+        "9" * 400,
+        "~",
+        "[",
+        "{",
+        "'",
+        '"',
+        "|",
+        ">",
+        "? x",
+        "!!set {a, b}",
+        "!!omap [a: 1]",
+        "!!str",
+        "<<: *a",
+        "0x",
+        "0o9",
+        "yes",
+        "2026-02-31",
+        "14d",
+        "1h30m",
+        "%YAML 1.1",
+    ]
+)
+TOKENS = st.one_of(
+    SCALARS,
+    st.sampled_from(
+        ["\n", "  ", "- ", ": ", "rules:", "overrides:", "id:", "target:", "&a ", "*a", "[", "]", "{", "}", ",", "#"]
+    ),
+    st.text(max_size=6),
+)
 
 
 @FAST
@@ -173,7 +220,11 @@ def test_loader_mutated_shipped_rulebook(tmp_path, name, data):
 
 # --- lint -----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("case", ["name_en_bad_date", "freshness_overflow", "python_name_tag", "timestamp_yesterday", "deep_nesting", "alias_bomb"])
+
+@pytest.mark.parametrize(
+    "case",
+    ["name_en_bad_date", "freshness_overflow", "python_name_tag", "timestamp_yesterday", "deep_nesting", "alias_bomb"],
+)
 def test_lint_never_prints_a_traceback(tmp_path, capsys, case):
     folder = folder_with(tmp_path / "rb", dict(SHIPPED) | {"course.yaml": CORPUS[case][0]})
     assert main(["rules", "lint", str(folder)]) == 1
@@ -187,9 +238,15 @@ def test_lint_flags_overrides_of_unknown_entities_against_the_store(tmp_path, ca
 
     store = WarningStore(pg_url)
     store.create_schema()
-    store.directory.upsert([Entity(id="SCH", kind=EntityKind.school, name="学校"),
-                            Entity(id="D01", kind=EntityKind.department, name="学院", parent_id="SCH")])
-    override = "overrides:\n  - rule: course.attendance_rate\n    entity: {e}\n    standard: 88\n    reason: 实训周口径不同\n"
+    store.directory.upsert(
+        [
+            Entity(id="SCH", kind=EntityKind.school, name="学校"),
+            Entity(id="D01", kind=EntityKind.department, name="学院", parent_id="SCH"),
+        ]
+    )
+    override = (
+        "overrides:\n  - rule: course.attendance_rate\n    entity: {e}\n    standard: 88\n    reason: 实训周口径不同\n"
+    )
     folder = folder_with(tmp_path / "rb", dict(SHIPPED) | {"zz.yaml": override.format(e="D01")})
     assert main(["rules", "lint", str(folder), "--store", pg_url]) == 0
     (folder / "zz.yaml").write_text(override.format(e="D99"), encoding="utf-8")

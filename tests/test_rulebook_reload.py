@@ -38,13 +38,26 @@ def drop_first_rule(text: str) -> str:
 
 
 BREAKS = {  # kind → (how to break the folder, what the ERROR log must say)
-    "broken_yaml": (lambda f: (f / "student.yaml").write_text("rules:\n  - id: [unclosed\n", encoding="utf-8"), r"student\.yaml:\d+: "),
-    "empty_file": (lambda f: (f / "student.yaml").write_text("", encoding="utf-8"), r"student\.yaml:1: \(file\): 文件为空"),
-    "disappeared": (lambda f: (f / "student.yaml").unlink(), r"student\.yaml:1: \(file\): 运行中的规则文件消失（已删除？）"),
+    "broken_yaml": (
+        lambda f: (f / "student.yaml").write_text("rules:\n  - id: [unclosed\n", encoding="utf-8"),
+        r"student\.yaml:\d+: ",
+    ),
+    "empty_file": (
+        lambda f: (f / "student.yaml").write_text("", encoding="utf-8"),
+        r"student\.yaml:1: \(file\): 文件为空",
+    ),
+    "disappeared": (
+        lambda f: (f / "student.yaml").unlink(),
+        r"student\.yaml:1: \(file\): 运行中的规则文件消失（已删除？）",
+    ),
     "renamed_to_yml": (lambda f: (f / "student.yaml").rename(f / "student.yml"), r"改名为 student\.yml"),
     # (teacher.yaml: the first student rule is a component of the student composite, whose lint would refuse it first)
-    "count_drop": (lambda f: (f / "teacher.yaml").write_text(drop_first_rule((f / "teacher.yaml").read_text(encoding="utf-8")),
-                                                             encoding="utf-8"), r"规则数将从 88 减少到 87"),
+    "count_drop": (
+        lambda f: (f / "teacher.yaml").write_text(
+            drop_first_rule((f / "teacher.yaml").read_text(encoding="utf-8")), encoding="utf-8"
+        ),
+        r"规则数将从 88 减少到 87",
+    ),
     "folder_gone": (lambda f: shutil.rmtree(f), r"no \*\.yaml rule files found"),
 }
 
@@ -74,8 +87,9 @@ def test_a_fixed_folder_is_taken_and_a_new_rule_file_is_fine(folder):
     touch_later(folder / "student.yaml")
     assert watcher.check() in (None, True)  # back to the running content: nothing to swap
     extra = (default_rulebook_path() / "course.yaml").read_text(encoding="utf-8").split("\n  - id: ")[1]
-    (folder / "zz_extra.yaml").write_text("rules:\n  - id: " + extra.replace("course.attendance_rate", "course.attendance_rate_lab", 1),
-                                          encoding="utf-8")
+    (folder / "zz_extra.yaml").write_text(
+        "rules:\n  - id: " + extra.replace("course.attendance_rate", "course.attendance_rate_lab", 1), encoding="utf-8"
+    )
     assert watcher.check() is True and len(watcher.rules.rules) == 89
 
 
@@ -88,14 +102,19 @@ def test_a_broken_folder_at_start_runs_the_last_published_version(folder, pg_url
             RulebookWatcher(folder)
         # The quality office publishes the good rulebook (the real command, the real store)…
         good = default_rulebook_path()
-        assert main(["rules", "publish", str(good), "--author", "质量办", "--reason", "首次发布", "--store", pg_url]) == 0
+        assert (
+            main(["rules", "publish", str(good), "--author", "质量办", "--reason", "首次发布", "--store", pg_url]) == 0
+        )
         # …then a later change to the thresholds is published too: the latest version wins.
         changed = folder.parent / "changed"
         shutil.copytree(good, changed)
         text = (changed / "student.yaml").read_text(encoding="utf-8")
         assert "warning: 95" in text
         (changed / "student.yaml").write_text(text.replace("warning: 95", "warning: 94", 1), encoding="utf-8")
-        assert main(["rules", "publish", str(changed), "--author", "质量办", "--reason", "口径调整", "--store", pg_url]) == 0
+        assert (
+            main(["rules", "publish", str(changed), "--author", "质量办", "--reason", "口径调整", "--store", pg_url])
+            == 0
+        )
         assert "已发布 1 条规则的新版本" in capsys.readouterr().out
 
         with caplog.at_level(logging.ERROR, logger="zhengai.rules.reload"):
@@ -105,7 +124,9 @@ def test_a_broken_folder_at_start_runs_the_last_published_version(folder, pg_url
         from zhengai.rules.loader import load_rulebook
 
         latest = load_rulebook(changed)
-        assert {r.id: r.version for r in watcher.rules.rules.values()} == {r.id: r.version for r in latest.rules.values()}
+        assert {r.id: r.version for r in watcher.rules.rules.values()} == {
+            r.id: r.version for r in latest.rules.values()
+        }
         assert watcher.rules.version == published.version and watcher.rules.by_metric.keys() == latest.by_metric.keys()
         assert any("starting on the last published version" in r.getMessage() for r in caplog.records)
 

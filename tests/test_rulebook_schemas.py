@@ -13,9 +13,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from zhengai.rules.loader import RulebookError, load_rulebook
 
 from zhengai.cli import main
+from zhengai.rules.loader import RulebookError, load_rulebook
 from zhengai.schemas import SCHEMAS, render
 
 ROOT = Path(__file__).resolve().parents[1]

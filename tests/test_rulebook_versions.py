@@ -8,13 +8,11 @@ import shutil
 
 import pytest
 
-from zhengai.rules.loader import load_rulebook
-from zhengai.rules.loader import default_rulebook_path
+from zhengai.cli import main
+from zhengai.rules.loader import default_rulebook_path, load_rulebook
 from zhengai.rules.reload import RulebookWatcher
 from zhengai.warnings.publications import PublishedRules, publications
 from zhengai.warnings.store import WarningStore
-
-from zhengai.cli import main
 
 
 @pytest.fixture
@@ -46,7 +44,11 @@ def test_publish_is_the_gate_with_baseline_versions_diff_and_restore(folder, pg_
 
     assert _publish(folder, pg_url, "首次发布") == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"基线发布 #1：{len(load_rulebook().rules)} 条规则") and "首次发布" in out and out.count("\n") == 1
+    assert (
+        out.startswith(f"基线发布 #1：{len(load_rulebook().rules)} 条规则")
+        and "首次发布" in out
+        and out.count("\n") == 1
+    )
     assert running.check() is True
     baseline = running.rules.version
 
@@ -64,7 +66,13 @@ def test_publish_is_the_gate_with_baseline_versions_diff_and_restore(folder, pg_
 
     assert main(["rules", "versions", "--store", pg_url]) == 0
     out = capsys.readouterr().out
-    assert "#1 基线" in out and f"{len(load_rulebook().rules)} 条规则" in out and "#2 修改" in out and "1 处改动" in out and "运行第 2 版" in out
+    assert (
+        "#1 基线" in out
+        and f"{len(load_rulebook().rules)} 条规则" in out
+        and "#2 修改" in out
+        and "1 处改动" in out
+        and "运行第 2 版" in out
+    )
 
     assert main(["rules", "diff", "1", "2", "--store", pg_url]) == 0
     assert "第 1 版 → 第 2 版：1 处改动" in capsys.readouterr().out

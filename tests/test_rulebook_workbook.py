@@ -9,11 +9,11 @@ import shutil
 
 from openpyxl import load_workbook
 from test_backtest import planted  # noqa: F401 — the planted term (a fixture)
+
+from zhengai.cli import main
 from zhengai.rules.diagnosis import load_catalog
 from zhengai.rules.loader import default_rulebook_path, load_rulebook
 from zhengai.rules.workbook import COLUMNS, SHEET, read_workbook
-
-from zhengai.cli import main
 
 ANNEX3 = [
     "诊断项目",

@@ -9,6 +9,7 @@ import pytest
 from demopg import copy_into_postgres, login, run_small_demo
 from sqlalchemy import text
 from sqlalchemy.exc import ProgrammingError
+
 from zhengai.warnings.scopes import Role, grant, place, scope_of
 
 pytestmark = pytest.mark.integration

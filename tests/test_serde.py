@@ -5,8 +5,15 @@ import pytest
 from zhengai.ingest.records import Observation
 from zhengai.ingest.serde import MAX_BYTES, DecodeError, decode, encode, key_of
 
-OBS = Observation(level="course", entity_id="C1", metric="course.pass_rate", value=80, period="2025-2026-2",
-                  observed_at="2026-01-01T08:00:00+08:00", source="jiaowu.grades")
+OBS = Observation(
+    level="course",
+    entity_id="C1",
+    metric="course.pass_rate",
+    value=80,
+    period="2025-2026-2",
+    observed_at="2026-01-01T08:00:00+08:00",
+    source="jiaowu.grades",
+)
 
 
 def test_round_trip_and_key():
@@ -35,8 +42,13 @@ def test_poison(raw, reason):
 
 @pytest.mark.parametrize(
     "field, value, message",
-    [("period", "2026-13", "month must be 01..12"), ("period", "last week", "is not one of"),
-     ("observed_at", "2026-01-01T00:00:00", "timezone"), ("value", None, "missing"), ("level", "dorm", "level")],
+    [
+        ("period", "2026-13", "month must be 01..12"),
+        ("period", "last week", "is not one of"),
+        ("observed_at", "2026-01-01T00:00:00", "timezone"),
+        ("value", None, "missing"),
+        ("level", "dorm", "level"),
+    ],
 )
 def test_record_validation_names_the_field(field, value, message):
     data = OBS.model_dump(mode="json") | {field: value}
@@ -58,9 +70,20 @@ def test_warning_transition_round_trip_key_and_masked_reason():
     from zhengai.ingest.serde import TYPES
 
     t = WarningTransition(
-        warning_id=7, rule_id="student.gpa", entity_id="S1001", level="student", episode=1, kind="opened",
-        from_status="pending", to_status="open", from_band="yellow", to_band="red", period="2025-2026-2", value=1.2,
-        reason="平均学分绩点 1.2 低于预警线；联系 13812345678，身份证 110101199003071234", actor=None,
+        warning_id=7,
+        rule_id="student.gpa",
+        entity_id="S1001",
+        level="student",
+        episode=1,
+        kind="opened",
+        from_status="pending",
+        to_status="open",
+        from_band="yellow",
+        to_band="red",
+        period="2025-2026-2",
+        value=1.2,
+        reason="平均学分绩点 1.2 低于预警线；联系 13812345678，身份证 110101199003071234",
+        actor=None,
         at="2026-03-01T08:00:00+08:00",
     )
     assert TYPES["warning_transition"] is WarningTransition

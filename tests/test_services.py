@@ -16,8 +16,9 @@ pytestmark = pytest.mark.integration
 
 
 def _consume(bootstrap: str, topic: str, expected: int, group: str, timeout_s: float = 60.0) -> list:
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
-                             enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest", enable_auto_commit=False
+    )
     records = []
     deadline = time.monotonic() + timeout_s
     try:
@@ -79,8 +80,10 @@ def test_fresh_database_accepts_ddl_and_dml(pg_url):
         with engine.begin() as conn:
             assert conn.execute(sa.text("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")).scalar() == 0
             conn.execute(sa.text("CREATE TABLE observation (entity text, metric text, value double precision)"))
-            conn.execute(sa.text("INSERT INTO observation VALUES (:e, :m, :v)"),
-                         [{"e": "major:0101", "m": "到课率", "v": 0.93}, {"e": "major:0102", "m": "到课率", "v": 0.71}])
+            conn.execute(
+                sa.text("INSERT INTO observation VALUES (:e, :m, :v)"),
+                [{"e": "major:0101", "m": "到课率", "v": 0.93}, {"e": "major:0102", "m": "到课率", "v": 0.71}],
+            )
         with engine.connect() as conn:
             rows = conn.execute(sa.text("SELECT entity, value FROM observation WHERE value < 0.8")).all()
             assert [tuple(r) for r in rows] == [("major:0102", 0.71)]

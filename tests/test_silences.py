@@ -25,8 +25,13 @@ def world(pg_url) -> NotifyWorld:
 
 def _silence(world, **kw) -> Silence:
     t = world.clock()
-    return Silence(starts_at=t, ends_at=kw.pop("ends", t + timedelta(days=3)), created_by=kw.pop("by", "P-QO"),
-                   comment=kw.pop("comment", "考勤机更换，数据待核"), **kw)
+    return Silence(
+        starts_at=t,
+        ends_at=kw.pop("ends", t + timedelta(days=3)),
+        created_by=kw.pop("by", "P-QO"),
+        comment=kw.pop("comment", "考勤机更换，数据待核"),
+        **kw,
+    )
 
 
 def test_preview_create_list_expire_and_the_expiry_notice(world):
@@ -40,7 +45,13 @@ def test_preview_create_list_expire_and_the_expiry_notice(world):
     assert list_silences(world.store, world.clock()) == []  # a preview saves nothing
     sid = create(world.store, silence, world.clock())
     (row,) = list_silences(world.store, world.clock())
-    assert (row.id, row.created_by, row.comment, row.rule, row.entity_id) == (sid, "P-QO", "考勤机更换，数据待核", "course.*", "C001")
+    assert (row.id, row.created_by, row.comment, row.rule, row.entity_id) == (
+        sid,
+        "P-QO",
+        "考勤机更换，数据待核",
+        "course.*",
+        "C001",
+    )
     pipeline.tick(world.clock())
     assert sorted(n.warning_id for m in sink.messages for n in m.notices) == [2, 3]  # C001's is held
     # expire early: what it held goes out in the next pass; its author is told it ended
@@ -60,19 +71,24 @@ def test_preview_create_list_expire_and_the_expiry_notice(world):
 def test_a_silence_that_runs_out_tells_its_author(world):
     sink = MemorySink()
     pipeline = world.pipeline(sink, route=NOW)
-    create(world.store, _silence(world, level="student", ends=world.clock() + timedelta(days=1), by="P-CS"), world.clock())
+    create(
+        world.store, _silence(world, level="student", ends=world.clock() + timedelta(days=1), by="P-CS"), world.clock()
+    )
     assert pipeline.tick(world.clock()).silences_ended == 0
     world.clock.advance(days=1)
     assert pipeline.tick(world.clock()).silences_ended == 1
     assert [m.recipient_id for m in sink.messages] == ["P-CS"]
 
 
-@pytest.mark.parametrize("kw, error", [
-    (dict(comment="  "), "原因"),
-    (dict(by=""), "设置人"),
-    (dict(), "至少限定一项"),  # a silence of everything
-    (dict(rule="course.*", ends_days=200), "最长"),
-])
+@pytest.mark.parametrize(
+    "kw, error",
+    [
+        (dict(comment="  "), "原因"),
+        (dict(by=""), "设置人"),
+        (dict(), "至少限定一项"),  # a silence of everything
+        (dict(rule="course.*", ends_days=200), "最长"),
+    ],
+)
 def test_a_silence_needs_a_reason_an_author_a_scope_and_a_bounded_end(world, kw, error):
     ends_days = kw.pop("ends_days", 3)
     with pytest.raises(ValueError) as exc:
@@ -87,13 +103,46 @@ def test_cli_silence_add_preview_list_expire(world, pg_url, capsys):
     world.warn("course.attendance_rate", ["C001", "C002"], Band.red)
     base = ["warnings", "--store", pg_url, "silence"]
     now = ["--now", "2026-10-12T10:00+08:00"]
-    assert main(base + ["add", "--by", "P-QO", "--reason", "实训周，到课统计口径不同", "--until", "2026-10-20",
-                        "--rule", "course.attendance_rate", "--preview"] + now) == 0
+    assert (
+        main(
+            base
+            + [
+                "add",
+                "--by",
+                "P-QO",
+                "--reason",
+                "实训周，到课统计口径不同",
+                "--until",
+                "2026-10-20",
+                "--rule",
+                "course.attendance_rate",
+                "--preview",
+            ]
+            + now
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "将暂缓 2 条未关闭预警的通知" in out and "#1 学生到课率" in out
     assert main(base + ["list"] + now) == 0 and "共 0 条静默" in capsys.readouterr().out
-    assert main(base + ["add", "--by", "P-QO", "--reason", "实训周，到课统计口径不同", "--until", "2026-10-20",
-                        "--rule", "course.attendance_rate"] + now) == 0
+    assert (
+        main(
+            base
+            + [
+                "add",
+                "--by",
+                "P-QO",
+                "--reason",
+                "实训周，到课统计口径不同",
+                "--until",
+                "2026-10-20",
+                "--rule",
+                "course.attendance_rate",
+            ]
+            + now
+        )
+        == 0
+    )
     assert "已设置 #1 号静默" in capsys.readouterr().out
     assert main(base + ["list"] + now) == 0
     listed = capsys.readouterr().out

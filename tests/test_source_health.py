@@ -13,13 +13,12 @@ from zhengai.connectors.runner import ConnectorJob, Runner
 from zhengai.connectors.schedule import Schedule
 from zhengai.connectors.source_health import health_observation
 from zhengai.connectors.testing import ListDelivery
+from zhengai.embedded import Pipeline
 from zhengai.ingest.records import Entity, EntityKind, Level, Observation, Person
 from zhengai.ingest.source_health import SOURCE_INPUT
 from zhengai.rules.loader import load_rulebook
 from zhengai.warnings.schema import OutboxRow
 from zhengai.warnings.store import WarningStore
-
-from zhengai.embedded import Pipeline
 
 T0 = datetime(2026, 10, 12, 2, 0, tzinfo=UTC)
 EARLY = datetime.now(UTC).replace(hour=2, minute=0, second=0, microsecond=0) - timedelta(days=425)

@@ -8,12 +8,11 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 
+from zhengai.commands.status_data import periods_of_year
+from zhengai.embedded import Pipeline
 from zhengai.ingest.records import Entity, EntityKind, Level, Observation, Person
 from zhengai.rules.loader import load_rulebook
 from zhengai.warnings.store import WarningStore
-
-from zhengai.commands.status_data import periods_of_year
-from zhengai.embedded import Pipeline
 
 AT = datetime(2026, 10, 20, 2, 0, tzinfo=UTC)
 

@@ -10,12 +10,10 @@ import os
 from pathlib import Path
 
 import pytest
-
 from sqlalchemy import text
 
-from zhengai.warnings.migrate import head
 from zhengai.ingest.records import period_start
-
+from zhengai.warnings.migrate import head
 
 _spec = importlib.util.spec_from_file_location("_store_pg_on_timescale", Path(__file__).with_name("test_store_pg.py"))
 _pg = importlib.util.module_from_spec(_spec)
@@ -43,8 +41,13 @@ def test_migrate_command_on_timescaledb(pg_url):
 
     env = {**os.environ, "ZHENGAI_STORE_URL": pg_url, "PYTHONSAFEPATH": "1"}
     for _ in range(2):
-        done = subprocess.run([sys.executable, "-m", "zhengai", "warnings", "migrate"], env=env, capture_output=True,
-                              text=True, timeout=180)
+        done = subprocess.run(
+            [sys.executable, "-m", "zhengai", "warnings", "migrate"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         assert done.returncode == 0, done.stderr
         assert "Traceback" not in done.stderr and "WARNING" not in done.stderr
         assert done.stdout.startswith(f"store schema at revision {head()} (postgresql); TimescaleDB 2.")
@@ -57,28 +60,53 @@ def _q(store, sql, **params):
 
 
 def test_time_series_are_hypertables_with_policies(store, monkeypatch):
-    hypertables = dict(_q(store, "SELECT hypertable_name, compression_enabled FROM timescaledb_information.hypertables "
-                                 "WHERE hypertable_schema = 'public'"))
+    hypertables = dict(
+        _q(
+            store,
+            "SELECT hypertable_name, compression_enabled FROM timescaledb_information.hypertables "
+            "WHERE hypertable_schema = 'public'",
+        )
+    )
     assert hypertables == {"observations": True, "verdicts": True, "warning_events": True, "dead_letters": True}
-    dims = dict(_q(store, "SELECT hypertable_name, column_name FROM timescaledb_information.dimensions "
-                          "WHERE hypertable_schema = 'public'"))
-    assert dims == {"observations": "period_start", "verdicts": "period_start", "warning_events": "at", "dead_letters": "at"}
+    dims = dict(
+        _q(
+            store,
+            "SELECT hypertable_name, column_name FROM timescaledb_information.dimensions "
+            "WHERE hypertable_schema = 'public'",
+        )
+    )
+    assert dims == {
+        "observations": "period_start",
+        "verdicts": "period_start",
+        "warning_events": "at",
+        "dead_letters": "at",
+    }
     aggregates = {r[0] for r in _q(store, "SELECT view_name FROM timescaledb_information.continuous_aggregates")}
     assert aggregates == {"daily_counts_cagg", "indicator_values_cagg"}
 
     def policies():
-        return {(r[0], r[1]): r[2] for r in _q(store, """
+        return {
+            (r[0], r[1]): r[2]
+            for r in _q(
+                store,
+                """
             SELECT proc_name, hypertable_name,
                    COALESCE(config->>'compress_after', config->>'drop_after', schedule_interval::text)
-            FROM timescaledb_information.jobs WHERE hypertable_name IS NOT NULL""")}
+            FROM timescaledb_information.jobs WHERE hypertable_name IS NOT NULL""",
+            )
+        }
 
     assert policies() == {
-        ("policy_compression", "observations"): "90 days", ("policy_compression", "verdicts"): "90 days",
-        ("policy_compression", "warning_events"): "90 days", ("policy_compression", "dead_letters"): "90 days",
-        ("policy_retention", "observations"): "1825 days", ("policy_retention", "verdicts"): "1825 days",
+        ("policy_compression", "observations"): "90 days",
+        ("policy_compression", "verdicts"): "90 days",
+        ("policy_compression", "warning_events"): "90 days",
+        ("policy_compression", "dead_letters"): "90 days",
+        ("policy_retention", "observations"): "1825 days",
+        ("policy_retention", "verdicts"): "1825 days",
         ("policy_retention", "dead_letters"): "1825 days",  # the warnings' audit trail is kept by default
         ("policy_refresh_continuous_aggregate", "daily_counts_cagg"): "01:00:00",
-        ("policy_refresh_continuous_aggregate", "indicator_values_cagg"): "01:00:00"}
+        ("policy_refresh_continuous_aggregate", "indicator_values_cagg"): "01:00:00",
+    }
     jobs = {r[0] for r in _q(store, "SELECT job_id FROM timescaledb_information.jobs")}
     store.create_schema()  # unchanged settings: the same jobs
     assert {r[0] for r in _q(store, "SELECT job_id FROM timescaledb_information.jobs")} == jobs
@@ -86,7 +114,9 @@ def test_time_series_are_hypertables_with_policies(store, monkeypatch):
     monkeypatch.setenv("ZHENGAI_TSDB_EVENT_RETENTION", "3650d")
     store.create_schema()  # a changed setting replaces its policies
     changed = policies()
-    assert {changed[("policy_compression", t)] for t in ("observations", "verdicts", "warning_events", "dead_letters")} == {"30 days"}
+    assert {
+        changed[("policy_compression", t)] for t in ("observations", "verdicts", "warning_events", "dead_letters")
+    } == {"30 days"}
     assert changed[("policy_retention", "warning_events")] == "3650 days"
 
 
@@ -99,22 +129,30 @@ def test_replays_stay_exact_on_compressed_chunks(service, store, rules):
     assert store.observations.add(observations) == 2
     service.handle(verdicts)
     counts = (store.read.count(VerdictRow), store.read.count(WarningRow), store.read.count(WarningEventRow))
-    compressed = _q(store, "SELECT count(compress_chunk(c)) FROM (SELECT show_chunks('observations') AS c "
-                           "UNION ALL SELECT show_chunks('verdicts')) chunks")
+    compressed = _q(
+        store,
+        "SELECT count(compress_chunk(c)) FROM (SELECT show_chunks('observations') AS c "
+        "UNION ALL SELECT show_chunks('verdicts')) chunks",
+    )
     assert compressed[0][0] >= 2
     assert store.observations.add(observations) == 0  # replay: nothing written
     assert service.handle(verdicts) == [] and service.handle(list(reversed(verdicts))) == []
     assert (store.read.count(VerdictRow), store.read.count(WarningRow), store.read.count(WarningEventRow)) == counts
     assert store.observations.add([_observation("C0002", 81.5)]) == 1  # a correction, into the compressed chunk
-    assert _q(store, "SELECT key, value FROM observations ORDER BY key") == [("t|C0001|2026-W40", 90.0), ("t|C0002|2026-W40", 81.5)]
+    assert _q(store, "SELECT key, value FROM observations ORDER BY key") == [
+        ("t|C0001|2026-W40", 90.0),
+        ("t|C0002|2026-W40", 81.5),
+    ]
 
 
 def test_aggregates_refresh_corrections(service, store):
     """The views read the aggregates in real time; a correction to a materialised bucket shows once
     the refresh policy (or a manual refresh) has run."""
     store.observations.add([_observation("C0001", 90.0), _observation("C0002", 80.0)])
-    view = ("SELECT observations, avg_value FROM reporting.indicator_values"
-            " WHERE period = '2026-W40' AND department_id = 'D01'")
+    view = (
+        "SELECT observations, avg_value FROM reporting.indicator_values"
+        " WHERE period = '2026-W40' AND department_id = 'D01'"
+    )
     assert _q(store, view) == [(2, 85.0)]  # not materialised yet: real-time aggregation
     with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
         c.execute(text("CALL refresh_continuous_aggregate('reporting.indicator_values_cagg', NULL, NULL)"))

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 from streamkit import producer, wait_until
+
+from zhengai.embedded import Pipeline
 from zhengai.ingest.records import Entity, EntityKind, Level, Observation
 from zhengai.ingest.serde import encode, key_of
 from zhengai.ingest.topics import ENTITIES, OBSERVATIONS
 from zhengai.rules.loader import load_rulebook
 from zhengai.warnings.store import WarningStore
-
-from zhengai.embedded import Pipeline
 
 CST = timezone(timedelta(hours=8))
 T = ["2024-2025-2", "2025-2026-1", "2025-2026-2"]

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import random
 import sqlite3
+
 import pytest
 from sqlalchemy import text
+from streamkit import producer, wait_until
 
 from zhengai.demo.college import SIZES, generate
 from zhengai.demo.run import read_college
@@ -24,8 +26,6 @@ from zhengai.ingest.serde import encode, key_of
 from zhengai.ingest.topics import ENTITIES, EVENTS, OBSERVATIONS
 from zhengai.rules.loader import load_rulebook
 from zhengai.warnings.store import WarningStore
-
-from streamkit import producer, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +51,9 @@ def ordered(records, order: str, seed: int = 7) -> list:
     out, d, i = [], list(directory), 0
     rng.shuffle(d)  # a person before their department, a student before their class …
     for chunk in range(0, len(data), 500):
-        out += data[chunk:chunk + 500]
+        out += data[chunk : chunk + 500]
         take = rng.randint(0, 60)
-        out += d[i:i + take]
+        out += d[i : i + take]
         i += take
     return out + d[i:]
 
@@ -68,8 +68,11 @@ def outcome(engine) -> tuple[dict, set]:
     and value, and the open warnings with band, status and responsible person."""
     with engine.connect() as c:
         rows = c.execute(text("SELECT rule_id, entity_id, period, band, value FROM verdicts ORDER BY id")).all()
-        warnings = c.execute(text(
-            "SELECT rule_id, entity_id, band, status, responsible_person_id FROM warnings WHERE status <> 'closed'")).all()
+        warnings = c.execute(
+            text(
+                "SELECT rule_id, entity_id, band, status, responsible_person_id FROM warnings WHERE status <> 'closed'"
+            )
+        ).all()
     latest = {}
     for rule, entity, period, band, value in rows:
         latest[(rule, entity, period)] = (band, None if value is None else round(value, 4))
@@ -82,7 +85,7 @@ def embedded(records, college, tmp_path, order: str):
     pipeline = Pipeline(store, load_rulebook(), clock=lambda: college.as_of)
     batch = ordered(records, order)
     for i in range(0, len(batch), 1000):  # the connectors' page size
-        pipeline.deliver(batch[i:i + 1000])
+        pipeline.deliver(batch[i : i + 1000])
     pipeline.flush()
     return (*outcome(store.engine), metrics(store.engine))
 
@@ -137,10 +140,16 @@ def test_the_worker_computes_what_the_embedded_runner_computes(college_records, 
     src = sqlite3.connect(college.jiaowu_db)
     try:
         for metric, column in (("course.attendance_rate", "course_id"), ("student.attendance_rate", "student_id")):
-            direct = {(e, w): round(100.0 * attended / scheduled, 4) for e, w, attended, scheduled in src.execute(
-                f"SELECT {column}, week, SUM(attended), SUM(scheduled) FROM attendance GROUP BY {column}, week")}
-            stored = {(e, p): v for e, p, v in env.rows(
-                "SELECT entity_id, period, value FROM observations WHERE metric = :m", m=metric)}
+            direct = {
+                (e, w): round(100.0 * attended / scheduled, 4)
+                for e, w, attended, scheduled in src.execute(
+                    f"SELECT {column}, week, SUM(attended), SUM(scheduled) FROM attendance GROUP BY {column}, week"
+                )
+            }
+            stored = {
+                (e, p): v
+                for e, p, v in env.rows("SELECT entity_id, period, value FROM observations WHERE metric = :m", m=metric)
+            }
             assert len(direct) > 100 and stored == direct, (metric, _differences(stored, direct))
     finally:
         src.close()

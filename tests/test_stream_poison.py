@@ -16,6 +16,19 @@ import sys
 import time
 
 import pytest
+from streamkit import (  # tests/ is on sys.path (conftest); the ``env`` fixture is conftest's
+    LAST_WEEK,
+    NOW,
+    TERM,
+    Worker,
+    college,
+    consume,
+    expected,
+    produce,
+    student_observations,
+    students,
+    wait_until,
+)
 
 from zhengai.cli import main
 from zhengai.ingest.records import AttendanceEvent, DeadLetter, Entity, EntityKind, Level, Observation
@@ -23,10 +36,6 @@ from zhengai.ingest.serde import decode, encode
 from zhengai.ingest.topics import DLQ, ENTITIES, EVENTS, OBSERVATIONS
 from zhengai.rules.loader import default_rulebook_path, load_rulebook
 from zhengai.warnings.published import published_rulebook
-
-from streamkit import (  # tests/ is on sys.path (conftest); the ``env`` fixture is conftest's
-    LAST_WEEK, NOW, TERM, Worker, college, consume, expected, produce, student_observations, students, wait_until,
-)
 
 pytestmark = pytest.mark.integration
 
@@ -78,9 +87,19 @@ def test_poison_of_every_kind_on_three_topics_good_records_judged_bad_ones_dead_
         "value_string": with_json(o, value="high"),
         "lone_surrogate": with_json(o, source="@@").replace(b'"@@"', b'"\\ud800"'),
     }
-    good_events = [AttendanceEvent(occurred_at=NOW, source="test.att", key=f"att|{sid}|{LAST_WEEK}", student_id=sid,
-                                   course_id=f"C{1 + (int(sid[1]) - 1) % 2}", week=LAST_WEEK, scheduled=4, attended=3)
-                   for sid in ids[10:14]]
+    good_events = [
+        AttendanceEvent(
+            occurred_at=NOW,
+            source="test.att",
+            key=f"att|{sid}|{LAST_WEEK}",
+            student_id=sid,
+            course_id=f"C{1 + (int(sid[1]) - 1) % 2}",
+            week=LAST_WEEK,
+            scheduled=4,
+            attended=3,
+        )
+        for sid in ids[10:14]
+    ]
     a = good_events[0]
     event_poison = common_poison(a) | {
         "occurred_0001_plus8": with_json(a, occurred_at="0001-01-01T00:00:00+08:00"),
@@ -101,7 +120,7 @@ def test_poison_of_every_kind_on_three_topics_good_records_judged_bad_ones_dead_
             out.append((key, encode(record)))
             if i < len(bad):
                 out.append((key, bad[i]))
-        return out + [(key, b) for b in bad[len(good):]]
+        return out + [(key, b) for b in bad[len(good) :]]
 
     # The directory first, with its poison in the middle (one key: one partition, in this order).
     produce(env.bootstrap, env.topic(ENTITIES), interleave(records, entity_poison, b"dir"))
@@ -112,13 +131,22 @@ def test_poison_of_every_kind_on_three_topics_good_records_judged_bad_ones_dead_
 
     # Every good observation judged, exactly; every good event aggregated and its student judged.
     wait_until(lambda: keys <= env.verdict_keys(), 90, "the good observations' verdicts", w)
-    def judged() -> set[str]:
-        return {r[0] for r in env.rows("SELECT entity_id FROM verdicts WHERE metric = 'student.attendance_rate' AND period = :p",
-                                       p=LAST_WEEK)}
 
-    wait_until(lambda: {e.student_id for e in good_events} <= judged(), 90, "a verdict for every good event's student", w)
+    def judged() -> set[str]:
+        return {
+            r[0]
+            for r in env.rows(
+                "SELECT entity_id FROM verdicts WHERE metric = 'student.attendance_rate' AND period = :p", p=LAST_WEEK
+            )
+        }
+
+    wait_until(
+        lambda: {e.student_id for e in good_events} <= judged(), 90, "a verdict for every good event's student", w
+    )
     entities = sum(isinstance(r, Entity) for r in records)
-    wait_until(lambda: env.scalar("SELECT count(*) FROM entities") == entities, 30, "every good directory record stored", w)
+    wait_until(
+        lambda: env.scalar("SELECT count(*) FROM entities") == entities, 30, "every good directory record stored", w
+    )
 
     # Every bad record on zg.dlq, once, with a reason.
     total = len(obs_poison) + len(event_poison) + len(entity_poison)
@@ -130,15 +158,40 @@ def test_poison_of_every_kind_on_three_topics_good_records_judged_bad_ones_dead_
     for d in letters:
         by_topic.setdefault(d.source.split("/")[0].removeprefix("kafka:"), []).append(d)
     assert {t: len(v) for t, v in by_topic.items()} == {
-        env.topic(OBSERVATIONS): len(obs_poison), env.topic(EVENTS): len(event_poison), env.topic(ENTITIES): len(entity_poison)}
+        env.topic(OBSERVATIONS): len(obs_poison),
+        env.topic(EVENTS): len(event_poison),
+        env.topic(ENTITIES): len(entity_poison),
+    }
     reasons = " | ".join(d.reason for d in letters)
-    for fragment in ("nesting deeper than", "integer literal of 5000 digits", "integer literal of 401 digits",
-                     "overflows to infinity", "outside years 1–9999", "more than 366 days in the future", "2026-02-31",
-                     "year 0000", "schema version True", "not UTF-8", "lone surrogate", "not an envelope", "bad JSON",
-                     "a number is expected, not a boolean", "kind"):
+    for fragment in (
+        "nesting deeper than",
+        "integer literal of 5000 digits",
+        "integer literal of 401 digits",
+        "overflows to infinity",
+        "outside years 1–9999",
+        "more than 366 days in the future",
+        "2026-02-31",
+        "year 0000",
+        "schema version True",
+        "not UTF-8",
+        "lone surrogate",
+        "not an envelope",
+        "bad JSON",
+        "a number is expected, not a boolean",
+        "kind",
+    ):
         assert fragment in reasons, fragment
-    for code in ("too_deep", "number_too_large", "non_finite", "not_utf8", "not_envelope", "bad_json", "unsupported_version",
-                 "invalid_record", "unknown_type"):
+    for code in (
+        "too_deep",
+        "number_too_large",
+        "non_finite",
+        "not_utf8",
+        "not_envelope",
+        "bad_json",
+        "unsupported_version",
+        "invalid_record",
+        "unknown_type",
+    ):
         assert w.metric("zhengai_dead_letters_total", reason=code) >= 1, code
 
     # Alive and moving: a second wave is judged, nothing stalled, no agent crashed.
@@ -150,8 +203,12 @@ def test_poison_of_every_kind_on_three_topics_good_records_judged_bad_ones_dead_
     assert w.metric("zhengai_agent_crashes_total") == 0
     assert "Crashed reason" not in w.log_text() and "Restarting dead" not in w.log_text()
     assert w.metric("zhengai_directory_entities") == entities
-    wait_until(lambda: 'zhengai_consumer_stalled_seconds{topic="zg.observations"} 0.0' in w.metrics(), 30,
-               "the stall gauge at 0 for a moving stream", w)
+    wait_until(
+        lambda: 'zhengai_consumer_stalled_seconds{topic="zg.observations"} 0.0' in w.metrics(),
+        30,
+        "the stall gauge at 0 for a moving stream",
+        w,
+    )
 
 
 class CrashingWorker(Worker):
@@ -171,10 +228,15 @@ class CrashingWorker(Worker):
         "sys.exit(main(['worker', '--log-level', 'info']))\n"
     )
 
-    def start(self) -> "CrashingWorker":
+    def start(self) -> CrashingWorker:
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-c", self.PLANT], cwd=self.env.workdir, env=self.environ,
-                                     stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", self.PLANT],
+            cwd=self.env.workdir,
+            env=self.environ,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         log.close()
         wait_until(lambda: "Worker]: Ready" in self.log_text(), 90, "the worker to be ready", self)
         return self
@@ -183,8 +245,15 @@ class CrashingWorker(Worker):
 def test_an_agent_that_crashes_anyway_ends_the_worker_non_zero_and_nothing_is_lost(env):
     records = college(students_per_class=3) + [Entity(id="CRASH", kind=EntityKind.student, name="测试", parent_id="K1")]
     good = student_observations(students(records)[:6], seed=11)
-    crash = Observation(level=Level.student, entity_id="CRASH", metric="student.gpa", value=3.0, period=TERM,
-                        observed_at=NOW, source="test")
+    crash = Observation(
+        level=Level.student,
+        entity_id="CRASH",
+        metric="student.gpa",
+        value=3.0,
+        period=TERM,
+        observed_at=NOW,
+        source="test",
+    )
     produce(env.bootstrap, env.topic(ENTITIES), records)
     w = CrashingWorker(env, 0, {})
     env.workers.append(w)
@@ -210,15 +279,32 @@ def test_rulebook_refuses_a_renamed_file_live_and_a_restart_on_a_broken_folder_r
     shutil.copytree(default_rulebook_path(), rulebook)
     records = college(students_per_class=3)
     produce(env.bootstrap, env.topic(ENTITIES), records)
-    assert main(["rules", "publish", str(rulebook), "--author", "质量办", "--reason", "首次发布", "--store", env.store_url]) == 0
+    assert (
+        main(
+            ["rules", "publish", str(rulebook), "--author", "质量办", "--reason", "首次发布", "--store", env.store_url]
+        )
+        == 0
+    )
     published = {r.id: r.version for r in load_rulebook(rulebook).rules.values()}
     # The folder watch itself (the gate off; with it on the worker runs publications only).
     w = env.worker(rulebook=rulebook, publish_gate="false").start()
 
     def observe(entity_id: str) -> None:
-        produce(env.bootstrap, env.topic(OBSERVATIONS), [Observation(
-            level=Level.student, entity_id=entity_id, metric="student.attendance_rate", value=93.0, period=LAST_WEEK,
-            observed_at=NOW, source="test")])
+        produce(
+            env.bootstrap,
+            env.topic(OBSERVATIONS),
+            [
+                Observation(
+                    level=Level.student,
+                    entity_id=entity_id,
+                    metric="student.attendance_rate",
+                    value=93.0,
+                    period=LAST_WEEK,
+                    observed_at=NOW,
+                    source="test",
+                )
+            ],
+        )
 
     def version(entity_id: str):
         return env.scalar("SELECT rule_version FROM verdicts WHERE entity_id = :e", e=entity_id)
@@ -231,7 +317,10 @@ def test_rulebook_refuses_a_renamed_file_live_and_a_restart_on_a_broken_folder_r
     wait_until(lambda: "改名为 student.yml" in w.log_text(), 30, "the refusal in the log", w)
     assert "ERROR" in next(line for line in w.log_text().splitlines() if "改名为 student.yml" in line)
     observe("S1002")
-    assert wait_until(lambda: version("S1002"), 30, "a verdict after the refusal", w) == published["student.attendance_rate"]
+    assert (
+        wait_until(lambda: version("S1002"), 30, "a verdict after the refusal", w)
+        == published["student.attendance_rate"]
+    )
 
     # The worker restarts while the folder is broken (an empty file besides): it runs the published version.
     w.kill(signal.SIGTERM)
@@ -240,8 +329,13 @@ def test_rulebook_refuses_a_renamed_file_live_and_a_restart_on_a_broken_folder_r
     w2 = env.worker(rulebook=rulebook, publish_gate="false").start()
     assert "starting on the last published version" in w2.log_text()
     observe("S1003")
-    assert wait_until(lambda: version("S1003"), 30, "a verdict on the published version", w2) == published["student.attendance_rate"]
-    assert w2.metric("zhengai_rules_loaded") == sum(len(v) for v in published_rulebook(env.store_url).by_metric.values())
+    assert (
+        wait_until(lambda: version("S1003"), 30, "a verdict on the published version", w2)
+        == published["student.attendance_rate"]
+    )
+    assert w2.metric("zhengai_rules_loaded") == sum(
+        len(v) for v in published_rulebook(env.store_url).by_metric.values()
+    )
 
 
 def test_a_broken_folder_with_nothing_published_stops_the_start_with_located_errors_not_a_traceback(env):
@@ -250,8 +344,13 @@ def test_a_broken_folder_with_nothing_published_stops_the_start_with_located_err
     (rulebook / "course.yaml").write_text("rules:\n  - id: course.x\n    name_en: 2026-13-45\n", encoding="utf-8")
     w = env.worker(rulebook=rulebook)
     log = open(w.log_path, "ab")
-    w.proc = subprocess.Popen([sys.executable, "-m", "zhengai", "worker"], cwd=env.workdir, env=w.environ,
-                              stdout=log, stderr=subprocess.STDOUT)
+    w.proc = subprocess.Popen(
+        [sys.executable, "-m", "zhengai", "worker"],
+        cwd=env.workdir,
+        env=w.environ,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     log.close()
     assert w.proc.wait(timeout=120) == 2
     text = w.log_text()

@@ -10,12 +10,11 @@ import json
 import time
 
 import pytest
+import streamkit as sw  # tests/ is on sys.path (conftest); the ``env`` fixture is conftest's
 
 from zhengai.ingest.records import DeadLetter, Entity, EntityKind, Level, Observation, Person
 from zhengai.ingest.serde import decode, encode
 from zhengai.ingest.topics import DLQ, ENTITIES, EVENTS, OBSERVATIONS, TRANSITIONS
-
-import streamkit as sw  # tests/ is on sys.path (conftest); the ``env`` fixture is conftest's
 
 pytestmark = pytest.mark.integration
 
@@ -37,22 +36,44 @@ def test_poison_with_personal_data_is_masked_on_the_dead_letter_topic(env):
     records.append(Entity(id=STUDENT, kind=EntityKind.student, name="张佳", parent_id="K1"))
     records.append(Person(id="T9", name="张老师", mobile=MOBILE, email=EMAIL))
     good = sw.student_observations(sw.students(records), seed=5)
-    good.append(Observation(level=Level.student, entity_id=STUDENT, metric="student.gpa", value=1.0,
-                            period=sw.TERM, observed_at=sw.NOW, source="test"))
+    good.append(
+        Observation(
+            level=Level.student,
+            entity_id=STUDENT,
+            metric="student.gpa",
+            value=1.0,
+            period=sw.TERM,
+            observed_at=sw.NOW,
+            source="test",
+        )
+    )
     keys, breaches, _ = sw.expected(good, records)
     assert any(e == STUDENT for _, e in breaches), "the planted student gets a warning"
 
     observation = json.loads(encode(good[0]))["data"]
     poison_observations = [
-        _envelope("observation", {**observation, "value": f"待核实 {MOBILE}"}),            # invalid value
-        _envelope("observation", {**observation, "entity_id": UNKNOWN_STUDENT, "source": f"备注 {EMAIL}"}),  # unknown entity
+        _envelope("observation", {**observation, "value": f"待核实 {MOBILE}"}),  # invalid value
+        _envelope(
+            "observation", {**observation, "entity_id": UNKNOWN_STUDENT, "source": f"备注 {EMAIL}"}
+        ),  # unknown entity
         b'{"type": "observation", "v": 1, "data": {"note": "' + ID_CARD.encode() + b'", ',  # bad JSON
-        b"\xff\xfe mobile " + MOBILE.encode() + b" id " + ID_CARD.encode(),             # not UTF-8
+        b"\xff\xfe mobile " + MOBILE.encode() + b" id " + ID_CARD.encode(),  # not UTF-8
     ]
     poison_events = [
-        _envelope("attendance", {"occurred_at": sw.NOW.isoformat(), "source": "test", "key": "bad-att",
-                                 "student_id": STUDENT, "course_id": "C1", "week": sw.LAST_WEEK,
-                                 "scheduled": f"身份证 {ID_CARD}", "attended": 1, "excused": 0}),
+        _envelope(
+            "attendance",
+            {
+                "occurred_at": sw.NOW.isoformat(),
+                "source": "test",
+                "key": "bad-att",
+                "student_id": STUDENT,
+                "course_id": "C1",
+                "week": sw.LAST_WEEK,
+                "scheduled": f"身份证 {ID_CARD}",
+                "attended": 1,
+                "excused": 0,
+            },
+        ),
     ]
     poison_entities = [
         _envelope("entity", {"id": f"bad id {MOBILE}", "kind": "student", "name": f"联系 {EMAIL}", "parent_id": "K1"}),
@@ -60,8 +81,7 @@ def test_poison_with_personal_data_is_masked_on_the_dead_letter_topic(env):
     n_poison = len(poison_observations) + len(poison_events) + len(poison_entities)
 
     sw.produce(env.bootstrap, env.topic(ENTITIES), records + [(b"bad", raw) for raw in poison_entities])
-    sw.produce(env.bootstrap, env.topic(OBSERVATIONS),
-               [(b"S1001", raw) for raw in poison_observations] + good)
+    sw.produce(env.bootstrap, env.topic(OBSERVATIONS), [(b"S1001", raw) for raw in poison_observations] + good)
     sw.produce(env.bootstrap, env.topic(EVENTS), [(STUDENT.encode(), raw) for raw in poison_events])
     w = env.worker(park_wait=2).start()  # the unknown student waits this long for the directory
     sw.wait_until(lambda: len(env.verdict_keys()) >= len(keys), 90, "the good records' verdicts", w)
@@ -79,8 +99,12 @@ def test_poison_with_personal_data_is_masked_on_the_dead_letter_topic(env):
 
     # zg.warnings: reasons masked, no contact data; the student's id only as the entity key
     events = env.rows("SELECT warning_id FROM warning_events")
-    sw.wait_until(lambda: w.metric("zhengai_records_out_total", topic="zg.warnings") >= len(events), 30,
-                  "the transitions on zg.warnings", w)
+    sw.wait_until(
+        lambda: w.metric("zhengai_records_out_total", topic="zg.warnings") >= len(events),
+        30,
+        "the transitions on zg.warnings",
+        w,
+    )
     transitions = sw.consume(env.bootstrap, env.topic(TRANSITIONS), len(events) + 1, timeout=3)
     assert transitions
     for m in transitions:

@@ -9,11 +9,11 @@ import time
 
 import pytest
 from streamkit import LAST_WEEK, NOW, college, produce, wait_until  # tests/ is on sys.path (conftest)
+
+from zhengai.cli import main
 from zhengai.ingest.records import Level, Observation
 from zhengai.ingest.topics import ENTITIES, OBSERVATIONS
 from zhengai.rules.loader import default_rulebook_path, load_rulebook
-
-from zhengai.cli import main
 
 pytestmark = pytest.mark.integration
 

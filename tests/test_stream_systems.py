@@ -9,6 +9,7 @@ from datetime import date, timedelta
 
 import sqlalchemy as sa
 from streamkit import college, produce, students, wait_until
+
 from zhengai.connectors.base import MemoryBookmarks, run_connector
 from zhengai.connectors.kafka import KafkaDelivery
 from zhengai.connectors.tables import SYSTEMS

@@ -8,31 +8,45 @@ import asyncio
 import json
 import logging
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import exc as sa_exc
 
 from zhengai.ingest import metrics
 from zhengai.ingest.aggregate import (
-    ROLLUP_METRICS, attendance_metrics, attendance_rollups, directory_metrics, finance_metrics, grade_metrics, teacher_evaluation_metrics,
+    ROLLUP_METRICS,
+    attendance_metrics,
+    attendance_rollups,
+    directory_metrics,
+    finance_metrics,
+    grade_metrics,
+    teacher_evaluation_metrics,
 )
+from zhengai.ingest.aggregator import Aggregator
 from zhengai.ingest.directory import Directory
+from zhengai.ingest.processors import Timing
 from zhengai.ingest.records import (
-    AttendanceEvent, DeadLetter, Entity, EntityKind, FinanceEvent, GradeEvent, Level, Observation, Person,
+    AttendanceEvent,
+    DeadLetter,
+    Entity,
+    EntityKind,
+    FinanceEvent,
+    GradeEvent,
+    Level,
+    Observation,
+    Person,
 )
 from zhengai.ingest.serde import MAX_BYTES, encode
 from zhengai.ingest.stream import Rejected, raw_text, store_batch, validate
-from zhengai.ingest.aggregator import Aggregator
-from zhengai.ingest.processors import Timing
 from zhengai.ingest.units import term_of, term_of_week, week_end
 from zhengai.rules.engine import evaluate_batch
 from zhengai.rules.loader import default_rulebook_path, load_rulebook
 from zhengai.rules.reload import RulebookWatcher
 
-T = datetime(2026, 10, 9, 10, tzinfo=timezone.utc)
+T = datetime(2026, 10, 9, 10, tzinfo=UTC)
 WEEK = "2026-W40"  # Mon 2026-09-28 … Sun 2026-10-04, China time
-REC = datetime(2026, 10, 5, 8, tzinfo=timezone.utc)  # when late tallies are recorded: the week is over
+REC = datetime(2026, 10, 5, 8, tzinfo=UTC)  # when late tallies are recorded: the week is over
 
 
 def directory_records() -> list[Entity | Person]:
@@ -50,8 +64,17 @@ def directory_records() -> list[Entity | Person]:
 
 
 def att(student, scheduled, attended, excused=0, *, week=WEEK, course="C1", at=T, n=0):
-    return AttendanceEvent(student_id=student, course_id=course, week=week, scheduled=scheduled, attended=attended,
-                           excused=excused, occurred_at=at, source="t", key=f"a|{student}|{course}|{week}|{n}")
+    return AttendanceEvent(
+        student_id=student,
+        course_id=course,
+        week=week,
+        scheduled=scheduled,
+        attended=attended,
+        excused=excused,
+        occurred_at=at,
+        source="t",
+        key=f"a|{student}|{course}|{week}|{n}",
+    )
 
 
 def values(observations):
@@ -60,8 +83,17 @@ def values(observations):
 
 # --- validation: every serde refusal has a reason code -------------------------------------------
 
-GOOD = encode(Observation(level=Level.student, entity_id="S1", metric="student.gpa", value=2.0, period="2026-2027-1",
-                          observed_at=T, source="t"))
+GOOD = encode(
+    Observation(
+        level=Level.student,
+        entity_id="S1",
+        metric="student.gpa",
+        value=2.0,
+        period="2026-2027-1",
+        observed_at=T,
+        source="t",
+    )
+)
 
 
 def _with(data_update=None, **envelope):
@@ -71,20 +103,23 @@ def _with(data_update=None, **envelope):
     return json.dumps(e).encode()
 
 
-@pytest.mark.parametrize("raw, code", [
-    (None, "tombstone"),
-    (b"x" * (MAX_BYTES + 1), "too_large"),
-    (b"\xff\xfe", "not_utf8"),
-    (b'{"type": ', "bad_json"),
-    (GOOD.replace(b'"value":2.0', b'"value":NaN'), "non_finite"),
-    (GOOD.replace(b'"value":2.0', b'"value":1e999'), "non_finite"),
-    (b"[1, 2]", "not_envelope"),
-    (_with(type="gossip"), "unknown_type"),
-    (_with(v=7), "unsupported_version"),
-    (_with({"value": "high"}), "invalid_record"),
-    (_with({"period": "last week"}), "invalid_record"),
-    (encode(Entity(id="SCH", kind=EntityKind.school, name="学校")), "wrong_topic"),
-])
+@pytest.mark.parametrize(
+    "raw, code",
+    [
+        (None, "tombstone"),
+        (b"x" * (MAX_BYTES + 1), "too_large"),
+        (b"\xff\xfe", "not_utf8"),
+        (b'{"type": ', "bad_json"),
+        (GOOD.replace(b'"value":2.0', b'"value":NaN'), "non_finite"),
+        (GOOD.replace(b'"value":2.0', b'"value":1e999'), "non_finite"),
+        (b"[1, 2]", "not_envelope"),
+        (_with(type="gossip"), "unknown_type"),
+        (_with(v=7), "unsupported_version"),
+        (_with({"value": "high"}), "invalid_record"),
+        (_with({"period": "last week"}), "invalid_record"),
+        (encode(Entity(id="SCH", kind=EntityKind.school, name="学校")), "wrong_topic"),
+    ],
+)
 def test_every_refusal_is_a_dead_letter_with_a_known_reason_code(raw, code):
     out = validate(raw, (Observation,), "kafka:zg.observations/1/42", T)
     assert isinstance(out, Rejected)
@@ -116,13 +151,46 @@ def test_metric_labels_are_a_fixed_set():
 
 # --- the evaluation loop names why an observation was refused -------------------------------------
 
+
 def test_engine_dead_letters_carry_reason_codes():
     d = Directory(directory_records())
     obs = [
-        Observation(level=Level.student, entity_id="S1", metric="student.gpa", value=1.0, period="2026-2027-1", observed_at=T, source="t"),
-        Observation(level=Level.student, entity_id="S1", metric="student.unknown", value=1.0, period="2026-2027-1", observed_at=T, source="t"),
-        Observation(level=Level.student, entity_id="NOBODY", metric="student.gpa", value=1.0, period="2026-2027-1", observed_at=T, source="t"),
-        Observation(level=Level.student, entity_id="S1", metric="student.gpa", value=True, period="2026-2027-1", observed_at=T, source="t"),
+        Observation(
+            level=Level.student,
+            entity_id="S1",
+            metric="student.gpa",
+            value=1.0,
+            period="2026-2027-1",
+            observed_at=T,
+            source="t",
+        ),
+        Observation(
+            level=Level.student,
+            entity_id="S1",
+            metric="student.unknown",
+            value=1.0,
+            period="2026-2027-1",
+            observed_at=T,
+            source="t",
+        ),
+        Observation(
+            level=Level.student,
+            entity_id="NOBODY",
+            metric="student.gpa",
+            value=1.0,
+            period="2026-2027-1",
+            observed_at=T,
+            source="t",
+        ),
+        Observation(
+            level=Level.student,
+            entity_id="S1",
+            metric="student.gpa",
+            value=True,
+            period="2026-2027-1",
+            observed_at=T,
+            source="t",
+        ),
     ]
     r = evaluate_batch(load_rulebook(), obs, d, T)
     assert len(r.verdicts) == 1
@@ -131,6 +199,7 @@ def test_engine_dead_letters_carry_reason_codes():
 
 
 # --- roll-ups and the calendar --------------------------------------------------------------------
+
 
 def test_rollups_weigh_by_sessions_and_follow_the_directory():
     d = Directory(directory_records())
@@ -144,10 +213,16 @@ def test_rollups_weigh_by_sessions_and_follow_the_directory():
     }
 
 
-@pytest.mark.parametrize("week, term", [
-    ("2026-W37", "2026-2027-1"), ("2027-W02", "2026-2027-1"), ("2027-W10", "2026-2027-2"), ("2027-W27", "2026-2027-2"),
-    ("2027-W33", "2027-2028-1"),
-])
+@pytest.mark.parametrize(
+    "week, term",
+    [
+        ("2026-W37", "2026-2027-1"),
+        ("2027-W02", "2026-2027-1"),
+        ("2027-W10", "2026-2027-2"),
+        ("2027-W27", "2026-2027-2"),
+        ("2027-W33", "2027-2028-1"),
+    ],
+)
 def test_term_of_a_teaching_week(week, term):
     assert term_of_week(week) == term
 
@@ -158,10 +233,13 @@ def test_a_week_ends_on_monday_midnight_china_time():
 
 # --- the stream processors and their units, on SQLite ---------------------------------------------
 
+
 @pytest.fixture
 def agg(tmp_path):
-    a = Aggregator(f"sqlite:///{tmp_path}/w.sqlite", timing=Timing(grace=timedelta(0), settle=timedelta(0),
-                                                                   directory_settle=timedelta(0)))
+    a = Aggregator(
+        f"sqlite:///{tmp_path}/w.sqlite",
+        timing=Timing(grace=timedelta(0), settle=timedelta(0), directory_settle=timedelta(0)),
+    )
     a.create_schema()
     return a
 
@@ -176,7 +254,9 @@ def test_units_emit_closed_weeks_with_the_aggregate_formulas(tmp_path):
     d = Directory(directory_records())
     events = [att("S1", 10, 9, 1), att("S2", 10, 6), att("S3", 4, 4)]
     after_week = week_end(WEEK) + timedelta(hours=1)
-    assert a.record(events, week_end(WEEK) - timedelta(hours=2)) == 1 + 3 + 1  # the course; 3 students; the week's roll-up
+    assert (
+        a.record(events, week_end(WEEK) - timedelta(hours=2)) == 1 + 3 + 1
+    )  # the course; 3 students; the week's roll-up
 
     assert _claim(a, week_end(WEEK) - timedelta(minutes=1)) == []  # the week is not over
     assert _claim(a, after_week) == []  # nor is its grace period
@@ -259,26 +339,78 @@ def test_rollups_wait_for_the_directory_and_converge_when_it_arrives(agg):
 
 
 def test_grades_finance_scores_and_the_directory_emit_the_aggregate_formulas(agg):
-    d = Directory(directory_records() + [
-        Entity(id="T1", kind=EntityKind.teacher, name="教师", parent_id="D1", attributes={"fulltime": True, "major_id": "M1"}),
-    ])
-    d.add(Entity(id="C1", kind=EntityKind.course, name="课程", parent_id="M1", responsible={"course_teacher": Person(id="T1", name="教师")}))
+    d = Directory(
+        directory_records()
+        + [
+            Entity(
+                id="T1",
+                kind=EntityKind.teacher,
+                name="教师",
+                parent_id="D1",
+                attributes={"fulltime": True, "major_id": "M1"},
+            ),
+        ]
+    )
+    d.add(
+        Entity(
+            id="C1",
+            kind=EntityKind.course,
+            name="课程",
+            parent_id="M1",
+            responsible={"course_teacher": Person(id="T1", name="教师")},
+        )
+    )
     term = "2026-2027-1"
-    grades = [GradeEvent(student_id=s, course_id="C1", term=term, score=sc, credits=2.0, occurred_at=T, source="t", key=f"g|{s}")
-              for s, sc in (("S1", 95.0), ("S2", 55.0), ("S3", 72.0))]
-    corrected = GradeEvent(student_id="S2", course_id="C1", term=term, score=61.0, credits=2.0, occurred_at=T + timedelta(hours=1),
-                           source="t", key="g|S2|fix")
-    finance = [FinanceEvent(school_id="SCH", year="2026", category=c, item=c, budget=100.0, actual=a, occurred_at=T, source="t",
-                            key=f"f|{c}") for c, a in (("tuition", 3000.0), ("appropriation", 9000.0), ("teaching", 1800.0))]
-    score = Observation(level=Level.course, entity_id="C1", metric="course.student_evaluation_score", value=91.5, period=term,
-                        observed_at=T, source="pingjiao")
+    grades = [
+        GradeEvent(
+            student_id=s, course_id="C1", term=term, score=sc, credits=2.0, occurred_at=T, source="t", key=f"g|{s}"
+        )
+        for s, sc in (("S1", 95.0), ("S2", 55.0), ("S3", 72.0))
+    ]
+    corrected = GradeEvent(
+        student_id="S2",
+        course_id="C1",
+        term=term,
+        score=61.0,
+        credits=2.0,
+        occurred_at=T + timedelta(hours=1),
+        source="t",
+        key="g|S2|fix",
+    )
+    finance = [
+        FinanceEvent(
+            school_id="SCH",
+            year="2026",
+            category=c,
+            item=c,
+            budget=100.0,
+            actual=a,
+            occurred_at=T,
+            source="t",
+            key=f"f|{c}",
+        )
+        for c, a in (("tuition", 3000.0), ("appropriation", 9000.0), ("teaching", 1800.0))
+    ]
+    score = Observation(
+        level=Level.course,
+        entity_id="C1",
+        metric="course.student_evaluation_score",
+        value=91.5,
+        period=term,
+        observed_at=T,
+        source="pingjiao",
+    )
     now = T + timedelta(hours=2)
     agg.record(grades + [corrected] + finance + [score], now)
     agg.directory_changed(now)
     refs = _claim(agg, now)
     got = values(agg.emit(refs, d, as_of=now))
-    want = values(grade_metrics(grades + [corrected]) + finance_metrics(finance, d)
-                  + teacher_evaluation_metrics([score], d) + directory_metrics(d, year="2026", term=term_of(now), as_of=now))
+    want = values(
+        grade_metrics(grades + [corrected])
+        + finance_metrics(finance, d)
+        + teacher_evaluation_metrics([score], d)
+        + directory_metrics(d, year="2026", term=term_of(now), as_of=now)
+    )
     assert got == want
     assert got[("course.pass_rate", "C1", term)] == 100.0, "the corrected grade counts"
     assert got[("teacher.student_evaluation_score", "T1", term)] == 91.5
@@ -312,6 +444,7 @@ def test_rulebook_watcher_swaps_good_changes_and_refuses_broken_ones(tmp_path, c
 
 # --- store retries ------------------------------------------------------------------------------------
 
+
 def test_an_outage_is_waited_out_and_a_refused_record_is_isolated(monkeypatch):
     monkeypatch.setattr(asyncio, "sleep", _no_sleep)
     written, calls = [], {"n": 0}
@@ -337,6 +470,7 @@ async def _no_sleep(_delay, *args):
 
 
 # --- an agent through Faust's test context -------------------------------------------------------
+
 
 def test_judge_agent_stores_verdicts_in_one_hop_and_publishes_side_outputs(monkeypatch, tmp_path):
     from zhengai.ingest import app as app_module
@@ -370,8 +504,15 @@ def test_judge_agent_stores_verdicts_in_one_hop_and_publishes_side_outputs(monke
     monkeypatch.setattr(agents, "verdicts_topic", Capture("verdicts"))
     monkeypatch.setattr(agents, "transitions_topic", Capture("warnings"))
     monkeypatch.setattr(agents, "dlq_topic", Capture("dlq"))
-    good = Observation(level=Level.student, entity_id="S1", metric="student.gpa", value=1.0, period="2026-2027-1",
-                       observed_at=datetime.now(timezone.utc), source="t")
+    good = Observation(
+        level=Level.student,
+        entity_id="S1",
+        metric="student.gpa",
+        value=1.0,
+        period="2026-2027-1",
+        observed_at=datetime.now(UTC),
+        source="t",
+    )
 
     async def run():
         async with agents.judge_observations.test_context() as agent:
@@ -389,7 +530,9 @@ def test_judge_agent_stores_verdicts_in_one_hop_and_publishes_side_outputs(monke
     verdicts = [v for m in sent["verdicts"] for v in decode_many(m)]  # batch messages
     assert [(v.rule_id, v.entity_id, v.band.value) for v in verdicts] == [("student.gpa", "S1", "red")]
     with store.engine.connect() as c:  # stored before it was published: one hop, no read-back
-        assert c.exec_driver_sql("SELECT rule_id, entity_id, band FROM verdicts").all() == [("student.gpa", "S1", "red")]
+        assert c.exec_driver_sql("SELECT rule_id, entity_id, band FROM verdicts").all() == [
+            ("student.gpa", "S1", "red")
+        ]
         assert c.exec_driver_sql("SELECT key FROM observations").scalars().all() == [good.key]
     (letter,) = [decode(v) for v in sent["dlq"]]
     assert letter.reason.startswith("bad JSON") and letter.raw == "{oops"
@@ -404,8 +547,12 @@ def test_committed_transitions_become_wire_records(tmp_path):
     store = WarningStore(f"sqlite:///{tmp_path / 'w.db'}")
     store.create_schema()
     rules, directory = load_rulebook(default_rulebook_path()), Directory(directory_records())
-    obs = [Observation(level=Level.student, entity_id="S1", metric="student.gpa", value=v, period=p, observed_at=T,
-                       source="t") for v, p in ((1.0, "2025-2026-1"), (1.0, "2025-2026-2"), (3.5, "2026-2027-1"))]
+    obs = [
+        Observation(
+            level=Level.student, entity_id="S1", metric="student.gpa", value=v, period=p, observed_at=T, source="t"
+        )
+        for v, p in ((1.0, "2025-2026-1"), (1.0, "2025-2026-2"), (3.5, "2026-2027-1"))
+    ]
     verdicts = evaluate_batch(rules, obs, directory, T).verdicts
     service = WarningService(store, lambda: rules, lambda: directory, channels=("console",))
     applied = service.handle(verdicts)
@@ -413,8 +560,12 @@ def test_committed_transitions_become_wire_records(tmp_path):
     wire = [wire_transition(a, Level.student) for a in applied]
     assert all(decode(encode(t)) == t and isinstance(t, WarningTransition) for t in wire)
     with store.engine.connect() as c:
-        rows = c.exec_driver_sql("SELECT warning_id, kind, to_status, to_band, period, reason FROM warning_events").all()
-    assert sorted((t.warning_id, t.kind, t.to_status, t.to_band.value, t.period, t.reason) for t in wire) == sorted(rows)
+        rows = c.exec_driver_sql(
+            "SELECT warning_id, kind, to_status, to_band, period, reason FROM warning_events"
+        ).all()
+    assert sorted((t.warning_id, t.kind, t.to_status, t.to_band.value, t.period, t.reason) for t in wire) == sorted(
+        rows
+    )
     assert {t.rule_id for t in wire} == {"student.gpa"} and {t.entity_id for t in wire} == {"S1"}
 
 
@@ -426,8 +577,13 @@ def test_the_judge_writes_a_big_batch_in_slices_with_the_same_result(tmp_path):
     from zhengai.warnings.store import WarningStore
 
     rules, directory = load_rulebook(default_rulebook_path()), Directory(directory_records())
-    obs = [Observation(level=Level.student, entity_id=s, metric="student.gpa", value=v, period=p, observed_at=T, source="t")
-           for s in ("S1", "S2", "S3") for v, p in ((1.0, "2025-2026-1"), (1.2, "2025-2026-2"), (3.5, "2026-2027-1"))]
+    obs = [
+        Observation(
+            level=Level.student, entity_id=s, metric="student.gpa", value=v, period=p, observed_at=T, source="t"
+        )
+        for s in ("S1", "S2", "S3")
+        for v, p in ((1.0, "2025-2026-1"), (1.2, "2025-2026-2"), (3.5, "2026-2027-1"))
+    ]
     outcomes = []
     for n, size in enumerate((Judge.SLICE, 2)):
         store = WarningStore(f"sqlite:///{tmp_path / f'w{n}.db'}")
@@ -438,8 +594,12 @@ def test_the_judge_writes_a_big_batch_in_slices_with_the_same_result(tmp_path):
         judge = Judge(service, aggregator, lambda: rules, lambda: directory, replay=True, slice=size)
         out = judge.judge([(o, "t") for o in obs], T)
         with store.engine.connect() as c:
-            rows = c.exec_driver_sql("SELECT rule_id, entity_id, status, band FROM warnings ORDER BY rule_id, entity_id").all()
+            rows = c.exec_driver_sql(
+                "SELECT rule_id, entity_id, status, band FROM warnings ORDER BY rule_id, entity_id"
+            ).all()
             events = c.exec_driver_sql("SELECT kind, period FROM warning_events ORDER BY warning_id, id").all()
             stored = c.exec_driver_sql("SELECT count(*) FROM observations").scalar()
-        outcomes.append((sorted((a.transition.kind.value, a.state.entity_id) for a in out.transitions), rows, events, stored))
+        outcomes.append(
+            (sorted((a.transition.kind.value, a.state.entity_id) for a in out.transitions), rows, events, stored)
+        )
     assert outcomes[0] == outcomes[1] and outcomes[0][3] == len(obs) and outcomes[0][0]

@@ -24,7 +24,12 @@ from sqlalchemy import text
 from zhengai.ingest.aggregate import attendance_metrics, attendance_rollups
 from zhengai.ingest.directory import Directory
 from zhengai.ingest.records import (
-    AttendanceEvent, DeadLetter, Entity, Level, Observation, WarningTransition,
+    AttendanceEvent,
+    DeadLetter,
+    Entity,
+    Level,
+    Observation,
+    WarningTransition,
 )
 from zhengai.ingest.serde import decode, decode_many, encode, key_of
 from zhengai.ingest.topics import DLQ, ENTITIES, EVENTS, OBSERVATIONS, TRANSITIONS, VERDICTS
@@ -33,18 +38,38 @@ from zhengai.rules.loader import default_rulebook_path
 pytestmark = pytest.mark.integration
 
 from streamkit import (  # noqa: E402 — tests/ is on sys.path (conftest)
-    LAST_WEEK, NOW, TERM, Env, college, consume, expected, produce, producer, student_observations,
-    students, wait_until, warnings_by_pair,
+    LAST_WEEK,
+    NOW,
+    TERM,
+    Env,
+    college,
+    consume,
+    expected,
+    produce,
+    producer,
+    student_observations,
+    students,
+    wait_until,
+    warnings_by_pair,
 )
 
-
 # --- the tests -----------------------------------------------------------------------------------
+
 
 def test_observations_in_exact_verdicts_and_warnings_out(env):
     records = college()
     observations = student_observations(students(records), seed=1)
-    observations.append(Observation(level=Level.course, entity_id="C1", metric="course.attendance_rate", value=91.0,
-                                    period=LAST_WEEK, observed_at=NOW, source="test"))
+    observations.append(
+        Observation(
+            level=Level.course,
+            entity_id="C1",
+            metric="course.attendance_rate",
+            value=91.0,
+            period=LAST_WEEK,
+            observed_at=NOW,
+            source="test",
+        )
+    )
     keys, breaches, _ = expected(observations, records)
     assert len(keys) == len(observations) and breaches
 
@@ -61,7 +86,9 @@ def test_observations_in_exact_verdicts_and_warnings_out(env):
     # observations and the directory are stored too; the directory routes warnings to people
     assert env.scalar("SELECT count(*) FROM observations") == len(observations)
     assert env.scalar("SELECT count(*) FROM entities") == sum(isinstance(r, Entity) for r in records)
-    routed = dict(env.rows("SELECT entity_id, responsible_person_id FROM warnings WHERE rule_id = 'course.attendance_rate'"))
+    routed = dict(
+        env.rows("SELECT entity_id, responsible_person_id FROM warnings WHERE rule_id = 'course.attendance_rate'")
+    )
     assert routed == {"C1": "T1"}
     assert w.metric("zhengai_verdicts_total", level="student", band="red") > 0
     assert w.metric("zhengai_records_in_total", topic="zg.observations", agent="judge") >= len(observations)
@@ -69,8 +96,12 @@ def test_observations_in_exact_verdicts_and_warnings_out(env):
     # Every committed transition is published on zg.warnings, exactly once, before the batch is acked.
     events = env.rows("SELECT warning_id, kind FROM warning_events")
     assert events
-    wait_until(lambda: w.metric("zhengai_records_out_total", topic="zg.warnings") >= len(events), 30,
-               "the transitions on zg.warnings", w)
+    wait_until(
+        lambda: w.metric("zhengai_records_out_total", topic="zg.warnings") >= len(events),
+        30,
+        "the transitions on zg.warnings",
+        w,
+    )
     messages = consume(env.bootstrap, env.topic(TRANSITIONS), len(events) + 1, timeout=3)
     published = [decode(m.value) for m in messages]
     assert all(isinstance(t, WarningTransition) for t in published)
@@ -94,17 +125,34 @@ def test_attendance_events_become_weekly_windows_and_rollups(env):
         scheduled = 8
         attended = rng.choice([8, 8, 7, 5]) if sid != "S1001" else 2  # one truant
         excused = min(scheduled - attended, rng.choice([0, 1]))
-        events.append(AttendanceEvent(occurred_at=NOW - timedelta(hours=1), source="test.att", key=f"att|{sid}|{course}|{LAST_WEEK}",
-                                      student_id=sid, course_id=course, week=LAST_WEEK, scheduled=scheduled,
-                                      attended=attended, excused=excused))
+        events.append(
+            AttendanceEvent(
+                occurred_at=NOW - timedelta(hours=1),
+                source="test.att",
+                key=f"att|{sid}|{course}|{LAST_WEEK}",
+                student_id=sid,
+                course_id=course,
+                week=LAST_WEEK,
+                scheduled=scheduled,
+                attended=attended,
+                excused=excused,
+            )
+        )
     # a corrected tally for the truant (same key, later): latest wins
     fixed = events[0].model_copy(update={"attended": 3, "occurred_at": NOW - timedelta(minutes=5)})
     directory = Directory(records)
-    want = {(o.metric, o.entity_id, o.period): o.value
-            for o in attendance_metrics(events[1:] + [fixed], TERM) + attendance_rollups(events[1:] + [fixed], directory)}
-    assert {m for m, _, _ in want} == {"course.attendance_rate", "student.attendance_rate", "student.absence_hours",
-                                       "student.class_attendance_rate", "student.major_attendance_rate",
-                                       "student.department_attendance_rate"}
+    want = {
+        (o.metric, o.entity_id, o.period): o.value
+        for o in attendance_metrics(events[1:] + [fixed], TERM) + attendance_rollups(events[1:] + [fixed], directory)
+    }
+    assert {m for m, _, _ in want} == {
+        "course.attendance_rate",
+        "student.attendance_rate",
+        "student.absence_hours",
+        "student.class_attendance_rate",
+        "student.major_attendance_rate",
+        "student.department_attendance_rate",
+    }
 
     produce(env.bootstrap, env.topic(ENTITIES), records)
     produce(env.bootstrap, env.topic(EVENTS), events + [fixed, events[0]])  # the stale original again: ignored
@@ -113,14 +161,23 @@ def test_attendance_events_become_weekly_windows_and_rollups(env):
     metrics = tuple(sorted({m for m, _, _ in want}))
 
     def latest():
-        rows = env.rows("SELECT metric, entity_id, period, value FROM observations WHERE source = 'aggregate' "
-                        "AND metric IN :m", m=metrics)
+        rows = env.rows(
+            "SELECT metric, entity_id, period, value FROM observations WHERE source = 'aggregate' AND metric IN :m",
+            m=metrics,
+        )
         return {(m, e, p): v for m, e, p, v in rows}
 
     wait_until(lambda: latest() == want, 60, "every unit emitted with its final value", w)
     # every emitted observation was evaluated; the truant and his class are warned
-    wait_until(lambda: {tuple(r) for r in env.rows("SELECT metric, entity_id, period FROM verdicts WHERE metric IN :m",
-                                                   m=metrics)} == set(want), 30, "a verdict for every unit", w)
+    wait_until(
+        lambda: (
+            {tuple(r) for r in env.rows("SELECT metric, entity_id, period FROM verdicts WHERE metric IN :m", m=metrics)}
+            == set(want)
+        ),
+        30,
+        "a verdict for every unit",
+        w,
+    )
     pairs = set(warnings_by_pair(env))
     assert ("student.attendance_rate", "S1001") in pairs
     wait_until(lambda: w.metric("zhengai_units_emitted_total", kind="rollup") >= 1, 10, "the roll-up unit counted", w)
@@ -129,10 +186,24 @@ def test_attendance_events_become_weekly_windows_and_rollups(env):
 def test_poison_records_go_to_the_dead_letter_topic_and_the_stream_goes_on(env):
     records = college(students_per_class=5)
     good = student_observations(students(records)[:8], seed=3)
-    unknown_metric = Observation(level=Level.student, entity_id="S1001", metric="student.no_such_metric", value=1.0,
-                                 period=TERM, observed_at=NOW, source="test")
-    unknown_entity = Observation(level=Level.student, entity_id="NOBODY", metric="student.gpa", value=1.0,
-                                 period=TERM, observed_at=NOW, source="test")
+    unknown_metric = Observation(
+        level=Level.student,
+        entity_id="S1001",
+        metric="student.no_such_metric",
+        value=1.0,
+        period=TERM,
+        observed_at=NOW,
+        source="test",
+    )
+    unknown_entity = Observation(
+        level=Level.student,
+        entity_id="NOBODY",
+        metric="student.gpa",
+        value=1.0,
+        period=TERM,
+        observed_at=NOW,
+        source="test",
+    )
     envelope = json.loads(encode(good[0]))
     wrong_type = json.dumps({**envelope, "data": {**envelope["data"], "value": "very high"}}).encode()
     nan = re.sub(rb'"value":[^,}]+', b'"value":NaN', encode(good[1]))
@@ -203,7 +274,7 @@ def test_sigkill_restart_and_rebalances_lose_nothing_and_duplicate_nothing(env):
     def trickle():  # the rest arrives while workers join, die and come back
         p = producer(env.bootstrap)
         for i in range(third, len(observations), 20):
-            for o in observations[i:i + 20]:
+            for o in observations[i : i + 20]:
                 p.send(env.topic(OBSERVATIONS), key=key_of(o), value=encode(o))
             p.flush()
             time.sleep(0.3)
@@ -235,7 +306,8 @@ def test_sigkill_restart_and_rebalances_lose_nothing_and_duplicate_nothing(env):
     assert set(pairs) == breaches
     assert env.scalar("SELECT count(*) FROM warning_events WHERE kind = 'opened'") == len(breaches), "each opened once"
     assert env.scalar("SELECT count(*) FROM notification_outbox") == env.scalar(
-        "SELECT count(*) FROM (SELECT DISTINCT event_id, channel FROM notification_outbox) AS d")
+        "SELECT count(*) FROM (SELECT DISTINCT event_id, channel FROM notification_outbox) AS d"
+    )
     # The test did exercise redelivery: the survivors read more verdict messages than were left to store.
     reread = sum(x.metric("zhengai_records_in_total", topic="zg.observations", agent="judge") for x in (b, a2))
     print(f"verdicts {len(keys)}, stored when A was killed {at_kill}, observation messages read afterwards {reread}")
@@ -275,18 +347,32 @@ def test_offsets_are_committed_only_after_the_store_has_the_result(env):
         produce(env.bootstrap, env.topic(OBSERVATIONS), observations)
         # The judge takes a first batch (as many messages as arrived within batch_within) and
         # blocks in the store with it: none of it may be committed or published.
-        wait_until(lambda: w.metric("zhengai_records_in_total", topic="zg.observations", agent="judge") >= 1,
-                   90, "observations taken by the judge", w)
+        wait_until(
+            lambda: w.metric("zhengai_records_in_total", topic="zg.observations", agent="judge") >= 1,
+            90,
+            "observations taken by the judge",
+            w,
+        )
         time.sleep(2.0)  # four commit intervals
         observations_committed, observations_end = committed_and_end(env, OBSERVATIONS)
-        assert observations_end == len(observations) and observations_committed == 0, "nothing committed before the store has it"
+        assert observations_end == len(observations) and observations_committed == 0, (
+            "nothing committed before the store has it"
+        )
         assert committed_and_end(env, VERDICTS)[1] == 0, "nothing published before the store has it"
         tx.rollback()
     wait_until(lambda: env.verdict_keys() == keys, 30, "the verdicts in the store once it is back", w)
-    wait_until(lambda: committed_and_end(env, OBSERVATIONS) == (len(observations), len(observations)), 30,
-               "the commit after the store", w)
-    wait_until(lambda: w.metric("zhengai_records_out_total", topic="zg.verdicts") >= len(keys), 30,
-               "the verdicts published after the commit", w)
+    wait_until(
+        lambda: committed_and_end(env, OBSERVATIONS) == (len(observations), len(observations)),
+        30,
+        "the commit after the store",
+        w,
+    )
+    wait_until(
+        lambda: w.metric("zhengai_records_out_total", topic="zg.verdicts") >= len(keys),
+        30,
+        "the verdicts published after the commit",
+        w,
+    )
     messages = consume(env.bootstrap, env.topic(VERDICTS), committed_and_end(env, VERDICTS)[1], timeout=10)
     published = [v for m in messages for v in decode_many(m.value)]
     assert sorted(v.key for v in published) == sorted(keys), "every stored verdict, once, in batch messages"
@@ -312,34 +398,50 @@ def test_rulebook_change_is_picked_up_live_and_a_broken_change_is_refused(env):
     w = env.worker(rulebook=rulebook).start()
 
     def observe(entity_id: str) -> None:
-        produce(env.bootstrap, env.topic(OBSERVATIONS), [Observation(
-            level=Level.student, entity_id=entity_id, metric="student.attendance_rate", value=93.0, period=LAST_WEEK,
-            observed_at=NOW, source="test")])
+        produce(
+            env.bootstrap,
+            env.topic(OBSERVATIONS),
+            [
+                Observation(
+                    level=Level.student,
+                    entity_id=entity_id,
+                    metric="student.attendance_rate",
+                    value=93.0,
+                    period=LAST_WEEK,
+                    observed_at=NOW,
+                    source="test",
+                )
+            ],
+        )
 
     def verdict(entity_id: str):
         return env.rows("SELECT band, rule_version FROM verdicts WHERE entity_id = :e", e=entity_id)
 
     # 93 % with the shipped thresholds (target 98, standard 90, warning 95) is yellow.
     observe("S1001")
-    (band, v1), = wait_until(lambda: verdict("S1001"), 30, "the first verdict", w)
+    ((band, v1),) = wait_until(lambda: verdict("S1001"), 30, "the first verdict", w)
     assert band == "yellow"
 
     # The quality office lowers the warning line to 92: 93 % is now normal — live.
     _set_warning(rulebook, "student.attendance_rate", 92)
     wait_until(lambda: w.metric("zhengai_rulebook_reloads_total", result="loaded") == 1, 30, "the reload", w)
     observe("S1002")
-    (band, v2), = wait_until(lambda: verdict("S1002"), 30, "a verdict under the new rules", w)
+    ((band, v2),) = wait_until(lambda: verdict("S1002"), 30, "a verdict under the new rules", w)
     assert (band, v2 != v1) == ("normal", True)
 
     # A broken change (warning above the target) is refused; the running rules keep evaluating.
     _set_warning(rulebook, "student.attendance_rate", 99)
     (rulebook / "zz_typo.yaml").write_text("rules:\n  - id: student.typo\n    nmae: 拼写错误\n", encoding="utf-8")
     refused = re.compile(r"rulebook change refused: .*(student|zz_typo)\.yaml:\d+: ")
-    wait_until(lambda: {m.group(1) for m in refused.finditer(w.log_text())} == {"student", "zz_typo"}, 30,
-               "both broken files reported with file and line", w)
+    wait_until(
+        lambda: {m.group(1) for m in refused.finditer(w.log_text())} == {"student", "zz_typo"},
+        30,
+        "both broken files reported with file and line",
+        w,
+    )
     assert w.metric("zhengai_rulebook_reloads_total", result="refused") >= 1
     assert w.metric("zhengai_rulebook_errors_total") >= 2
     assert w.metric("zhengai_rulebook_reloads_total", result="loaded") == 1
     observe("S1003")
-    (band, v3), = wait_until(lambda: verdict("S1003"), 30, "a verdict after the refusal", w)
+    ((band, v3),) = wait_until(lambda: verdict("S1003"), 30, "a verdict after the refusal", w)
     assert (band, v3) == ("normal", v2), "the last good rulebook still runs"

@@ -14,14 +14,14 @@ DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "prometheus"
 def test_stall_counts_only_while_messages_wait_and_nothing_is_taken():
     w = StallWatch()
     steps = [  # (t, lag, taken) → stalled seconds of zg.events
-        (0, 0, 0, 0.0),      # idle: nothing waits
-        (10, 50, 0, 0.0),    # messages arrive: the clock starts
-        (20, 40, 10, 0.0),   # taken: moving
+        (0, 0, 0, 0.0),  # idle: nothing waits
+        (10, 50, 0, 0.0),  # messages arrive: the clock starts
+        (20, 40, 10, 0.0),  # taken: moving
         (30, 40, 10, 10.0),  # nothing taken since t=20
         (90, 40, 10, 70.0),  # … still nothing: 70 s stalled
         (400, 40, 10, 380.0),
-        (410, 0, 10, 0.0),   # drained (e.g. the lag measurement caught up): no stall
-        (420, 5, 10, 0.0),   # waiting again: the clock starts now
+        (410, 0, 10, 0.0),  # drained (e.g. the lag measurement caught up): no stall
+        (420, 5, 10, 0.0),  # waiting again: the clock starts now
         (500, 5, 10, 80.0),
     ]
     for t, lag, taken, want in steps:
@@ -40,7 +40,9 @@ def test_topics_stall_independently():
 def test_prometheus_loads_the_alert_rules_and_they_read_metrics_the_worker_exports():
     config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text(encoding="utf-8"))
     assert config["rule_files"] == ["alerts.yml"]
-    rules = [r for g in yaml.safe_load((DEPLOY / "alerts.yml").read_text(encoding="utf-8"))["groups"] for r in g["rules"]]
+    rules = [
+        r for g in yaml.safe_load((DEPLOY / "alerts.yml").read_text(encoding="utf-8"))["groups"] for r in g["rules"]
+    ]
     by_name = {r["alert"]: r for r in rules}
     assert "zhengai_consumer_stalled_seconds" in by_name["ZhengaiStreamStalled"]["expr"]
     assert "zhengai_agent_crashes_total" in by_name["ZhengaiAgentCrashed"]["expr"]

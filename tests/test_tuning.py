@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 
 from test_backtest import planted  # noqa: F401 — the fixture
-from zhengai.rules.loader import load_rulebook
 
 from zhengai.cli import main
+from zhengai.rules.loader import load_rulebook
 
 
 def test_false_positive_rate_per_rule_version_names_the_publication(planted, pg_url, capsys):  # noqa: F811

@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import sync_playwright
-
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-import httpx
 
 from zhengai.ingest.records import Band, Level, Observation
 from zhengai.warnings.lifecycle import Acknowledge, StartImprovement
@@ -27,8 +25,14 @@ from zhengai.web import ServerThread, WebSettings, create_app
 SECRET = b"test-secret-0123456789abcdef"
 CHROMIUM = os.environ.get("ZHENGAI_CHROMIUM", "/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "browser"
-PHONE = dict(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True,
-             locale="zh-CN", user_agent="Mozilla/5.0 (Linux; Android 14) Mobile DingTalk")
+PHONE = dict(
+    viewport={"width": 390, "height": 844},
+    device_scale_factor=2,
+    is_mobile=True,
+    has_touch=True,
+    locale="zh-CN",
+    user_agent="Mozilla/5.0 (Linux; Android 14) Mobile DingTalk",
+)
 
 
 @pytest.fixture
@@ -51,7 +55,9 @@ def site(pg_url):
 
 def _link(world, base, wid, action, person="T001"):
     path = "/my/warnings" if action == "mine" else f"/warnings/{wid}/{action}"
-    return base + action_url(path, wid if action != "mine" else 0, person, action, world.clock() + timedelta(days=30), SECRET)
+    return base + action_url(
+        path, wid if action != "mine" else 0, person, action, world.clock() + timedelta(days=30), SECRET
+    )
 
 
 def _shot(page, name: str) -> None:
@@ -151,8 +157,9 @@ def test_a_token_page_never_sends_its_url_as_referer(site, browser):
     threading.Thread(target=evidence.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{evidence.server_address[1]}/pan/sign-in.xlsx"
-        world.service.act(wid, StartImprovement("T001", world.clock(), world.clock() + timedelta(days=10), "课前点名"),
-                          evidence=[url])
+        world.service.act(
+            wid, StartImprovement("T001", world.clock(), world.clock() + timedelta(days=10), "课前点名"), evidence=[url]
+        )
         context = browser.new_context(**PHONE)
         page = context.new_page()
         requests = []
@@ -176,11 +183,22 @@ def test_a_token_page_never_sends_its_url_as_referer(site, browser):
 
 def test_the_course_owner_reviews_through_the_campus_proxy(site, browser):
     world, base, wid = site
-    world.store.observations.add([
-        Observation(level=Level.course, entity_id=c, metric="course.attendance_rate", value=v, period=f"2026-W{w}",
-                    observed_at=world.clock(), source="test", key=f"o|{c}|{w}")
-        for c, values in (("C001", (80.0, 97.0)), ("C002", (93.0, 94.0)), ("C003", (92.0, 92.5)))
-        for w, v in zip((41, 42), values, strict=True)])
+    world.store.observations.add(
+        [
+            Observation(
+                level=Level.course,
+                entity_id=c,
+                metric="course.attendance_rate",
+                value=v,
+                period=f"2026-W{w}",
+                observed_at=world.clock(),
+                source="test",
+                key=f"o|{c}|{w}",
+            )
+            for c, values in (("C001", (80.0, 97.0)), ("C002", (93.0, 94.0)), ("C003", (92.0, 92.5)))
+            for w, v in zip((41, 42), values, strict=True)
+        ]
+    )
     t = world.clock()
     world.service.act(wid, Acknowledge("T001", t))
     world.service.act(wid, StartImprovement("T001", t, t + timedelta(days=14), "课前点名"))
@@ -221,10 +239,13 @@ def test_quality_office_backtests_an_uploaded_rulebook_in_a_browser(pg_url, brow
     app = create_app(world.service, lambda: rules, SECRET, clock=world.clock, settings=settings)
     text = (default_rulebook_path() / "course.yaml").read_text(encoding="utf-8")
     good, bad = tmp_path / "course.yaml", tmp_path / "broken.yaml"
-    good.write_text(text.replace("    standard: 90\n    warning: 95\n", "    standard: 97\n    warning: 95\n", 1),
-                    encoding="utf-8")
-    bad.write_text(text.replace("    standard: 90\n    warning: 95\n", "    standard: 九十\n    warning: 95\n", 1),
-                   encoding="utf-8")
+    good.write_text(
+        text.replace("    standard: 90\n    warning: 95\n", "    standard: 97\n    warning: 95\n", 1), encoding="utf-8"
+    )
+    bad.write_text(
+        text.replace("    standard: 90\n    warning: 95\n", "    standard: 九十\n    warning: 95\n", 1),
+        encoding="utf-8",
+    )
     with ServerThread(app, settings=settings) as server:
         context = browser.new_context(extra_http_headers={"X-Remote-User": "P-QO"}, **{**PHONE, "is_mobile": False})
         page = context.new_page()
@@ -243,7 +264,9 @@ def test_quality_office_backtests_an_uploaded_rulebook_in_a_browser(pg_url, brow
         page.set_input_files("input[name=file]", str(bad))
         page.click("button[type=submit]")
         alert = page.locator("[role=alert]").inner_text()
-        assert "broken.yaml:" in alert and "规则 course.attendance_rate「学生到课率」：标准值 standard 为 '九十'" in alert
+        assert (
+            "broken.yaml:" in alert and "规则 course.attendance_rate「学生到课率」：标准值 standard 为 '九十'" in alert
+        )
         _shot(page, "backtest_errors")
         context.close()
 

@@ -80,8 +80,9 @@ def test_composer_signs_links_for_the_recipient_when_a_secret_is_set(tmp_path, m
     monkeypatch.setenv("ZHENGAI_LINK_SECRET", SECRET.decode())
     world = NotifyWorld(f"sqlite:///{tmp_path / 'w.sqlite'}", courses=2)
     sink = MemorySink()
-    pipeline = world.pipeline(sink, config=NotifyConfig(links=LinkSettings(base_url=BASE)),
-                              route=RoutePolicy(group_wait=timedelta(0)))
+    pipeline = world.pipeline(
+        sink, config=NotifyConfig(links=LinkSettings(base_url=BASE)), route=RoutePolicy(group_wait=timedelta(0))
+    )
     t0 = world.clock()
     student = world.college.students[0]
     world.warn("student.attendance_rate", student, Band.red)  # routed to the counsellor P-CS
@@ -99,8 +100,9 @@ def test_composer_signs_links_for_the_recipient_when_a_secret_is_set(tmp_path, m
     sink2 = MemorySink()
     world2 = NotifyWorld(f"sqlite:///{tmp_path / 'w2.sqlite'}", courses=2, teachers=1)
     world2.warn("course.attendance_rate", ["C001", "C002"], Band.red)
-    world2.pipeline(sink2, config=NotifyConfig(links=LinkSettings(base_url=BASE)),
-                    route=RoutePolicy(group_wait=timedelta(0))).run(world2.clock())
+    world2.pipeline(
+        sink2, config=NotifyConfig(links=LinkSettings(base_url=BASE)), route=RoutePolicy(group_wait=timedelta(0))
+    ).run(world2.clock())
     (grouped,) = sink2.messages
     assert grouped.kind == "group"
     for url in re.findall(r"\]\((https://[^)]+/ack[^)]*)\)", grouped.body):
@@ -115,8 +117,9 @@ def test_composer_keeps_unsigned_links_without_a_secret(tmp_path, monkeypatch):
     world = NotifyWorld(f"sqlite:///{tmp_path / 'w.sqlite'}", courses=1)
     sink = MemorySink()
     world.warn("course.attendance_rate", "C001", Band.red)
-    world.pipeline(sink, config=NotifyConfig(links=LinkSettings(base_url=BASE)),
-                   route=RoutePolicy(group_wait=timedelta(0))).run(world.clock())
+    world.pipeline(
+        sink, config=NotifyConfig(links=LinkSettings(base_url=BASE)), route=RoutePolicy(group_wait=timedelta(0))
+    ).run(world.clock())
     assert f"({BASE}/warnings/1/ack)" in sink.messages[0].body
 
 
@@ -130,15 +133,21 @@ def site(tmp_path):
     world = NotifyWorld(f"sqlite:///{tmp_path / 'w.sqlite'}", courses=2)
     (opened,) = world.warn("course.attendance_rate", "C001", Band.red)  # teacher T001, due in 7 days
     (student,) = world.warn("student.attendance_rate", world.college.students[0], Band.red)  # counsellor P-CS
-    app = create_app(world.service, lambda: world.college.rules, SECRET, clock=world.clock,
-                     settings=WebSettings(user_header="X-Remote-User"))
+    app = create_app(
+        world.service,
+        lambda: world.college.rules,
+        SECRET,
+        clock=world.clock,
+        settings=WebSettings(user_header="X-Remote-User"),
+    )
     with ServerThread(app) as server, httpx.Client(base_url=server.base_url, timeout=10) as client:
         yield world, client, opened.warning_id, student.warning_id
 
 
 def _link(world, warning_id: int, action: str, person: str = "T001", days: int = 30) -> str:
-    return action_url(f"/warnings/{warning_id}/{action}", warning_id, person, action,
-                      world.clock() + timedelta(days=days), SECRET)
+    return action_url(
+        f"/warnings/{warning_id}/{action}", warning_id, person, action, world.clock() + timedelta(days=days), SECRET
+    )
 
 
 def _hidden(page_text: str, form_id: str) -> dict[str, str]:
@@ -155,8 +164,18 @@ def test_ack_page_shows_the_warning_in_chinese_and_post_acknowledges(site):
     text = page.text
     assert 'name="viewport"' in text and 'lang="zh-CN"' in text
     assert "教师001，您好" in text  # the person's own name, nothing else of theirs
-    for expected in ("学生到课率", "课程 课程001（C001）", "80%", "目标值 98%", "标准值 90%", "预警值 95%",
-                     "红色预警", "2026-10-19", "确认预警", 'method="post"'):
+    for expected in (
+        "学生到课率",
+        "课程 课程001（C001）",
+        "80%",
+        "目标值 98%",
+        "标准值 90%",
+        "预警值 95%",
+        "红色预警",
+        "2026-10-19",
+        "确认预警",
+        'method="post"',
+    ):
         assert expected in text, expected
     assert "139" not in text and "@example.edu.cn" not in text  # no contacts
     form = _hidden(text, "form-ack")
@@ -179,8 +198,11 @@ def test_improvement_post_records_text_due_date_and_evidence(site):
     page = client.get(url)
     assert page.status_code == 200 and "改进措施" in page.text and "限期" in page.text and "支撑材料" in page.text
     evidence = "https://pan.example.edu.cn/s/abc\nhttps://pan.example.edu.cn/s/def"
-    done = client.post(f"/warnings/{wid}/improvement", data=_hidden(page.text, "form-improvement") | dict(
-        text="调整上课时间，课前点名<script>alert(1)</script>", due="2026-11-15", evidence=evidence))
+    done = client.post(
+        f"/warnings/{wid}/improvement",
+        data=_hidden(page.text, "form-improvement")
+        | dict(text="调整上课时间，课前点名<script>alert(1)</script>", due="2026-11-15", evidence=evidence),
+    )
     assert done.status_code == 200 and "2026-11-15" in done.text
     w = world.store.read.warning(wid)
     assert w.status == "improving"
@@ -200,10 +222,14 @@ def test_improvement_form_errors_are_400_and_change_nothing(site):
     world, client, wid, _ = site
     url = _link(world, wid, "improvement")
     form = _hidden(client.get(url).text, "form-improvement")
-    for bad in (dict(text="", due="2026-11-15"), dict(text="措施", due="明天"), dict(text="措施", due="2026-10-01"),
-                dict(text="措施", due="9999-12-31"),  # past the rule's maximum due date
-                dict(text="措施", due="2026-11-15", evidence="javascript:alert(1)"),
-                dict(text="</textarea><script>x</script>", due="2026-11-15", evidence="ftp://x/</textarea><script>")):
+    for bad in (
+        dict(text="", due="2026-11-15"),
+        dict(text="措施", due="明天"),
+        dict(text="措施", due="2026-10-01"),
+        dict(text="措施", due="9999-12-31"),  # past the rule's maximum due date
+        dict(text="措施", due="2026-11-15", evidence="javascript:alert(1)"),
+        dict(text="</textarea><script>x</script>", due="2026-11-15", evidence="ftp://x/</textarea><script>"),
+    ):
         r = client.post(f"/warnings/{wid}/improvement", data=form | bad)
         assert r.status_code == 400 and "<script>" not in r.text, bad  # re-shown, escaped
     assert world.store.read.improvements(wid) == [] and world.store.read.warning(wid).status == "open"

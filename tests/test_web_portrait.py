@@ -15,9 +15,9 @@ import pytest
 from demopg import copy_into_postgres, run_small_demo
 from playwright.sync_api import sync_playwright
 from sqlalchemy import text
+
 from zhengai.rules.loader import load_rulebook
 from zhengai.warnings.service import WarningService
-
 from zhengai.web import ServerThread, WebSettings, create_app
 
 pytestmark = pytest.mark.integration

@@ -40,16 +40,34 @@ def test_group_robots_carry_no_personal_action_link_personal_channels_do(tmp_pat
     world.warn("course.attendance_rate", world.college.courses, Band.red)
     world.warn("student.attendance_rate", world.college.students[:2], Band.yellow)
     memory = MemorySink(channel="mail")  # stands for a personal channel (email, 工作通知)
-    with DingTalkRobotServer("tok", "SECx", clock=world.clock) as ding, WeComRobotServer("wkey", clock=world.clock) as wecom:
+    with (
+        DingTalkRobotServer("tok", "SECx", clock=world.clock) as ding,
+        WeComRobotServer("wkey", clock=world.clock) as wecom,
+    ):
         sinks = [
-            DingTalkRobotSink(channel="dingtalk", settings=DingTalkRobotSettings(
-                base_url=ding.base_url, access_token=SecretStr("tok"), secret=SecretStr("SECx"))),
-            DingTalkRobotSink(channel="card", settings=DingTalkRobotSettings(  # buttons: actionCard
-                base_url=ding.base_url, access_token=SecretStr("tok"), secret=SecretStr("SECx"), msgtype="actionCard")),
-            WeComRobotSink(channel="wecom", settings=WeComRobotSettings(base_url=wecom.base_url, key=SecretStr("wkey"))),
+            DingTalkRobotSink(
+                channel="dingtalk",
+                settings=DingTalkRobotSettings(
+                    base_url=ding.base_url, access_token=SecretStr("tok"), secret=SecretStr("SECx")
+                ),
+            ),
+            DingTalkRobotSink(
+                channel="card",
+                settings=DingTalkRobotSettings(  # buttons: actionCard
+                    base_url=ding.base_url,
+                    access_token=SecretStr("tok"),
+                    secret=SecretStr("SECx"),
+                    msgtype="actionCard",
+                ),
+            ),
+            WeComRobotSink(
+                channel="wecom", settings=WeComRobotSettings(base_url=wecom.base_url, key=SecretStr("wkey"))
+            ),
             memory,
         ]
-        pipeline = world.pipeline(*[Channel(s, NOW) for s in sinks], config=NotifyConfig(links=LinkSettings(base_url=BASE)))
+        pipeline = world.pipeline(
+            *[Channel(s, NOW) for s in sinks], config=NotifyConfig(links=LinkSettings(base_url=BASE))
+        )
         for _ in range(3):
             pipeline.run(world.clock())
             world.clock.advance(minutes=10)
@@ -69,10 +87,17 @@ def site(tmp_path):
     world = NotifyWorld(f"sqlite:///{tmp_path / 'w.sqlite'}", courses=2)
     (a,) = world.warn("course.attendance_rate", "C001", Band.red)  # T001's
     (b,) = world.warn("course.attendance_rate", "C002", Band.red)  # T002's
-    app = create_app(world.service, lambda: world.college.rules, SECRET, clock=world.clock,
-                     settings=WebSettings(user_header=USER, header_timeout=0.5))
-    with ServerThread(app, settings=WebSettings(user_header=USER, header_timeout=0.5)) as server, \
-            httpx.Client(base_url=server.base_url, timeout=10) as client:
+    app = create_app(
+        world.service,
+        lambda: world.college.rules,
+        SECRET,
+        clock=world.clock,
+        settings=WebSettings(user_header=USER, header_timeout=0.5),
+    )
+    with (
+        ServerThread(app, settings=WebSettings(user_header=USER, header_timeout=0.5)) as server,
+        httpx.Client(base_url=server.base_url, timeout=10) as client,
+    ):
         yield world, client, a.warning_id, b.warning_id, server
 
 
@@ -122,8 +147,12 @@ def test_reassignment_and_escalation_invalidate_the_old_holder_s_links(site):
     assert client.get(_link(world, a, "ack", "P-ML", days=60)).status_code == 200
     # reassignment: C001 goes to T002 in the directory; T001's link is void, T002's works
     t002 = world.college.directory.person("T002")
-    records = [r.model_copy(update={"responsible": r.responsible | {"course_teacher": t002}})
-               if isinstance(r, Entity) and r.id == "C001" else r for r in world.college.records]
+    records = [
+        r.model_copy(update={"responsible": r.responsible | {"course_teacher": t002}})
+        if isinstance(r, Entity) and r.id == "C001"
+        else r
+        for r in world.college.records
+    ]
     world.college.directory = Directory(records)
     assert client.get(t001).status_code == 403
     assert client.get(_link(world, a, "ack", "T002", days=60)).status_code == 200
@@ -146,11 +175,18 @@ def test_csrf_on_every_form(site):
     page = client.get(f"/warnings/{a}", headers={USER: "T001"})
     form = _hidden(page.text, "form-ack")
     assert set(form) == {"csrf"}  # signed in through the proxy: no link fields
-    for bad in ({"note": "x"}, {"csrf": "x"}, {"csrf": _hidden(client.get(f"/warnings/{b}", headers={USER: "T002"}).text, "form-ack")["csrf"]}):
+    for bad in (
+        {"note": "x"},
+        {"csrf": "x"},
+        {"csrf": _hidden(client.get(f"/warnings/{b}", headers={USER: "T002"}).text, "form-ack")["csrf"]},
+    ):
         assert client.post(f"/warnings/{a}/ack", data=bad, headers={USER: "T001"}).status_code == 403
     cross = client.post(f"/warnings/{a}/ack", data=form, headers={USER: "T001", "Origin": "https://evil.example"})
     assert cross.status_code == 403
-    assert client.post(f"/warnings/{a}/ack", data=form, headers={USER: "T001", "Sec-Fetch-Site": "cross-site"}).status_code == 403
+    assert (
+        client.post(f"/warnings/{a}/ack", data=form, headers={USER: "T001", "Sec-Fetch-Site": "cross-site"}).status_code
+        == 403
+    )
     assert world.store.read.warning(a).status == "open"
     ok = client.post(f"/warnings/{a}/ack", data=form, headers={USER: "T001"})
     assert ok.status_code == 200 and world.store.read.warning(a).status == "acknowledged"
@@ -159,8 +195,15 @@ def test_csrf_on_every_form(site):
 def test_script_and_javascript_evidence_are_inert(site):
     world, client, a, _, _ = site
     with world.store.session() as s, s.begin():  # as if stored by an older version or by hand
-        s.add(EvidenceRow(warning_id=a, url="javascript:alert(document.cookie)", note="<img src=x onerror=alert(1)>",
-                          added_by="T001", added_at=world.clock()))
+        s.add(
+            EvidenceRow(
+                warning_id=a,
+                url="javascript:alert(document.cookie)",
+                note="<img src=x onerror=alert(1)>",
+                added_by="T001",
+                added_at=world.clock(),
+            )
+        )
     page = client.get(f"/warnings/{a}", headers={USER: "T001"}).text
     assert 'href="javascript:' not in page and "javascript:alert(document.cookie)" in page  # shown as text
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
@@ -170,13 +213,22 @@ def test_script_and_javascript_evidence_are_inert(site):
 
 def test_security_headers_on_every_response_and_limits(site):
     world, client, a, _, server = site
-    responses = [client.get(_link(world, a, "ack", "T001")), client.get("/my/warnings"), client.get("/nothing"),
-                 client.get("/static/zhengai.css"), client.post(f"/warnings/{a}/ack", content=b"x" * 70_000,
-                                                                headers={"content-type": "application/x-www-form-urlencoded"})]
+    responses = [
+        client.get(_link(world, a, "ack", "T001")),
+        client.get("/my/warnings"),
+        client.get("/nothing"),
+        client.get("/static/zhengai.css"),
+        client.post(
+            f"/warnings/{a}/ack", content=b"x" * 70_000, headers={"content-type": "application/x-www-form-urlencoded"}
+        ),
+    ]
     assert [r.status_code for r in responses] == [200, 403, 404, 200, 413]
     for r in responses:
         h = r.headers
-        assert "frame-ancestors 'none'" in h["content-security-policy"] and "script-src" not in h["content-security-policy"]
+        assert (
+            "frame-ancestors 'none'" in h["content-security-policy"]
+            and "script-src" not in h["content-security-policy"]
+        )
         assert h["referrer-policy"] == "no-referrer" and h["cache-control"] == "no-store"
         assert h["x-content-type-options"] == "nosniff" and h["x-frame-options"] == "DENY"
     # a client that sends its request head slowly is disconnected (header_timeout 0.5 s here)
@@ -201,14 +253,23 @@ def test_tokens_never_reach_the_logs(site, caplog):
 
 def test_the_quality_office_waives_with_a_reason_then_reviews_on_the_web(site):
     world, client, a, _, _ = site
-    world.warn("course.attendance_rate", "C001", Band.excellent, period="2026-W42", at=world.clock() + timedelta(days=1))
+    world.warn(
+        "course.attendance_rate", "C001", Band.excellent, period="2026-W42", at=world.clock() + timedelta(days=1)
+    )
     assert world.store.read.warning(a).status == "recovered"
     teacher = client.get(f"/warnings/{a}", headers={USER: "T001"}).text
-    assert 'id="form-waive"' not in teacher and 'id="form-review"' not in teacher  # the owner neither waives nor reviews
+    assert (
+        'id="form-waive"' not in teacher and 'id="form-review"' not in teacher
+    )  # the owner neither waives nor reviews
     page = client.get(f"/warnings/{a}", headers={USER: "P-QO"}).text
     waive = _hidden(page, "form-waive")
     assert client.post(f"/warnings/{a}/waive", data=waive | {"reason": " "}, headers={USER: "P-QO"}).status_code == 400
-    assert client.post(f"/warnings/{a}/waive", data=waive | {"reason": "考勤机故障所致"}, headers={USER: "P-QO"}).status_code == 200
+    assert (
+        client.post(
+            f"/warnings/{a}/waive", data=waive | {"reason": "考勤机故障所致"}, headers={USER: "P-QO"}
+        ).status_code
+        == 200
+    )
     review = _hidden(client.get(f"/warnings/{a}", headers={USER: "P-QO"}).text, "form-review")
     done = client.post(f"/warnings/{a}/review", data=review | {"note": "免于登记后复评"}, headers={USER: "P-QO"})
     assert done.status_code == 200 and world.store.read.warning(a).status == "closed"

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 from functools import lru_cache
-from typing import Sequence
 
 from pydantic import BaseModel
 
@@ -28,7 +28,16 @@ from zhengai.ingest.agents import aggregator, replica
 from zhengai.ingest.app import get_app, settings, topic
 from zhengai.ingest.records import Entity, Observation, Person
 from zhengai.ingest.stream import (
-    BACKLOG, ack, batches, dead_letter_for, decode_batch, run_blocking, send, send_dead_letters, store_batch, utcnow,
+    BACKLOG,
+    ack,
+    batches,
+    dead_letter_for,
+    decode_batch,
+    run_blocking,
+    send,
+    send_dead_letters,
+    store_batch,
+    utcnow,
 )
 from zhengai.ingest.topics import DLQ, ENTITIES, OBSERVATIONS, TRANSITIONS, VERDICTS
 from zhengai.rules.agents import current_rules
@@ -73,19 +82,32 @@ def _wire(outcome: Outcome) -> list[BaseModel]:
         try:
             out.append(wire_transition(a, levels[a.state.rule_id]))
         except Exception as exc:  # noqa: BLE001 — a bug, not an outage: keep the stream going
-            log.error("warning %d %s not published: %s", a.warning_id, a.transition.kind.value, type(exc).__name__,
-                      extra={"warning": a.warning_id, "rule": a.state.rule_id})
+            log.error(
+                "warning %d %s not published: %s",
+                a.warning_id,
+                a.transition.kind.value,
+                type(exc).__name__,
+                extra={"warning": a.warning_id, "rule": a.state.rule_id},
+            )
     return out
 
 
 async def _publish(outcome: Outcome, refused: Sequence[tuple[tuple[Observation, str], BaseException]]) -> None:
     """The side outputs of committed work, each acknowledged by the broker before the caller acks."""
     if _s.publish_verdicts:
-        await send(verdicts_topic, outcome.verdicts, VERDICTS.name, partitions=VERDICTS.partitions if VERDICTS.batched else None)
+        await send(
+            verdicts_topic,
+            outcome.verdicts,
+            VERDICTS.name,
+            partitions=VERDICTS.partitions if VERDICTS.batched else None,
+        )
     await send(transitions_topic, _wire(outcome), TRANSITIONS.name)
     now = utcnow()
     letters = outcome.dead_letters + [
-        (dead_letter_for(obs, source, f"the store refused the observation: {type(exc).__name__}", now), "store_rejected")
+        (
+            dead_letter_for(obs, source, f"the store refused the observation: {type(exc).__name__}", now),
+            "store_rejected",
+        )
         for (obs, source), exc in refused
     ]
     await send_dead_letters(dlq_topic, letters)
@@ -109,8 +131,10 @@ async def _judge(items: list[tuple[Observation, str]]) -> Outcome:
 def _report_failure(done: asyncio.Future) -> None:
     """A failed publish is raised in the agent with the next batch; say so at once, too."""
     if not done.cancelled() and done.exception() is not None:
-        log.error("publishing a judged batch failed (%s); it is not acked and will be redelivered",
-                  type(done.exception()).__name__)
+        log.error(
+            "publishing a judged batch failed (%s); it is not acked and will be redelivered",
+            type(done.exception()).__name__,
+        )
 
 
 @app.agent(observations_topic, concurrency=1)
@@ -189,7 +213,14 @@ async def store_directory(stream):
 
         await replica.catch_up()  # store department/major as the directory knows them now
         refused = await store_batch(write, [r for r, _ in records], "directory")
-        rejected += [(dead_letter_for(r, sources[id(r)], f"the store refused the directory record: {type(exc).__name__}", now),
-                      "store_rejected") for r, exc in refused]
+        rejected += [
+            (
+                dead_letter_for(
+                    r, sources[id(r)], f"the store refused the directory record: {type(exc).__name__}", now
+                ),
+                "store_rejected",
+            )
+            for r, exc in refused
+        ]
         await send_dead_letters(dlq_topic, rejected)
         await ack(stream, batch)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
+
 from zhengai.ingest.directory import Directory
 from zhengai.ingest.records import Band, EntityKind, Level, Observation
 from zhengai.rules.engine import evaluate_batch

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Any, Callable, Iterator, Sequence, cast
+from typing import Any, cast
 
 from sqlalchemy import Boolean, Table, bindparam, column, create_engine, insert, select, text, update
 from sqlalchemy.dialects import sqlite
@@ -65,22 +66,55 @@ def num(value: float | bool | None) -> float | None:
 
 
 STATE_FIELDS = (
-    "status", "band", "worst_band", "opened_period", "last_period", "reason", "opened_at", "updated_at",
-    "pending_count", "recovery_count", "escalation_level", "due_date", "next_escalation_at", "stale",
-    "last_data_at", "acknowledged_at", "recovered_at", "closed_at", "resolution", "close_reason",
+    "status",
+    "band",
+    "worst_band",
+    "opened_period",
+    "last_period",
+    "reason",
+    "opened_at",
+    "updated_at",
+    "pending_count",
+    "recovery_count",
+    "escalation_level",
+    "due_date",
+    "next_escalation_at",
+    "stale",
+    "last_data_at",
+    "acknowledged_at",
+    "recovered_at",
+    "closed_at",
+    "resolution",
+    "close_reason",
 )
 
 
 def state_of(row: WarningRow) -> WarningState:
     return WarningState(
-        rule_id=row.rule_id, entity_id=row.entity_id, episode=row.episode, status=Status(row.status),
-        band=Band(row.band), worst_band=Band(row.worst_band), opened_period=row.opened_period,
-        last_period=row.last_period, value=row.value, reason=row.reason, opened_at=row.opened_at,
-        updated_at=row.updated_at, pending_count=row.pending_count or 0, recovery_count=row.recovery_count or 0,
-        escalation_level=row.escalation_level or 0, due_date=row.due_date, next_escalation_at=row.next_escalation_at,
-        stale=bool(row.stale), last_data_at=row.last_data_at, acknowledged_at=row.acknowledged_at,
-        recovered_at=row.recovered_at, closed_at=row.closed_at,
-        resolution=Resolution(row.resolution) if row.resolution else None, close_reason=row.close_reason,
+        rule_id=row.rule_id,
+        entity_id=row.entity_id,
+        episode=row.episode,
+        status=Status(row.status),
+        band=Band(row.band),
+        worst_band=Band(row.worst_band),
+        opened_period=row.opened_period,
+        last_period=row.last_period,
+        value=row.value,
+        reason=row.reason,
+        opened_at=row.opened_at,
+        updated_at=row.updated_at,
+        pending_count=row.pending_count or 0,
+        recovery_count=row.recovery_count or 0,
+        escalation_level=row.escalation_level or 0,
+        due_date=row.due_date,
+        next_escalation_at=row.next_escalation_at,
+        stale=bool(row.stale),
+        last_data_at=row.last_data_at,
+        acknowledged_at=row.acknowledged_at,
+        recovered_at=row.recovered_at,
+        closed_at=row.closed_at,
+        resolution=Resolution(row.resolution) if row.resolution else None,
+        close_reason=row.close_reason,
     )
 
 
@@ -104,13 +138,26 @@ class Lifecycle:
     """The batch's verdicts through the lifecycle, in order: each pair's state is kept as the batch
     advances it, and written onto its row at a transition (for ``on_transition``) and at the end."""
 
-    def __init__(self, current: dict[Pair, WarningRow], rule_names: dict[str, str], responsible: Callable,
-                 policy_for: Callable[[str], LifecyclePolicy], on_transition: Callable | None):
+    def __init__(
+        self,
+        current: dict[Pair, WarningRow],
+        rule_names: dict[str, str],
+        responsible: Callable,
+        policy_for: Callable[[str], LifecyclePolicy],
+        on_transition: Callable | None,
+    ):
         self.current = current
-        self._names, self._responsible, self._policy_for, self._on_transition = rule_names, responsible, policy_for, on_transition
+        self._names, self._responsible, self._policy_for, self._on_transition = (
+            rule_names,
+            responsible,
+            policy_for,
+            on_transition,
+        )
         self._policies: dict[str, LifecyclePolicy] = {}
         self.new_rows: list[WarningRow] = []
-        self.staged: list[tuple[WarningRow, WarningState, Transition, list]] = []  # row, state, transition, outbox items
+        self.staged: list[
+            tuple[WarningRow, WarningState, Transition, list]
+        ] = []  # row, state, transition, outbox items
         self._states: dict[Pair, WarningState] = {}  # each pair's state as the batch advances it …
         self._held: dict[Pair, WarningState | None] = {}  # … and as its row holds it
 
@@ -132,9 +179,16 @@ class Lifecycle:
             if row is not None and prev is not None and self._held[pair] is not prev:
                 write_state(row, prev, self._held[pair])  # the previous episode's last state
             role, person = self._responsible(v)
-            row = WarningRow(rule_id=v.rule_id, rule_name=self._names.get(v.rule_id, v.rule_id), entity_id=v.entity_id,
-                             episode=state.episode, level=v.level.value, metric=v.metric,
-                             responsible_role=role, responsible_person_id=person)
+            row = WarningRow(
+                rule_id=v.rule_id,
+                rule_name=self._names.get(v.rule_id, v.rule_id),
+                entity_id=v.entity_id,
+                episode=state.episode,
+                level=v.level.value,
+                metric=v.metric,
+                responsible_role=role,
+                responsible_person_id=person,
+            )
             self.new_rows.append(row)
             self.current[pair], self._held[pair] = row, None
         self._states[pair] = state
@@ -154,9 +208,16 @@ class Lifecycle:
 
 # --- the steps -------------------------------------------------------------------------------------
 
-def apply(s: Session, verdicts: Sequence[Verdict], rule_names: dict[str, str], responsible: Callable,
-          policy_for: Callable[[str], LifecyclePolicy], on_transition: Callable | None,
-          lookup: bool) -> list[tuple[int, int, Transition, WarningState]]:
+
+def apply(
+    s: Session,
+    verdicts: Sequence[Verdict],
+    rule_names: dict[str, str],
+    responsible: Callable,
+    policy_for: Callable[[str], LifecyclePolicy],
+    on_transition: Callable | None,
+    lookup: bool,
+) -> list[tuple[int, int, Transition, WarningState]]:
     """Store the batch's new verdicts and apply them; returns (warning id, event id, transition,
     state) of every transition, in order."""
     postgres = s.get_bind().dialect.name == "postgresql"
@@ -207,9 +268,15 @@ _WARNING_COLUMNS = tuple(c.name for c in WarningRow.__table__.columns)
 def _lock_and_load(s: Session, pairs: set[Pair], first: tuple[str, Verdict]) -> tuple[bool, dict[Pair, WarningRow]]:
     ordered = sorted(pairs)
     stored, out = False, dict[Pair, WarningRow]()
-    for r in s.execute(_LOCK_AND_LOAD, {
-            "keys": sorted(f"{rule}|{entity}" for rule, entity in ordered), "key": first[0],
-            "start": period_start(first[1].period), "rules": [p[0] for p in ordered], "entities": [p[1] for p in ordered]}
+    for r in s.execute(
+        _LOCK_AND_LOAD,
+        {
+            "keys": sorted(f"{rule}|{entity}" for rule, entity in ordered),
+            "key": first[0],
+            "start": period_start(first[1].period),
+            "rules": [p[0] for p in ordered],
+            "entities": [p[1] for p in ordered],
+        },
     ).mappings():
         stored = r["stored"]
         if r["id"] is None:
@@ -229,7 +296,9 @@ def _latest_warnings(s: Session, pairs: set[Pair]) -> dict[Pair, WarningRow]:
         by_rule.setdefault(rule_id, []).append(entity_id)
     for rule_id, entities in by_rule.items():
         for chunk in chunks(entities):
-            for r in s.execute(select(table).where(table.c.rule_id == rule_id, table.c.entity_id.in_(chunk))).mappings():
+            for r in s.execute(
+                select(table).where(table.c.rule_id == rule_id, table.c.entity_id.in_(chunk))
+            ).mappings():
                 key = (r["rule_id"], r["entity_id"])
                 if key not in out or r["episode"] > out[key].episode:
                     out[key] = WarningRow(**r)
@@ -238,21 +307,53 @@ def _latest_warnings(s: Session, pairs: set[Pair]) -> dict[Pair, WarningRow]:
 
 def _insert_verdicts(s: Session, verdicts: dict[str, Verdict]) -> set[str]:
     """SQLite: INSERT … ON CONFLICT DO NOTHING RETURNING key."""
-    rows = [dict(key=key, rule_id=v.rule_id, rule_version=v.rule_version, level=v.level.value, entity_id=v.entity_id,
-                 metric=v.metric, period=v.period, value=num(v.value), band=v.band.value, reason=v.reason,
-                 thresholds=v.thresholds.model_dump(mode="json"), observed_at=v.observed_at, evaluated_at=v.evaluated_at,
-                 period_start=period_start(v.period))
-            for key, v in verdicts.items()]
+    rows = [
+        dict(
+            key=key,
+            rule_id=v.rule_id,
+            rule_version=v.rule_version,
+            level=v.level.value,
+            entity_id=v.entity_id,
+            metric=v.metric,
+            period=v.period,
+            value=num(v.value),
+            band=v.band.value,
+            reason=v.reason,
+            thresholds=v.thresholds.model_dump(mode="json"),
+            observed_at=v.observed_at,
+            evaluated_at=v.evaluated_at,
+            period_start=period_start(v.period),
+        )
+        for key, v in verdicts.items()
+    ]
     new: set[str] = set()
-    stmt = sqlite.insert(VerdictRow).on_conflict_do_nothing(index_elements=["key", "period_start"]).returning(VerdictRow.key)
+    stmt = (
+        sqlite.insert(VerdictRow)
+        .on_conflict_do_nothing(index_elements=["key", "period_start"])
+        .returning(VerdictRow.key)
+    )
     for chunk in chunks(rows, 1000):
         new.update(s.scalars(stmt, list(chunk)))
     return new
 
 
 # in the order the CSV is written (the columns a rule fixes together, see _verdict_lines)
-VERDICT_COLUMNS = ("key", "rule_id", "rule_version", "level", "metric", "entity_id", "period", "value", "band",
-                   "reason", "thresholds", "observed_at", "evaluated_at", "period_start")
+VERDICT_COLUMNS = (
+    "key",
+    "rule_id",
+    "rule_version",
+    "level",
+    "metric",
+    "entity_id",
+    "period",
+    "value",
+    "band",
+    "reason",
+    "thresholds",
+    "observed_at",
+    "evaluated_at",
+    "period_start",
+)
 _COPY_VERDICTS = f"COPY verdicts ({', '.join(VERDICT_COLUMNS)}) FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL (reason))"
 
 
@@ -260,9 +361,12 @@ def _copy_verdicts(s: Session, verdicts: dict[str, Verdict], lookup: bool, each:
     """PostgreSQL: COPY the new verdicts, calling ``each`` for every one as its line is rendered."""
     starts = {v.period: period_start(v.period) for v in verdicts.values()}
     if lookup:
-        stored = set(s.execute(
-            text("SELECT key, period_start FROM verdicts WHERE key = ANY(:keys) AND period_start = ANY(:starts)"),
-            {"keys": list(verdicts), "starts": list(set(starts.values()))}).all())
+        stored = set(
+            s.execute(
+                text("SELECT key, period_start FROM verdicts WHERE key = ANY(:keys) AND period_start = ANY(:starts)"),
+                {"keys": list(verdicts), "starts": list(set(starts.values()))},
+            ).all()
+        )
         verdicts = {key: v for key, v in verdicts.items() if (key, starts[v.period]) not in stored}
         if not verdicts:
             return
@@ -314,7 +418,9 @@ class _Lines(io.TextIOBase):
         return True
 
 
-def _verdict_lines(verdicts: dict[str, Verdict], starts: dict[str, datetime], each: Callable[[Verdict], None]) -> Iterator[str]:
+def _verdict_lines(
+    verdicts: dict[str, Verdict], starts: dict[str, datetime], each: Callable[[Verdict], None]
+) -> Iterator[str]:
     """CSV lines in ``VERDICT_COLUMNS`` order. A batch shares a few rules, threshold sets, instants
     and periods: each is rendered once."""
     rules: dict[tuple[str, str, str], str] = {}
@@ -326,10 +432,13 @@ def _verdict_lines(verdicts: dict[str, Verdict], starts: dict[str, datetime], ea
         rule = rules.get((v.rule_id, v.rule_version, v.metric))  # a rule version fixes its level
         if rule is None:
             rule = rules[(v.rule_id, v.rule_version, v.metric)] = ",".join(
-                _csv(x) for x in (v.rule_id, v.rule_version, v.level.value, v.metric))
+                _csv(x) for x in (v.rule_id, v.rule_version, v.level.value, v.metric)
+            )
         th = thresholds.get(id(v.thresholds))
         if th is None:
-            th = thresholds[id(v.thresholds)] = _csv(json.dumps(v.thresholds.model_dump(mode="json"), ensure_ascii=False))
+            th = thresholds[id(v.thresholds)] = _csv(
+                json.dumps(v.thresholds.model_dump(mode="json"), ensure_ascii=False)
+            )
         observed, evaluated, period = v.observed_at, v.evaluated_at, v.period
         if observed not in times:
             times[observed] = observed.isoformat() if observed is not None else ""  # CSV: empty is NULL
@@ -343,8 +452,10 @@ def _verdict_lines(verdicts: dict[str, Verdict], starts: dict[str, datetime], ea
         if '"' in text_ or "," in text_ or "\n" in text_ or "\r" in text_:
             key, entity, reason = _csv(key), _csv(entity), _csv(reason)
         shown = "" if value is None else repr(value) if type(value) is float else repr(float(value))
-        yield (f"{key},{rule},{entity},{p[0]},{shown},{v.band.value},{reason},{th},"
-               f"{times[observed]},{times[evaluated]},{p[1]}\n")
+        yield (
+            f"{key},{rule},{entity},{p[0]},{shown},{v.band.value},{reason},{th},"
+            f"{times[observed]},{times[evaluated]},{p[1]}\n"
+        )
 
 
 _WARNING_STATE = (*STATE_FIELDS, "value")
@@ -363,18 +474,43 @@ def _insert_warnings(s: Session, new: list[WarningRow]) -> None:
 def _update_warnings(s: Session, touched: list[WarningRow]) -> None:
     if touched:
         table = cast(Table, WarningRow.__table__)
-        s.execute(update(table).where(table.c.id == bindparam("warning_id")),
-                  [{"warning_id": row.id, **{name: getattr(row, name) for name in _WARNING_STATE}} for row in touched])
+        s.execute(
+            update(table).where(table.c.id == bindparam("warning_id")),
+            [{"warning_id": row.id, **{name: getattr(row, name) for name in _WARNING_STATE}} for row in touched],
+        )
 
 
 def _event_tuple(row: WarningRow, t: Transition) -> tuple:
-    return (row.id, t.kind.value, t.from_status.value if t.from_status else None, t.to_status.value,
-            t.from_band.value if t.from_band else None, t.to_band.value, t.period, num(t.value), t.reason,
-            t.cause[:320], t.actor, t.at)
+    return (
+        row.id,
+        t.kind.value,
+        t.from_status.value if t.from_status else None,
+        t.to_status.value,
+        t.from_band.value if t.from_band else None,
+        t.to_band.value,
+        t.period,
+        num(t.value),
+        t.reason,
+        t.cause[:320],
+        t.actor,
+        t.at,
+    )
 
 
-EVENT_COLUMNS = ("warning_id", "kind", "from_status", "to_status", "from_band", "to_band", "period", "value",
-                 "reason", "cause", "actor", "at")
+EVENT_COLUMNS = (
+    "warning_id",
+    "kind",
+    "from_status",
+    "to_status",
+    "from_band",
+    "to_band",
+    "period",
+    "value",
+    "reason",
+    "cause",
+    "actor",
+    "at",
+)
 OUTBOX_COLUMNS = ("event_id", "channel", "recipient_id", "subject", "body", "status", "attempts", "created_at")
 
 
@@ -382,8 +518,17 @@ def _insert_events(s: Session, staged: list) -> list[int]:
     """SQLite: the events in one INSERT … RETURNING id (ids in order), their outbox rows in one more."""
     rows = [dict(zip(EVENT_COLUMNS, _event_tuple(row, t), strict=True)) for row, _, t, _ in staged]
     ids = s.scalars(insert(WarningEventRow).returning(WarningEventRow.id, sort_by_parameter_order=True), rows).all()
-    outbox = [dict(zip(OUTBOX_COLUMNS, (event_id, item.channel, item.recipient_id, item.subject, item.body, "pending", 0, t.at), strict=True))
-              for event_id, (_, _, t, items) in zip(ids, staged, strict=True) for item in items]
+    outbox = [
+        dict(
+            zip(
+                OUTBOX_COLUMNS,
+                (event_id, item.channel, item.recipient_id, item.subject, item.body, "pending", 0, t.at),
+                strict=True,
+            )
+        )
+        for event_id, (_, _, t, items) in zip(ids, staged, strict=True)
+        for item in items
+    ]
     if outbox:
         s.execute(insert(OutboxRow), outbox)
     return list(ids)
@@ -433,12 +578,27 @@ def _write_pg(s: Session, new: list[WarningRow], touched: list[WarningRow], stag
     number = {id(row): w for w, row in enumerate(new, 1)}
     created = [{c: getattr(row, c) for c in _NEW_COLUMNS} for row in new]
     changed = [{"id": row.id, **{name: getattr(row, name) for name in _WARNING_STATE}} for row in touched]
-    events = [{**dict(zip(EVENT_COLUMNS, _event_tuple(row, t), strict=True)), "w": number.get(id(row))} for row, _, t, _ in staged]
-    outbox = [dict(n=n, channel=item.channel, recipient_id=item.recipient_id, subject=item.subject, body=item.body,
-                   created_at=t.at) for n, (_, _, t, items) in enumerate(staged, 1) for item in items]
+    events = [
+        {**dict(zip(EVENT_COLUMNS, _event_tuple(row, t), strict=True)), "w": number.get(id(row))}
+        for row, _, t, _ in staged
+    ]
+    outbox = [
+        dict(
+            n=n,
+            channel=item.channel,
+            recipient_id=item.recipient_id,
+            subject=item.subject,
+            body=item.body,
+            created_at=t.at,
+        )
+        for n, (_, _, t, items) in enumerate(staged, 1)
+        for item in items
+    ]
     ids: dict[str, dict[int, int]] = {"event": {}, "warning": {}}
-    for what, n, id_ in s.execute(text(_WRITE_PG), {"new": _json(created), "touched": _json(changed),
-                                                     "events": _json(events), "outbox": _json(outbox)}):
+    for what, n, id_ in s.execute(
+        text(_WRITE_PG),
+        {"new": _json(created), "touched": _json(changed), "events": _json(events), "outbox": _json(outbox)},
+    ):
         ids[what][n] = id_
     for w, row in enumerate(new, 1):
         row.id = ids["warning"][w]

@@ -40,8 +40,12 @@ def detect(conn: Connection) -> Capabilities:
         return Capabilities(conn.dialect.name)
     # shared_preload_libraries is readable only by superusers, so whether the extension can really
     # be created is found out by trying (see migration 0002), not by reading settings.
-    available = (conn.execute(text("SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'")).scalar() or 0) > 0
-    installed = (conn.execute(text("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'")).scalar() or 0) > 0
+    available = (
+        conn.execute(text("SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'")).scalar() or 0
+    ) > 0
+    installed = (
+        conn.execute(text("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'")).scalar() or 0
+    ) > 0
     return Capabilities("postgresql", timescale_available=available, timescale_installed=installed)
 
 
@@ -64,8 +68,10 @@ class TimescaleProbe:
     problem: str | None = None
 
 
-_FIX = ("set shared_preload_libraries = 'timescaledb' in postgresql.conf, restart PostgreSQL, have a superuser "
-        "run CREATE EXTENSION timescaledb in this database, then run `zhengai warnings migrate` again")
+_FIX = (
+    "set shared_preload_libraries = 'timescaledb' in postgresql.conf, restart PostgreSQL, have a superuser "
+    "run CREATE EXTENSION timescaledb in this database, then run `zhengai warnings migrate` again"
+)
 
 
 def _preloaded(conn: Connection) -> bool:
@@ -75,8 +81,11 @@ def _preloaded(conn: Connection) -> bool:
     setting = conn.execute(text("SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries'")).scalar()
     if setting is not None:
         return "timescaledb" in [lib.strip().strip('"') for lib in setting.split(",")]
-    return bool(conn.execute(text(
-        "SELECT count(*) FROM pg_settings WHERE name = 'timescaledb.disable_load' AND vartype = 'bool'")).scalar())
+    return bool(
+        conn.execute(
+            text("SELECT count(*) FROM pg_settings WHERE name = 'timescaledb.disable_load' AND vartype = 'bool'")
+        ).scalar()
+    )
 
 
 def probe_timescale(engine: Engine, *, create: bool = True) -> TimescaleProbe:
@@ -86,20 +95,30 @@ def probe_timescale(engine: Engine, *, create: bool = True) -> TimescaleProbe:
         return TimescaleProbe(False)
     conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")  # unreachable server: raises
     try:
-        packaged = conn.execute(text("SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'")).scalar()
+        packaged = conn.execute(
+            text("SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'")
+        ).scalar()
         installed = conn.execute(text("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")).scalar()
         if packaged is None and installed is None:
             return TimescaleProbe(False)  # plain PostgreSQL: nothing to say
         if not _preloaded(conn):
-            return TimescaleProbe(False, installed, "TimescaleDB is packaged on this server but not in "
-                                  f"shared_preload_libraries; using plain PostgreSQL tables. To use it: {_FIX}")
+            return TimescaleProbe(
+                False,
+                installed,
+                "TimescaleDB is packaged on this server but not in "
+                f"shared_preload_libraries; using plain PostgreSQL tables. To use it: {_FIX}",
+            )
         if installed is None and create:
             conn.execute(text("CREATE EXTENSION IF NOT EXISTS timescaledb"))
             installed = conn.execute(text("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")).scalar()
         return TimescaleProbe(installed is not None, installed)
     except DBAPIError as exc:  # no privilege, or a server that dropped the probe's session
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
-        return TimescaleProbe(False, None, f"TimescaleDB is packaged on this server but cannot be used here ({reason}); "
-                                           f"using plain PostgreSQL tables. To use it: {_FIX}")
+        return TimescaleProbe(
+            False,
+            None,
+            f"TimescaleDB is packaged on this server but cannot be used here ({reason}); "
+            f"using plain PostgreSQL tables. To use it: {_FIX}",
+        )
     finally:
         conn.close()

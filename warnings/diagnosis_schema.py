@@ -16,6 +16,7 @@ from datetime import datetime
 
 from sqlalchemy import Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
+
 from zhengai.warnings.schema import Base, UTCDateTime
 
 __all__ = ["SelfDiagnosisRow", "DiagnosisNoticeRow"]

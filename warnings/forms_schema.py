@@ -19,6 +19,7 @@ from datetime import date, datetime
 
 from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
+
 from zhengai.warnings.schema import Base, UTCDateTime
 
 __all__ = ["FormIssueRow", "FormSubmissionRow", "FormValueRow", "TaskRow", "IncidentRow", "FORMS_TABLES"]

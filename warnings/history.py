@@ -20,6 +20,7 @@ from datetime import datetime
 
 from sqlalchemy import Column, Float, Index, PrimaryKeyConstraint, String, Table, select
 from sqlalchemy.engine import Engine
+
 from zhengai.ingest.directory import Directory
 from zhengai.ingest.records import Observation
 from zhengai.ingest.sqltypes import UTCDateTime

@@ -19,9 +19,9 @@ dead letters on ``zg.dlq`` — is in the returned :class:`Outcome`; the store ne
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Sequence
 
 from zhengai.ingest import metrics
 from zhengai.ingest.aggregator import Aggregator
@@ -46,7 +46,7 @@ class Outcome:
     stored: int = 0  # observations stored
     parked: int = 0  # observations waiting for their directory entry
 
-    def add(self, other: "Outcome") -> "Outcome":
+    def add(self, other: Outcome) -> Outcome:
         self.verdicts += other.verdicts
         self.transitions += other.transitions
         self.dead_letters += other.dead_letters
@@ -58,8 +58,16 @@ class Outcome:
 class Judge:
     SLICE = 2000  # verdicts (and observations) per transaction
 
-    def __init__(self, service: WarningService, aggregator: Aggregator, rules: Callable[[], RuleSet],
-                 directory: Callable[[], Directory], *, replay: bool = False, slice: int = SLICE):
+    def __init__(
+        self,
+        service: WarningService,
+        aggregator: Aggregator,
+        rules: Callable[[], RuleSet],
+        directory: Callable[[], Directory],
+        *,
+        replay: bool = False,
+        slice: int = SLICE,
+    ):
         self.service = service
         self.aggregator = aggregator
         self._rules = rules
@@ -95,15 +103,19 @@ class Judge:
         for obs, code, reason in kinds.rejected:
             result._reject(obs, code, reason, now)
         metrics.EVALUATION_SECONDS.observe(time.perf_counter() - started)
-        outcome.dead_letters = [(d.model_copy(update={"source": sources.get(id(obs), d.source)}), code)
-                                for d, (obs, code) in zip(result.dead_letters, result.rejected, strict=True)]
+        outcome.dead_letters = [
+            (d.model_copy(update={"source": sources.get(id(obs), d.source)}), code)
+            for d, (obs, code) in zip(result.dead_letters, result.rejected, strict=True)
+        ]
         # One transaction per slice: a transaction locks each (rule, entity) it touches, and
         # PostgreSQL's lock table is shared and bounded (max_locks_per_transaction ×
         # max_connections), while one Kafka batch of batch messages can carry 100,000 records.
         stored = [o for o, _ in placed]
         verdicts = result.verdicts  # sorted by series: slices keep each series in period order
         for i in range(0, max(len(verdicts), len(stored)), self.slice):
-            outcome.transitions += self.service.handle(verdicts[i:i + self.slice], observations=stored[i:i + self.slice])
+            outcome.transitions += self.service.handle(
+                verdicts[i : i + self.slice], observations=stored[i : i + self.slice]
+            )
         outcome.verdicts = verdicts
         outcome.stored = len(placed)
         for v in result.verdicts:
@@ -124,8 +136,18 @@ class Judge:
     def expire(self, now: datetime, wait: timedelta) -> list[tuple[DeadLetter, str]]:
         """Observations parked longer than ``wait``: their entity never arrived — dead letters."""
         expired = self.aggregator.expired(now - wait)
-        letters = [(DeadLetter(source=source, reason=f"entity {o.entity_id!r} is not in the directory "
-                               f"(waited {wait.total_seconds() / 3600:.0f} h for it)",
-                               raw=o.model_dump_json(), at=now), "unknown_entity") for o, source in expired]
+        letters = [
+            (
+                DeadLetter(
+                    source=source,
+                    reason=f"entity {o.entity_id!r} is not in the directory "
+                    f"(waited {wait.total_seconds() / 3600:.0f} h for it)",
+                    raw=o.model_dump_json(),
+                    at=now,
+                ),
+                "unknown_entity",
+            )
+            for o, source in expired
+        ]
         self.aggregator.unpark(o.key for o, _ in expired)
         return letters

@@ -43,9 +43,24 @@ from zhengai.rules.evaluator import meets_recovery
 from zhengai.rules.model import LifecyclePolicy
 
 __all__ = [
-    "Status", "TransitionKind", "Resolution", "WarningState", "Transition", "LifecycleError",
-    "Observe", "Acknowledge", "StartImprovement", "Review", "Waive", "MarkFalsePositive", "Tick", "Command",
-    "step", "ACTIVE", "LIVE", "MAX_ESCALATION",
+    "Status",
+    "TransitionKind",
+    "Resolution",
+    "WarningState",
+    "Transition",
+    "LifecycleError",
+    "Observe",
+    "Acknowledge",
+    "StartImprovement",
+    "Review",
+    "Waive",
+    "MarkFalsePositive",
+    "Tick",
+    "Command",
+    "step",
+    "ACTIVE",
+    "LIVE",
+    "MAX_ESCALATION",
 ]
 
 _CHINA = ZoneInfo("Asia/Shanghai")
@@ -67,8 +82,13 @@ class Status(str, Enum):  # noqa: UP042 — StrEnum would change str()/format() 
 
 
 _STATUS_ZH = {
-    Status.pending: "待确认", Status.open: "预警中", Status.acknowledged: "已确认", Status.improving: "改进中",
-    Status.escalated: "已升级督办", Status.recovered: "已恢复待复评", Status.closed: "已关闭",
+    Status.pending: "待确认",
+    Status.open: "预警中",
+    Status.acknowledged: "已确认",
+    Status.improving: "改进中",
+    Status.escalated: "已升级督办",
+    Status.recovered: "已恢复待复评",
+    Status.closed: "已关闭",
 }
 ACTIVE = frozenset({Status.open, Status.acknowledged, Status.improving, Status.escalated})
 LIVE = ACTIVE | {Status.pending, Status.recovered}
@@ -104,13 +124,22 @@ class TransitionKind(str, Enum):  # noqa: UP042 — StrEnum would change str()/f
 
 
 _KIND_ZH = {
-    TransitionKind.pending: "待确认", TransitionKind.opened: "新预警", TransitionKind.severity_up: "预警升级",
-    TransitionKind.severity_down: "预警降级", TransitionKind.acknowledged: "已确认",
-    TransitionKind.improvement_started: "开始改进", TransitionKind.measure_added: "追加改进措施",
-    TransitionKind.waived: "免于登记改进措施", TransitionKind.escalated: "逾期升级督办",
-    TransitionKind.recovered: "指标恢复", TransitionKind.relapsed: "再次预警", TransitionKind.reviewed: "复评关闭",
-    TransitionKind.false_positive: "误报关闭", TransitionKind.cleared: "未确认即恢复",
-    TransitionKind.stale: "数据中断", TransitionKind.data_resumed: "数据恢复",
+    TransitionKind.pending: "待确认",
+    TransitionKind.opened: "新预警",
+    TransitionKind.severity_up: "预警升级",
+    TransitionKind.severity_down: "预警降级",
+    TransitionKind.acknowledged: "已确认",
+    TransitionKind.improvement_started: "开始改进",
+    TransitionKind.measure_added: "追加改进措施",
+    TransitionKind.waived: "免于登记改进措施",
+    TransitionKind.escalated: "逾期升级督办",
+    TransitionKind.recovered: "指标恢复",
+    TransitionKind.relapsed: "再次预警",
+    TransitionKind.reviewed: "复评关闭",
+    TransitionKind.false_positive: "误报关闭",
+    TransitionKind.cleared: "未确认即恢复",
+    TransitionKind.stale: "数据中断",
+    TransitionKind.data_resumed: "数据恢复",
 }
 
 
@@ -243,12 +272,30 @@ def _severity(band: Band) -> int:
     return {Band.red: 2, Band.yellow: 1}.get(band, 0)
 
 
-def _t(state: WarningState | None, new: WarningState, kind: TransitionKind, cause: str, at: datetime,
-       actor: str | None = None, reason: str | None = None, level: int | None = None) -> Transition:
+def _t(
+    state: WarningState | None,
+    new: WarningState,
+    kind: TransitionKind,
+    cause: str,
+    at: datetime,
+    actor: str | None = None,
+    reason: str | None = None,
+    level: int | None = None,
+) -> Transition:
     return Transition(
-        kind=kind, episode=new.episode, from_status=state.status if state else None, to_status=new.status,
-        from_band=state.band if state else None, to_band=new.band, period=new.last_period, value=new.value,
-        reason=reason if reason is not None else new.reason, cause=cause, at=at, actor=actor, escalation_level=level,
+        kind=kind,
+        episode=new.episode,
+        from_status=state.status if state else None,
+        to_status=new.status,
+        from_band=state.band if state else None,
+        to_band=new.band,
+        period=new.last_period,
+        value=new.value,
+        reason=reason if reason is not None else new.reason,
+        cause=cause,
+        at=at,
+        actor=actor,
+        escalation_level=level,
     )
 
 
@@ -266,7 +313,9 @@ def _open_fields(verdict: Verdict, policy: LifecyclePolicy) -> dict:
     return dict(status=Status.open, due_date=due, next_escalation_at=due)
 
 
-def _observe(state: WarningState | None, v: Verdict, policy: LifecyclePolicy) -> tuple[WarningState | None, list[Transition]]:
+def _observe(
+    state: WarningState | None, v: Verdict, policy: LifecyclePolicy
+) -> tuple[WarningState | None, list[Transition]]:
     band, at = v.band, v.evaluated_at
     if band is Band.stale:
         return state, []
@@ -288,9 +337,20 @@ def _observe(state: WarningState | None, v: Verdict, policy: LifecyclePolicy) ->
         if state is not None and _older(v.period, state.last_period):
             return state, []  # a late breach from before the last episode closed is history
         new = WarningState(
-            rule_id=v.rule_id, entity_id=v.entity_id, episode=(state.episode + 1 if state else 1), status=Status.pending,
-            band=band, worst_band=band, opened_period=v.period, last_period=v.period, value=v.value, reason=v.reason,
-            opened_at=at, updated_at=at, pending_count=1, last_data_at=v.observed_at or at,
+            rule_id=v.rule_id,
+            entity_id=v.entity_id,
+            episode=(state.episode + 1 if state else 1),
+            status=Status.pending,
+            band=band,
+            worst_band=band,
+            opened_period=v.period,
+            last_period=v.period,
+            value=v.value,
+            reason=v.reason,
+            opened_at=at,
+            updated_at=at,
+            pending_count=1,
+            last_data_at=v.observed_at or at,
         )
         if policy.pending_periods <= 1:
             new = replace(new, **_open_fields(v, policy))
@@ -299,9 +359,16 @@ def _observe(state: WarningState | None, v: Verdict, policy: LifecyclePolicy) ->
 
     assert state is not None  # live: a warning is open
     same_period = v.period == state.last_period
-    moved = replace(state, band=band, last_period=v.period, value=v.value, reason=v.reason, updated_at=at,
-                    last_data_at=v.observed_at or at,
-                    worst_band=band if _severity(band) > _severity(state.worst_band) else state.worst_band)
+    moved = replace(
+        state,
+        band=band,
+        last_period=v.period,
+        value=v.value,
+        reason=v.reason,
+        updated_at=at,
+        last_data_at=v.observed_at or at,
+        worst_band=band if _severity(band) > _severity(state.worst_band) else state.worst_band,
+    )
 
     if state.status is Status.pending:
         if not band.is_breach:
@@ -324,7 +391,9 @@ def _observe(state: WarningState | None, v: Verdict, policy: LifecyclePolicy) ->
     if band.is_breach:
         moved = replace(moved, recovery_count=0)
         if _severity(band) != _severity(state.band):
-            kind = TransitionKind.severity_up if _severity(band) > _severity(state.band) else TransitionKind.severity_down
+            kind = (
+                TransitionKind.severity_up if _severity(band) > _severity(state.band) else TransitionKind.severity_down
+            )
             return moved, transitions + [_t(state, moved, kind, v.key, at)]
         return moved, transitions
     if meets_recovery(v.value, v.thresholds, policy.recovery_margin):
@@ -346,14 +415,24 @@ def _tick(state: WarningState | None, tick: Tick) -> tuple[WarningState | None, 
     now, transitions = tick.at, []
     # A recovered warning waits for review (复评), not for data: telling its owner the feed stopped
     # is noise, so staleness applies to pending and active warnings only.
-    if (state.status is not Status.recovered and not state.stale and state.last_data_at is not None
-            and now - state.last_data_at > tick.freshness):
+    if (
+        state.status is not Status.recovered
+        and not state.stale
+        and state.last_data_at is not None
+        and now - state.last_data_at > tick.freshness
+    ):
         stale = replace(state, stale=True, updated_at=now)
         reason = f"超过 {tick.freshness.days} 天无新数据（最近一次 {state.last_data_at:%Y-%m-%d}）"
-        transitions.append(_t(state, stale, TransitionKind.stale, f"tick:stale:{state.last_data_at.isoformat()}", now, reason=reason))
+        transitions.append(
+            _t(state, stale, TransitionKind.stale, f"tick:stale:{state.last_data_at.isoformat()}", now, reason=reason)
+        )
         state = stale
-    if (state.status in ACTIVE and state.next_escalation_at is not None and now >= state.next_escalation_at
-            and state.escalation_level < MAX_ESCALATION):
+    if (
+        state.status in ACTIVE
+        and state.next_escalation_at is not None
+        and now >= state.next_escalation_at
+        and state.escalation_level < MAX_ESCALATION
+    ):
         # After downtime several steps may be due at once: every level the schedule has reached is
         # a transition of its own, in order, so each person on the way is told once (none skipped).
         step_len = timedelta(days=tick.policy.escalate_every_days)
@@ -361,12 +440,25 @@ def _tick(state: WarningState | None, tick: Tick) -> tuple[WarningState | None, 
         target = min(MAX_ESCALATION, state.escalation_level + steps)
         next_at = state.next_escalation_at + step_len * steps
         for level in range(state.escalation_level + 1, target + 1):
-            escalated = replace(state, status=Status.escalated, escalation_level=level, updated_at=now,
-                                next_escalation_at=next_at)
-            reason = (f"改进期限 {state.due_date:%Y-%m-%d} 已过，升级至第 {level} 级督办" if state.due_date
-                      else f"升级至第 {level} 级督办")
-            transitions.append(_t(state, escalated, TransitionKind.escalated, f"tick:escalated:{level}", now,
-                                  reason=reason, level=level))
+            escalated = replace(
+                state, status=Status.escalated, escalation_level=level, updated_at=now, next_escalation_at=next_at
+            )
+            reason = (
+                f"改进期限 {state.due_date:%Y-%m-%d} 已过，升级至第 {level} 级督办"
+                if state.due_date
+                else f"升级至第 {level} 级督办"
+            )
+            transitions.append(
+                _t(
+                    state,
+                    escalated,
+                    TransitionKind.escalated,
+                    f"tick:escalated:{level}",
+                    now,
+                    reason=reason,
+                    level=level,
+                )
+            )
             state = escalated
     return state, transitions
 
@@ -377,52 +469,124 @@ def _act(state: WarningState | None, cmd: Command) -> tuple[WarningState | None,
     name = type(cmd).__name__
     if isinstance(cmd, MarkFalsePositive):
         if state.status not in LIVE:
-            raise LifecycleError(f"{state.status.zh}的预警不能再标为误报"
-                                 f" (cannot mark a {state.status.value} warning as a false positive)")
+            raise LifecycleError(
+                f"{state.status.zh}的预警不能再标为误报"
+                f" (cannot mark a {state.status.value} warning as a false positive)"
+            )
         if len(cmd.reason.strip()) < 2:
             raise LifecycleError("标为误报须写明原因 (a false positive needs a reason)")
-        new = replace(state, status=Status.closed, closed_at=cmd.at, resolution=Resolution.false_positive,
-                      close_reason=cmd.reason.strip(), updated_at=cmd.at)
-        return new, [_t(state, new, TransitionKind.false_positive, f"{cmd.actor}:false_positive", cmd.at, cmd.actor, cmd.reason.strip())]
+        new = replace(
+            state,
+            status=Status.closed,
+            closed_at=cmd.at,
+            resolution=Resolution.false_positive,
+            close_reason=cmd.reason.strip(),
+            updated_at=cmd.at,
+        )
+        return new, [
+            _t(
+                state,
+                new,
+                TransitionKind.false_positive,
+                f"{cmd.actor}:false_positive",
+                cmd.at,
+                cmd.actor,
+                cmd.reason.strip(),
+            )
+        ]
     if isinstance(cmd, Acknowledge):
         if state.status not in (Status.open, Status.escalated, Status.recovered):
-            raise LifecycleError(f"只能确认预警中、已升级督办或已恢复待复评的预警，当前为{state.status.zh}"
-                                 f" ({name}: it is {state.status.value})")
+            raise LifecycleError(
+                f"只能确认预警中、已升级督办或已恢复待复评的预警，当前为{state.status.zh}"
+                f" ({name}: it is {state.status.value})"
+            )
         if state.status is Status.recovered and state.acknowledged_at is not None:
             raise LifecycleError(f"该预警已确认过 ({name}: already acknowledged)")
         status = Status.recovered if state.status is Status.recovered else Status.acknowledged
         new = replace(state, status=status, acknowledged_at=state.acknowledged_at or cmd.at, updated_at=cmd.at)
-        return new, [_t(state, new, TransitionKind.acknowledged, f"{cmd.actor}:acknowledged:{cmd.at.isoformat()}", cmd.at, cmd.actor, cmd.note or "已确认预警")]
+        return new, [
+            _t(
+                state,
+                new,
+                TransitionKind.acknowledged,
+                f"{cmd.actor}:acknowledged:{cmd.at.isoformat()}",
+                cmd.at,
+                cmd.actor,
+                cmd.note or "已确认预警",
+            )
+        ]
     if isinstance(cmd, StartImprovement):
         if state.status not in ACTIVE and state.status is not Status.recovered:
-            raise LifecycleError(f"只能对未关闭的预警登记改进措施，当前为{state.status.zh} ({name}: it is {state.status.value})")
+            raise LifecycleError(
+                f"只能对未关闭的预警登记改进措施，当前为{state.status.zh} ({name}: it is {state.status.value})"
+            )
         if len(cmd.text.strip()) < 2:
             raise LifecycleError("请写明改进措施 (an improvement needs a text)")
         if cmd.due <= cmd.at:
             raise LifecycleError("改进期限须晚于现在 (the due date must lie in the future)")
         if cmd.max_due is not None and cmd.due > cmd.max_due:
-            raise LifecycleError(f"改进期限不得晚于 {cmd.max_due.astimezone(_CHINA):%Y-%m-%d}（本指标最长限期） "
-                                 f"(the due date lies past the rule's maximum)")
+            raise LifecycleError(
+                f"改进期限不得晚于 {cmd.max_due.astimezone(_CHINA):%Y-%m-%d}（本指标最长限期） "
+                f"(the due date lies past the rule's maximum)"
+            )
         if state.status in (Status.improving, Status.recovered):
             # a further measure: a new row; an improving warning takes the new due date, a recovered
             # one keeps waiting for review (its due date no longer drives escalation)
             new = replace(state, updated_at=cmd.at, acknowledged_at=state.acknowledged_at or cmd.at)
             if state.status is Status.improving:
                 new = replace(new, due_date=cmd.due, next_escalation_at=cmd.due)
-            return new, [_t(state, new, TransitionKind.measure_added, f"{cmd.actor}:measure:{cmd.at.isoformat()}", cmd.at, cmd.actor, cmd.text)]
-        new = replace(state, status=Status.improving, due_date=cmd.due, next_escalation_at=cmd.due, updated_at=cmd.at,
-                      acknowledged_at=state.acknowledged_at or cmd.at)
-        return new, [_t(state, new, TransitionKind.improvement_started, f"{cmd.actor}:improvement:{cmd.at.isoformat()}", cmd.at, cmd.actor, cmd.text)]
+            return new, [
+                _t(
+                    state,
+                    new,
+                    TransitionKind.measure_added,
+                    f"{cmd.actor}:measure:{cmd.at.isoformat()}",
+                    cmd.at,
+                    cmd.actor,
+                    cmd.text,
+                )
+            ]
+        new = replace(
+            state,
+            status=Status.improving,
+            due_date=cmd.due,
+            next_escalation_at=cmd.due,
+            updated_at=cmd.at,
+            acknowledged_at=state.acknowledged_at or cmd.at,
+        )
+        return new, [
+            _t(
+                state,
+                new,
+                TransitionKind.improvement_started,
+                f"{cmd.actor}:improvement:{cmd.at.isoformat()}",
+                cmd.at,
+                cmd.actor,
+                cmd.text,
+            )
+        ]
     if isinstance(cmd, Waive):
         if state.status not in LIVE or state.status is Status.pending:
             raise LifecycleError(f"{state.status.zh}的预警无需免于登记改进措施 ({name}: it is {state.status.value})")
         if len(cmd.reason.strip()) < 4:
             raise LifecycleError("免于登记改进措施须写明原因 (a waiver needs a reason)")
         new = replace(state, updated_at=cmd.at)
-        return new, [_t(state, new, TransitionKind.waived, f"{cmd.actor}:waived:{cmd.at.isoformat()}", cmd.at, cmd.actor, cmd.reason.strip())]
+        return new, [
+            _t(
+                state,
+                new,
+                TransitionKind.waived,
+                f"{cmd.actor}:waived:{cmd.at.isoformat()}",
+                cmd.at,
+                cmd.actor,
+                cmd.reason.strip(),
+            )
+        ]
     if isinstance(cmd, Review):
         if state.status is not Status.recovered:
-            raise LifecycleError(f"复评只能关闭已恢复的预警，当前为{state.status.zh} ({name}: it is {state.status.value})")
+            raise LifecycleError(
+                f"复评只能关闭已恢复的预警，当前为{state.status.zh} ({name}: it is {state.status.value})"
+            )
         if cmd.require_measure and not cmd.waived:
             missing = []
             if state.acknowledged_at is None:
@@ -430,8 +594,12 @@ def _act(state: WarningState | None, cmd: Command) -> tuple[WarningState | None,
             if cmd.measures < 1:
                 missing.append("登记改进措施")
             if missing:
-                raise LifecycleError(f"复评未通过：负责人尚未{'、'.join(missing)}（或由质量办写明原因免于登记） "
-                                     f"(review needs an acknowledgement and a recorded measure, or a waiver)")
+                raise LifecycleError(
+                    f"复评未通过：负责人尚未{'、'.join(missing)}（或由质量办写明原因免于登记） "
+                    f"(review needs an acknowledgement and a recorded measure, or a waiver)"
+                )
         new = replace(state, status=Status.closed, closed_at=cmd.at, resolution=Resolution.reviewed, updated_at=cmd.at)
-        return new, [_t(state, new, TransitionKind.reviewed, f"{cmd.actor}:reviewed", cmd.at, cmd.actor, cmd.note or "复评通过")]
+        return new, [
+            _t(state, new, TransitionKind.reviewed, f"{cmd.actor}:reviewed", cmd.at, cmd.actor, cmd.note or "复评通过")
+        ]
     raise TypeError(f"unknown command {cmd!r}")

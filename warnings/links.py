@@ -21,14 +21,24 @@ import base64
 import hashlib
 import hmac
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import urlencode
 
-__all__ = ["ACTIONS", "InvalidLink", "LinkParams", "SecretError", "action_url", "load_secret", "sign", "verify",
-           "LINK_TTL", "issued_at"]
+__all__ = [
+    "ACTIONS",
+    "InvalidLink",
+    "LinkParams",
+    "SecretError",
+    "action_url",
+    "load_secret",
+    "sign",
+    "verify",
+    "LINK_TTL",
+    "issued_at",
+]
 
 ACTIONS = ("ack", "improvement", "mine", "diagnose")  # the path segment after /warnings/<id>/; mine: /my/warnings
 # diagnose: the 自主诊断 form (/diagnosis/self), signed for warning 0 like mine
@@ -83,7 +93,7 @@ def _canonical(warning_id: int, person_id: str, action: str, expires_at: int) ->
     for part in (person_id, action):
         if not part or "\n" in part:
             raise InvalidLink("malformed")
-    return f"{_VERSION}\n{int(warning_id)}\n{person_id}\n{action}\n{expires_at}".encode("utf-8")
+    return f"{_VERSION}\n{int(warning_id)}\n{person_id}\n{action}\n{expires_at}".encode()
 
 
 def sign(warning_id: int, person_id: str, action: str, expires_at: datetime | int, secret: bytes | str) -> str:
@@ -94,8 +104,16 @@ def sign(warning_id: int, person_id: str, action: str, expires_at: datetime | in
     return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode("ascii")
 
 
-def verify(warning_id: int, person_id: str, action: str, expires_at: datetime | int | str, token: str,
-           secret: bytes | str, *, now: datetime) -> None:
+def verify(
+    warning_id: int,
+    person_id: str,
+    action: str,
+    expires_at: datetime | int | str,
+    token: str,
+    secret: bytes | str,
+    *,
+    now: datetime,
+) -> None:
     """Raises ``InvalidLink`` unless ``token`` was signed for exactly these values and has not
     expired at ``now``. The signature is compared in constant time, before the expiry is looked
     at, so a tampered expiry reads as a bad signature."""
@@ -123,7 +141,7 @@ class LinkParams:
     token: str
 
     @classmethod
-    def from_query(cls, q: Mapping[str, list[str]]) -> "LinkParams":
+    def from_query(cls, q: Mapping[str, list[str]]) -> LinkParams:
         def one(name: str) -> str:
             values = q.get(name) or []
             if len(values) != 1:
@@ -133,8 +151,9 @@ class LinkParams:
         return cls(one("p"), one("e"), one("t"))
 
 
-def action_url(url: str, warning_id: int, person_id: str, action: str, expires_at: datetime | int,
-               secret: bytes | str) -> str:
+def action_url(
+    url: str, warning_id: int, person_id: str, action: str, expires_at: datetime | int, secret: bytes | str
+) -> str:
     """``url`` (the unsigned action link) with ``?p=…&e=…&t=…`` appended."""
     expiry = _unix(expires_at)
     query = urlencode({"p": person_id, "e": expiry, "t": sign(warning_id, person_id, action, expiry, secret)})
@@ -161,4 +180,4 @@ def load_secret(environ: Mapping[str, str] | None = None) -> bytes | None:
 
 def issued_at(expires_at: int | str) -> datetime:
     """When a link with this expiry was issued (links live ``LINK_TTL``)."""
-    return datetime.fromtimestamp(int(expires_at), timezone.utc) - LINK_TTL
+    return datetime.fromtimestamp(int(expires_at), UTC) - LINK_TTL

@@ -9,10 +9,10 @@ masks any mobile, ID-card or student number that slipped into free text.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from string import Template
-from typing import Mapping
 from zoneinfo import ZoneInfo
 
 from zhengai.ingest.directory import Directory
@@ -134,7 +134,9 @@ def render(
         escalation=escalation,
     )
     body = mask_text(fill(template, values))
-    subject = mask_text(f"【{values['band_zh']}】{values['entity_kind_zh']}「{values['entity_name']}」{rule.name}{transition.kind.zh}")
+    subject = mask_text(
+        f"【{values['band_zh']}】{values['entity_kind_zh']}「{values['entity_name']}」{rule.name}{transition.kind.zh}"
+    )
     return subject, body
 
 

@@ -65,14 +65,23 @@ def my_warnings(service, person_id: str, *, include_closed: bool = False) -> lis
         if not holder and not assessor and not (quality_office and w.status == Status.escalated.value):
             continue
         role = held.get(person_id) if person_id in held else "复评（" + assessing[person_id] + "）"
-        actions = allowed_actions(w.status, acknowledged=w.acknowledged_at is not None,
-                                  holder=holder or (quality_office and w.status == Status.escalated.value),
-                                  assessor=person_id in assessing, quality_office=quality_office)
+        actions = allowed_actions(
+            w.status,
+            acknowledged=w.acknowledged_at is not None,
+            holder=holder or (quality_office and w.status == Status.escalated.value),
+            assessor=person_id in assessing,
+            quality_office=quality_office,
+        )
         out.append(MyWarning(w, role or "", actions))
     _attach(store, out)
     far = datetime.max.replace(tzinfo=None)
-    out.sort(key=lambda m: (m.warning.status != Status.escalated.value,
-                            m.warning.due_date.replace(tzinfo=None) if m.warning.due_date else far, m.warning.id))
+    out.sort(
+        key=lambda m: (
+            m.warning.status != Status.escalated.value,
+            m.warning.due_date.replace(tzinfo=None) if m.warning.due_date else far,
+            m.warning.id,
+        )
+    )
     return out
 
 
@@ -82,7 +91,9 @@ def _attach(store, items: list[MyWarning]) -> None:
     if not by_id:
         return
     with store.session() as s:
-        for imp in s.scalars(select(ImprovementRow).where(ImprovementRow.warning_id.in_(list(by_id))).order_by(ImprovementRow.id)):
+        for imp in s.scalars(
+            select(ImprovementRow).where(ImprovementRow.warning_id.in_(list(by_id))).order_by(ImprovementRow.id)
+        ):
             m = by_id[imp.warning_id]
             m.measures.append(imp)
             m.evidence += [Evidence(u, "", imp.owner_id, imp.created_at, imp.id) for u in (imp.evidence or [])]

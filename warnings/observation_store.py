@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
+
 from zhengai.ingest.records import DeadLetter, Observation, period_start
 from zhengai.warnings.batch import chunks
 from zhengai.warnings.schema import DeadLetterRow, ObservationRow
@@ -45,9 +46,18 @@ class ObservationStore:
                 stored[key] = (rid, value)
         new, changed = [], []
         for o in latest.values():
-            row = dict(key=o.key, level=o.level.value, entity_id=o.entity_id, metric=o.metric, period=o.period,
-                       value=float(o.value), is_bool=isinstance(o.value, bool), observed_at=o.observed_at, source=o.source,
-                       period_start=period_start(o.period))
+            row = dict(
+                key=o.key,
+                level=o.level.value,
+                entity_id=o.entity_id,
+                metric=o.metric,
+                period=o.period,
+                value=float(o.value),
+                is_bool=isinstance(o.value, bool),
+                observed_at=o.observed_at,
+                source=o.source,
+                period_start=period_start(o.period),
+            )
             if o.key not in stored:
                 new.append(row)
             elif stored[o.key][1] != float(o.value):
@@ -58,7 +68,18 @@ class ObservationStore:
             s.execute(update(ObservationRow), changed)
         return len(new) + len(changed)
 
-    _OBS_COLUMNS = ("key", "level", "entity_id", "metric", "period", "value", "is_bool", "observed_at", "source", "period_start")
+    _OBS_COLUMNS = (
+        "key",
+        "level",
+        "entity_id",
+        "metric",
+        "period",
+        "value",
+        "is_bool",
+        "observed_at",
+        "source",
+        "period_start",
+    )
 
     def _copy(self, s: Session, observations: list[Observation]) -> int:
         """PostgreSQL: COPY into a temporary table, then one upsert that writes only new keys and
@@ -66,20 +87,40 @@ class ObservationStore:
         if not observations:
             return 0
         cols = ", ".join(self._OBS_COLUMNS)
-        s.execute(text("CREATE TEMP TABLE IF NOT EXISTS observations_in (LIKE observations INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"))
+        s.execute(
+            text(
+                "CREATE TEMP TABLE IF NOT EXISTS observations_in (LIKE observations INCLUDING DEFAULTS)"
+                " ON COMMIT DELETE ROWS"
+            )
+        )
         buf = io.StringIO()
         writer = csv.writer(buf)
         for o in observations:
-            writer.writerow([o.key, o.level.value, o.entity_id, o.metric, o.period, repr(float(o.value)),
-                             "t" if isinstance(o.value, bool) else "f", o.observed_at.isoformat(), o.source,
-                             period_start(o.period).isoformat()])
+            writer.writerow(
+                [
+                    o.key,
+                    o.level.value,
+                    o.entity_id,
+                    o.metric,
+                    o.period,
+                    repr(float(o.value)),
+                    "t" if isinstance(o.value, bool) else "f",
+                    o.observed_at.isoformat(),
+                    o.source,
+                    period_start(o.period).isoformat(),
+                ]
+            )
         buf.seek(0)
         with s.connection().connection.cursor() as cur:
             cur.copy_expert(f"COPY observations_in ({cols}) FROM STDIN WITH (FORMAT csv)", buf)
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in self._OBS_COLUMNS if c not in ("key", "period_start"))
-        written = s.execute(text(
-            f"INSERT INTO observations ({cols}) SELECT {cols} FROM observations_in ON CONFLICT (key, period_start) DO UPDATE SET {updates} "
-            "WHERE observations.value IS DISTINCT FROM EXCLUDED.value RETURNING 1")).all()
+        written = s.execute(
+            text(
+                f"INSERT INTO observations ({cols}) SELECT {cols} FROM observations_in"
+                f" ON CONFLICT (key, period_start) DO UPDATE SET {updates} "
+                "WHERE observations.value IS DISTINCT FROM EXCLUDED.value RETURNING 1"
+            )
+        ).all()
         s.execute(text("TRUNCATE observations_in"))
         return len(written)
 
@@ -87,4 +128,6 @@ class ObservationStore:
         if not letters:
             return
         with self._session() as s, s.begin():
-            s.execute(insert(DeadLetterRow), [dict(source=d.source, reason=d.reason, raw=d.raw, at=d.at) for d in letters])
+            s.execute(
+                insert(DeadLetterRow), [dict(source=d.source, reason=d.reason, raw=d.raw, at=d.at) for d in letters]
+            )

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
+
 from zhengai.warnings.schema import VerdictRow
 from zhengai.warnings.scopes import Placed, Scope, place
 

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import JSON, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
+
 from zhengai.warnings.schema import Base, UTCDateTime
 
 __all__ = ["PublicationRow"]

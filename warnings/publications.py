@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
+
 from zhengai.rules.loader import RulebookError, RuleSet, load_rulebook
 from zhengai.warnings.publication_schema import PublicationRow
 from zhengai.warnings.schema import RuleVersionRow

@@ -19,8 +19,8 @@ from pydantic import ValidationError
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from zhengai.rules.loader import RuleSet
 from zhengai.rules.kinds import parse_rule
+from zhengai.rules.loader import RuleSet
 from zhengai.rules.model import Rule
 from zhengai.warnings.schema import RuleVersionRow
 
@@ -50,7 +50,12 @@ def published_rulebook(url: str) -> RuleSet | None:
         try:
             rules[rule_id] = parse_rule(row.content)  # any kind
         except ValidationError as exc:  # published under an older model: skip it, say so
-            log.error("published rule %s version %s no longer validates (%d error(s)); left out", rule_id, row.version, exc.error_count())
+            log.error(
+                "published rule %s version %s no longer validates (%d error(s)); left out",
+                rule_id,
+                row.version,
+                exc.error_count(),
+            )
     if not rules:
         return None
     digest = hashlib.sha256("|".join(f"{r.id}@{r.version}" for r in rules.values()).encode()).hexdigest()[:12]

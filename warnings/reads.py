@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
+
 from zhengai.warnings.schema import ImprovementRow, WarningEventRow, WarningRow
 
 __all__ = ["Reads", "WarningRecord", "WarningEventRecord", "ImprovementRecord", "record_of"]

@@ -19,8 +19,17 @@ from zhengai.ingest.directory import Directory
 from zhengai.ingest.records import Person, Role
 from zhengai.rules.model import Rule
 
-__all__ = ["Recipient", "route", "EscalationChains", "DEFAULT_CHAINS", "escalation_path", "escalation_route",
-           "quality_office", "holders", "assessors"]
+__all__ = [
+    "Recipient",
+    "route",
+    "EscalationChains",
+    "DEFAULT_CHAINS",
+    "escalation_path",
+    "escalation_route",
+    "quality_office",
+    "holders",
+    "assessors",
+]
 
 
 @dataclass(frozen=True)
@@ -76,12 +85,13 @@ class EscalationChains:
     def above(self, role: str | None) -> tuple[str, ...]:
         for chain in self.chains:
             if role in chain:
-                return chain[chain.index(role) + 1:]
+                return chain[chain.index(role) + 1 :]
         return () if role == self.fallback else (self.fallback,)
 
 
-def escalation_path(rule: Rule, entity_id: str, directory: Directory,
-                    chains: EscalationChains = EscalationChains()) -> list[Recipient]:
+def escalation_path(
+    rule: Rule, entity_id: str, directory: Directory, chains: EscalationChains = EscalationChains()
+) -> list[Recipient]:
     """Everyone above the responsible person, in escalation order (distinct people only)."""
     start = route(rule, entity_id, directory)
     role = start.role if start is not None else None
@@ -95,8 +105,9 @@ def escalation_path(rule: Rule, entity_id: str, directory: Directory,
     return path
 
 
-def escalation_route(rule: Rule, entity_id: str, directory: Directory, level: int,
-                     chains: EscalationChains = EscalationChains()) -> Recipient | None:
+def escalation_route(
+    rule: Rule, entity_id: str, directory: Directory, level: int, chains: EscalationChains = EscalationChains()
+) -> Recipient | None:
     """Who receives escalation ``level`` (1 = the first step above the responsible person); past
     the top of the chain, the top. None when nobody above is known."""
     path = escalation_path(rule, entity_id, directory, chains)
@@ -111,8 +122,13 @@ def quality_office(directory: Directory) -> Person | None:
     return found[0] if found else None
 
 
-def holders(rule: Rule, entity_id: str, directory: Directory, escalation_level: int,
-            chains: EscalationChains = EscalationChains()) -> dict[str, str]:
+def holders(
+    rule: Rule,
+    entity_id: str,
+    directory: Directory,
+    escalation_level: int,
+    chains: EscalationChains = EscalationChains(),
+) -> dict[str, str]:
     """Who may act on a warning *now* (person id → why, in Chinese): the person the directory
     routes it to today (so a reassignment moves it), and at escalation level *k* the person of
     level *k* (the level before no longer holds it). Signed links and 我的预警 both ask this at the
@@ -131,8 +147,9 @@ def holders(rule: Rule, entity_id: str, directory: Directory, escalation_level: 
     return out
 
 
-def assessors(rule: Rule, entity_id: str, directory: Directory,
-              chains: EscalationChains = EscalationChains()) -> dict[str, str]:
+def assessors(
+    rule: Rule, entity_id: str, directory: Directory, chains: EscalationChains = EscalationChains()
+) -> dict[str, str]:
     """Who may review (复评) a warning: the assessing body of the seeds' 考核性诊断 — the level
     above the owner (the first person up the escalation chain) or 质量办. Never the owner."""
     owner = route(rule, entity_id, directory)

@@ -26,7 +26,6 @@ __all__ = [
 ]
 
 
-
 TS = UTCDateTime()
 
 
@@ -209,7 +208,9 @@ class OutboxRow(Base):
     created_at: Mapped[datetime] = mapped_column(TS)
     sent_at: Mapped[datetime | None] = mapped_column(TS)
     # one row per recipient: an escalation notice goes to the next level and is copied to the owner
-    __table_args__ = (UniqueConstraint("event_id", "channel", "recipient_id", name="uq_outbox_event_channel_recipient"),)
+    __table_args__ = (
+        UniqueConstraint("event_id", "channel", "recipient_id", name="uq_outbox_event_channel_recipient"),
+    )
 
 
 class DeadLetterRow(Base):

@@ -25,6 +25,7 @@ from enum import StrEnum
 
 from sqlalchemy import Integer, String, select
 from sqlalchemy.orm import Mapped, mapped_column
+
 from zhengai.ingest.privacy import mask_student_id
 from zhengai.warnings.schema import Base
 

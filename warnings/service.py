@@ -8,24 +8,32 @@ that grows as ``zg.entities`` is consumed.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Callable, Mapping, Sequence
 
 from zhengai.ingest.directory import Directory
 from zhengai.ingest.records import Level, Observation, Verdict, WarningTransition
+from zhengai.ingest.source_health import SOURCE_METRIC
 from zhengai.rules.loader import RuleSet
 from zhengai.rules.model import LifecyclePolicy
-from zhengai.ingest.source_health import SOURCE_METRIC
-from zhengai.warnings.source_health import source_detail, source_down
 from zhengai.warnings.improvements import check_evidence_url, review_facts
 from zhengai.warnings.lifecycle import (
-    Acknowledge, Command, LifecycleError, MarkFalsePositive, Review, StartImprovement, Transition, TransitionKind, Waive,
+    Acknowledge,
+    Command,
+    LifecycleError,
+    MarkFalsePositive,
+    Review,
+    StartImprovement,
+    Transition,
+    TransitionKind,
+    Waive,
 )
 from zhengai.warnings.messages import load_template, render
-from zhengai.warnings.routing import EscalationChains, assessors, escalation_route, holders, quality_office, route
 from zhengai.warnings.reads import WarningRecord
+from zhengai.warnings.routing import EscalationChains, assessors, escalation_route, holders, quality_office, route
 from zhengai.warnings.schema import WarningRow
+from zhengai.warnings.source_health import source_detail, source_down
 from zhengai.warnings.store import AppliedTransition, OutboxItem, WarningStore
 
 __all__ = ["WarningService", "NOTIFY_KINDS", "wire_transition", "NotAllowed"]
@@ -34,11 +42,19 @@ __all__ = ["WarningService", "NOTIFY_KINDS", "wire_transition", "NotAllowed"]
 class NotAllowed(LifecycleError):
     """The person may not take this action on this warning (not its holder, not an assessor)."""
 
+
 # Transitions people are told about; the others (pending, acknowledged, …) are recorded only.
-NOTIFY_KINDS = frozenset({
-    TransitionKind.opened, TransitionKind.severity_up, TransitionKind.severity_down, TransitionKind.escalated,
-    TransitionKind.recovered, TransitionKind.relapsed, TransitionKind.stale,
-})
+NOTIFY_KINDS = frozenset(
+    {
+        TransitionKind.opened,
+        TransitionKind.severity_up,
+        TransitionKind.severity_down,
+        TransitionKind.escalated,
+        TransitionKind.recovered,
+        TransitionKind.relapsed,
+        TransitionKind.stale,
+    }
+)
 
 
 def wire_transition(applied: AppliedTransition, level: Level | str) -> WarningTransition:
@@ -46,10 +62,21 @@ def wire_transition(applied: AppliedTransition, level: Level | str) -> WarningTr
     lifecycle state does not carry it). The record masks personal numbers in the reason."""
     t, state = applied.transition, applied.state
     return WarningTransition(
-        warning_id=applied.warning_id, rule_id=state.rule_id, entity_id=state.entity_id, level=level,
-        episode=t.episode, kind=t.kind.value, from_status=t.from_status.value if t.from_status else None,
-        to_status=t.to_status.value, from_band=t.from_band, to_band=t.to_band, period=t.period,
-        value=t.value, reason=t.reason, actor=t.actor, at=t.at,
+        warning_id=applied.warning_id,
+        rule_id=state.rule_id,
+        entity_id=state.entity_id,
+        level=level,
+        episode=t.episode,
+        kind=t.kind.value,
+        from_status=t.from_status.value if t.from_status else None,
+        to_status=t.to_status.value,
+        from_band=t.from_band,
+        to_band=t.to_band,
+        period=t.period,
+        value=t.value,
+        reason=t.reason,
+        actor=t.actor,
+        at=t.at,
     )
 
 
@@ -86,8 +113,15 @@ def check_action(command: Command, evidence: Sequence[str] = ()) -> None:
 
 
 class WarningService:
-    def __init__(self, store: WarningStore, rules: Callable[[], RuleSet], directory: Callable[[], Directory],
-                 *, channels: Sequence[str] = ("console", "file"), escalation: EscalationChains | None = None):
+    def __init__(
+        self,
+        store: WarningStore,
+        rules: Callable[[], RuleSet],
+        directory: Callable[[], Directory],
+        *,
+        channels: Sequence[str] = ("console", "file"),
+        escalation: EscalationChains | None = None,
+    ):
         self.store = store
         self.escalation = escalation or EscalationChains()  # who receives each escalation level
         self._rules = rules
@@ -114,7 +148,9 @@ class WarningService:
         rule = self._rule(rule_id)
         return rule.policy if rule else LifecyclePolicy().for_cycle("year")
 
-    def _on_transition(self, row: WarningRow, t: Transition, verdicts: Mapping[str, Verdict] | None = None) -> list[OutboxItem]:
+    def _on_transition(
+        self, row: WarningRow, t: Transition, verdicts: Mapping[str, Verdict] | None = None
+    ) -> list[OutboxItem]:
         rule = self._rule(row.rule_id)
         if rule is None or t.kind not in NOTIFY_KINDS:  # removed rule, or a kind that is only recorded
             return []
@@ -128,9 +164,16 @@ class WarningService:
             recipient = escalation_route(rule, row.entity_id, directory, level, self.escalation) or recipient
         verdict = verdicts.get(t.cause) if verdicts else None
         subject, body = render(
-            self.template, rule=rule, transition=t, thresholds=verdict.thresholds if verdict else None,
-            entity_id=row.entity_id, directory=directory, recipient=recipient, due=row.due_date,
-            escalated_from=escalated_from, level=level,
+            self.template,
+            rule=rule,
+            transition=t,
+            thresholds=verdict.thresholds if verdict else None,
+            entity_id=row.entity_id,
+            directory=directory,
+            recipient=recipient,
+            due=row.due_date,
+            escalated_from=escalated_from,
+            level=level,
         )
         if rule.metric == SOURCE_METRIC:
             body += source_detail(self.store.engine)  # which sources stopped
@@ -139,7 +182,10 @@ class WarningService:
         if escalated_from is not None and escalated_from.person.id != person:
             # the owner is copied on every escalation: they still have to improve
             copy = body + "\n- 抄送：您是该预警的负责人，已抄送给您；请继续落实改进措施并登记改进成效。"
-            items += [OutboxItem(channel, escalated_from.person.id, f"【抄送】{subject}"[:200], copy) for channel in self.channels]
+            items += [
+                OutboxItem(channel, escalated_from.person.id, f"【抄送】{subject}"[:200], copy)
+                for channel in self.channels
+            ]
         return items
 
     def handle(self, verdicts: Sequence[Verdict], observations: Sequence[Observation] = ()) -> list[AppliedTransition]:
@@ -149,7 +195,11 @@ class WarningService:
         by_key = {v.key: v for v in verdicts}
         names = {r.id: r.name for r in self._rules().rules.values()}
         return self.store.record_batch(
-            observations, verdicts, rule_names=names, responsible=self._responsible, policy_for=self._policy,
+            observations,
+            verdicts,
+            rule_names=names,
+            responsible=self._responsible,
+            policy_for=self._policy,
             on_transition=lambda row, t: self._on_transition(row, t, by_key),
         )
 
@@ -210,6 +260,10 @@ class WarningService:
 
         def policy_for(rule_id: str) -> tuple[LifecyclePolicy, timedelta]:
             rule = self._rule(rule_id)
-            return (rule.policy, rule.freshness_window) if rule else (LifecyclePolicy().for_cycle("year"), timedelta(days=400))
+            return (
+                (rule.policy, rule.freshness_window)
+                if rule
+                else (LifecyclePolicy().for_cycle("year"), timedelta(days=400))
+            )
 
         return self.store.tick(now, policy_for=policy_for, on_transition=self._on_transition)

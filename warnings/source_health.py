@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
+
 from zhengai.connectors.registry import TITLES
 from zhengai.ingest.source_health import overdue_sources
 from zhengai.warnings.schema import ObservationRow

@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+
 from zhengai.ingest.records import Observation, Verdict
 from zhengai.rules.model import LifecyclePolicy
 from zhengai.warnings import batch
@@ -128,8 +130,14 @@ class WarningStore:
     ) -> list[AppliedTransition]:
         """Store new verdicts and run them through the lifecycle, in the order given (callers sort
         by rule, entity and period). Verdicts already stored are skipped entirely."""
-        return self.record_batch((), verdicts, rule_names=rule_names, responsible=responsible, policy_for=policy_for,
-                                 on_transition=on_transition)
+        return self.record_batch(
+            (),
+            verdicts,
+            rule_names=rule_names,
+            responsible=responsible,
+            policy_for=policy_for,
+            on_transition=on_transition,
+        )
 
     def record_batch(
         self,
@@ -152,8 +160,11 @@ class WarningStore:
                 self.observations.write(s, observations)
                 if not verdicts:
                     return []
-                return [AppliedTransition(*applied) for applied in batch.apply(
-                    s, verdicts, rule_names, responsible, policy_for, on_transition, lookup)]
+                return [
+                    AppliedTransition(*applied)
+                    for applied in batch.apply(s, verdicts, rule_names, responsible, policy_for, on_transition, lookup)
+                ]
+
             return write
 
         try:
@@ -176,16 +187,32 @@ class WarningStore:
                 time.sleep(0.05 * attempt)
         raise AssertionError("unreachable")
 
-    def _record(self, s: Session, row: WarningRow, state: WarningState, transitions: Sequence[Transition],
-                on_transition: OnTransition | None, pending: list | None = None) -> list[AppliedTransition]:
+    def _record(
+        self,
+        s: Session,
+        row: WarningRow,
+        state: WarningState,
+        transitions: Sequence[Transition],
+        on_transition: OnTransition | None,
+        pending: list | None = None,
+    ) -> list[AppliedTransition]:
         """Write the events of ``transitions`` and their outbox rows. With ``pending`` the flush is
         left to the caller (``_flush_events``), so a batch writes its events in one round trip."""
         staged = []
         for t in transitions:
             event = WarningEventRow(
-                warning_id=row.id, kind=t.kind.value, from_status=t.from_status.value if t.from_status else None,
-                to_status=t.to_status.value, from_band=t.from_band.value if t.from_band else None, to_band=t.to_band.value,
-                period=t.period, value=_num(t.value), reason=t.reason, cause=t.cause[:320], actor=t.actor, at=t.at,
+                warning_id=row.id,
+                kind=t.kind.value,
+                from_status=t.from_status.value if t.from_status else None,
+                to_status=t.to_status.value,
+                from_band=t.from_band.value if t.from_band else None,
+                to_band=t.to_band.value,
+                period=t.period,
+                value=_num(t.value),
+                reason=t.reason,
+                cause=t.cause[:320],
+                actor=t.actor,
+                at=t.at,
             )
             s.add(event)
             items = list(on_transition(row, t)) if on_transition else []
@@ -200,15 +227,30 @@ class WarningStore:
         out = []
         for event, t, row, state, items in staged:
             for item in items:
-                s.add(OutboxRow(event_id=event.id, channel=item.channel, recipient_id=item.recipient_id,
-                                subject=item.subject, body=item.body, status="pending", created_at=t.at))
+                s.add(
+                    OutboxRow(
+                        event_id=event.id,
+                        channel=item.channel,
+                        recipient_id=item.recipient_id,
+                        subject=item.subject,
+                        body=item.body,
+                        status="pending",
+                        created_at=t.at,
+                    )
+                )
             out.append(AppliedTransition(row.id, event.id, t, state))
         s.flush()
         return out
 
     # --- people's actions and the clock ----------------------------------------------------
-    def act(self, warning_id: int, command: Command, *, on_transition: OnTransition | None = None,
-            evidence: Sequence[str] = ()) -> list[AppliedTransition]:
+    def act(
+        self,
+        warning_id: int,
+        command: Command,
+        *,
+        on_transition: OnTransition | None = None,
+        evidence: Sequence[str] = (),
+    ) -> list[AppliedTransition]:
         """Acknowledge, start an improvement (改进措施), review (复评) or mark a false positive (误报).
         Raises ``LifecycleError`` when the warning's status does not allow it."""
 
@@ -219,21 +261,42 @@ class WarningStore:
             state, transitions = step(_state_of(row), command)
             _write_state(row, state)
             if isinstance(command, StartImprovement):
-                s.add(ImprovementRow(warning_id=row.id, owner_id=command.actor, text=command.text, evidence=list(evidence),
-                                     due_date=command.due, created_at=command.at, value_before=row.value))
+                s.add(
+                    ImprovementRow(
+                        warning_id=row.id,
+                        owner_id=command.actor,
+                        text=command.text,
+                        evidence=list(evidence),
+                        due_date=command.due,
+                        created_at=command.at,
+                        value_before=row.value,
+                    )
+                )
             return self._record(s, row, state, transitions, on_transition)
 
         return self._retrying(work)
 
-    def tick(self, now: datetime, *, policy_for: Callable[[str], tuple[LifecyclePolicy, timedelta]],
-             on_transition: OnTransition | None = None) -> list[AppliedTransition]:
+    def tick(
+        self,
+        now: datetime,
+        *,
+        policy_for: Callable[[str], tuple[LifecyclePolicy, timedelta]],
+        on_transition: OnTransition | None = None,
+    ) -> list[AppliedTransition]:
         """Advance the clock: escalate overdue warnings, mark those without fresh data stale."""
 
         def work(s: Session) -> list[AppliedTransition]:
             live = [st.value for st in LIVE]
-            rows = list(s.scalars(select(WarningRow).where(WarningRow.status.in_(live)).order_by(WarningRow.id)
-                                  .with_for_update(skip_locked=True) if self.dialect == "postgresql" else
-                                  select(WarningRow).where(WarningRow.status.in_(live)).order_by(WarningRow.id)))
+            rows = list(
+                s.scalars(
+                    select(WarningRow)
+                    .where(WarningRow.status.in_(live))
+                    .order_by(WarningRow.id)
+                    .with_for_update(skip_locked=True)
+                    if self.dialect == "postgresql"
+                    else select(WarningRow).where(WarningRow.status.in_(live)).order_by(WarningRow.id)
+                )
+            )
             applied = []
             for row in rows:
                 policy, freshness = policy_for(row.rule_id)
@@ -253,13 +316,17 @@ class WarningStore:
                 w = s.get(WarningRow, wid)
                 if w is None or w.status not in (Status.recovered.value, Status.closed.value):
                     continue
-                for imp in s.scalars(select(ImprovementRow).where(ImprovementRow.warning_id == wid, ImprovementRow.effect_measured_at.is_(None))):
+                for imp in s.scalars(
+                    select(ImprovementRow).where(
+                        ImprovementRow.warning_id == wid, ImprovementRow.effect_measured_at.is_(None)
+                    )
+                ):
                     imp.value_after, imp.effect_measured_at = w.value, at
                     before = "—" if imp.value_before is None else f"{imp.value_before:g}"
                     imp.effect = f"{w.rule_name}由 {before} 变为 {w.value:g}（{w.last_period}），预警已恢复"
 
     # --- rule versions -----------------------------------------------------------------------
-    def record_rule_versions(self, rules: "RuleSet", *, author: str, reason: str, at: datetime) -> list[RuleVersionRow]:
+    def record_rule_versions(self, rules: RuleSet, *, author: str, reason: str, at: datetime) -> list[RuleVersionRow]:
         """Publish a rulebook: one row per rule whose content changed since its last published
         version, with the changed fields (old → new), the author and the reason."""
         if not author.strip() or not reason.strip():
@@ -277,9 +344,20 @@ class WarningStore:
                 changes = {}
                 if prev is not None:
                     keys = set(prev.content) | set(content)
-                    changes = {k: [prev.content.get(k), content.get(k)] for k in sorted(keys) if prev.content.get(k) != content.get(k)}
-                row = RuleVersionRow(rule_id=rule.id, version=rule.version, content=content, changes=changes,
-                                     author=author.strip(), reason=reason.strip(), published_at=at)
+                    changes = {
+                        k: [prev.content.get(k), content.get(k)]
+                        for k in sorted(keys)
+                        if prev.content.get(k) != content.get(k)
+                    }
+                row = RuleVersionRow(
+                    rule_id=rule.id,
+                    version=rule.version,
+                    content=content,
+                    changes=changes,
+                    author=author.strip(),
+                    reason=reason.strip(),
+                    published_at=at,
+                )
                 s.add(row)
                 written.append(row)
         return written

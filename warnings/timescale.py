@@ -20,10 +20,10 @@ Settings (environment, prefix ``ZHENGAI_TSDB_``; durations like ``90d``):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable
 
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,8 +32,16 @@ from sqlalchemy.engine import Connection
 
 from zhengai.ingest.durations import parse_duration
 
-__all__ = ["TimescaleSettings", "HYPERTABLES", "PLAIN_VIEWS", "READONLY_ROLE", "switch_on", "switched_on",
-           "apply_policies", "create_views"]
+__all__ = [
+    "TimescaleSettings",
+    "HYPERTABLES",
+    "PLAIN_VIEWS",
+    "READONLY_ROLE",
+    "switch_on",
+    "switched_on",
+    "apply_policies",
+    "create_views",
+]
 
 READONLY_ROLE = "zhengai_readonly"
 
@@ -71,28 +79,60 @@ class Hypertable:
 
 
 HYPERTABLES = (
-    Hypertable("observations", "period_start", "90 days", "metric", "period_start DESC, entity_id", (
-        "ALTER TABLE observations DROP CONSTRAINT observations_pkey",
-        "ALTER TABLE observations ADD PRIMARY KEY (id, period_start)",
-    ), "retention"),
-    Hypertable("verdicts", "period_start", "90 days", "rule_id", "period_start DESC, entity_id", (
-        "ALTER TABLE verdicts DROP CONSTRAINT verdicts_pkey",
-        "ALTER TABLE verdicts ADD PRIMARY KEY (id, period_start)",
-    ), "retention"),
+    Hypertable(
+        "observations",
+        "period_start",
+        "90 days",
+        "metric",
+        "period_start DESC, entity_id",
+        (
+            "ALTER TABLE observations DROP CONSTRAINT observations_pkey",
+            "ALTER TABLE observations ADD PRIMARY KEY (id, period_start)",
+        ),
+        "retention",
+    ),
+    Hypertable(
+        "verdicts",
+        "period_start",
+        "90 days",
+        "rule_id",
+        "period_start DESC, entity_id",
+        (
+            "ALTER TABLE verdicts DROP CONSTRAINT verdicts_pkey",
+            "ALTER TABLE verdicts ADD PRIMARY KEY (id, period_start)",
+        ),
+        "retention",
+    ),
     # (warning, kind, cause) gains `at`, which is deterministic for a cause (the verdict's or the
     # action's time); the outbox keeps event ids without a foreign key (nothing may reference a
     # hypertable's partial key).
-    Hypertable("warning_events", "at", "30 days", "kind", "at DESC, warning_id", (
-        "ALTER TABLE notification_outbox DROP CONSTRAINT IF EXISTS notification_outbox_event_id_fkey",
-        "ALTER TABLE warning_events DROP CONSTRAINT warning_events_pkey",
-        "ALTER TABLE warning_events ADD PRIMARY KEY (id, at)",
-        "ALTER TABLE warning_events DROP CONSTRAINT uq_event_cause",
-        "ALTER TABLE warning_events ADD CONSTRAINT uq_event_cause UNIQUE (warning_id, kind, cause, at)",
-    ), "event_retention"),
-    Hypertable("dead_letters", "at", "7 days", "source", "at DESC", (
-        "ALTER TABLE dead_letters DROP CONSTRAINT dead_letters_pkey",
-        "ALTER TABLE dead_letters ADD PRIMARY KEY (id, at)",
-    ), "retention"),
+    Hypertable(
+        "warning_events",
+        "at",
+        "30 days",
+        "kind",
+        "at DESC, warning_id",
+        (
+            "ALTER TABLE notification_outbox DROP CONSTRAINT IF EXISTS notification_outbox_event_id_fkey",
+            "ALTER TABLE warning_events DROP CONSTRAINT warning_events_pkey",
+            "ALTER TABLE warning_events ADD PRIMARY KEY (id, at)",
+            "ALTER TABLE warning_events DROP CONSTRAINT uq_event_cause",
+            "ALTER TABLE warning_events ADD CONSTRAINT uq_event_cause UNIQUE (warning_id, kind, cause, at)",
+        ),
+        "event_retention",
+    ),
+    Hypertable(
+        "dead_letters",
+        "at",
+        "7 days",
+        "source",
+        "at DESC",
+        (
+            "ALTER TABLE dead_letters DROP CONSTRAINT dead_letters_pkey",
+            "ALTER TABLE dead_letters ADD PRIMARY KEY (id, at)",
+        ),
+        "retention",
+    ),
 )
 
 # --- the dashboards' views: same names and columns on both backends ------------------------------
@@ -158,13 +198,27 @@ LEFT JOIN entities d ON d.id = c.department_id
 
 
 def _is_hypertable(conn: Connection, table: str) -> bool:
-    return bool(conn.execute(text("SELECT count(*) FROM timescaledb_information.hypertables "
-                                  "WHERE hypertable_schema = 'public' AND hypertable_name = :t"), {"t": table}).scalar())
+    return bool(
+        conn.execute(
+            text(
+                "SELECT count(*) FROM timescaledb_information.hypertables "
+                "WHERE hypertable_schema = 'public' AND hypertable_name = :t"
+            ),
+            {"t": table},
+        ).scalar()
+    )
 
 
 def _has_aggregate(conn: Connection, name: str) -> bool:
-    return bool(conn.execute(text("SELECT count(*) FROM timescaledb_information.continuous_aggregates "
-                                  "WHERE view_schema = 'reporting' AND view_name = :n"), {"n": name}).scalar())
+    return bool(
+        conn.execute(
+            text(
+                "SELECT count(*) FROM timescaledb_information.continuous_aggregates "
+                "WHERE view_schema = 'reporting' AND view_name = :n"
+            ),
+            {"n": name},
+        ).scalar()
+    )
 
 
 def switched_on(conn: Connection) -> bool:
@@ -189,9 +243,13 @@ def create_views(conn: Connection, views: dict[str, str]) -> None:
 def _policy(conn: Connection, proc: str, table: str, key: str, schema: str = "public") -> str | None:
     """The interval a policy of kind ``proc`` on a table (or aggregate) is configured with (None: no such policy)."""
     value = f"(config->>'{key}')::interval" if key != "schedule_interval" else "schedule_interval"
-    return conn.execute(text(f"SELECT {value}::text FROM timescaledb_information.jobs "
-                             "WHERE proc_name = :proc AND hypertable_schema = :s AND hypertable_name = :t"),
-                        {"proc": proc, "s": schema, "t": table}).scalar()
+    return conn.execute(
+        text(
+            f"SELECT {value}::text FROM timescaledb_information.jobs "
+            "WHERE proc_name = :proc AND hypertable_schema = :s AND hypertable_name = :t"
+        ),
+        {"proc": proc, "s": schema, "t": table},
+    ).scalar()
 
 
 def _same(conn: Connection, current: str | None, wanted: timedelta | None) -> bool:
@@ -207,8 +265,12 @@ def apply_policies(conn: Connection, settings: TimescaleSettings | None = None) 
     for h in HYPERTABLES:
         if not _same(conn, _policy(conn, "policy_compression", h.table, "compress_after"), settings.compress_after):
             conn.execute(text(f"SELECT remove_compression_policy('{h.table}', if_exists => true)"))
-            conn.execute(text(f"SELECT add_compression_policy('{h.table}',"
-                              f" compress_after => {_interval(settings.compress_after)})"))
+            conn.execute(
+                text(
+                    f"SELECT add_compression_policy('{h.table}',"
+                    f" compress_after => {_interval(settings.compress_after)})"
+                )
+            )
         keep = getattr(settings, h.retention)
         if not _same(conn, _policy(conn, "policy_retention", h.table, "drop_after"), keep):
             conn.execute(text(f"SELECT remove_retention_policy('{h.table}', if_exists => true)"))
@@ -221,12 +283,19 @@ def apply_policies(conn: Connection, settings: TimescaleSettings | None = None) 
         # start_offset NULL: every invalidated range is refreshed, also late history (backfills and
         # corrections of old periods); end_offset leaves the last hour to real-time aggregation.
         conn.execute(text(f"SELECT remove_continuous_aggregate_policy('reporting.{name}', if_exists => true)"))
-        conn.execute(text(f"SELECT add_continuous_aggregate_policy('reporting.{name}', start_offset => NULL, "
-                          f"end_offset => INTERVAL '1 hour', schedule_interval => {_interval(settings.refresh_every)})"))
+        conn.execute(
+            text(
+                f"SELECT add_continuous_aggregate_policy('reporting.{name}', start_offset => NULL, "
+                f"end_offset => INTERVAL '1 hour', schedule_interval => {_interval(settings.refresh_every)})"
+            )
+        )
 
 
-def switch_on(bind: Callable[[], Connection], autocommit_block: Callable[[], AbstractContextManager],
-              settings: TimescaleSettings | None = None) -> None:
+def switch_on(
+    bind: Callable[[], Connection],
+    autocommit_block: Callable[[], AbstractContextManager],
+    settings: TimescaleSettings | None = None,
+) -> None:
     """Convert the time series to hypertables, create the continuous aggregates (outside a
     transaction block), point the dashboards' views at them and apply the policies. ``bind()`` is
     the current connection (it changes inside ``autocommit_block()``)."""
@@ -236,10 +305,18 @@ def switch_on(bind: Callable[[], Connection], autocommit_block: Callable[[], Abs
             continue
         for statement in h.prepare:
             conn.execute(text(statement))
-        conn.execute(text(f"SELECT create_hypertable('{h.table}', '{h.time_column}', chunk_time_interval => "
-                          f"INTERVAL '{h.chunk}', migrate_data => true)"))
-        conn.execute(text(f"ALTER TABLE {h.table} SET (timescaledb.compress, timescaledb.compress_segmentby = "
-                          f"'{h.segment_by}', timescaledb.compress_orderby = '{h.order_by}')"))
+        conn.execute(
+            text(
+                f"SELECT create_hypertable('{h.table}', '{h.time_column}', chunk_time_interval => "
+                f"INTERVAL '{h.chunk}', migrate_data => true)"
+            )
+        )
+        conn.execute(
+            text(
+                f"ALTER TABLE {h.table} SET (timescaledb.compress, timescaledb.compress_segmentby = "
+                f"'{h.segment_by}', timescaledb.compress_orderby = '{h.order_by}')"
+            )
+        )
     with autocommit_block():
         conn = bind()
         for name, sql in _AGGREGATES.items():

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import and_, select
+
 from zhengai.ingest.directory import Directory
 from zhengai.ingest.records import Direction, Observation
 from zhengai.rules.loader import RuleSet

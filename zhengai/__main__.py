@@ -1,3 +1,5 @@
-from zhengai.cli import main
 import sys
+
+from zhengai.cli import main
+
 sys.exit(main())

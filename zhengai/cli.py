@@ -15,14 +15,13 @@ closed pipe (``| head``) ends the command quietly. Command modules: zhengai/comm
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
-
-import importlib
 
 import click
 
@@ -73,10 +72,9 @@ def _lint(args: Any) -> int:
 
 
 def _publish(args: Any) -> int:
-    from datetime import datetime, timezone
 
-    from zhengai.ingest.settings import DEFAULT_STORE_URL
     from zhengai.commands.rulebook.versions import publish_command  # the whole folder, baseline first
+    from zhengai.ingest.settings import DEFAULT_STORE_URL
 
     if args.store == DEFAULT_STORE_URL:  # said, never silent: publishing to the demo store is rarely meant
         print(

@@ -20,9 +20,9 @@ each observation as of when it was observed, and its final flush closes every un
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Sequence
 
 from zhengai.connectors.base import Connector, MemoryBookmarks, Record, RunReport, run_connector
 from zhengai.ingest.aggregator import Aggregator
@@ -68,8 +68,15 @@ class PipelineResult:
 class Pipeline:
     """One pass of 监测 → 预警 over everything the connectors deliver, then 通知."""
 
-    def __init__(self, store: WarningStore, rules: RuleSet, *, clock: Callable[[], datetime],
-                 channels: Sequence[str] = ("console", "file"), progress: Progress | None = None):
+    def __init__(
+        self,
+        store: WarningStore,
+        rules: RuleSet,
+        *,
+        clock: Callable[[], datetime],
+        channels: Sequence[str] = ("console", "file"),
+        progress: Progress | None = None,
+    ):
         self.store = store
         self.rules = rules
         self.clock = clock
@@ -151,13 +158,14 @@ class Pipeline:
         result = self.result
         for sink in sinks:
             try:
-                result.dispatch[sink.channel] = dispatch(self.store, sink, self.clock, rules=lambda: self.rules,
-                                                         directory=lambda: self.directory)
+                result.dispatch[sink.channel] = dispatch(
+                    self.store, sink, self.clock, rules=lambda: self.rules, directory=lambda: self.directory
+                )
             finally:
                 sink.close()
 
 
-def source_health_report(name: str, report, pipeline: "Pipeline"):
+def source_health_report(name: str, report, pipeline: Pipeline):
     """A one-shot run's health report: a connector that failed counts as a stopped source."""
     from zhengai.connectors.source_health import health_observation
 

@@ -29,18 +29,24 @@ def _rulebook() -> dict:
     from pydantic import TypeAdapter
 
     from zhengai.rules.kinds import KIND_CLASSES
-    from zhengai.rules.model import Override
 
     # a rule of any kind: no `kind` is a threshold rule (rules.model.Rule), the others name theirs (rules.kinds)
-    from zhengai.rules.model import Rule
+    from zhengai.rules.model import Override, Rule
 
     others = tuple(c for c in dict.fromkeys(KIND_CLASSES.values()) if c is not Rule)
     kinds = TypeAdapter(Union[others]).json_schema()  # type: ignore[valid-type]  # noqa: UP007 — a runtime tuple
     rule, override = Rule.model_json_schema(), Override.model_json_schema()
     # an item with `kind:` is one of the other kinds; without, a threshold rule (errors located at its field)
     any_rule = {"if": {"required": ["kind"]}, "then": {"$ref": "#/$defs/KindRule"}, "else": {"$ref": "#/$defs/Rule"}}
-    defs = {**kinds.pop("$defs", {}), **rule.pop("$defs", {}), **override.pop("$defs", {}),
-            "KindRule": kinds, "Rule": rule, "AnyRule": any_rule, "Override": override}
+    defs = {
+        **kinds.pop("$defs", {}),
+        **rule.pop("$defs", {}),
+        **override.pop("$defs", {}),
+        "KindRule": kinds,
+        "Rule": rule,
+        "AnyRule": any_rule,
+        "Override": override,
+    }
     return {
         "title": "诊改规则库文件 zhengai rulebook file",
         "description": "rules/rulebook/*.yaml — 质量办维护的规则与覆盖（rules and overrides）。",

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from zhengai.ingest.settings import Settings
 
@@ -45,8 +45,8 @@ def _one_at_a_time(url: str) -> Iterator[None]:
 
 def prepare(settings: Settings, *, create_topics: bool = True) -> None:
     """Everything the worker needs outside Kafka's consumer group: schema and topics."""
-    from zhengai.ingest.app import all_topic_specs, ensure_topics
     from zhengai.ingest.aggregator import Aggregator
+    from zhengai.ingest.app import all_topic_specs, ensure_topics
     from zhengai.warnings.store import WarningStore
 
     url = settings.store_url.get_secret_value()

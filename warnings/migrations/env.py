@@ -2,13 +2,15 @@
 
 from alembic import context
 
-import zhengai.warnings.improvement_schema  # noqa: F401 — registers the improvement tables on Base
-import zhengai.warnings.forms_schema  # noqa: F401 — registers the forms, tasks and incident tables on Base
-import zhengai.warnings.scopes  # noqa: F401 — registers access_scopes on Base
-import zhengai.warnings.notify_schema  # noqa: F401 — registers the notification tables on Base
 import zhengai.warnings.diagnosis_schema  # noqa: F401 — registers the diagnosis tables on Base
-from zhengai.ingest import aggregator  # noqa: F401 — registers the stream tables on units.metadata
-from zhengai.ingest import units
+import zhengai.warnings.forms_schema  # noqa: F401 — registers the forms, tasks and incident tables on Base
+import zhengai.warnings.improvement_schema  # noqa: F401 — registers the improvement tables on Base
+import zhengai.warnings.notify_schema  # noqa: F401 — registers the notification tables on Base
+import zhengai.warnings.scopes  # noqa: F401 — registers access_scopes on Base
+from zhengai.ingest import (
+    aggregator,  # noqa: F401 — registers the stream tables on units.metadata
+    units,
+)
 from zhengai.warnings.schema import Base
 
 config = context.config

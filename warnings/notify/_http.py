@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 from pydantic import SecretStr
@@ -34,8 +35,9 @@ class RedactQuerySecrets(logging.Filter):
         if isinstance(record.msg, str):
             record.msg = _SECRET_PARAM.sub(r"\1***", record.msg)
         if isinstance(record.args, tuple):
-            record.args = tuple(_SECRET_PARAM.sub(r"\1***", str(a)) if isinstance(a, (str, httpx.URL)) else a
-                                for a in record.args)
+            record.args = tuple(
+                _SECRET_PARAM.sub(r"\1***", str(a)) if isinstance(a, (str, httpx.URL)) else a for a in record.args
+            )
         return True
 
 
@@ -45,12 +47,17 @@ if not any(isinstance(f, RedactQuerySecrets) for f in _httpx_log.filters):
 
 
 def client(base_url: str, timeout: float, transport: httpx.BaseTransport | None = None) -> httpx.Client:
-    return httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport,
-                        headers={"Content-Type": "application/json; charset=utf-8"})
+    return httpx.Client(
+        base_url=base_url.rstrip("/"),
+        timeout=timeout,
+        transport=transport,
+        headers={"Content-Type": "application/json; charset=utf-8"},
+    )
 
 
-def request_json(http: httpx.Client, method: str, path: str, *, what: str, params: dict[str, str] | None = None,
-                 json: Any = None) -> dict[str, Any]:
+def request_json(
+    http: httpx.Client, method: str, path: str, *, what: str, params: dict[str, str] | None = None, json: Any = None
+) -> dict[str, Any]:
     try:
         response = http.request(method, path, params=params, json=json)
     except httpx.TimeoutException as exc:

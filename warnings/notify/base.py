@@ -163,7 +163,7 @@ class Sink(ABC):
         self.channel = channel or self.kind
 
     @classmethod
-    def from_settings(cls, channel: str, settings: SinkSettings, **extra: Any) -> "Sink":
+    def from_settings(cls, channel: str, settings: SinkSettings, **extra: Any) -> Sink:
         """Build the sink of one configured channel; ``extra`` passes test seams (transport)."""
         return cls(channel=channel, settings=settings, **extra)  # type: ignore[call-arg]
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+
 from zhengai.ingest.records import EntityKind
 from zhengai.warnings.notify.pending import Pending
 from zhengai.warnings.routing import quality_office

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, model_validator
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from zhengai.ingest.records import Band, Level
 
@@ -48,7 +48,7 @@ class MuteWindow(_Strict):
     channels: list[str] | None = None  # None: every channel
 
     @model_validator(mode="after")
-    def _order(self) -> "MuteWindow":
+    def _order(self) -> MuteWindow:
         if _as_dt(self.end, ZoneInfo("UTC"), end=True) <= _as_dt(self.start, ZoneInfo("UTC"), end=False):
             raise ValueError(f"window {self.name!r} ends before it starts")
         return self
@@ -87,8 +87,9 @@ class AcademicCalendar(_Strict):
     timezone: TimeZoneName = "Asia/Shanghai"
     windows: list[MuteWindow] = []
 
-    def mute_until(self, now: datetime, *, level: str | None, band: str | None,
-                   channel: str | None) -> tuple[datetime, MuteWindow] | None:
+    def mute_until(
+        self, now: datetime, *, level: str | None, band: str | None, channel: str | None
+    ) -> tuple[datetime, MuteWindow] | None:
         """If a window covers ``now`` for this notification: the time it may go out (the end of
         the last window in a chain of touching ones) and the window that holds it."""
         tz = ZoneInfo(self.timezone)

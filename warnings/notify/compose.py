@@ -11,11 +11,10 @@ Every text that leaves here passes ``mask_text`` (student IDs, ID-card and mobil
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Callable, Sequence
-
 from zoneinfo import ZoneInfo
 
 from zhengai.ingest.privacy import mask_text
@@ -85,9 +84,16 @@ def _mask(text: str, links: Sequence[Link]) -> str:
 
 
 class Composer:
-    def __init__(self, links: LinkSettings, tz: ZoneInfo, *, unit_of: Callable[[str], str] | None = None,
-                 template_dir: Path | None = None, link_secret: bytes | str | None | object = _FROM_ENV,
-                 link_ttl: timedelta = LINK_TTL):
+    def __init__(
+        self,
+        links: LinkSettings,
+        tz: ZoneInfo,
+        *,
+        unit_of: Callable[[str], str] | None = None,
+        template_dir: Path | None = None,
+        link_secret: bytes | str | None | object = _FROM_ENV,
+        link_ttl: timedelta = LINK_TTL,
+    ):
         self.links = links
         # With a secret (default: $ZHENGAI_LINK_SECRET / $ZHENGAI_LINK_SECRET_FILE) action links are
         # signed for the notice's recipient (warnings/links.py); without one they stay unsigned.
@@ -138,8 +144,16 @@ class Composer:
         bare = mask_text(body + "\n" + fill(self.footer.body, values | {"actions": None}))
         return Notice(p.outbox_id, p.warning_id, p.kind, p.band, mask_text(p.subject), with_links, links, bare)
 
-    def message(self, notices: Sequence[Notice], *, recipient: Contact | None, digest: bool, at: datetime,
-                buttons: bool, personal: bool = True) -> Message:
+    def message(
+        self,
+        notices: Sequence[Notice],
+        *,
+        recipient: Contact | None,
+        digest: bool,
+        at: datetime,
+        buttons: bool,
+        personal: bool = True,
+    ) -> Message:
         """One message for one recipient. ``buttons``: the sink shows ``Message.links`` as
         buttons — a single notice then leaves its action line out of the text. ``personal``:
         False for a group robot (the 我的预警 link is then not signed for the recipient)."""
@@ -167,7 +181,15 @@ class Composer:
         }
         template = self.digest if digest else self.group
         links = (Link("查看我的预警", mine),) if buttons and mine else ()
-        return Message(mask_text(fill(template.subject, values)),
-                       _mask(fill(template.body, values), [link for n in notices for link in n.links] + ([Link("", mine)] if mine else [])),
-                       recipient,
-                       tuple(notices), at, links=links, kind="digest" if digest else "group")
+        return Message(
+            mask_text(fill(template.subject, values)),
+            _mask(
+                fill(template.body, values),
+                [link for n in notices for link in n.links] + ([Link("", mine)] if mine else []),
+            ),
+            recipient,
+            tuple(notices),
+            at,
+            links=links,
+            kind="digest" if digest else "group",
+        )

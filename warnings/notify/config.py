@@ -32,23 +32,24 @@ A file looks like::
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Mapping
-
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
 from zhengai.ingest.durations import parse_duration
-from zhengai.ingest.located_yaml import LocatedError, Located, Path_, parse_located, validation_errors
+from zhengai.ingest.located_yaml import Located, LocatedError, Path_, parse_located, validation_errors
 from zhengai.ingest.records import Band, Level, Role
+from zhengai.ingest.retrying import delay as retry_delay
 from zhengai.warnings.lifecycle import ACTIVE
 from zhengai.warnings.notify.base import Sink, SinkSettings, sink_class
 from zhengai.warnings.notify.budget import BudgetPolicy
 from zhengai.warnings.notify.calendar_windows import AcademicCalendar, TimeZoneName
 from zhengai.warnings.routing import DEFAULT_CHAINS, EscalationChains
-from zhengai.ingest.retrying import delay as retry_delay
 
 __all__ = [
     "parse_span",
@@ -102,7 +103,9 @@ class RetryPolicy(_Strict):
 
     def delay(self, attempts: int) -> timedelta:
         # The one backoff curve (zhengai.ingest.retrying): the outbox schedules, it does not sleep.
-        return timedelta(seconds=retry_delay(attempts, self.initial.total_seconds(), self.max.total_seconds(), self.factor))
+        return timedelta(
+            seconds=retry_delay(attempts, self.initial.total_seconds(), self.max.total_seconds(), self.factor)
+        )
 
 
 class DigestPolicy(_Strict):
@@ -122,9 +125,11 @@ class RouteMatch(_Strict):
     kinds: list[str] | None = None  # warning event kinds: opened, escalated, recovered, reminded …
 
     def accepts(self, *, band: str, level: str | None, kind: str) -> bool:
-        return ((self.bands is None or band in {b.value for b in self.bands})
-                and (self.levels is None or level in {lv.value for lv in self.levels})
-                and (self.kinds is None or kind in self.kinds))
+        return (
+            (self.bands is None or band in {b.value for b in self.bands})
+            and (self.levels is None or level in {lv.value for lv in self.levels})
+            and (self.kinds is None or kind in self.kinds)
+        )
 
 
 class RoutePolicy(_Strict):
@@ -190,7 +195,9 @@ class EscalationPolicy(_Strict):
         for chain in chains:
             bad = [r for r in chain if r not in valid and not r.startswith("office:")]
             if bad:
-                raise ValueError(f"unknown role(s) {', '.join(bad)}; roles: {', '.join(sorted(valid))} or office:<部门>")
+                raise ValueError(
+                    f"unknown role(s) {', '.join(bad)}; roles: {', '.join(sorted(valid))} or office:<部门>"
+                )
             if len(chain) < 2:
                 raise ValueError("a chain needs at least two roles")
         return chains
@@ -272,8 +279,9 @@ def _secret_fields(settings_cls: type[SinkSettings]) -> set[str]:
     return out
 
 
-def build_settings(settings_cls: type[SinkSettings], channel: str, values: Mapping[str, Any],
-                   secrets_dir: Path | None = None) -> SinkSettings:
+def build_settings(
+    settings_cls: type[SinkSettings], channel: str, values: Mapping[str, Any], secrets_dir: Path | None = None
+) -> SinkSettings:
     """The channel's settings: ``values`` from the YAML, secrets from env / secret files."""
     kwargs: dict[str, Any] = {"_env_prefix": _env_prefix(channel)}
     if secrets_dir is not None and Path(secrets_dir).is_dir():
@@ -291,12 +299,23 @@ class _Errors:
         return self._errors
 
 
-def _channel(name: str, entry: object, default_route: dict, located: Located, secrets_dir: Path | None,
-             require_secrets: bool, errors: list[LocatedError]) -> ChannelConfig | None:
+def _channel(
+    name: str,
+    entry: object,
+    default_route: dict,
+    located: Located,
+    secrets_dir: Path | None,
+    require_secrets: bool,
+    errors: list[LocatedError],
+) -> ChannelConfig | None:
     where: Path_ = ("channels", name)
     line = located.line_of(where)
     if not _CHANNEL_NAME.match(str(name)):
-        errors.append(LocatedError(located.file, line, f"channels.{name}", "a channel name is lower-case letters, digits, - or _ (≤ 32)"))
+        errors.append(
+            LocatedError(
+                located.file, line, f"channels.{name}", "a channel name is lower-case letters, digits, - or _ (≤ 32)"
+            )
+        )
         return None
     if not isinstance(entry, dict):
         errors.append(LocatedError(located.file, line, f"channels.{name}", "must be a mapping with `type:`"))
@@ -304,7 +323,9 @@ def _channel(name: str, entry: object, default_route: dict, located: Located, se
     try:
         cls = sink_class(str(entry.get("type")))
     except KeyError as exc:
-        errors.append(LocatedError(located.file, located.line_of(where + ("type",)), f"channels.{name}.type", exc.args[0]))
+        errors.append(
+            LocatedError(located.file, located.line_of(where + ("type",)), f"channels.{name}.type", exc.args[0])
+        )
         return None
     route_raw = entry.get("route") or {}
     try:
@@ -315,9 +336,15 @@ def _channel(name: str, entry: object, default_route: dict, located: Located, se
     values = {k: v for k, v in entry.items() if k not in ("type", "route")}
     secrets = _secret_fields(cls.Settings)
     for key in sorted(secrets & set(values)):
-        errors.append(LocatedError(located.file, located.line_of(where + (key,)), f"channels.{name}.{key}",
-                                   f"secrets do not belong in this file: set {secret_env_name(name, key)} "
-                                   f"or the secret file {secret_env_name(name, key).lower()}"))
+        errors.append(
+            LocatedError(
+                located.file,
+                located.line_of(where + (key,)),
+                f"channels.{name}.{key}",
+                f"secrets do not belong in this file: set {secret_env_name(name, key)} "
+                f"or the secret file {secret_env_name(name, key).lower()}",
+            )
+        )
         values.pop(key)
     hint = ", ".join(secret_env_name(name, k) for k in sorted(secrets))
     try:
@@ -335,9 +362,15 @@ def _channel(name: str, entry: object, default_route: dict, located: Located, se
         for err in failed.errors() if failed is not None else ():
             field = err["loc"][0] if err["loc"] else None
             if field in secrets and err["type"] == "missing":
-                errors.append(LocatedError(located.file, line, f"channels.{name}.{field}",
-                                           f"secret not provided: set {secret_env_name(name, str(field))} or the "
-                                           f"secret file {secret_env_name(name, str(field)).lower()}"))
+                errors.append(
+                    LocatedError(
+                        located.file,
+                        line,
+                        f"channels.{name}.{field}",
+                        f"secret not provided: set {secret_env_name(name, str(field))} or the "
+                        f"secret file {secret_env_name(name, str(field)).lower()}",
+                    )
+                )
             elif not err["loc"] and hint:  # a check across fields, often a secret that is not set
                 other.append({**err, "msg": f"{err['msg']} (secrets of this channel: {hint})"})
             else:
@@ -351,8 +384,18 @@ def load_notify_config(path: Path, *, secrets_dir: Path | None = None, require_s
     every problem; ``require_secrets=False`` checks a file where the secrets are not at hand
     (CI lint)."""
     path = Path(path)
-    tops = ("timezone", "links", "route", "channels", "inhibit", "escalation", "reminders", "active_statuses", "calendar",
-            "budgets")
+    tops = (
+        "timezone",
+        "links",
+        "route",
+        "channels",
+        "inhibit",
+        "escalation",
+        "reminders",
+        "active_statuses",
+        "calendar",
+        "budgets",
+    )
     data, located = parse_located(path, str(path), top_keys=tops, lists=("inhibit",))
     errors = list(located.errors)
     channels_raw = data.pop("channels", None) or {}
@@ -367,7 +410,9 @@ def load_notify_config(path: Path, *, secrets_dir: Path | None = None, require_s
     default_route = base.route.model_dump()  # validated: a bad default is reported once, above
     channels: dict[str, ChannelConfig] = {}
     if not isinstance(channels_raw, dict):
-        errors.append(LocatedError(located.file, located.line_of(("channels",)), "channels", "must be a mapping of channel names"))
+        errors.append(
+            LocatedError(located.file, located.line_of(("channels",)), "channels", "must be a mapping of channel names")
+        )
         channels_raw = {}
     for name, entry in channels_raw.items():
         ch = _channel(str(name), entry, default_route, located, secrets_dir, require_secrets, errors)
@@ -375,7 +420,9 @@ def load_notify_config(path: Path, *, secrets_dir: Path | None = None, require_s
             channels[ch.name] = ch
     calendar = None
     if calendar_ref is not None:
-        cal_path = (path.parent / str(calendar_ref)) if not Path(str(calendar_ref)).is_absolute() else Path(str(calendar_ref))
+        cal_path = (
+            (path.parent / str(calendar_ref)) if not Path(str(calendar_ref)).is_absolute() else Path(str(calendar_ref))
+        )
         try:
             calendar = load_calendar(cal_path)
         except NotifyConfigError as exc:
@@ -383,9 +430,16 @@ def load_notify_config(path: Path, *, secrets_dir: Path | None = None, require_s
     if errors:
         raise NotifyConfigError(errors)
     return NotifyConfig(
-        timezone=base.timezone, links=base.links, route=base.route, channels=channels, inhibit=tuple(base.inhibit),
-        escalation=base.escalation, reminders=base.reminders, active_statuses=frozenset(base.active_statuses),
-        calendar=calendar, budgets=base.budgets,
+        timezone=base.timezone,
+        links=base.links,
+        route=base.route,
+        channels=channels,
+        inhibit=tuple(base.inhibit),
+        escalation=base.escalation,
+        reminders=base.reminders,
+        active_statuses=frozenset(base.active_statuses),
+        calendar=calendar,
+        budgets=base.budgets,
     )
 
 

@@ -35,7 +35,7 @@ class ConsoleSink(Sink):
         self.sent = 0
 
     @classmethod
-    def from_settings(cls, channel: str, settings: SinkSettings, **extra) -> "ConsoleSink":
+    def from_settings(cls, channel: str, settings: SinkSettings, **extra) -> ConsoleSink:
         assert isinstance(settings, ConsoleSettings)  # the registry pairs each sink with its settings class
         return cls(extra.get("stream"), settings.limit, channel=channel)
 
@@ -65,14 +65,20 @@ class FileSink(Sink):
         self._fh = self.path.open("a", encoding="utf-8")
 
     @classmethod
-    def from_settings(cls, channel: str, settings: SinkSettings, **extra) -> "FileSink":
+    def from_settings(cls, channel: str, settings: SinkSettings, **extra) -> FileSink:
         assert isinstance(settings, FileSettings)  # the registry pairs each sink with its settings class
         return cls(settings.path, channel=channel)
 
     def send(self, message: Message) -> None:
-        record = {"outbox_id": message.outbox_id, "outbox_ids": list(message.outbox_ids), "to": message.recipient_id,
-                  "kind": message.kind, "subject": message.subject, "body": message.body,
-                  "links": [{"title": link.title, "url": link.url} for link in message.links]}
+        record = {
+            "outbox_id": message.outbox_id,
+            "outbox_ids": list(message.outbox_ids),
+            "to": message.recipient_id,
+            "kind": message.kind,
+            "subject": message.subject,
+            "body": message.body,
+            "links": [{"title": link.title, "url": link.url} for link in message.links],
+        }
         try:
             self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
             self._fh.flush()
@@ -97,7 +103,7 @@ class MemorySink(Sink):
         self.fatal_next = 0
 
     @classmethod
-    def from_settings(cls, channel: str, settings: SinkSettings, **extra) -> "MemorySink":
+    def from_settings(cls, channel: str, settings: SinkSettings, **extra) -> MemorySink:
         return cls(channel=channel)
 
     def send(self, message: Message) -> None:

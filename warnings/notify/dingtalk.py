@@ -36,7 +36,7 @@ THROTTLE = timedelta(minutes=10)
 def sign(secret: str, timestamp_ms: int) -> str:
     """加签: Base64(HMAC-SHA256(key=secret, msg=f"{timestamp}\\n{secret}")). Not yet URL-encoded:
     it goes out as a query parameter, which encodes it exactly once."""
-    digest = hmac.new(secret.encode("utf-8"), f"{timestamp_ms}\n{secret}".encode("utf-8"), hashlib.sha256).digest()
+    digest = hmac.new(secret.encode("utf-8"), f"{timestamp_ms}\n{secret}".encode(), hashlib.sha256).digest()
     return base64.b64encode(digest).decode("ascii")
 
 
@@ -51,7 +51,9 @@ class DingTalkRobotSettings(SinkSettings):
     timeout: float = 10.0
 
 
-def robot_payload(message: Message, *, msgtype: str, keyword: str | None = None, mention: bool = True) -> dict[str, Any]:
+def robot_payload(
+    message: Message, *, msgtype: str, keyword: str | None = None, mention: bool = True
+) -> dict[str, Any]:
     title, text = message.subject, message.body
     if keyword and keyword not in title and keyword not in text:
         text = f"{text}\n\n{keyword}"
@@ -60,7 +62,10 @@ def robot_payload(message: Message, *, msgtype: str, keyword: str | None = None,
         if len(message.links) == 1:
             card |= {"singleTitle": message.links[0].title, "singleURL": message.links[0].url}
         else:
-            card |= {"btnOrientation": "1", "btns": [{"title": link.title, "actionURL": link.url} for link in message.links]}
+            card |= {
+                "btnOrientation": "1",
+                "btns": [{"title": link.title, "actionURL": link.url} for link in message.links],
+            }
         return {"msgtype": "actionCard", "actionCard": card}
     user = message.recipient.dingtalk_user_id if message.recipient else None
     at: dict[str, Any] = {"isAtAll": False}
@@ -77,8 +82,13 @@ class DingTalkRobotSink(Sink):
     personal = False  # a group chat: no personal action links (Composer)
     max_bytes = 18_000  # the robot rejects very long markdown; the pipeline packs under this
 
-    def __init__(self, *, channel: str | None = None, settings: DingTalkRobotSettings,
-                 transport: httpx.BaseTransport | None = None):
+    def __init__(
+        self,
+        *,
+        channel: str | None = None,
+        settings: DingTalkRobotSettings,
+        transport: httpx.BaseTransport | None = None,
+    ):
         super().__init__(channel=channel)
         self.settings = settings
         self.rate_limit = RateLimit(settings.messages_per_minute, timedelta(minutes=1))
@@ -101,7 +111,9 @@ class DingTalkRobotSink(Sink):
         if code == BUSY:
             raise RetryableSinkError(f"DingTalk busy (errcode {code}): {errmsg(data)}")
         if code == BAD_SIGNATURE:
-            raise FatalSinkError(f"DingTalk rejected the signature, keyword or timestamp (errcode {code}): {errmsg(data)}")
+            raise FatalSinkError(
+                f"DingTalk rejected the signature, keyword or timestamp (errcode {code}): {errmsg(data)}"
+            )
         raise FatalSinkError(f"DingTalk robot errcode {code}: {errmsg(data)}")
 
     def close(self) -> None:

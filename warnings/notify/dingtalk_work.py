@@ -40,8 +40,10 @@ def work_payload(message: Message, agent_id: int, user_id: str) -> dict[str, Any
         if len(message.links) == 1:
             card |= {"single_title": message.links[0].title, "single_url": message.links[0].url}
         else:
-            card |= {"btn_orientation": "1",
-                     "btn_json_list": [{"title": link.title, "action_url": link.url} for link in message.links]}
+            card |= {
+                "btn_orientation": "1",
+                "btn_json_list": [{"title": link.title, "action_url": link.url} for link in message.links],
+            }
         msg = {"msgtype": "action_card", "action_card": card}
     else:
         msg = {"msgtype": "markdown", "markdown": {"title": message.subject, "text": message.body}}
@@ -55,8 +57,13 @@ class DingTalkWorkSink(Sink):
     renders_links = True
     max_bytes = 18_000
 
-    def __init__(self, *, channel: str | None = None, settings: DingTalkWorkSettings,
-                 transport: httpx.BaseTransport | None = None):
+    def __init__(
+        self,
+        *,
+        channel: str | None = None,
+        settings: DingTalkWorkSettings,
+        transport: httpx.BaseTransport | None = None,
+    ):
         super().__init__(channel=channel)
         self.settings = settings
         self._http = client(settings.base_url, settings.timeout, transport)
@@ -64,8 +71,13 @@ class DingTalkWorkSink(Sink):
 
     def _fetch_token(self) -> tuple[str, int]:
         s = self.settings
-        data = request_json(self._http, "GET", "/gettoken", what="DingTalk gettoken",
-                            params={"appkey": s.app_key, "appsecret": s.app_secret.get_secret_value()})
+        data = request_json(
+            self._http,
+            "GET",
+            "/gettoken",
+            what="DingTalk gettoken",
+            params={"appkey": s.app_key, "appsecret": s.app_secret.get_secret_value()},
+        )
         code = data.get("errcode")
         if code in BUSY:
             raise RetryableSinkError(f"DingTalk gettoken busy (errcode {code})")
@@ -79,9 +91,14 @@ class DingTalkWorkSink(Sink):
             raise FatalSinkError("the recipient has no DingTalk user id in the directory")
         payload = work_payload(message, self.settings.agent_id, user)
         for attempt in (1, 2):
-            data = request_json(self._http, "POST", "/topapi/message/corpconversation/asyncsend_v2",
-                                what="DingTalk work notification",
-                                params={"access_token": self._token.get(message.at)}, json=payload)
+            data = request_json(
+                self._http,
+                "POST",
+                "/topapi/message/corpconversation/asyncsend_v2",
+                what="DingTalk work notification",
+                params={"access_token": self._token.get(message.at)},
+                json=payload,
+            )
             code = data.get("errcode")
             if code == 0:
                 return

@@ -8,9 +8,10 @@ as ``failed`` with its error for people to see.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from zhengai.ingest.directory import Directory
 from zhengai.rules.loader import RuleSet
@@ -28,9 +29,16 @@ class DispatchReport:
     failed: int = 0
 
 
-def dispatch(store: Any, sink: Sink, clock: Callable[[], datetime], batch: int = 1000, *,
-             rules: Callable[[], RuleSet] | None = None, directory: Callable[[], Directory] | None = None,
-             config: NotifyConfig | None = None) -> DispatchReport:
+def dispatch(
+    store: Any,
+    sink: Sink,
+    clock: Callable[[], datetime],
+    batch: int = 1000,
+    *,
+    rules: Callable[[], RuleSet] | None = None,
+    directory: Callable[[], Directory] | None = None,
+    config: NotifyConfig | None = None,
+) -> DispatchReport:
     """Send every due pending row of the sink's channel once. ``rules`` and ``directory`` give
     units and names to the messages; ``config`` links, silences and calendar. (``batch`` is kept
     for callers of the first version.) The sink is not closed."""

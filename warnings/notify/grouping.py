@@ -12,9 +12,9 @@ All pure: time enters as ``now``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime, time, timedelta
-from typing import Callable, Sequence, TypeVar
-
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from zhengai.warnings.notify.config import RoutePolicy

@@ -17,9 +17,9 @@ What happens to an inhibited notification:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Callable, Sequence
 
 from zhengai.warnings.notify.config import InhibitRule
 from zhengai.warnings.notify.pending import Pending
@@ -51,7 +51,11 @@ def _derived(rule: InhibitRule, source: Source, p: Pending, lineage: Lineage | N
     if p.warning_id == source.warning_id or p.rule_id is None or p.entity_id is None:
         return False
     by_target = any(fnmatchcase(p.rule_id, t) for t in rule.targets)
-    by_metric = rule.same_metric and _metric_name(p.metric) is not None and _metric_name(p.metric) == _metric_name(source.metric)
+    by_metric = (
+        rule.same_metric
+        and _metric_name(p.metric) is not None
+        and _metric_name(p.metric) == _metric_name(source.metric)
+    )
     if not (by_target or by_metric):
         return False
     if source.level == "school":
@@ -62,8 +66,9 @@ def _derived(rule: InhibitRule, source: Source, p: Pending, lineage: Lineage | N
     return source.entity_id in chain and source.entity_id != p.entity_id
 
 
-def find_inhibitor(rules: Sequence[InhibitRule], sources: Sequence[Source], p: Pending,
-                   lineage: Lineage | None = None) -> tuple[InhibitRule, Source] | None:
+def find_inhibitor(
+    rules: Sequence[InhibitRule], sources: Sequence[Source], p: Pending, lineage: Lineage | None = None
+) -> tuple[InhibitRule, Source] | None:
     for rule in rules:
         bands = {b.value for b in rule.bands}
         for source in sources:
@@ -72,8 +77,9 @@ def find_inhibitor(rules: Sequence[InhibitRule], sources: Sequence[Source], p: P
     return None
 
 
-def decide(p: Pending, inhibitor: tuple[InhibitRule, Source] | None, *, announced: bool,
-           earlier_inhibited: bool) -> str:
+def decide(
+    p: Pending, inhibitor: tuple[InhibitRule, Source] | None, *, announced: bool, earlier_inhibited: bool
+) -> str:
     """PASS, HOLD or SUPPRESS for one notification. ``announced``: the warning was sent on this
     channel to this recipient before; ``earlier_inhibited``: an earlier notice of the warning on
     this channel was held by inhibition."""

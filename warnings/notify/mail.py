@@ -9,7 +9,6 @@ not verify is fatal (a configuration problem, not an outage).
 from __future__ import annotations
 
 import smtplib
-import socket
 import ssl
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -37,7 +36,7 @@ class EmailSettings(SinkSettings):
     timeout: float = 20.0
 
     @model_validator(mode="after")
-    def _login_pair(self) -> "EmailSettings":
+    def _login_pair(self) -> EmailSettings:
         if (self.username is None) != (self.password is None):
             raise ValueError("username and password go together (the password from the environment or a secret file)")
         return self
@@ -123,5 +122,5 @@ class EmailSink(Sink):
             raise FatalSinkError(f"SMTP refused the message ({exc.smtp_code})") from None
         except ssl.SSLCertVerificationError as exc:
             raise FatalSinkError(f"SMTP server certificate does not verify: {exc.verify_message}") from None
-        except (smtplib.SMTPException, ssl.SSLError, socket.timeout, OSError) as exc:
+        except (TimeoutError, smtplib.SMTPException, ssl.SSLError, OSError) as exc:
             raise RetryableSinkError(f"SMTP connection failed ({type(exc).__name__})") from None

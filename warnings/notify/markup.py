@@ -20,7 +20,7 @@ _HEAD = re.compile(r"^(#{1,3})\s+(.*)$")
 def _inline(text: str) -> str:
     out, last = [], 0
     for m in _LINK.finditer(text):
-        out.append(_BOLD.sub(r"<strong>\1</strong>", html.escape(text[last:m.start()])))
+        out.append(_BOLD.sub(r"<strong>\1</strong>", html.escape(text[last : m.start()])))
         out.append(f'<a href="{html.escape(m.group(2), quote=True)}">{html.escape(m.group(1))}</a>')
         last = m.end()
     out.append(_BOLD.sub(r"<strong>\1</strong>", html.escape(text[last:])))
@@ -66,10 +66,12 @@ def to_html(markdown: str, *, title: str = "") -> str:
     if in_list:
         parts.append("</ul>")
     body = "\n".join(parts)
-    heading = f"<h1 style=\"font-size:18px\">{html.escape(title)}</h1>\n" if title else ""
-    return ('<!DOCTYPE html>\n<html lang="zh-CN"><head><meta charset="utf-8"></head>\n'
-            '<body style="font-family:\'PingFang SC\',\'Microsoft YaHei\',sans-serif;font-size:14px;line-height:1.6">\n'
-            f"{heading}{body}\n</body></html>\n")
+    heading = f'<h1 style="font-size:18px">{html.escape(title)}</h1>\n' if title else ""
+    return (
+        '<!DOCTYPE html>\n<html lang="zh-CN"><head><meta charset="utf-8"></head>\n'
+        "<body style=\"font-family:'PingFang SC','Microsoft YaHei',sans-serif;font-size:14px;line-height:1.6\">\n"
+        f"{heading}{body}\n</body></html>\n"
+    )
 
 
 def to_plain(markdown: str) -> str:

@@ -10,12 +10,12 @@ returned, so delivery is at least once: a crash between the send and the commit 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Iterable, Iterator, Mapping, Sequence
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
-from zoneinfo import ZoneInfo
 
 from zhengai.ingest.privacy import mask_text
 from zhengai.ingest.records import period_kind, period_sort_key
@@ -70,8 +70,15 @@ def admit(s: Session, routes: Mapping[str, RoutePolicy], now: datetime, tz: Zone
     does not match is suppressed there; digest notices get the next digest hour as their
     earliest time."""
     q = (
-        select(OutboxRow.id, OutboxRow.channel, OutboxRow.recipient_id, WarningEventRow.warning_id,
-               WarningEventRow.kind, WarningEventRow.to_band, WarningRow.level)
+        select(
+            OutboxRow.id,
+            OutboxRow.channel,
+            OutboxRow.recipient_id,
+            WarningEventRow.warning_id,
+            WarningEventRow.kind,
+            WarningEventRow.to_band,
+            WarningRow.level,
+        )
         .join(WarningEventRow, WarningEventRow.id == OutboxRow.event_id)
         .join(WarningRow, WarningRow.id == WarningEventRow.warning_id)
         .outerjoin(DeliveryRow, DeliveryRow.outbox_id == OutboxRow.id)
@@ -83,12 +90,22 @@ def admit(s: Session, routes: Mapping[str, RoutePolicy], now: datetime, tz: Zone
         route = routes[channel]
         routed = route.match is None or route.match.accepts(band=band, level=level, kind=kind)
         digest = routed and wants_digest(route, band=band, kind=kind)
-        s.add(DeliveryRow(
-            outbox_id=oid, channel=channel, recipient_id=recipient, warning_id=warning_id,
-            group_key=group_key(channel, recipient, digest), digest=digest, state="queued" if routed else "suppressed",
-            reason=None if routed else NOT_ROUTED, admitted_at=now, finished_at=None if routed else now,
-            next_attempt_at=next_digest(now, route.digest.at, tz) if digest and route.digest else None, attempts=0,
-        ))
+        s.add(
+            DeliveryRow(
+                outbox_id=oid,
+                channel=channel,
+                recipient_id=recipient,
+                warning_id=warning_id,
+                group_key=group_key(channel, recipient, digest),
+                digest=digest,
+                state="queued" if routed else "suppressed",
+                reason=None if routed else NOT_ROUTED,
+                admitted_at=now,
+                finished_at=None if routed else now,
+                next_attempt_at=next_digest(now, route.digest.at, tz) if digest and route.digest else None,
+                attempts=0,
+            )
+        )
         if not routed:
             unrouted.append(oid)
         n += 1
@@ -114,21 +131,40 @@ def load_pending(s: Session, channels: Iterable[str], now: datetime, active: fro
     )
     out = []
     for d, o, e, w in s.execute(q).all():
-        out.append(Pending(
-            outbox_id=o.id, channel=o.channel, recipient_id=o.recipient_id, subject=o.subject, body=o.body,
-            warning_id=w.id, rule_id=w.rule_id, entity_id=w.entity_id, level=w.level, metric=w.metric,
-            period=e.period, kind=e.kind, band=e.to_band, closing=e.to_status not in active,
-            warning_active=w.status in active, state=d.state, group_key=d.group_key, digest=d.digest,
-            admitted_at=d.admitted_at, next_attempt_at=d.next_attempt_at, attempts=d.attempts,
-            inhibited_by=d.inhibited_by,
-        ))
+        out.append(
+            Pending(
+                outbox_id=o.id,
+                channel=o.channel,
+                recipient_id=o.recipient_id,
+                subject=o.subject,
+                body=o.body,
+                warning_id=w.id,
+                rule_id=w.rule_id,
+                entity_id=w.entity_id,
+                level=w.level,
+                metric=w.metric,
+                period=e.period,
+                kind=e.kind,
+                band=e.to_band,
+                closing=e.to_status not in active,
+                warning_active=w.status in active,
+                state=d.state,
+                group_key=d.group_key,
+                digest=d.digest,
+                admitted_at=d.admitted_at,
+                next_attempt_at=d.next_attempt_at,
+                attempts=d.attempts,
+                inhibited_by=d.inhibited_by,
+            )
+        )
     return out
 
 
 def inhibition_sources(s: Session, rule_ids: Sequence[str] | None, active: frozenset[str]) -> list[Source]:
     """Active warnings that could inhibit (of these rules; None: any rule)."""
-    q = select(WarningRow.id, WarningRow.rule_id, WarningRow.entity_id, WarningRow.level, WarningRow.metric,
-               WarningRow.band).where(WarningRow.status.in_(list(active)))
+    q = select(
+        WarningRow.id, WarningRow.rule_id, WarningRow.entity_id, WarningRow.level, WarningRow.metric, WarningRow.band
+    ).where(WarningRow.status.in_(list(active)))
     if rule_ids is not None:
         q = q.where(WarningRow.rule_id.in_(list(rule_ids)))
     return [Source(*row) for row in s.execute(q).all()]
@@ -140,8 +176,11 @@ def announced(s: Session, keys: Iterable[tuple[int, str, str | None]]) -> set[tu
     found: set[tuple[int, str, str]] = set()
     ids = sorted({w for w, _, _ in wanted})
     for chunk in _chunks(ids):
-        for row in s.execute(select(NotifyLogRow.warning_id, NotifyLogRow.channel, NotifyLogRow.recipient_id)
-                             .where(NotifyLogRow.warning_id.in_(chunk))):
+        for row in s.execute(
+            select(NotifyLogRow.warning_id, NotifyLogRow.channel, NotifyLogRow.recipient_id).where(
+                NotifyLogRow.warning_id.in_(chunk)
+            )
+        ):
             if tuple(row) in wanted:
                 found.add(tuple(row))
     return found
@@ -154,7 +193,8 @@ def earlier_inhibited(s: Session, keys: Iterable[tuple[int, str]]) -> set[tuple[
     found: set[tuple[int, str]] = set()
     for chunk in _chunks(ids):
         q = select(DeliveryRow.warning_id, DeliveryRow.channel).where(
-            DeliveryRow.warning_id.in_(chunk), DeliveryRow.inhibited_by.is_not(None), DeliveryRow.state != "sent")
+            DeliveryRow.warning_id.in_(chunk), DeliveryRow.inhibited_by.is_not(None), DeliveryRow.state != "sent"
+        )
         found.update((w, c) for w, c in s.execute(q).all() if (w, c) in wanted)
     return found
 
@@ -163,12 +203,19 @@ def save_states(s: Session, items: Sequence[Pending], reasons: Mapping[int, str 
     """Persist state, timing and reason of these deliveries; a suppressed one also closes its
     outbox row."""
     for p in items:
-        values = dict(state=p.state, next_attempt_at=p.next_attempt_at, inhibited_by=p.inhibited_by,
-                      reason=reasons.get(p.outbox_id))
+        values = dict(
+            state=p.state,
+            next_attempt_at=p.next_attempt_at,
+            inhibited_by=p.inhibited_by,
+            reason=reasons.get(p.outbox_id),
+        )
         if p.state == "suppressed":
             values["finished_at"] = now
-            s.execute(update(OutboxRow).where(OutboxRow.id == p.outbox_id)
-                      .values(status="suppressed", last_error=reasons.get(p.outbox_id)))
+            s.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id == p.outbox_id)
+                .values(status="suppressed", last_error=reasons.get(p.outbox_id))
+            )
         s.execute(update(DeliveryRow).where(DeliveryRow.outbox_id == p.outbox_id).values(**values))
 
 
@@ -176,7 +223,9 @@ def last_flushes(s: Session, keys: Iterable[str]) -> dict[str, datetime]:
     keys = sorted(set(keys))
     out: dict[str, datetime] = {}
     for chunk in _chunks(keys):
-        out.update({k: t for k, t in s.execute(select(GroupRow.key, GroupRow.last_flush_at).where(GroupRow.key.in_(chunk)))})
+        out.update(
+            {k: t for k, t in s.execute(select(GroupRow.key, GroupRow.last_flush_at).where(GroupRow.key.in_(chunk)))}
+        )
     return out
 
 
@@ -206,7 +255,8 @@ def trends(s: Session, keys: Iterable[tuple[str, str, str]], n: int = 4) -> dict
     for rule_id, entities in by_rule.items():
         for chunk in _chunks(sorted(entities)):
             q = select(VerdictRow.entity_id, VerdictRow.period, VerdictRow.value, VerdictRow.evaluated_at).where(
-                VerdictRow.rule_id == rule_id, VerdictRow.entity_id.in_(chunk), VerdictRow.value.is_not(None))
+                VerdictRow.rule_id == rule_id, VerdictRow.entity_id.in_(chunk), VerdictRow.value.is_not(None)
+            )
             for entity_id, period, value, at in s.execute(q).all():
                 per = history.setdefault((rule_id, entity_id), {})
                 if period not in per or at > per[period][0]:  # the latest verdict of a period wins
@@ -216,35 +266,75 @@ def trends(s: Session, keys: Iterable[tuple[str, str, str]], n: int = 4) -> dict
         per = history.get((rule_id, entity_id), {})
         try:
             kind = period_kind(period)
-            periods = sorted((p for p in per if period_kind(p) == kind and period_sort_key(p) <= period_sort_key(period)),
-                             key=period_sort_key)
+            periods = sorted(
+                (p for p in per if period_kind(p) == kind and period_sort_key(p) <= period_sort_key(period)),
+                key=period_sort_key,
+            )
         except ValueError:
             periods = []
         out[(rule_id, entity_id, period)] = [per[p][1] for p in periods[-n:]]
     return out
 
 
-def record_sent(s: Session, items: Sequence[Pending], *, channel: str, group: str, kind: str, subject: str,
-                recipient_id: str | None, bucket: str | None, now: datetime) -> int:
-    msg = MessageRow(channel=channel, recipient_id=recipient_id, group_key=group, kind=kind, notices=len(items),
-                     subject=subject[:200], sent_at=now)
+def record_sent(
+    s: Session,
+    items: Sequence[Pending],
+    *,
+    channel: str,
+    group: str,
+    kind: str,
+    subject: str,
+    recipient_id: str | None,
+    bucket: str | None,
+    now: datetime,
+) -> int:
+    msg = MessageRow(
+        channel=channel,
+        recipient_id=recipient_id,
+        group_key=group,
+        kind=kind,
+        notices=len(items),
+        subject=subject[:200],
+        sent_at=now,
+    )
     s.add(msg)
     s.flush()
     ids = [p.outbox_id for p in items]
     for chunk in _chunks(ids):
-        s.execute(update(OutboxRow).where(OutboxRow.id.in_(chunk))
-                  .values(status="sent", sent_at=now, attempts=OutboxRow.attempts + 1, last_error=None))
-        s.execute(update(DeliveryRow).where(DeliveryRow.outbox_id.in_(chunk))
-                  .values(state="sent", message_id=msg.id, finished_at=now, reason=None, next_attempt_at=None,
-                          attempts=DeliveryRow.attempts + 1))
+        s.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id.in_(chunk))
+            .values(status="sent", sent_at=now, attempts=OutboxRow.attempts + 1, last_error=None)
+        )
+        s.execute(
+            update(DeliveryRow)
+            .where(DeliveryRow.outbox_id.in_(chunk))
+            .values(
+                state="sent",
+                message_id=msg.id,
+                finished_at=now,
+                reason=None,
+                next_attempt_at=None,
+                attempts=DeliveryRow.attempts + 1,
+            )
+        )
     for p in items:
         if p.warning_id is None:
             continue
         key = (p.warning_id, channel, p.recipient_id or "")
         log = s.get(NotifyLogRow, key)
         if log is None:
-            s.add(NotifyLogRow(warning_id=key[0], channel=key[1], recipient_id=key[2], first_sent_at=now,
-                               last_sent_at=now, last_kind=p.kind, sent_count=1))
+            s.add(
+                NotifyLogRow(
+                    warning_id=key[0],
+                    channel=key[1],
+                    recipient_id=key[2],
+                    first_sent_at=now,
+                    last_sent_at=now,
+                    last_kind=p.kind,
+                    sent_count=1,
+                )
+            )
             s.flush()
         else:
             log.last_sent_at, log.last_kind, log.sent_count = now, p.kind, log.sent_count + 1
@@ -258,19 +348,40 @@ def record_sent(s: Session, items: Sequence[Pending], *, channel: str, group: st
     return msg.id
 
 
-def record_failure(s: Session, items: Sequence[Pending], *, error: str, retryable: bool, next_at: datetime | None,
-                   bucket: str | None, block_until: datetime | None, now: datetime, counted: bool = True) -> None:
+def record_failure(
+    s: Session,
+    items: Sequence[Pending],
+    *,
+    error: str,
+    retryable: bool,
+    next_at: datetime | None,
+    bucket: str | None,
+    block_until: datetime | None,
+    now: datetime,
+    counted: bool = True,
+) -> None:
     """A failed send (``counted``) or a send not tried because the channel just failed."""
     ids = [p.outbox_id for p in items]
     bump = 1 if counted else 0
     for chunk in _chunks(ids):
-        s.execute(update(OutboxRow).where(OutboxRow.id.in_(chunk))
-                  .values(status="pending" if retryable else "failed", last_error=error[:2000],
-                          attempts=OutboxRow.attempts + bump))
-        s.execute(update(DeliveryRow).where(DeliveryRow.outbox_id.in_(chunk))
-                  .values(state="retry" if retryable else "failed", reason=error[:2000],
-                          next_attempt_at=next_at if retryable else None, attempts=DeliveryRow.attempts + bump,
-                          finished_at=None if retryable else now))
+        s.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id.in_(chunk))
+            .values(
+                status="pending" if retryable else "failed", last_error=error[:2000], attempts=OutboxRow.attempts + bump
+            )
+        )
+        s.execute(
+            update(DeliveryRow)
+            .where(DeliveryRow.outbox_id.in_(chunk))
+            .values(
+                state="retry" if retryable else "failed",
+                reason=error[:2000],
+                next_attempt_at=next_at if retryable else None,
+                attempts=DeliveryRow.attempts + bump,
+                finished_at=None if retryable else now,
+            )
+        )
     if bucket is not None and counted:
         s.add(AttemptRow(bucket=bucket, at=now, ok=False))
     if bucket is not None and block_until is not None:
@@ -290,8 +401,11 @@ def requeue_failed(s: Session, now: datetime, channel: str | None = None) -> int
     ids = list(s.scalars(q))
     for chunk in _chunks(ids):
         s.execute(update(OutboxRow).where(OutboxRow.id.in_(chunk)).values(status="pending"))
-        s.execute(update(DeliveryRow).where(DeliveryRow.outbox_id.in_(chunk))
-                  .values(state="retry", next_attempt_at=now, finished_at=None))
+        s.execute(
+            update(DeliveryRow)
+            .where(DeliveryRow.outbox_id.in_(chunk))
+            .values(state="retry", next_attempt_at=now, finished_at=None)
+        )
     return len(ids)
 
 
@@ -300,8 +414,11 @@ def last_announced(s: Session, warning_ids: Iterable[int]) -> dict[int, datetime
     ids = sorted(set(warning_ids))
     out: dict[int, datetime] = {}
     for chunk in _chunks(ids):
-        q = (select(NotifyLogRow.warning_id, func.max(NotifyLogRow.last_sent_at))
-             .where(NotifyLogRow.warning_id.in_(chunk)).group_by(NotifyLogRow.warning_id))
+        q = (
+            select(NotifyLogRow.warning_id, func.max(NotifyLogRow.last_sent_at))
+            .where(NotifyLogRow.warning_id.in_(chunk))
+            .group_by(NotifyLogRow.warning_id)
+        )
         out.update({w: at for w, at in s.execute(q).all()})
     return out
 
@@ -311,9 +428,11 @@ def open_deliveries(s: Session, warning_ids: Iterable[int]) -> set[int]:
     ids = sorted(set(warning_ids))
     found: set[int] = set()
     for chunk in _chunks(ids):
-        q = (select(WarningEventRow.warning_id)
-             .join(OutboxRow, OutboxRow.event_id == WarningEventRow.id)
-             .where(and_(WarningEventRow.warning_id.in_(chunk), OutboxRow.status == "pending")))
+        q = (
+            select(WarningEventRow.warning_id)
+            .join(OutboxRow, OutboxRow.event_id == WarningEventRow.id)
+            .where(and_(WarningEventRow.warning_id.in_(chunk), OutboxRow.status == "pending"))
+        )
         found.update(s.scalars(q))
     return found
 
@@ -322,7 +441,9 @@ def defer(s: Session, items: Sequence[Pending], until: datetime, reason: str) ->
     """Not sent this run, not a failure: try again at ``until`` (rate limit, channel just failed)."""
     ids = [p.outbox_id for p in items]
     for chunk in _chunks(ids):
-        s.execute(update(DeliveryRow).where(DeliveryRow.outbox_id.in_(chunk)).values(next_attempt_at=until, reason=reason))
+        s.execute(
+            update(DeliveryRow).where(DeliveryRow.outbox_id.in_(chunk)).values(next_attempt_at=until, reason=reason)
+        )
 
 
 # --- follow-ups: reminders -------------------------------------------------------
@@ -336,15 +457,46 @@ def active_warnings(s: Session, active: frozenset[str], *, due_before: datetime 
     return list(s.scalars(q))
 
 
-def enqueue_followup(s: Session, w: WarningRow, *, kind: str, cause: str, reason: str, subject: str, body: str,
-                     recipient_id: str | None, channels: Sequence[str], now: datetime) -> WarningEventRow:
+def enqueue_followup(
+    s: Session,
+    w: WarningRow,
+    *,
+    kind: str,
+    cause: str,
+    reason: str,
+    subject: str,
+    body: str,
+    recipient_id: str | None,
+    channels: Sequence[str],
+    now: datetime,
+) -> WarningEventRow:
     """A follow-up (a reminder) as a warning event — the audit trail; ``cause``
     keeps it idempotent — and one outbox row per channel. The warning's status is left as it is."""
-    event = WarningEventRow(warning_id=w.id, kind=kind, from_status=w.status, to_status=w.status, from_band=w.band,
-                            to_band=w.band, period=w.last_period, value=w.value, reason=reason, cause=cause, at=now)
+    event = WarningEventRow(
+        warning_id=w.id,
+        kind=kind,
+        from_status=w.status,
+        to_status=w.status,
+        from_band=w.band,
+        to_band=w.band,
+        period=w.last_period,
+        value=w.value,
+        reason=reason,
+        cause=cause,
+        at=now,
+    )
     s.add(event)
     s.flush()
     for channel in channels:
-        s.add(OutboxRow(event_id=event.id, channel=channel, recipient_id=recipient_id, subject=mask_text(subject)[:200],
-                        body=mask_text(body), status="pending", created_at=now))
+        s.add(
+            OutboxRow(
+                event_id=event.id,
+                channel=channel,
+                recipient_id=recipient_id,
+                subject=mask_text(subject)[:200],
+                body=mask_text(body),
+                status="pending",
+                created_at=now,
+            )
+        )
     return event

@@ -21,11 +21,12 @@ import logging
 import threading
 import time as _time
 from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
@@ -110,9 +111,16 @@ class NotifyPipeline:
     read through callables, like the warning service's, for entity lineage (inhibition scope),
     contacts, names and units."""
 
-    def __init__(self, store: Any, channels: Sequence[Channel], config: NotifyConfig | None = None, *,
-                 directory: Callable[[], Directory] | None = None, rules: Callable[[], RuleSet] | None = None,
-                 template_dir: Any = None):
+    def __init__(
+        self,
+        store: Any,
+        channels: Sequence[Channel],
+        config: NotifyConfig | None = None,
+        *,
+        directory: Callable[[], Directory] | None = None,
+        rules: Callable[[], RuleSet] | None = None,
+        template_dir: Any = None,
+    ):
         self.engine = store.engine
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         create_notify_schema(self.engine)
@@ -124,8 +132,15 @@ class NotifyPipeline:
         self.composer = Composer(self.config.links, self.config.tz, unit_of=self.unit_of, template_dir=template_dir)
 
     @classmethod
-    def from_config(cls, store: Any, config: NotifyConfig, *, directory: Callable[[], Directory] | None = None,
-                    rules: Callable[[], RuleSet] | None = None, sink_extra: Mapping[str, dict] | None = None) -> "NotifyPipeline":
+    def from_config(
+        cls,
+        store: Any,
+        config: NotifyConfig,
+        *,
+        directory: Callable[[], Directory] | None = None,
+        rules: Callable[[], RuleSet] | None = None,
+        sink_extra: Mapping[str, dict] | None = None,
+    ) -> NotifyPipeline:
         """Build every configured channel's sink. ``sink_extra`` passes per-channel test seams
         (e.g. ``{"robot": {"transport": httpx.MockTransport(...)}}``)."""
         extra = sink_extra or {}
@@ -164,8 +179,14 @@ class NotifyPipeline:
             report.silences_ended = expiry_notices(self, now)  # tell authors their silence ended
         return report
 
-    def serve(self, clock: Callable[[], datetime], stop: threading.Event, *, every: timedelta = timedelta(seconds=15),
-              before: Callable[[datetime], object] | None = None) -> None:
+    def serve(
+        self,
+        clock: Callable[[], datetime],
+        stop: threading.Event,
+        *,
+        every: timedelta = timedelta(seconds=15),
+        before: Callable[[datetime], object] | None = None,
+    ) -> None:
         """The notifier's loop: ``before(now)`` (e.g. ``WarningService.tick``: escalation and
         staleness), then ``tick(now)``, every ``every`` until ``stop`` is set. A pass that fails
         (database away) is logged and tried again next time; nothing is lost, it is all in the
@@ -225,8 +246,11 @@ class NotifyPipeline:
         sources = []
         if cfg.inhibit:
             patterns = [r.source for r in cfg.inhibit]
-            sources = [src for src in outbox.inhibition_sources(s, None, cfg.active_statuses)
-                       if any(fnmatchcase(src.rule_id, p) for p in patterns)]
+            sources = [
+                src
+                for src in outbox.inhibition_sources(s, None, cfg.active_statuses)
+                if any(fnmatchcase(src.rule_id, p) for p in patterns)
+            ]
         closing = [(p.warning_id, p.channel, p.recipient_id) for p in pending if p.closing and p.warning_id is not None]
         announced = outbox.announced(s, closing) if closing else set()
         earlier = outbox.earlier_inhibited(s, [(w, c) for w, c, _ in closing]) if closing else set()
@@ -240,13 +264,20 @@ class NotifyPipeline:
             before = (p.state, p.next_attempt_at, p.inhibited_by)
             counts = report.of(p.channel)
             inhibitor = find_inhibitor(cfg.inhibit, sources, p, lineage) if sources else None
-            verdict = decide(p, inhibitor, announced=(p.warning_id, p.channel, p.recipient_id or "") in announced,
-                             earlier_inhibited=(p.warning_id, p.channel) in earlier)
+            verdict = decide(
+                p,
+                inhibitor,
+                announced=(p.warning_id, p.channel, p.recipient_id or "") in announced,
+                earlier_inhibited=(p.warning_id, p.channel) in earlier,
+            )
             reason: str | None = None
             if verdict == SUPPRESS:
                 p.state, p.next_attempt_at = "suppressed", None
-                reason = (f"inhibited by warning {inhibitor[1].warning_id} ({inhibitor[0].name}); the warning is over"
-                          if inhibitor else "earlier notices were inhibited; the warning was never announced here")
+                reason = (
+                    f"inhibited by warning {inhibitor[1].warning_id} ({inhibitor[0].name}); the warning is over"
+                    if inhibitor
+                    else "earlier notices were inhibited; the warning was never announced here"
+                )
                 counts.suppressed += 1
                 metrics.NOTICES.labels(p.channel, "suppressed").inc()
             elif verdict == HOLD and inhibitor is not None:
@@ -259,7 +290,9 @@ class NotifyPipeline:
                 reason = reason_of(silenced[1].id)
                 counts.muted += 1
                 metrics.HELD.labels(p.channel, "silenced").inc()
-            elif cfg.calendar and (window := cfg.calendar.mute_until(now, level=p.level, band=p.band, channel=p.channel)):
+            elif cfg.calendar and (
+                window := cfg.calendar.mute_until(now, level=p.level, band=p.band, channel=p.channel)
+            ):
                 p.state, p.next_attempt_at = "muted", window[0]
                 reason = f"calendar:{window[1].name}"
                 counts.muted += 1
@@ -287,11 +320,22 @@ class NotifyPipeline:
                 due.append((key, ready))
         if not due:
             return [], {}
-        keys = {(p.rule_id, p.entity_id, p.period) for _, items in due for p in items if p.rule_id and p.entity_id and p.period}
+        keys = {
+            (p.rule_id, p.entity_id, p.period)
+            for _, items in due
+            for p in items
+            if p.rule_id and p.entity_id and p.period
+        }
         history = outbox.trends(s, keys)
-        notices = {p.outbox_id: self.composer.notice(p, history.get((p.rule_id or "", p.entity_id or "", p.period or ""), ()),
-                                                     personal=self.channels[p.channel].sink.personal)
-                   for _, items in due for p in items}
+        notices = {
+            p.outbox_id: self.composer.notice(
+                p,
+                history.get((p.rule_id or "", p.entity_id or "", p.period or ""), ()),
+                personal=self.channels[p.channel].sink.personal,
+            )
+            for _, items in due
+            for p in items
+        }
         batches = []
         for key, items in due:
             channel = self.channels[items[0].channel]
@@ -311,14 +355,18 @@ class NotifyPipeline:
                 person = directory.person(pid)
                 if person is not None:
                     old = found.get(pid)
-                    found[pid] = Contact(pid, person.name or (old.name if old else None),
-                                         person.email or (old.email if old else None),
-                                         person.dingtalk_user_id or (old.dingtalk_user_id if old else None),
-                                         person.mobile or (old.mobile if old else None))
+                    found[pid] = Contact(
+                        pid,
+                        person.name or (old.name if old else None),
+                        person.email or (old.email if old else None),
+                        person.dingtalk_user_id or (old.dingtalk_user_id if old else None),
+                        person.mobile or (old.mobile if old else None),
+                    )
         return found
 
-    def _send(self, s: Session, batches: list[_Batch], notices: dict[int, Notice], now: datetime,
-              report: RunReport) -> None:
+    def _send(
+        self, s: Session, batches: list[_Batch], notices: dict[int, Notice], now: datetime, report: RunReport
+    ) -> None:
         if not batches:
             return
         contacts = self._contacts(s, batches)
@@ -353,8 +401,14 @@ class NotifyPipeline:
             recipient = contacts.get(recipient_id) if recipient_id else None
             if recipient_id and recipient is None:
                 recipient = Contact(recipient_id)
-            message = self.composer.message([notices[p.outbox_id] for p in b.items], recipient=recipient,
-                                            digest=b.digest, at=now, buttons=sink.renders_links, personal=sink.personal)
+            message = self.composer.message(
+                [notices[p.outbox_id] for p in b.items],
+                recipient=recipient,
+                digest=b.digest,
+                at=now,
+                buttons=sink.renders_links,
+                personal=sink.personal,
+            )
             s.commit()  # hold no transaction open while a channel answers
             started = _time.perf_counter()
             try:
@@ -368,8 +422,17 @@ class NotifyPipeline:
                 continue
             finally:
                 metrics.SEND_SECONDS.labels(name).observe(_time.perf_counter() - started)
-            outbox.record_sent(s, b.items, channel=name, group=b.group, kind=message.kind, subject=message.subject,
-                               recipient_id=recipient_id, bucket=bucket, now=now)
+            outbox.record_sent(
+                s,
+                b.items,
+                channel=name,
+                group=b.group,
+                kind=message.kind,
+                subject=message.subject,
+                recipient_id=recipient_id,
+                bucket=bucket,
+                now=now,
+            )
             s.commit()
             if window is not None:
                 window.record(now)
@@ -378,8 +441,18 @@ class NotifyPipeline:
             metrics.MESSAGES.labels(name, "sent").inc()
             metrics.NOTICES.labels(name, "sent").inc(len(b.items))
 
-    def _failed(self, s: Session, b: _Batch, exc: BaseException, retryable: bool, retry_after: timedelta | None,
-                now: datetime, counts: Counts, window: SlidingWindow | None, down: dict[str, datetime]) -> None:
+    def _failed(
+        self,
+        s: Session,
+        b: _Batch,
+        exc: BaseException,
+        retryable: bool,
+        retry_after: timedelta | None,
+        now: datetime,
+        counts: Counts,
+        window: SlidingWindow | None,
+        down: dict[str, datetime],
+    ) -> None:
         name = b.channel.name
         bucket = b.channel.sink.rate_bucket if b.channel.sink.rate_limit is not None else None
         attempts = max(p.attempts for p in b.items) + 1
@@ -388,8 +461,9 @@ class NotifyPipeline:
         if block is not None and block > next_at:
             next_at = block
         error = f"{type(exc).__name__}: {exc}"
-        outbox.record_failure(s, b.items, error=error, retryable=retryable, next_at=next_at, bucket=bucket,
-                              block_until=block, now=now)
+        outbox.record_failure(
+            s, b.items, error=error, retryable=retryable, next_at=next_at, bucket=bucket, block_until=block, now=now
+        )
         s.commit()
         if window is not None:
             window.record(now)
@@ -400,8 +474,14 @@ class NotifyPipeline:
             down[name] = next_at
             counts.retry_later += len(b.items)
             metrics.MESSAGES.labels(name, "retry").inc()
-            log.warning("channel %s: notifications %s failed retryably (attempt %d), next try %s: %s",
-                        name, ids, attempts, next_at.isoformat(), error)
+            log.warning(
+                "channel %s: notifications %s failed retryably (attempt %d), next try %s: %s",
+                name,
+                ids,
+                attempts,
+                next_at.isoformat(),
+                error,
+            )
         else:
             counts.failed += len(b.items)
             metrics.MESSAGES.labels(name, "failed").inc()

@@ -54,7 +54,7 @@ class SlidingWindow:
     def record(self, at: datetime) -> None:
         self.calls.insert(bisect_right(self.calls, at), at)
 
-    def copy(self) -> "SlidingWindow":
+    def copy(self) -> SlidingWindow:
         return SlidingWindow(self.limit, list(self.calls), self.blocked_until)
 
     def block(self, until: datetime) -> None:

@@ -14,8 +14,9 @@ like any other notification.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from zhengai.ingest.privacy import mask_student_id
 from zhengai.ingest.records import Band, EntityKind
@@ -32,14 +33,14 @@ if TYPE_CHECKING:
 __all__ = ["due_reminders", "remind"]
 
 
-def due_reminders(warnings: Sequence[WarningRow], last_sent: dict[int, datetime], busy: set[int],
-                  now: datetime, interval) -> list[WarningRow]:
+def due_reminders(
+    warnings: Sequence[WarningRow], last_sent: dict[int, datetime], busy: set[int], now: datetime, interval
+) -> list[WarningRow]:
     """The warnings to remind at ``now``: announced, quiet for ``interval``, nothing on its way."""
-    return [w for w in warnings
-            if w.id in last_sent and w.id not in busy and now >= last_sent[w.id] + interval]
+    return [w for w in warnings if w.id in last_sent and w.id not in busy and now >= last_sent[w.id] + interval]
 
 
-def _values(w: WarningRow, pipeline: "NotifyPipeline", now: datetime) -> dict[str, object]:
+def _values(w: WarningRow, pipeline: NotifyPipeline, now: datetime) -> dict[str, object]:
     tz = pipeline.config.tz
     directory = pipeline.directory()
     entity = directory.get(w.entity_id) if directory is not None else None
@@ -69,7 +70,7 @@ def _values(w: WarningRow, pipeline: "NotifyPipeline", now: datetime) -> dict[st
     )
 
 
-def remind(pipeline: "NotifyPipeline", now: datetime, channels: Sequence[str]) -> int:
+def remind(pipeline: NotifyPipeline, now: datetime, channels: Sequence[str]) -> int:
     """Enqueue the reminders due at ``now``; one transaction. Returns how many."""
     interval = pipeline.config.reminders.repeat_interval
     if interval is None:
@@ -82,10 +83,18 @@ def remind(pipeline: "NotifyPipeline", now: datetime, channels: Sequence[str]) -
         last = outbox.last_announced(s, [w.id for w in due])
         for w in due:
             values = _values(w, pipeline, now)
-            outbox.enqueue_followup(s, w, kind="reminded", cause=f"reminder:{last[w.id].isoformat()}",
-                                    reason="督办提醒：预警仍未恢复", subject=fill(template.subject, values),
-                                    body=fill(template.body, values), recipient_id=w.responsible_person_id,
-                                    channels=channels, now=now)
+            outbox.enqueue_followup(
+                s,
+                w,
+                kind="reminded",
+                cause=f"reminder:{last[w.id].isoformat()}",
+                reason="督办提醒：预警仍未恢复",
+                subject=fill(template.subject, values),
+                body=fill(template.body, values),
+                recipient_id=w.responsible_person_id,
+                channels=channels,
+                now=now,
+            )
             metrics.REMINDERS.inc()
         s.commit()
     return len(due)

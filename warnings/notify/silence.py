@@ -8,10 +8,10 @@ three functions at the end are the thin adapter over ``notify_silences``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from fnmatch import fnmatchcase
-from typing import Sequence
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -71,9 +71,18 @@ def silenced_until(silences: Sequence[Silence], p: Pending, now: datetime) -> tu
 
 
 def add_silence(session: Session, silence: Silence, now: datetime) -> int:
-    row = SilenceRow(rule=silence.rule, entity_id=silence.entity_id, level=silence.level,
-                     recipient_id=silence.recipient_id, channel=silence.channel, starts_at=silence.starts_at,
-                     ends_at=silence.ends_at, created_by=silence.created_by, comment=silence.comment, created_at=now)
+    row = SilenceRow(
+        rule=silence.rule,
+        entity_id=silence.entity_id,
+        level=silence.level,
+        recipient_id=silence.recipient_id,
+        channel=silence.channel,
+        starts_at=silence.starts_at,
+        ends_at=silence.ends_at,
+        created_by=silence.created_by,
+        comment=silence.comment,
+        created_at=now,
+    )
     session.add(row)
     session.flush()
     return row.id
@@ -82,8 +91,11 @@ def add_silence(session: Session, silence: Silence, now: datetime) -> int:
 def expire_silence(session: Session, silence_id: int, now: datetime) -> None:
     """End a silence now; what it held goes out at the next run."""
     session.execute(update(SilenceRow).where(SilenceRow.id == silence_id, SilenceRow.ends_at > now).values(ends_at=now))
-    session.execute(update(DeliveryRow).where(DeliveryRow.state == "muted", DeliveryRow.reason == reason_of(silence_id))
-                    .values(next_attempt_at=now))
+    session.execute(
+        update(DeliveryRow)
+        .where(DeliveryRow.state == "muted", DeliveryRow.reason == reason_of(silence_id))
+        .values(next_attempt_at=now)
+    )
 
 
 def reason_of(silence_id: int | None) -> str:
@@ -93,6 +105,18 @@ def reason_of(silence_id: int | None) -> str:
 
 def active_silences(session: Session, now: datetime) -> list[Silence]:
     rows = session.scalars(select(SilenceRow).where(SilenceRow.ends_at > now))
-    return [Silence(id=r.id, rule=r.rule, entity_id=r.entity_id, level=r.level, recipient_id=r.recipient_id,
-                    channel=r.channel, starts_at=r.starts_at, ends_at=r.ends_at, created_by=r.created_by,
-                    comment=r.comment) for r in rows]
+    return [
+        Silence(
+            id=r.id,
+            rule=r.rule,
+            entity_id=r.entity_id,
+            level=r.level,
+            recipient_id=r.recipient_id,
+            channel=r.channel,
+            starts_at=r.starts_at,
+            ends_at=r.ends_at,
+            created_by=r.created_by,
+            comment=r.comment,
+        )
+        for r in rows
+    ]

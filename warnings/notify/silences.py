@@ -45,9 +45,12 @@ class Preview:
 
 
 def _matches_warning(s: Silence, w: WarningRow) -> bool:
-    return (fnmatchcase(w.rule_id, s.rule) and (s.entity_id is None or s.entity_id == w.entity_id)
-            and (s.level is None or s.level == w.level)
-            and (s.recipient_id is None or s.recipient_id == w.responsible_person_id))
+    return (
+        fnmatchcase(w.rule_id, s.rule)
+        and (s.entity_id is None or s.entity_id == w.entity_id)
+        and (s.level is None or s.level == w.level)
+        and (s.recipient_id is None or s.recipient_id == w.responsible_person_id)
+    )
 
 
 def _check(silence: Silence, now: datetime) -> None:
@@ -60,18 +63,27 @@ def _check(silence: Silence, now: datetime) -> None:
     if silence.ends_at - max(silence.starts_at, now) > MAX_SILENCE:
         raise ValueError(f"静默最长 {MAX_SILENCE.days} 天 (a silence lasts at most {MAX_SILENCE.days} days)")
     if silence.rule == "*" and not any((silence.entity_id, silence.level, silence.recipient_id, silence.channel)):
-        raise ValueError("静默须至少限定一项（规则、对象、层面、收件人或渠道），不能静默全部通知 (a silence must match something)")
+        raise ValueError(
+            "静默须至少限定一项（规则、对象、层面、收件人或渠道），不能静默全部通知 (a silence must match something)"
+        )
 
 
 def preview(store, silence: Silence, now: datetime) -> Preview:
     with store.session() as s:
-        live = list(s.scalars(select(WarningRow).where(WarningRow.status.in_([st.value for st in LIVE])).order_by(WarningRow.id)))
+        live = list(
+            s.scalars(
+                select(WarningRow).where(WarningRow.status.in_([st.value for st in LIVE])).order_by(WarningRow.id)
+            )
+        )
         hit = [w for w in live if _matches_warning(silence, w)]
         ids = {w.id for w in hit}
         waiting = 0
         for d in s.scalars(select(DeliveryRow).where(DeliveryRow.state.in_(("queued", "held", "muted", "retry")))):
-            if d.warning_id in ids and (silence.channel is None or silence.channel == d.channel) and \
-                    (silence.recipient_id is None or silence.recipient_id == d.recipient_id):
+            if (
+                d.warning_id in ids
+                and (silence.channel is None or silence.channel == d.channel)
+                and (silence.recipient_id is None or silence.recipient_id == d.recipient_id)
+            ):
                 waiting += 1
     return Preview(hit, waiting)
 
@@ -109,20 +121,33 @@ def expiry_notices(pipeline, now: datetime) -> int:
     """Tell each ended silence's author, once, on every personal channel. Returns messages sent."""
     sent = 0
     with pipeline.session() as s:
-        ended = list(s.scalars(select(SilenceRow).where(SilenceRow.ends_at <= now, SilenceRow.expiry_noticed_at.is_(None))))
+        ended = list(
+            s.scalars(select(SilenceRow).where(SilenceRow.ends_at <= now, SilenceRow.expiry_noticed_at.is_(None)))
+        )
         for row in ended:
             person = s.get(PersonRow, row.created_by)
-            contact = Contact(row.created_by, person.name if person else None, person.email if person else None,
-                              person.dingtalk_user_id if person else None, person.mobile if person else None)
+            contact = Contact(
+                row.created_by,
+                person.name if person else None,
+                person.email if person else None,
+                person.dingtalk_user_id if person else None,
+                person.mobile if person else None,
+            )
             subject = f"【静默已结束】#{row.id} {row.rule}"
-            body = (f"您设置的静默 #{row.id} 已于 {row.ends_at.astimezone(pipeline.config.tz):%Y-%m-%d %H:%M} 结束"
-                    f"（原因：{row.comment}）。被暂缓的通知将随后发出；如仍需静默，请重新设置。")
+            body = (
+                f"您设置的静默 #{row.id} 已于 {row.ends_at.astimezone(pipeline.config.tz):%Y-%m-%d %H:%M} 结束"
+                f"（原因：{row.comment}）。被暂缓的通知将随后发出；如仍需静默，请重新设置。"
+            )
             ok = False
             for channel in pipeline.channels.values():
                 if not channel.sink.personal:
                     continue
                 try:
-                    channel.sink.send(Message(subject, body, contact, (Notice(0, None, "silence_ended", "normal", subject, body),), now))
+                    channel.sink.send(
+                        Message(
+                            subject, body, contact, (Notice(0, None, "silence_ended", "normal", subject, body),), now
+                        )
+                    )
                     ok, sent = True, sent + 1
                 except SinkError as exc:
                     log.warning("silence %s: expiry notice on %s failed (%s); will retry", row.id, channel.name, exc)

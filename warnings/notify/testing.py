@@ -23,10 +23,11 @@ import hmac
 import json
 import threading
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from zhengai.ingest.directory import Directory
@@ -39,7 +40,16 @@ from zhengai.warnings.routing import EscalationChains
 from zhengai.warnings.service import WarningService
 from zhengai.warnings.store import AppliedTransition, WarningStore
 
-__all__ = ["FakeClock", "DingTalkRobotServer", "WeComRobotServer", "Received", "SampleCollege", "sample_college", "verdict", "NotifyWorld"]
+__all__ = [
+    "FakeClock",
+    "DingTalkRobotServer",
+    "WeComRobotServer",
+    "Received",
+    "SampleCollege",
+    "sample_college",
+    "verdict",
+    "NotifyWorld",
+]
 
 
 class FakeClock:
@@ -90,11 +100,19 @@ class DingTalkRobotServer:
     """``with DingTalkRobotServer(token, secret, clock=clock) as robot:`` then point the sink's
     ``base_url`` at ``robot.base_url``."""
 
-    def __init__(self, access_token: str, secret: str | None, *, clock: Callable[[], datetime] | None = None,
-                 limit: int = 20, window: timedelta = timedelta(minutes=1),
-                 throttle: timedelta = timedelta(minutes=10), max_skew: timedelta = timedelta(hours=1)):
+    def __init__(
+        self,
+        access_token: str,
+        secret: str | None,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        limit: int = 20,
+        window: timedelta = timedelta(minutes=1),
+        throttle: timedelta = timedelta(minutes=10),
+        max_skew: timedelta = timedelta(hours=1),
+    ):
         self.access_token, self.secret = access_token, secret
-        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.clock = clock or (lambda: datetime.now(UTC))
         self.limit, self.window, self.throttle, self.max_skew = limit, window, throttle, max_skew
         self.received: list[Received] = []
         self.answers: list[tuple[datetime, int]] = []  # every errcode answered, with the time
@@ -107,7 +125,7 @@ class DingTalkRobotServer:
         self._thread: threading.Thread | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
-    def __enter__(self) -> "DingTalkRobotServer":
+    def __enter__(self) -> DingTalkRobotServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -204,8 +222,14 @@ class DingTalkRobotServer:
                 payload = json.loads(raw.decode("utf-8"))
                 kind = payload["msgtype"]
                 part = payload[kind]
-                ok = kind in _MSGTYPES and (kind != "markdown" or (part.get("title") and part.get("text"))) and (
-                    kind != "actionCard" or (part.get("title") and part.get("text") and (part.get("singleURL") or part.get("btns"))))
+                ok = (
+                    kind in _MSGTYPES
+                    and (kind != "markdown" or (part.get("title") and part.get("text")))
+                    and (
+                        kind != "actionCard"
+                        or (part.get("title") and part.get("text") and (part.get("singleURL") or part.get("btns")))
+                    )
+                )
             except (ValueError, KeyError, TypeError, AttributeError):
                 ok, payload = False, {}
             if not ok:
@@ -227,13 +251,13 @@ class WeComRobotServer:
 
     def __init__(self, key: str, *, clock: Callable[[], datetime] | None = None, limit: int = 20):
         self.key, self.limit = key, limit
-        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.clock = clock or (lambda: datetime.now(UTC))
         self.received: list[Received] = []
         self.answers: list[tuple[datetime, int]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
-    def __enter__(self) -> "WeComRobotServer":
+    def __enter__(self) -> WeComRobotServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -270,12 +294,19 @@ class WeComRobotServer:
             else:
                 try:
                     payload = json.loads(raw.decode("utf-8"))
-                    content = payload["markdown"]["content"] if payload["msgtype"] == "markdown" else payload["text"]["content"]
+                    content = (
+                        payload["markdown"]["content"]
+                        if payload["msgtype"] == "markdown"
+                        else payload["text"]["content"]
+                    )
                     if len(content.encode("utf-8")) > 4096:
                         code, msg = 40058, "markdown.content exceed max length 4096"
                 except (ValueError, KeyError, TypeError):
                     code, msg = 40008, "invalid message type"
-            if code == 0 and len([t for t, c in self.answers if c == 0 and t > now - timedelta(minutes=1)]) >= self.limit:
+            if (
+                code == 0
+                and len([t for t, c in self.answers if c == 0 and t > now - timedelta(minutes=1)]) >= self.limit
+            ):
                 code, msg = 45009, "api freq out of limit"
             self.answers.append((now, code))
             if code == 0:
@@ -292,24 +323,83 @@ class WeComRobotServer:
 
 
 def _person(pid: str, name: str, n: int) -> Person:
-    return Person(id=pid, name=name, dingtalk_user_id=f"dt{pid.lower()}", mobile=f"139{n:08d}",
-                  email=f"{pid.lower()}@example.edu.cn")
+    return Person(
+        id=pid,
+        name=name,
+        dingtalk_user_id=f"dt{pid.lower()}",
+        mobile=f"139{n:08d}",
+        email=f"{pid.lower()}@example.edu.cn",
+    )
 
 
 _RULES = [
-    dict(id="course.attendance_rate", name="学生到课率", metric="course.attendance_rate", level="course", unit="%",
-         direction="higher_is_better", target=98, standard=90, warning=95, cycle="week", responsible="course_teacher"),
-    dict(id="student.attendance_rate", name="个人到课率", metric="student.attendance_rate", level="student", unit="%",
-         direction="higher_is_better", target=98, standard=85, warning=90, cycle="week", responsible="counsellor"),
-    dict(id="major.enrollment_fill_rate", name="专业招生计划完成率", metric="major.enrollment_fill_rate", level="major",
-         unit="%", direction="higher_is_better", target=100, standard=90, warning=95, cycle="year",
-         responsible="major_leader"),
-    dict(id="school.attendance_rate", name="全校学生到课率", metric="school.attendance_rate", level="school", unit="%",
-         direction="higher_is_better", target=98, standard=90, warning=95, cycle="week", responsible="office",
-         office="教务处"),
-    dict(id="school.enrollment_plan_completion", name="招生计划完成率", metric="school.enrollment_plan_completion",
-         level="school", unit="%", direction="higher_is_better", target=100, standard=90, warning=95, cycle="year",
-         responsible="office", office="招生就业处"),
+    dict(
+        id="course.attendance_rate",
+        name="学生到课率",
+        metric="course.attendance_rate",
+        level="course",
+        unit="%",
+        direction="higher_is_better",
+        target=98,
+        standard=90,
+        warning=95,
+        cycle="week",
+        responsible="course_teacher",
+    ),
+    dict(
+        id="student.attendance_rate",
+        name="个人到课率",
+        metric="student.attendance_rate",
+        level="student",
+        unit="%",
+        direction="higher_is_better",
+        target=98,
+        standard=85,
+        warning=90,
+        cycle="week",
+        responsible="counsellor",
+    ),
+    dict(
+        id="major.enrollment_fill_rate",
+        name="专业招生计划完成率",
+        metric="major.enrollment_fill_rate",
+        level="major",
+        unit="%",
+        direction="higher_is_better",
+        target=100,
+        standard=90,
+        warning=95,
+        cycle="year",
+        responsible="major_leader",
+    ),
+    dict(
+        id="school.attendance_rate",
+        name="全校学生到课率",
+        metric="school.attendance_rate",
+        level="school",
+        unit="%",
+        direction="higher_is_better",
+        target=98,
+        standard=90,
+        warning=95,
+        cycle="week",
+        responsible="office",
+        office="教务处",
+    ),
+    dict(
+        id="school.enrollment_plan_completion",
+        name="招生计划完成率",
+        metric="school.enrollment_plan_completion",
+        level="school",
+        unit="%",
+        direction="higher_is_better",
+        target=100,
+        standard=90,
+        warning=95,
+        cycle="year",
+        responsible="office",
+        office="招生就业处",
+    ),
 ]
 # Notification tests look at one good period recovering a warning; the shipped rulebook's cycle
 # defaults (a weekly metric holds four weeks) are tested in test_lifecycle.
@@ -339,16 +429,29 @@ def sample_college(courses: int = 10, teachers: int | None = None, students: int
     tids = [f"T{i:03d}" for i in range(1, teachers + 1)]
     staff = {t: _person(t, f"教师{t[1:]}", 100 + i) for i, t in enumerate(tids)}
     records: list[Entity | Person] = [
-        Entity(id="SCH", kind=EntityKind.school, name="示范职业技术学院",
-               responsible={"quality_office": qo, "office:教务处": jiaowu, "office:招生就业处": zhaosheng}),
+        Entity(
+            id="SCH",
+            kind=EntityKind.school,
+            name="示范职业技术学院",
+            responsible={"quality_office": qo, "office:教务处": jiaowu, "office:招生就业处": zhaosheng},
+        ),
         Entity(id="D01", kind=EntityKind.department, name="智能制造学院", parent_id="SCH", responsible={"dean": dean}),
         Entity(id="M01", kind=EntityKind.major, name="数控技术", parent_id="D01", responsible={"major_leader": leader}),
-        Entity(id="K01", kind=EntityKind.class_, name="数控2401班", parent_id="M01", responsible={"counsellor": counsellor}),
+        Entity(
+            id="K01", kind=EntityKind.class_, name="数控2401班", parent_id="M01", responsible={"counsellor": counsellor}
+        ),
     ]
     cids = [f"C{i:03d}" for i in range(1, courses + 1)]
     for i, cid in enumerate(cids):
-        records.append(Entity(id=cid, kind=EntityKind.course, name=f"课程{cid[1:]}", parent_id="M01",
-                              responsible={"course_teacher": staff[tids[i % teachers]], "course_owner": owner}))
+        records.append(
+            Entity(
+                id=cid,
+                kind=EntityKind.course,
+                name=f"课程{cid[1:]}",
+                parent_id="M01",
+                responsible={"course_teacher": staff[tids[i % teachers]], "course_owner": owner},
+            )
+        )
     sids = [f"2401{i:06d}" for i in range(1, students + 1)]
     for i, sid in enumerate(sids):
         records.append(Entity(id=sid, kind=EntityKind.student, name=f"学生{i + 1}", parent_id="K01"))
@@ -357,19 +460,44 @@ def sample_college(courses: int = 10, teachers: int | None = None, students: int
     for r in rules.values():
         by_metric[r.metric] = by_metric.get(r.metric, ()) + (r,)
     people = [qo, dean, leader, owner, counsellor, jiaowu, zhaosheng, *staff.values()]
-    return SampleCollege(Directory(records), RuleSet(rules=rules, overrides={}, version="test", by_metric=by_metric),
-                         cids, tids, sids, [*records, *people])
+    return SampleCollege(
+        Directory(records),
+        RuleSet(rules=rules, overrides={}, version="test", by_metric=by_metric),
+        cids,
+        tids,
+        sids,
+        [*records, *people],
+    )
 
 
-def verdict(college: SampleCollege, rule_id: str, entity_id: str, band: Band, *, period: str, at: datetime,
-            value: float | None = None) -> Verdict:
+def verdict(
+    college: SampleCollege,
+    rule_id: str,
+    entity_id: str,
+    band: Band,
+    *,
+    period: str,
+    at: datetime,
+    value: float | None = None,
+) -> Verdict:
     rule = college.rules.rules[rule_id]
     value = _VALUES[band] if value is None else value
     return Verdict(
-        rule_id=rule.id, rule_version=rule.version, level=Level(rule.level), entity_id=entity_id, metric=rule.metric,
-        period=period, value=value, band=band, reason=f"{rule.name}为{value:g}{rule.unit}（{band.zh}）",
-        thresholds=Thresholds(direction=rule.direction, target=rule.target, standard=rule.standard, warning=rule.warning),
-        observed_at=at, evaluated_at=at, observation_key=f"test|{rule.metric}|{entity_id}|{period}",
+        rule_id=rule.id,
+        rule_version=rule.version,
+        level=Level(rule.level),
+        entity_id=entity_id,
+        metric=rule.metric,
+        period=period,
+        value=value,
+        band=band,
+        reason=f"{rule.name}为{value:g}{rule.unit}（{band.zh}）",
+        thresholds=Thresholds(
+            direction=rule.direction, target=rule.target, standard=rule.standard, warning=rule.warning
+        ),
+        observed_at=at,
+        evaluated_at=at,
+        observation_key=f"test|{rule.metric}|{entity_id}|{period}",
     )
 
 
@@ -377,29 +505,54 @@ class NotifyWorld:
     """A sample college in a warning store, a service writing outbox rows for ``channels``, and a
     fake clock (default start: Monday 2026-10-12 09:00 in Shanghai)."""
 
-    def __init__(self, url: str, *, courses: int = 10, teachers: int | None = None, students: int = 5,
-                 channels: tuple[str, ...] = ("memory",), start: datetime | None = None,
-                 escalation: EscalationChains | None = None):
+    def __init__(
+        self,
+        url: str,
+        *,
+        courses: int = 10,
+        teachers: int | None = None,
+        students: int = 5,
+        channels: tuple[str, ...] = ("memory",),
+        start: datetime | None = None,
+        escalation: EscalationChains | None = None,
+    ):
         self.college = sample_college(courses, teachers, students)
         self.store = WarningStore(url)
         self.store.create_schema()
         self.store.directory.upsert(self.college.records, self.college.directory)
-        self.clock = FakeClock(start or datetime(2026, 10, 12, 1, 0, tzinfo=timezone.utc))
-        self.service = WarningService(self.store, lambda: self.college.rules, lambda: self.college.directory,
-                                      channels=channels, escalation=escalation)
+        self.clock = FakeClock(start or datetime(2026, 10, 12, 1, 0, tzinfo=UTC))
+        self.service = WarningService(
+            self.store,
+            lambda: self.college.rules,
+            lambda: self.college.directory,
+            channels=channels,
+            escalation=escalation,
+        )
 
-    def warn(self, rule_id: str, entities: list[str] | str, band: Band, *, period: str = "2026-W41",
-             at: datetime | None = None, value: float | None = None) -> list[AppliedTransition]:
+    def warn(
+        self,
+        rule_id: str,
+        entities: list[str] | str,
+        band: Band,
+        *,
+        period: str = "2026-W41",
+        at: datetime | None = None,
+        value: float | None = None,
+    ) -> list[AppliedTransition]:
         at = at or self.clock()
         ids = [entities] if isinstance(entities, str) else entities
-        return self.service.handle([verdict(self.college, rule_id, e, band, period=period, at=at, value=value) for e in ids])
+        return self.service.handle(
+            [verdict(self.college, rule_id, e, band, period=period, at=at, value=value) for e in ids]
+        )
 
-    def pipeline(self, *channels: Channel | Any, config: NotifyConfig | None = None,
-                 route: RoutePolicy | None = None) -> NotifyPipeline:
+    def pipeline(
+        self, *channels: Channel | Any, config: NotifyConfig | None = None, route: RoutePolicy | None = None
+    ) -> NotifyPipeline:
         """Channels, or bare sinks (given ``route``, default ``RoutePolicy()``)."""
         built = [c if isinstance(c, Channel) else Channel(c, route or RoutePolicy()) for c in channels]
-        return NotifyPipeline(self.store, built, config, directory=lambda: self.college.directory,
-                              rules=lambda: self.college.rules)
+        return NotifyPipeline(
+            self.store, built, config, directory=lambda: self.college.directory, rules=lambda: self.college.rules
+        )
 
     def outbox_status(self) -> dict[str, int]:
         from sqlalchemy import func, select
@@ -407,4 +560,6 @@ class NotifyWorld:
         from zhengai.warnings.schema import OutboxRow
 
         with self.store.session() as s:
-            return {status: n for status, n in s.execute(select(OutboxRow.status, func.count()).group_by(OutboxRow.status))}
+            return {
+                status: n for status, n in s.execute(select(OutboxRow.status, func.count()).group_by(OutboxRow.status))
+            }

@@ -52,16 +52,23 @@ class WeComRobotSink(Sink):
     personal = False  # a group chat: no personal action links (Composer)
     max_bytes = 3500
 
-    def __init__(self, *, channel: str | None = None, settings: WeComRobotSettings,
-                 transport: httpx.BaseTransport | None = None):
+    def __init__(
+        self, *, channel: str | None = None, settings: WeComRobotSettings, transport: httpx.BaseTransport | None = None
+    ):
         super().__init__(channel=channel)
         self.settings = settings
         self.rate_limit = RateLimit(settings.messages_per_minute, timedelta(minutes=1))
         self._http = client(settings.base_url, settings.timeout, transport)
 
     def send(self, message: Message) -> None:
-        data = request_json(self._http, "POST", "/cgi-bin/webhook/send", what="WeCom robot",
-                            params={"key": self.settings.key.get_secret_value()}, json=wecom_payload(message))
+        data = request_json(
+            self._http,
+            "POST",
+            "/cgi-bin/webhook/send",
+            what="WeCom robot",
+            params={"key": self.settings.key.get_secret_value()},
+            json=wecom_payload(message),
+        )
         code = data.get("errcode")
         if code == 0:
             return

@@ -52,8 +52,9 @@ class WeComAppSink(Sink):
     Settings = WeComAppSettings
     max_bytes = 1800
 
-    def __init__(self, *, channel: str | None = None, settings: WeComAppSettings,
-                 transport: httpx.BaseTransport | None = None):
+    def __init__(
+        self, *, channel: str | None = None, settings: WeComAppSettings, transport: httpx.BaseTransport | None = None
+    ):
         super().__init__(channel=channel)
         self.settings = settings
         self._http = client(settings.base_url, settings.timeout, transport)
@@ -61,8 +62,13 @@ class WeComAppSink(Sink):
 
     def _fetch_token(self) -> tuple[str, int]:
         s = self.settings
-        data = request_json(self._http, "GET", "/cgi-bin/gettoken", what="WeCom gettoken",
-                            params={"corpid": s.corp_id, "corpsecret": s.corp_secret.get_secret_value()})
+        data = request_json(
+            self._http,
+            "GET",
+            "/cgi-bin/gettoken",
+            what="WeCom gettoken",
+            params={"corpid": s.corp_id, "corpsecret": s.corp_secret.get_secret_value()},
+        )
         code = data.get("errcode")
         if code == -1:
             raise RetryableSinkError(f"WeCom gettoken busy (errcode {code})")
@@ -76,8 +82,14 @@ class WeComAppSink(Sink):
             raise FatalSinkError("a WeCom application message needs a recipient")
         payload = app_payload(message, self.settings.agent_id, self.settings.user_id_prefix + person)
         for attempt in (1, 2):
-            data = request_json(self._http, "POST", "/cgi-bin/message/send", what="WeCom application message",
-                                params={"access_token": self._token.get(message.at)}, json=payload)
+            data = request_json(
+                self._http,
+                "POST",
+                "/cgi-bin/message/send",
+                what="WeCom application message",
+                params={"access_token": self._token.get(message.at)},
+                json=payload,
+            )
             code = data.get("errcode")
             if code == 0:
                 if data.get("invaliduser"):

@@ -18,7 +18,7 @@ import os
 import signal
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +37,18 @@ DELIVERY_PATIENCE = 120.0
 def register(cli: click.Group) -> None:
     group = click.Group("connectors", help="campus-system connectors: check and run")
     cli.add_command(group)
-    config_dir = click.option("--config-dir", type=click.Path(path_type=Path), default=None,
-                              help="folder of <name>.yaml (env ZHENGAI_CONNECTORS_DIR; default deploy/connectors)")
+    config_dir = click.option(
+        "--config-dir",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="folder of <name>.yaml (env ZHENGAI_CONNECTORS_DIR; default deploy/connectors)",
+    )
 
     @group.command("check", help="connect and show the first mapped records; produces nothing")
     @click.argument("name")
-    @click.option("--config", type=click.Path(path_type=Path), default=None,
-                  help="the YAML file (default: <dir>/<name>.yaml)")
+    @click.option(
+        "--config", type=click.Path(path_type=Path), default=None, help="the YAML file (default: <dir>/<name>.yaml)"
+    )
     @config_dir
     @click.option("--rows", type=int, default=50, show_default=True, help="rows read per stream")
     @click.option("--show", type=int, default=2, show_default=True, help="records shown per stream")
@@ -58,10 +63,18 @@ def register(cli: click.Group) -> None:
     @config_dir
     @broker_option
     @topic_prefix_option
-    @click.option("--bookmarks", default=None, metavar="URL|FILE",
-                  help="SQLAlchemy URL or JSON file of the bookmarks (env ZHENGAI_BOOKMARKS)")
-    @click.option("--metrics-port", type=int, default=None,
-                  help="serve Prometheus /metrics on this port (env ZHENGAI_CONNECTORS_METRICS_PORT)")
+    @click.option(
+        "--bookmarks",
+        default=None,
+        metavar="URL|FILE",
+        help="SQLAlchemy URL or JSON file of the bookmarks (env ZHENGAI_BOOKMARKS)",
+    )
+    @click.option(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus /metrics on this port (env ZHENGAI_CONNECTORS_METRICS_PORT)",
+    )
     def run(**params: Any) -> int:
         args = namespace(**params)
         args.names, args.config = list(args.names), list(args.config)
@@ -70,13 +83,17 @@ def register(cli: click.Group) -> None:
 
 # --- shared ----------------------------------------------------------------------------------
 
+
 def _settings(args: Any) -> Any:
     from zhengai.connectors.settings import ConnectorSettings
 
     return ConnectorSettings.from_env(
-        broker=getattr(args, "broker", None), topic_prefix=getattr(args, "topic_prefix", None),
-        bookmarks=getattr(args, "bookmarks", None), connectors_dir=args.config_dir,
-        connectors_metrics_port=getattr(args, "metrics_port", None))
+        broker=getattr(args, "broker", None),
+        topic_prefix=getattr(args, "topic_prefix", None),
+        bookmarks=getattr(args, "bookmarks", None),
+        connectors_dir=args.config_dir,
+        connectors_metrics_port=getattr(args, "metrics_port", None),
+    )
 
 
 def _config_error(exc: Exception) -> int:
@@ -87,6 +104,7 @@ def _config_error(exc: Exception) -> int:
 
 
 # --- check -----------------------------------------------------------------------------------
+
 
 def _check(args: Any) -> int:
     from zhengai.connectors.check import check_connector, masked_json
@@ -109,8 +127,11 @@ def _check(args: Any) -> int:
         print(f"{path}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     out = sys.stdout
-    print(f"{config.connector}（{TITLES.get(config.connector, '')}） · {config.source.kind} "
-          f"{config.source.shown()} · {config.schedule.build()}", file=out)
+    print(
+        f"{config.connector}（{TITLES.get(config.connector, '')}） · {config.source.kind} "
+        f"{config.source.shown()} · {config.schedule.build()}",
+        file=out,
+    )
     print(f"只读检查：每个数据流读前 {args.rows} 行并映射；不写入 Kafka，不改书签和文件。", file=out)
     with connector:
         results = check_connector(connector, rows=args.rows, samples=args.show)
@@ -133,14 +154,18 @@ def _check(args: Any) -> int:
         if len(problems) > 20:
             print(f"  … 另有 {len(problems) - 20} 条", file=out)
     failed = [r for r in results if r.error is not None]
-    print(f"共 {len(results)} 个数据流：{len(results) - len(failed)} 个可读取，"
-          f"{len(failed)} 个出错；映射错误 {len(problems)} 条。", file=out)
+    print(
+        f"共 {len(results)} 个数据流：{len(results) - len(failed)} 个可读取，"
+        f"{len(failed)} 个出错；映射错误 {len(problems)} 条。",
+        file=out,
+    )
     if failed or (args.strict and problems):
         return EXIT_FAILED
     return EXIT_OK
 
 
 # --- run -------------------------------------------------------------------------------------
+
 
 def _run(args: Any) -> int:
     from zhengai.connectors.errors import DeliveryError, MissingDriverError
@@ -168,8 +193,7 @@ def _run(args: Any) -> int:
     if args.names:
         missing = set(args.names) - {c.connector for c in configs}
         if missing:
-            print(f"not configured in {', '.join(map(str, paths))}: {', '.join(sorted(missing))}",
-                  file=sys.stderr)
+            print(f"not configured in {', '.join(map(str, paths))}: {', '.join(sorted(missing))}", file=sys.stderr)
             return EXIT_CONFIG
         configs = [c for c in configs if c.connector in args.names]
     else:
@@ -179,15 +203,18 @@ def _run(args: Any) -> int:
     # kafka-python logs every metadata retry at ERROR: the log policy (zhengai.ingest.logs,
     # installed by the CLI) lets one line through and then a summary every 10 s of an outage.
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     connectors, jobs = [], []
     try:
         for c in configs:
             connector = build_connector(c)
             connectors.append(connector)
             health = ConnectorHealth(c.connector, c.window(now), started=now)
-            jobs.append(ConnectorJob(connector, c.schedule.build(), health, batch_size=c.batch_size,
-                                    delivery_patience=DELIVERY_PATIENCE))
+            jobs.append(
+                ConnectorJob(
+                    connector, c.schedule.build(), health, batch_size=c.batch_size, delivery_patience=DELIVERY_PATIENCE
+                )
+            )
     except (MissingDriverError, ValueError) as exc:
         for connector in connectors:
             connector.close()
@@ -227,7 +254,9 @@ def _run(args: Any) -> int:
 
 def _print_report(name: str, report: Any) -> None:
     mark = "✓" if report.ok else "✗"
-    print(f"{mark} {name}: read {report.total('read')} · sent {report.total('sent')} · "
-          f"rejected {report.total('rejected')}")
+    print(
+        f"{mark} {name}: read {report.total('read')} · sent {report.total('sent')} · "
+        f"rejected {report.total('rejected')}"
+    )
     for stream, error in report.errors.items():
         print(f"    {stream}: {mask_text(error)}")

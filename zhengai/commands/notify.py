@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,8 +34,11 @@ def _load(args, *, require_secrets: bool = True):
     from zhengai.warnings.notify.config import NotifyConfigError, load_notify_config
 
     try:
-        return load_notify_config(Path(args.config), secrets_dir=Path(args.secrets_dir) if args.secrets_dir else None,
-                                  require_secrets=require_secrets)
+        return load_notify_config(
+            Path(args.config),
+            secrets_dir=Path(args.secrets_dir) if args.secrets_dir else None,
+            require_secrets=require_secrets,
+        )
     except NotifyConfigError as exc:
         print(exc, file=sys.stderr)
         print("通知配置未通过校验（见上方每处错误的文件、行号和字段）。", file=sys.stderr)
@@ -58,8 +61,9 @@ def _build(args, config):
             cache["directory"], cache["at"] = store.directory.load(), time.monotonic()
         return cache["directory"]
 
-    service = WarningService(store, lambda: rules, directory, channels=tuple(config.channels),
-                             escalation=config.escalation.routing())
+    service = WarningService(
+        store, lambda: rules, directory, channels=tuple(config.channels), escalation=config.escalation.routing()
+    )
     pipeline = NotifyPipeline.from_config(store, config, directory=directory, rules=lambda: rules)
     return service, pipeline
 
@@ -74,7 +78,7 @@ def _lint(args) -> int:
 
 def _when(text: str | None) -> datetime:
     if not text:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
     value = datetime.fromisoformat(text)
     return value if value.tzinfo else value.replace(tzinfo=timezone(timedelta(hours=8)))
 
@@ -117,7 +121,7 @@ def _serve(args) -> int:
             update_gauge(service.store.session, now, tuple(config.channels))
 
     try:
-        pipeline.serve(lambda: datetime.now(timezone.utc), stop, every=parse_duration(args.every), before=before)
+        pipeline.serve(lambda: datetime.now(UTC), stop, every=parse_duration(args.every), before=before)
     finally:
         pipeline.close()
     return 0
@@ -129,10 +133,18 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _common(f: F) -> F:
     """Options accepted before the subcommand and after it (``notify --config X serve`` and
     ``notify serve --config X`` mean the same)."""
-    f = click.option("--config", default=None, metavar="FILE",
-                     help=f"notify.yaml (env ZHENGAI_NOTIFY_CONFIG; default {DEFAULT_CONFIG})")(f)
-    f = click.option("--secrets-dir", default=None, metavar="DIR",
-                     help="folder of secret files, e.g. /run/secrets (env ZHENGAI_SECRETS_DIR)")(f)
+    f = click.option(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help=f"notify.yaml (env ZHENGAI_NOTIFY_CONFIG; default {DEFAULT_CONFIG})",
+    )(f)
+    f = click.option(
+        "--secrets-dir",
+        default=None,
+        metavar="DIR",
+        help="folder of secret files, e.g. /run/secrets (env ZHENGAI_SECRETS_DIR)",
+    )(f)
     return rulebook_option(store_option(f))
 
 
@@ -163,7 +175,11 @@ def register(cli: click.Group) -> None:
     @notify.command("serve", help="run until SIGTERM")
     @_common
     @click.option("--every", default="15s", show_default=True, help="pass interval, e.g. 15s, 1m")
-    @click.option("--metrics-port", type=int, default=lambda: int(os.environ.get("ZHENGAI_NOTIFY_METRICS_PORT") or 0),
-                  help="serve Prometheus /metrics (outbox age) on this port; 0 = off (env ZHENGAI_NOTIFY_METRICS_PORT)")
+    @click.option(
+        "--metrics-port",
+        type=int,
+        default=lambda: int(os.environ.get("ZHENGAI_NOTIFY_METRICS_PORT") or 0),
+        help="serve Prometheus /metrics (outbox age) on this port; 0 = off (env ZHENGAI_NOTIFY_METRICS_PORT)",
+    )
     def serve(**params: Any) -> int:
         return _serve(_args(**params))

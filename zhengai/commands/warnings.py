@@ -27,13 +27,21 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from datetime import datetime, time, timezone
+from datetime import UTC, datetime, time
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import click
 
-from zhengai.commands._options import choice_of, echo_json, json_option, namespace, resolve, rulebook_option, store_option
+from zhengai.commands._options import (
+    choice_of,
+    echo_json,
+    json_option,
+    namespace,
+    resolve,
+    rulebook_option,
+    store_option,
+)
 from zhengai.ingest.records import Level
 from zhengai.warnings.lifecycle import Status
 
@@ -53,7 +61,7 @@ def _service(args):
 
 def _when(text: str | None) -> datetime:
     if not text:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
     value = datetime.fromisoformat(text)
     return value if value.tzinfo else value.replace(tzinfo=CHINA)
 
@@ -75,8 +83,10 @@ def _say(text: str, file=None) -> None:
 def _print_applied(applied) -> None:
     for a in applied:
         t = a.transition
-        _say(f"#{a.warning_id} {t.kind.zh}（{t.kind.value}）: {t.from_status.value if t.from_status else '—'}"
-             f" → {t.to_status.value}  {t.reason}")
+        _say(
+            f"#{a.warning_id} {t.kind.zh}（{t.kind.value}）: {t.from_status.value if t.from_status else '—'}"
+            f" → {t.to_status.value}  {t.reason}"
+        )
 
 
 def _list(args) -> int:
@@ -96,15 +106,26 @@ def _list(args) -> int:
         return 0
     for w in rows:
         due = f"{w.due_date.astimezone(CHINA):%Y-%m-%d}" if w.due_date else "—"
-        _say(f"#{w.id:<5} {Status(w.status).zh:<6} {Band(w.band).zh:<4} {w.rule_name} · {w.entity_id}"
-             f" · {w.last_period} · 限期 {due}")
+        _say(
+            f"#{w.id:<5} {Status(w.status).zh:<6} {Band(w.band).zh:<4} {w.rule_name} · {w.entity_id}"
+            f" · {w.last_period} · 限期 {due}"
+        )
     _say(f"共 {len(rows)} 条")
     return 0
 
 
 def _warning_json(w) -> dict:
-    return {"id": w.id, "rule_id": w.rule_id, "rule_name": w.rule_name, "entity_id": w.entity_id, "level": w.level,
-            "status": w.status, "band": w.band, "last_period": w.last_period, "due_date": w.due_date}
+    return {
+        "id": w.id,
+        "rule_id": w.rule_id,
+        "rule_name": w.rule_name,
+        "entity_id": w.entity_id,
+        "level": w.level,
+        "status": w.status,
+        "band": w.band,
+        "last_period": w.last_period,
+        "due_date": w.due_date,
+    }
 
 
 def _day(t) -> str:
@@ -115,22 +136,37 @@ def _mine(service, args) -> int:
     from zhengai.ingest.privacy import mask_text
     from zhengai.warnings.mine import my_warnings
 
-    items = [m for m in my_warnings(service, args.owner)
-             if (not args.status or m.warning.status == args.status) and (not args.level or m.warning.level == args.level)]
+    items = [
+        m
+        for m in my_warnings(service, args.owner)
+        if (not args.status or m.warning.status == args.status) and (not args.level or m.warning.level == args.level)
+    ]
     if args.as_json:
-        echo_json([{**_warning_json(m.warning), "role": m.role, "actions": list(m.actions_zh),
-                    "measures": [{"text": i.text, "created_at": i.created_at, "due_date": i.due_date} for i in m.measures],
-                    "evidence": [e.url for e in m.evidence]} for m in items])
+        echo_json(
+            [
+                {
+                    **_warning_json(m.warning),
+                    "role": m.role,
+                    "actions": list(m.actions_zh),
+                    "measures": [
+                        {"text": i.text, "created_at": i.created_at, "due_date": i.due_date} for i in m.measures
+                    ],
+                    "evidence": [e.url for e in m.evidence],
+                }
+                for m in items
+            ]
+        )
         return 0
     for m in items:
         w = m.warning
         actions = "、".join(m.actions_zh) or "（无需操作）"
-        print(f"#{w.id:<5} {m.status_zh:<6} {w.rule_name} · {mask_text(w.entity_id)}"
-              f" · {w.last_period} · 限期 {_day(w.due_date)}"
-              f" · {m.role} · 可执行：{actions}")
+        print(
+            f"#{w.id:<5} {m.status_zh:<6} {w.rule_name} · {mask_text(w.entity_id)}"
+            f" · {w.last_period} · 限期 {_day(w.due_date)}"
+            f" · {m.role} · 可执行：{actions}"
+        )
         for i in m.measures:
-            print(f"       改进措施（{_day(i.created_at)}，"
-                  f"限期 {_day(i.due_date)}）：{mask_text(i.text)}")
+            print(f"       改进措施（{_day(i.created_at)}，限期 {_day(i.due_date)}）：{mask_text(i.text)}")
         for e in m.evidence:
             print(f"       支撑材料：{mask_text(e.url)}")
     print(f"共 {len(items)} 条（{args.owner} 负责或督办、待复评的预警）")
@@ -148,29 +184,60 @@ def _show(args) -> int:
         _say(f"没有 #{args.id} 号预警", file=sys.stderr)
         return 1
     if args.as_json:
-        echo_json({
-            **_warning_json(w), "episode": w.episode, "reason": w.reason,
-            "events": [{"at": e.at, "kind": e.kind, "from": e.from_status, "to": e.to_status, "actor": e.actor,
-                        "reason": e.reason} for e in store.read.events(w.id)],
-            "improvements": [{"id": i.id, "owner": i.owner_id, "created_at": i.created_at, "due_date": i.due_date,
-                              "text": i.text} for i in store.read.improvements(w.id)],
-            "evidence": [{"url": e.url, "added_by": e.added_by, "added_at": e.added_at, "note": e.note}
-                         for e in evidence_of(store, w.id)],
-        })
+        echo_json(
+            {
+                **_warning_json(w),
+                "episode": w.episode,
+                "reason": w.reason,
+                "events": [
+                    {
+                        "at": e.at,
+                        "kind": e.kind,
+                        "from": e.from_status,
+                        "to": e.to_status,
+                        "actor": e.actor,
+                        "reason": e.reason,
+                    }
+                    for e in store.read.events(w.id)
+                ],
+                "improvements": [
+                    {
+                        "id": i.id,
+                        "owner": i.owner_id,
+                        "created_at": i.created_at,
+                        "due_date": i.due_date,
+                        "text": i.text,
+                    }
+                    for i in store.read.improvements(w.id)
+                ],
+                "evidence": [
+                    {"url": e.url, "added_by": e.added_by, "added_at": e.added_at, "note": e.note}
+                    for e in evidence_of(store, w.id)
+                ],
+            }
+        )
         return 0
-    _say(f"#{w.id} {w.rule_name}（{w.rule_id}）· {mask_text(w.entity_id)} · 第 {w.episode} 轮"
-         f" · 状态 {Status(w.status).zh}（{w.status}）"
-          f" · {w.band} · 限期 {_day(w.due_date)}\n{mask_text(w.reason)}")
+    _say(
+        f"#{w.id} {w.rule_name}（{w.rule_id}）· {mask_text(w.entity_id)} · 第 {w.episode} 轮"
+        f" · 状态 {Status(w.status).zh}（{w.status}）"
+        f" · {w.band} · 限期 {_day(w.due_date)}\n{mask_text(w.reason)}"
+    )
     for e in store.read.events(w.id):
-        _say(f"  {e.at.astimezone(CHINA):%Y-%m-%d %H:%M} {e.kind:<20} {e.from_status or '—'}"
-             f" → {e.to_status}  {e.actor or ''} {mask_text(e.reason)}")
+        _say(
+            f"  {e.at.astimezone(CHINA):%Y-%m-%d %H:%M} {e.kind:<20} {e.from_status or '—'}"
+            f" → {e.to_status}  {e.actor or ''} {mask_text(e.reason)}"
+        )
     for i in store.read.improvements(w.id):
-        _say(f"  改进措施 #{i.id}（{i.owner_id}，{_day(i.created_at)} 登记，"
-             f"限期 {_day(i.due_date)}）：{mask_text(i.text)}")
+        _say(
+            f"  改进措施 #{i.id}（{i.owner_id}，{_day(i.created_at)} 登记，"
+            f"限期 {_day(i.due_date)}）：{mask_text(i.text)}"
+        )
     evidence = evidence_of(store, w.id)
     for e in evidence:
-        _say(f"  支撑材料（{e.added_by}，{_day(e.added_at)}）"
-             f"：{mask_text(e.url)}{'  ' + mask_text(e.note) if e.note else ''}")
+        _say(
+            f"  支撑材料（{e.added_by}，{_day(e.added_at)}）"
+            f"：{mask_text(e.url)}{'  ' + mask_text(e.note) if e.note else ''}"
+        )
     if not evidence:
         _say("  支撑材料：无")
     stored = effects_of(store, w.id)
@@ -187,7 +254,14 @@ def _show(args) -> int:
 
 
 def _act(args) -> int:
-    from zhengai.warnings.lifecycle import Acknowledge, LifecycleError, MarkFalsePositive, Review, StartImprovement, Waive
+    from zhengai.warnings.lifecycle import (
+        Acknowledge,
+        LifecycleError,
+        MarkFalsePositive,
+        Review,
+        StartImprovement,
+        Waive,
+    )
 
     service, store = _service(args)
     now = _when(args.now)
@@ -273,13 +347,36 @@ def _silence(args) -> int:
     if args.silence_command == "list":
         rows = list_silences(store, now, include_ended=args.all)
         if args.as_json:
-            echo_json([{"id": r.id, "rule": r.rule, "entity_id": r.entity_id, "level": r.level,
-                        "recipient_id": r.recipient_id, "channel": r.channel, "starts_at": r.starts_at,
-                        "ends_at": r.ends_at, "created_by": r.created_by, "comment": r.comment} for r in rows])
+            echo_json(
+                [
+                    {
+                        "id": r.id,
+                        "rule": r.rule,
+                        "entity_id": r.entity_id,
+                        "level": r.level,
+                        "recipient_id": r.recipient_id,
+                        "channel": r.channel,
+                        "starts_at": r.starts_at,
+                        "ends_at": r.ends_at,
+                        "created_by": r.created_by,
+                        "comment": r.comment,
+                    }
+                    for r in rows
+                ]
+            )
             return 0
         for r in rows:
-            what = " ".join(f"{k}={v}" for k, v in (("规则", r.rule), ("对象", r.entity_id), ("层面", r.level),
-                                                     ("收件人", r.recipient_id), ("渠道", r.channel)) if v)
+            what = " ".join(
+                f"{k}={v}"
+                for k, v in (
+                    ("规则", r.rule),
+                    ("对象", r.entity_id),
+                    ("层面", r.level),
+                    ("收件人", r.recipient_id),
+                    ("渠道", r.channel),
+                )
+                if v
+            )
             state = "生效中" if r.starts_at <= now < r.ends_at else ("未开始" if now < r.starts_at else "已结束")
             print(f"#{r.id:<4} {state} {what} · 至 {_day(r.ends_at)} · {r.created_by}：{r.comment}")
         print(f"共 {len(rows)} 条静默")
@@ -293,9 +390,17 @@ def _silence(args) -> int:
         print(f"#{args.id} 号静默已结束；被暂缓的通知将在下一轮发出")
         return 0
     try:
-        silence = Silence(starts_at=now, ends_at=_due(args.until), created_by=args.by, comment=args.reason,
-                          rule=args.rule or "*", entity_id=args.entity, level=args.level, recipient_id=args.recipient,
-                          channel=args.channel)
+        silence = Silence(
+            starts_at=now,
+            ends_at=_due(args.until),
+            created_by=args.by,
+            comment=args.reason,
+            rule=args.rule or "*",
+            entity_id=args.entity,
+            level=args.level,
+            recipient_id=args.recipient,
+            channel=args.channel,
+        )
     except ValueError as exc:
         print(f"未执行：{exc}", file=sys.stderr)
         return 1
@@ -322,8 +427,9 @@ _NOW = click.option("--now", default=None, help="ISO time (default: now; China t
 
 def _common(f: F) -> F:
     """Options accepted before the subcommand and after it."""
-    f = click.option("--channels", default=None, help="outbox channels for notifications this causes "
-                                                      "(default console,file)")(f)
+    f = click.option(
+        "--channels", default=None, help="outbox channels for notifications this causes (default console,file)"
+    )(f)
     return rulebook_option(store_option(f))
 
 
@@ -343,10 +449,19 @@ def register(cli: click.Group) -> None:
     @_common
     @click.option("--status", type=choice_of(Status), default=None)
     @click.option("--level", type=choice_of(Level), default=None)
-    @click.option("--owner", metavar="PERSON", default=None,
-                  help="我的预警: everything this person holds, is escalated to or reviews")
-    @click.option("--as", "as_person", metavar="PERSON", default=None,
-                  help="only the warnings this person's role scope may see (warnings/scopes.py)")
+    @click.option(
+        "--owner",
+        metavar="PERSON",
+        default=None,
+        help="我的预警: everything this person holds, is escalated to or reviews",
+    )
+    @click.option(
+        "--as",
+        "as_person",
+        metavar="PERSON",
+        default=None,
+        help="only the warnings this person's role scope may see (warnings/scopes.py)",
+    )
     @json_option
     def list_(**params: Any) -> int:
         return _list(_args(**params))
@@ -358,19 +473,28 @@ def register(cli: click.Group) -> None:
     def show(**params: Any) -> int:
         return _show(_args(**params))
 
-    actions = (("ack", "acknowledge (确认)"), ("improve", "record an improvement with a due date (改进措施, 限期改进)"),
-               ("review", "close a recovered warning on review (复评)"),
-               ("waive", "质量办: waive the 改进措施 a review needs, with a reason"),
-               ("false-positive", "close as a false positive (误报)"))
+    actions = (
+        ("ack", "acknowledge (确认)"),
+        ("improve", "record an improvement with a due date (改进措施, 限期改进)"),
+        ("review", "close a recovered warning on review (复评)"),
+        ("waive", "质量办: waive the 改进措施 a review needs, with a reason"),
+        ("false-positive", "close as a false positive (误报)"),
+    )
     for name, help_ in actions:
-        options = [click.argument("id", type=int), _common,
-                   click.option("--by", required=True, help="person id of who acts"), _NOW]
+        options = [
+            click.argument("id", type=int),
+            _common,
+            click.option("--by", required=True, help="person id of who acts"),
+            _NOW,
+        ]
         if name in ("ack", "review"):
             options.append(click.option("--note", default=None))
         if name == "improve":
-            options += [click.option("--due", required=True, help="due date YYYY-MM-DD"),
-                        click.option("--text", required=True),
-                        click.option("--evidence", multiple=True, help="link to evidence (佐证材料); repeatable")]
+            options += [
+                click.option("--due", required=True, help="due date YYYY-MM-DD"),
+                click.option("--text", required=True),
+                click.option("--evidence", multiple=True, help="link to evidence (佐证材料); repeatable"),
+            ]
         if name in ("false-positive", "waive"):
             options.append(click.option("--reason", required=True))
 
@@ -438,7 +562,9 @@ def register(cli: click.Group) -> None:
     def silence_expire(**params: Any) -> int:
         return _silence(_args(silence_command="expire", **params))
 
-    @warnings.command("migrate", help="bring the store to the newest schema (versioned migrations, views, read-only role)")
+    @warnings.command(
+        "migrate", help="bring the store to the newest schema (versioned migrations, views, read-only role)"
+    )
     @_common
     def migrate(**params: Any) -> int:
         return _migrate(_args(**params))

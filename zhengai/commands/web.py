@@ -27,12 +27,19 @@ def _web(args: Any) -> int:
     from zhengai.warnings.links import SecretError
     from zhengai.web import WebSettings, build_app, serve
 
-    proxies = args.trusted_proxy or [a.strip() for a in os.environ.get("ZHENGAI_WEB_TRUSTED_PROXIES", "").split(",") if a.strip()]
+    proxies = args.trusted_proxy or [
+        a.strip() for a in os.environ.get("ZHENGAI_WEB_TRUSTED_PROXIES", "").split(",") if a.strip()
+    ]
     settings = WebSettings(user_header=args.user_header or None, trusted_proxies=tuple(proxies or ("127.0.0.1", "::1")))
     try:
-        app = build_app(args.store, rules_folder=args.rulebook, channels=tuple(args.channels.split(",")), settings=settings,
-                        broker=args.broker or os.environ.get("ZHENGAI_BROKER"),
-                        topic_prefix=args.topic_prefix or os.environ.get("ZHENGAI_TOPIC_PREFIX", ""))
+        app = build_app(
+            args.store,
+            rules_folder=args.rulebook,
+            channels=tuple(args.channels.split(",")),
+            settings=settings,
+            broker=args.broker or os.environ.get("ZHENGAI_BROKER"),
+            topic_prefix=args.topic_prefix or os.environ.get("ZHENGAI_TOPIC_PREFIX", ""),
+        )
     except (SecretError, ValueError) as exc:
         print(f"未启动：{exc}", file=sys.stderr)
         return 1
@@ -49,11 +56,18 @@ def register(cli: click.Group) -> None:
     @topic_prefix_option
     @click.option("--host", default="127.0.0.1", show_default=True)
     @click.option("--port", type=int, default=8080, show_default=True)
-    @click.option("--channels", default="console,file", show_default=True,
-                  help="outbox channels for notifications this causes")
-    @click.option("--user-header", default=lambda: os.environ.get("ZHENGAI_WEB_USER_HEADER"),
-                  help="the campus proxy's authenticated-user header, CAS/SSO in front (env ZHENGAI_WEB_USER_HEADER)")
-    @click.option("--trusted-proxy", multiple=True,
-                  help="address the user header is accepted from; repeatable (env ZHENGAI_WEB_TRUSTED_PROXIES)")
+    @click.option(
+        "--channels", default="console,file", show_default=True, help="outbox channels for notifications this causes"
+    )
+    @click.option(
+        "--user-header",
+        default=lambda: os.environ.get("ZHENGAI_WEB_USER_HEADER"),
+        help="the campus proxy's authenticated-user header, CAS/SSO in front (env ZHENGAI_WEB_USER_HEADER)",
+    )
+    @click.option(
+        "--trusted-proxy",
+        multiple=True,
+        help="address the user header is accepted from; repeatable (env ZHENGAI_WEB_TRUSTED_PROXIES)",
+    )
     def web(**params: Any) -> int:
         return _web(namespace(**params))

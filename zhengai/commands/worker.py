@@ -26,8 +26,12 @@ def _run(args: Any) -> int:
     from zhengai.worker import run_worker
 
     given = {
-        "broker": args.broker, "store_url": args.store, "rulebook": args.rulebook, "metrics_port": args.metrics_port,
-        "topic_prefix": args.topic_prefix, "app_id": args.app_id,
+        "broker": args.broker,
+        "store_url": args.store,
+        "rulebook": args.rulebook,
+        "metrics_port": args.metrics_port,
+        "topic_prefix": args.topic_prefix,
+        "app_id": args.app_id,
         "evaluate_as_observed": True if args.backfill else None,
     }
     try:

@@ -72,7 +72,7 @@ def _decode_cursor(cursor: str, term: str) -> int:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: "_Server"
+    server: _Server
     protocol_version = "HTTP/1.1"  # keep-alive, as clients with connection pools expect
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 — stdlib signature
@@ -94,8 +94,11 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "POST" and url.path == "/api/login":
                 self._send(200, self._login())
                 return
-            route = {"/api/school": self._school, "/api/hr/staff": self._staff,
-                     "/api/eval/sections": self._sections}.get(url.path)
+            route = {
+                "/api/school": self._school,
+                "/api/hr/staff": self._staff,
+                "/api/eval/sections": self._sections,
+            }.get(url.path)
             if route is None or method != "GET":
                 raise _HttpError(404 if route is None else 405, f"no route {method} {url.path}")
             self._authorise()
@@ -117,8 +120,10 @@ class _Handler(BaseHTTPRequestHandler):
         except (ValueError, KeyError, TypeError):
             raise _HttpError(400, 'login needs a JSON body {"username": …, "password": …}') from None
         data = self.server.data
-        if not (secrets.compare_digest(str(username), data.username)
-                and secrets.compare_digest(str(password), data.password)):
+        if not (
+            secrets.compare_digest(str(username), data.username)
+            and secrets.compare_digest(str(password), data.password)
+        ):
             raise _HttpError(401, "wrong username or password")
         return {"token": self.server.issue_token()}
 
@@ -134,7 +139,7 @@ class _Handler(BaseHTTPRequestHandler):
         page = _int_arg(query, "page", 1, 1, 10**6)
         size = _int_arg(query, "page_size", 100, 1, _MAX_PAGE)
         staff = self.server.data.staff
-        items = list(staff[(page - 1) * size: page * size])
+        items = list(staff[(page - 1) * size : page * size])
         return {"items": items, "page": page, "page_size": size, "total": len(staff)}
 
     def _sections(self, query: dict[str, list[str]]) -> dict[str, Any]:
@@ -146,8 +151,10 @@ class _Handler(BaseHTTPRequestHandler):
         offset = _decode_cursor(cursor, term) if cursor else 0
         sections = self.server.data.sections.get(term, ())
         end = offset + limit
-        return {"items": list(sections[offset:end]),
-                "next_cursor": _encode_cursor(term, end) if end < len(sections) else None}
+        return {
+            "items": list(sections[offset:end]),
+            "next_cursor": _encode_cursor(term, end) if end < len(sections) else None,
+        }
 
 
 class _Server(ThreadingHTTPServer):
@@ -195,7 +202,7 @@ class DemoApi:
         self._server.server_close()
         self._thread.join(timeout=5)
 
-    def __enter__(self) -> "DemoApi":
+    def __enter__(self) -> DemoApi:
         return self
 
     def __exit__(self, *exc: object) -> None:

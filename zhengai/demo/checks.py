@@ -12,7 +12,12 @@ from zhengai.demo.forms import FORMS_METRICS
 from zhengai.demo.people import SENIOR_TITLES
 from zhengai.demo.planting import gpa_points, schedule_deviation
 from zhengai.demo.structure import (
-    BUDGET_YEAR, CURRENT_TERM, PREVIOUS_TERM, SCHOOL_ID, Build, PlantedAnomaly,
+    BUDGET_YEAR,
+    CURRENT_TERM,
+    PREVIOUS_TERM,
+    SCHOOL_ID,
+    Build,
+    PlantedAnomaly,
 )
 from zhengai.ingest.records import Band, Thresholds
 from zhengai.rules.evaluator import classify, resolve_thresholds
@@ -25,20 +30,39 @@ Metrics = dict[tuple[str, str, str], float]  # (metric, entity, period) → valu
 # The metrics the demo computes; their thresholds come from the shipped rulebook — one source of
 # truth, so a recalibrated rule makes the generator re-plant (or fail loudly), never drift.
 DEMO_METRICS = (
-    "school.student_teacher_ratio", "school.postgrad_degree_teacher_ratio", "school.senior_title_teacher_ratio",
-    "school.fiscal_appropriation_per_student", "school.teaching_investment_ratio", "school.teacher_training_budget_ratio",
-    "school.counselor_student_ratio", "major.enrolled_students", "major.dual_qualified_ratio", "major.practice_hours_ratio",
-    "course.attendance_rate", "course.pass_rate", "course.excellent_rate", "course.student_evaluation_score",
-    "course.evaluation_participation", "course.schedule_deviation", "teacher.student_evaluation_score",
-    "teacher.training_days", "teacher.weekly_hours", "teacher.senior_prof_teaching", "student.attendance_rate",
-    "student.absence_hours", "student.failed_courses", "student.gpa",
+    "school.student_teacher_ratio",
+    "school.postgrad_degree_teacher_ratio",
+    "school.senior_title_teacher_ratio",
+    "school.fiscal_appropriation_per_student",
+    "school.teaching_investment_ratio",
+    "school.teacher_training_budget_ratio",
+    "school.counselor_student_ratio",
+    "major.enrolled_students",
+    "major.dual_qualified_ratio",
+    "major.practice_hours_ratio",
+    "course.attendance_rate",
+    "course.pass_rate",
+    "course.excellent_rate",
+    "course.student_evaluation_score",
+    "course.evaluation_participation",
+    "course.schedule_deviation",
+    "teacher.student_evaluation_score",
+    "teacher.training_days",
+    "teacher.weekly_hours",
+    "teacher.senior_prof_teaching",
+    "student.attendance_rate",
+    "student.absence_hours",
+    "student.failed_courses",
+    "student.gpa",
 ) + FORMS_METRICS
 
 
 @lru_cache(maxsize=1)
 def _thresholds() -> dict[str, Thresholds]:
     rules = load_rulebook()
-    return {m: resolve_thresholds(r, {}, ()) for m, r in rules.rules.items() if r.enabled}  # every rule (the systems' too)
+    return {
+        m: resolve_thresholds(r, {}, ()) for m, r in rules.rules.items() if r.enabled
+    }  # every rule (the systems' too)
 
 
 def band(metric: str, value: float) -> Band:
@@ -49,8 +73,9 @@ def band(metric: str, value: float) -> Band:
 def _margin_ok(metric: str, value: float) -> bool:
     """Not on (or within 1 % of) any threshold: a planted value must not depend on rounding."""
     th = _thresholds()[metric]
-    flat = [x for t in (th.target, th.standard, th.warning) if t is not None
-            for x in (t if isinstance(t, tuple) else (t,))]
+    flat = [
+        x for t in (th.target, th.standard, th.warning) if t is not None for x in (t if isinstance(t, tuple) else (t,))
+    ]
     return all(abs(value - t) >= max(0.05, 0.01 * abs(t)) for t in flat)
 
 
@@ -132,7 +157,8 @@ def _schedules(c: Build, m: Metrics) -> None:
 def _majors(c: Build, m: Metrics) -> None:
     for mid in c.majors:
         m[("major.enrolled_students", mid, BUDGET_YEAR)] = sum(
-            1 for s in c.students.values() if s.major_id == mid and s.status == "在读")
+            1 for s in c.students.values() if s.major_id == mid and s.status == "在读"
+        )
         ft = [t for t in c.staff.values() if t.type == "teacher" and t.fulltime and t.major_id == mid]
         m[("major.dual_qualified_ratio", mid, BUDGET_YEAR)] = 100 * sum(t.dual_qualified for t in ft) / len(ft)
         newest = max((p for p in c.plans if p[0] == mid), key=lambda p: p[1])
@@ -151,13 +177,15 @@ def school(c: Build, count_suspended: bool) -> Metrics:
     y = BUDGET_YEAR
     return {
         ("school.student_teacher_ratio", SCHOOL_ID, y): n / len(ft),
-        ("school.postgrad_degree_teacher_ratio", SCHOOL_ID, y): 100 * sum(t.degree in ("硕士", "博士") for t in ft) / len(ft),
+        ("school.postgrad_degree_teacher_ratio", SCHOOL_ID, y): 100
+        * sum(t.degree in ("硕士", "博士") for t in ft)
+        / len(ft),
         ("school.senior_title_teacher_ratio", SCHOOL_ID, y): 100 * sum(t.title in SENIOR_TITLES for t in ft) / len(ft),
         ("school.fiscal_appropriation_per_student", SCHOOL_ID, y): money["4002"] / n,
         ("school.teaching_investment_ratio", SCHOOL_ID, y): 100 * (money["5003"] + money["5004"]) / income,
         ("school.teacher_training_budget_ratio", SCHOOL_ID, y): 100 * money["5002"] / money["5001"],
-        ("school.counselor_student_ratio", SCHOOL_ID, CURRENT_TERM):
-            n / len({k.counsellor_id for k in c.classes.values()}),
+        ("school.counselor_student_ratio", SCHOOL_ID, CURRENT_TERM): n
+        / len({k.counsellor_id for k in c.classes.values()}),
     }
 
 

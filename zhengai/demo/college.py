@@ -23,15 +23,37 @@ from pathlib import Path
 from zhengai.demo import checks, kinds, planting
 from zhengai.demo import forms as demo_forms
 from zhengai.demo.api import ApiData
-from zhengai.demo.systems import SystemSources, write_systems
 from zhengai.demo.structure import (
-    BUDGET_YEAR, CST, CURRENT_TERM, FIRST_MONDAY, M_HEALTHY, PREVIOUS_TERM, SCHOOL_ID, SCHOOL_NAME, SIZES,
-    Build, CollegeSize, PlantedAnomaly, Progress, iso, stamp, validate,
+    BUDGET_YEAR,
+    CST,
+    CURRENT_TERM,
+    FIRST_MONDAY,
+    M_HEALTHY,
+    PREVIOUS_TERM,
+    SCHOOL_ID,
+    SCHOOL_NAME,
+    SIZES,
+    Build,
+    CollegeSize,
+    PlantedAnomaly,
+    Progress,
+    iso,
+    stamp,
+    validate,
 )
+from zhengai.demo.systems import SystemSources, write_systems
 
 __all__ = [
-    "CollegeSize", "SIZES", "PlantedAnomaly", "College", "generate",
-    "SCHOOL_ID", "SCHOOL_NAME", "CURRENT_TERM", "PREVIOUS_TERM", "BUDGET_YEAR",
+    "CollegeSize",
+    "SIZES",
+    "PlantedAnomaly",
+    "College",
+    "generate",
+    "SCHOOL_ID",
+    "SCHOOL_NAME",
+    "CURRENT_TERM",
+    "PREVIOUS_TERM",
+    "BUDGET_YEAR",
 ]
 
 
@@ -49,11 +71,16 @@ class College:
     current_term: str
     previous_term: str
     weeks: tuple[str, ...]
-    systems: "SystemSources | None" = None  # 学工, 招就, 实习 … (zhengai.demo.systems)
+    systems: SystemSources | None = None  # 学工, 招就, 实习 … (zhengai.demo.systems)
 
 
-def generate(out_dir: Path, size: CollegeSize = SIZES["default"], seed: int = 2026, weeks: int = 8,
-             progress: Progress | None = None) -> College:
+def generate(
+    out_dir: Path,
+    size: CollegeSize = SIZES["default"],
+    seed: int = 2026,
+    weeks: int = 8,
+    progress: Progress | None = None,
+) -> College:
     """Generate the college into ``out_dir`` (existing outputs are overwritten) and return it."""
     validate(size, weeks)
     out_dir = Path(out_dir)
@@ -84,10 +111,19 @@ def generate(out_dir: Path, size: CollegeSize = SIZES["default"], seed: int = 20
     report("写入学工、招就、实习等系统", 1, 1)
     last_monday = FIRST_MONDAY + timedelta(weeks=weeks - 1)
     return College(
-        out_dir=out_dir, school_id=SCHOOL_ID, school_name=SCHOOL_NAME, jiaowu_db=db, finance_csv=csv_path,
-        api_data=c.api_data(), planted=planted, healthy=healthy,
+        out_dir=out_dir,
+        school_id=SCHOOL_ID,
+        school_name=SCHOOL_NAME,
+        jiaowu_db=db,
+        finance_csv=csv_path,
+        api_data=c.api_data(),
+        planted=planted,
+        healthy=healthy,
         as_of=datetime.combine(last_monday + timedelta(days=6), time(23, 59, 59), CST),
-        current_term=CURRENT_TERM, previous_term=PREVIOUS_TERM, weeks=tuple(c.weeks), systems=systems,
+        current_term=CURRENT_TERM,
+        previous_term=PREVIOUS_TERM,
+        weeks=tuple(c.weeks),
+        systems=systems,
     )
 
 
@@ -148,8 +184,7 @@ def _progress_rows(c: Build):
     per_week = len(c.courses)
     for row_id, (k, w, sessions, planned, taught) in enumerate(rows, start=1):
         close = datetime.combine(FIRST_MONDAY + timedelta(weeks=w, days=4), time(17, 0), CST)
-        yield (row_id, k, CURRENT_TERM, c.weeks[w], sessions, planned, taught,
-               stamp(close, (row_id - 1) % per_week))
+        yield (row_id, k, CURRENT_TERM, c.weeks[w], sessions, planned, taught, stamp(close, (row_id - 1) % per_week))
 
 
 def _write_sqlite(c: Build, path: Path, report: Progress) -> None:
@@ -163,20 +198,47 @@ def _write_sqlite(c: Build, path: Path, report: Progress) -> None:
         con.execute("PRAGMA synchronous = OFF")
         con.executescript(_SCHEMA)
         with con:  # one transaction
-            con.executemany("INSERT INTO departments VALUES (?,?,?,?,?)",
-                            [(d, n, dean, staff[dean].name, stamp(base, i)) for i, (d, n, dean) in enumerate(c.departments)])
-            con.executemany("INSERT INTO majors VALUES (?,?,?,?,?,?)",
-                            [(m.id, m.name, m.department_id, m.leader_id, staff[m.leader_id].name, stamp(base, i))
-                             for i, m in enumerate(c.majors.values())])
-            con.executemany("INSERT INTO classes VALUES (?,?,?,?,?,?,?)",
-                            [(k.id, k.name, k.major_id, k.counsellor_id, staff[k.counsellor_id].name, k.cohort,
-                              stamp(base, i)) for i, k in enumerate(c.classes.values())])
-            con.executemany("INSERT INTO students VALUES (?,?,?,?,?,?,?)",
-                            [(s.id, s.name, s.class_id, s.id_card, s.mobile, s.status, stamp(base, i))
-                             for i, s in enumerate(c.students.values())])
-            con.executemany("INSERT INTO courses VALUES (?,?,?,?,?,?,?,?)",
-                            [(k.id, k.name, k.major_id, k.teacher_id, staff[k.teacher_id].name, k.weekly_hours,
-                              k.credits, stamp(base, i)) for i, k in enumerate(c.courses.values())])
+            con.executemany(
+                "INSERT INTO departments VALUES (?,?,?,?,?)",
+                [(d, n, dean, staff[dean].name, stamp(base, i)) for i, (d, n, dean) in enumerate(c.departments)],
+            )
+            con.executemany(
+                "INSERT INTO majors VALUES (?,?,?,?,?,?)",
+                [
+                    (m.id, m.name, m.department_id, m.leader_id, staff[m.leader_id].name, stamp(base, i))
+                    for i, m in enumerate(c.majors.values())
+                ],
+            )
+            con.executemany(
+                "INSERT INTO classes VALUES (?,?,?,?,?,?,?)",
+                [
+                    (k.id, k.name, k.major_id, k.counsellor_id, staff[k.counsellor_id].name, k.cohort, stamp(base, i))
+                    for i, k in enumerate(c.classes.values())
+                ],
+            )
+            con.executemany(
+                "INSERT INTO students VALUES (?,?,?,?,?,?,?)",
+                [
+                    (s.id, s.name, s.class_id, s.id_card, s.mobile, s.status, stamp(base, i))
+                    for i, s in enumerate(c.students.values())
+                ],
+            )
+            con.executemany(
+                "INSERT INTO courses VALUES (?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        k.id,
+                        k.name,
+                        k.major_id,
+                        k.teacher_id,
+                        staff[k.teacher_id].name,
+                        k.weekly_hours,
+                        k.credits,
+                        stamp(base, i),
+                    )
+                    for i, k in enumerate(c.courses.values())
+                ],
+            )
             enrol = [(s.id, cid, CURRENT_TERM) for s in c.current_students() for cid in s.courses]
             enrol += [(s.id, cid, PREVIOUS_TERM) for s in c.graded_students() for cid in s.courses]
             con.executemany("INSERT INTO enrollments VALUES (?,?,?)", enrol)
@@ -192,9 +254,13 @@ def _write_sqlite(c: Build, path: Path, report: Progress) -> None:
             con.executemany("INSERT INTO attendance VALUES (?,?,?,?,?,?,?,?)", rows)
             report("写入考勤", len(c.weeks), len(c.weeks))
             graded = datetime(2026, 7, 10, 10, 0, tzinfo=CST)  # the previous term's grades were posted in July
-            con.executemany("INSERT INTO grades VALUES (?,?,?,?,?,?,?)",
-                            [(i, sid, cid, PREVIOUS_TERM, float(score), c.courses[cid].credits, stamp(graded, i))
-                             for i, ((sid, cid), score) in enumerate(sorted(c.grades.items()), start=1)])
+            con.executemany(
+                "INSERT INTO grades VALUES (?,?,?,?,?,?,?)",
+                [
+                    (i, sid, cid, PREVIOUS_TERM, float(score), c.courses[cid].credits, stamp(graded, i))
+                    for i, ((sid, cid), score) in enumerate(sorted(c.grades.items()), start=1)
+                ],
+            )
             con.executemany("INSERT INTO grades VALUES (?,?,?,?,?,?,?)", kinds.history_grade_rows(c, len(c.grades) + 1))
             con.executemany("INSERT INTO teaching_plans VALUES (?,?,?,?,?)", c.plans)
             con.executemany("INSERT INTO course_progress VALUES (?,?,?,?,?,?,?,?)", _progress_rows(c))

@@ -14,8 +14,19 @@ from datetime import datetime, time, timedelta
 from zhengai.demo.kinds import plant_kinds
 from zhengai.demo.people import COMMON_COURSES
 from zhengai.demo.structure import (
-    BUDGET_YEAR, CST, CURRENT_TERM, FIRST_MONDAY, M_HEALTHY, M_PRACTICE, M_SHRINKING, M_TINY, PREVIOUS_TERM,
-    SCHOOL_ID, Build, PlantedAnomaly, stamp,
+    BUDGET_YEAR,
+    CST,
+    CURRENT_TERM,
+    FIRST_MONDAY,
+    M_HEALTHY,
+    M_PRACTICE,
+    M_SHRINKING,
+    M_TINY,
+    PREVIOUS_TERM,
+    SCHOOL_ID,
+    Build,
+    PlantedAnomaly,
+    stamp,
 )
 from zhengai.ingest.records import Band, Level
 
@@ -55,8 +66,11 @@ def _pick_students(c: Build) -> None:
     rng = c.rng("planted-students")
     taken: set[str] = set()
     for key, (major, cohort) in _SPECIAL_STUDENTS.items():
-        pool = sorted(s.id for s in c.students.values()
-                      if s.major_id == major and s.cohort == cohort and s.status == "在读" and s.id not in taken)
+        pool = sorted(
+            s.id
+            for s in c.students.values()
+            if s.major_id == major and s.cohort == cohort and s.status == "在读" and s.id not in taken
+        )
         c.special[key] = rng.choice(pool)
         taken.add(c.special[key])
     c.special["HT"] = c.roles[(M_HEALTHY, "healthy")]
@@ -88,8 +102,11 @@ def _pick_courses(c: Build) -> None:
     c.n_current, c.n_graded = _counts(c)
 
     def plain(major: str, exclude: AbstractSet[str] = frozenset()) -> list[str]:
-        return sorted(k.id for k in c.courses.values()
-                      if k.major_id == major and k.teacher_id not in special_teachers and k.id not in exclude)
+        return sorted(
+            k.id
+            for k in c.courses.values()
+            if k.major_id == major and k.teacher_id not in special_teachers and k.id not in exclude
+        )
 
     def biggest(ids: list[str], counts: dict[str, int]) -> str:
         return max(ids, key=lambda k: (counts[k], k))
@@ -115,8 +132,11 @@ def _pick_courses(c: Build) -> None:
     # Teaching progress falls behind in the last two weeks (see _schedules): a professional
     # (实训) course of two or more sessions a week, so the lag can pass one week (yellow) in the
     # last week alone.
-    lagging = [k for k in plain(M_PRACTICE, {sp["CF"]})
-               if c.courses[k].sessions >= 2 and c.courses[k].name not in COMMON_COURSES]
+    lagging = [
+        k
+        for k in plain(M_PRACTICE, {sp["CF"]})
+        if c.courses[k].sessions >= 2 and c.courses[k].name not in COMMON_COURSES
+    ]
     if not lagging:
         raise ValueError(f"{M_PRACTICE}: no course of 4+ weekly hours for the schedule anomaly")
     sp["CG"] = min(lagging, key=lambda k: (c.courses[k].sessions != 2, k))
@@ -154,7 +174,8 @@ def _grades(c: Build) -> None:
     for (s, _), score in fixed.items():
         failures[s] = failures.get(s, 0) + (score < 60)
     no_random_failure = {sp[k] for k in _PLANTED_COURSES} | {
-        k.id for k in c.courses.values() if k.teacher_id == sp["HT"]}
+        k.id for k in c.courses.values() if k.teacher_id == sp["HT"]
+    }
     for k in sorted(c.courses):
         group = members[k]
         if not group:
@@ -175,8 +196,11 @@ def _grades(c: Build) -> None:
                 c.grades[(s, k)] = fixed[(s, k)]
         fails = sum(c.grades[(s, k)] < 60 for s in group)
         if k not in no_random_failure and rng.random() < 0.3 and (fails + 1) / n <= 0.06:
-            pool = [s for s in ranked[max(quota, 0):] if not failures.get(s) and s not in specials
-                    and c.students[s].ability >= 80]
+            pool = [
+                s
+                for s in ranked[max(quota, 0) :]
+                if not failures.get(s) and s not in specials and c.students[s].ability >= 80
+            ]
             if pool:
                 s = rng.choice(pool)
                 c.grades[(s, k)] = rng.randint(42, 58)
@@ -277,8 +301,10 @@ def _sections(c: Build) -> None:
     ht_courses = {k.id for k in c.courses.values() if k.teacher_id == sp["HT"]}
     cd_teacher = c.courses[sp["CD"]].teacher_id
     last_friday = FIRST_MONDAY + timedelta(weeks=len(c.weeks) - 1, days=4)
-    posted = {CURRENT_TERM: datetime.combine(last_friday, time(16, 0), CST),  # 期中评教 just closed
-              PREVIOUS_TERM: datetime(2026, 7, 6, 12, 0, tzinfo=CST)}
+    posted = {
+        CURRENT_TERM: datetime.combine(last_friday, time(16, 0), CST),  # 期中评教 just closed
+        PREVIOUS_TERM: datetime(2026, 7, 6, 12, 0, tzinfo=CST),
+    }
     for term, counts in ((PREVIOUS_TERM, c.n_graded), (CURRENT_TERM, c.n_current)):
         rows: list[dict] = []
         for k in sorted(c.courses):
@@ -299,9 +325,17 @@ def _sections(c: Build) -> None:
                     score = 76.0  # red: < 80, the teacher's only course
                 if k == sp["CE"]:
                     respondents = round(n * 0.86)  # yellow: 80–90 %
-            rows.append({"course_id": k, "teacher_id": c.courses[k].teacher_id, "term": term,
-                         "score_avg": score, "respondents": respondents, "enrolled": n,
-                         "updated_at": stamp(posted[term], len(rows))})
+            rows.append(
+                {
+                    "course_id": k,
+                    "teacher_id": c.courses[k].teacher_id,
+                    "term": term,
+                    "score_avg": score,
+                    "respondents": respondents,
+                    "enrolled": n,
+                    "updated_at": stamp(posted[term], len(rows)),
+                }
+            )
         c.sections[term] = rows
 
 
@@ -315,8 +349,9 @@ def _teaching_plans(c: Build) -> None:
         for cohort in (2024, 2025, 2026):
             total = rng.randrange(2480, 2800, 8)
             jitter = 0.0 if major in fixed else rng.uniform(-0.005, 0.005)
-            c.plans.append((major, cohort, total, round(total * (share + jitter)),
-                            f"{cohort}-06-{10 + i % 15:02d}T15:00:00+08:00"))
+            c.plans.append(
+                (major, cohort, total, round(total * (share + jitter)), f"{cohort}-06-{10 + i % 15:02d}T15:00:00+08:00")
+            )
 
 
 def schedule_lag(c: Build) -> tuple[int, int]:
@@ -399,15 +434,27 @@ def anomalies(c: Build, m: dict[tuple[str, str, str], float]) -> tuple[PlantedAn
 
     ft = sum(1 for t in c.staff.values() if t.type == "teacher" and t.fulltime)
     v = lambda metric, entity, period: m[(metric, entity, period)]  # noqa: E731
-    school("school.student_teacher_ratio", Band.red, "人事处",
-           f"生师比 {v('school.student_teacher_ratio', SCHOOL_ID, year):.1f}:1（在校生 {len(c.students)} 人、"
-           f"专任教师 {ft} 人），高于标准值 18:1；企业兼职教师不计入")
-    school("school.teaching_investment_ratio", Band.red, "财务处",
-           f"教学经费仅占学费与财政拨款收入的 {v('school.teaching_investment_ratio', SCHOOL_ID, year):.1f}%，"
-           "低于标准值 25%；另有一行实践教学经费执行数“待核实”，应进入死信队列")
-    school("school.teacher_training_budget_ratio", Band.yellow, "人事处",
-           f"教师培训经费占年度公用经费 {v('school.teacher_training_budget_ratio', SCHOOL_ID, year):.2f}%，"
-           "介于标准值 5% 与预警值 6% 之间")
+    school(
+        "school.student_teacher_ratio",
+        Band.red,
+        "人事处",
+        f"生师比 {v('school.student_teacher_ratio', SCHOOL_ID, year):.1f}:1（在校生 {len(c.students)} 人、"
+        f"专任教师 {ft} 人），高于标准值 18:1；企业兼职教师不计入",
+    )
+    school(
+        "school.teaching_investment_ratio",
+        Band.red,
+        "财务处",
+        f"教学经费仅占学费与财政拨款收入的 {v('school.teaching_investment_ratio', SCHOOL_ID, year):.1f}%，"
+        "低于标准值 25%；另有一行实践教学经费执行数“待核实”，应进入死信队列",
+    )
+    school(
+        "school.teacher_training_budget_ratio",
+        Band.yellow,
+        "人事处",
+        f"教师培训经费占年度公用经费 {v('school.teacher_training_budget_ratio', SCHOOL_ID, year):.2f}%，"
+        "介于标准值 5% 与预警值 6% 之间",
+    )
 
     def major(metric: str, mid: str, band: Band, note: str) -> None:
         add(metric, mid, band, year, "major_leader", c.majors[mid].leader_id, f"{c.majors[mid].name}：{note}")
@@ -415,80 +462,200 @@ def anomalies(c: Build, m: dict[tuple[str, str, str], float]) -> tuple[PlantedAn
     for mid in c.majors:
         enrolled = v("major.enrolled_students", mid, year)
         if mid == M_SHRINKING:
-            major("major.enrolled_students", mid, Band.yellow, f"近三年招生萎缩，在校生 {enrolled:.0f} 人，低于预警值 150 人")
+            major(
+                "major.enrolled_students",
+                mid,
+                Band.yellow,
+                f"近三年招生萎缩，在校生 {enrolled:.0f} 人，低于预警值 150 人",
+            )
         elif enrolled < 150:  # M0201 by design; in a small college also majors that got few students
             band = Band.red if enrolled < 120 else Band.yellow
             why = "招生严重不足" if mid == M_TINY else "示范学院规模小，该专业在校生不足"
             major("major.enrolled_students", mid, band, f"{why}，在校生仅 {enrolled:.0f} 人")
-    major("major.dual_qualified_ratio", M_SHRINKING, Band.yellow,
-          f"专任教师 7 人中双师素质仅 4 人（{v('major.dual_qualified_ratio', M_SHRINKING, year):.1f}%），低于预警值 60%")
-    major("major.practice_hours_ratio", M_TINY, Band.red,
-          f"人才培养方案实践学时占比 {v('major.practice_hours_ratio', M_TINY, year):.1f}%，低于标准值 50%")
-    major("major.practice_hours_ratio", M_PRACTICE, Band.yellow,
-          f"人才培养方案实践学时占比 {v('major.practice_hours_ratio', M_PRACTICE, year):.1f}%，介于 50% 与 52% 之间")
+    major(
+        "major.dual_qualified_ratio",
+        M_SHRINKING,
+        Band.yellow,
+        f"专任教师 7 人中双师素质仅 4 人（{v('major.dual_qualified_ratio', M_SHRINKING, year):.1f}%），低于预警值 60%",
+    )
+    major(
+        "major.practice_hours_ratio",
+        M_TINY,
+        Band.red,
+        f"人才培养方案实践学时占比 {v('major.practice_hours_ratio', M_TINY, year):.1f}%，低于标准值 50%",
+    )
+    major(
+        "major.practice_hours_ratio",
+        M_PRACTICE,
+        Band.yellow,
+        f"人才培养方案实践学时占比 {v('major.practice_hours_ratio', M_PRACTICE, year):.1f}%，介于 50% 与 52% 之间",
+    )
 
     def course(metric: str, key: str, band: Band, period: str, note: str) -> None:
         k = c.courses[sp[key]]
         add(metric, k.id, band, period, "course_teacher", k.teacher_id, f"{k.name}（{k.id}）：{note}")
 
     dip = c.weeks[DIP_WEEK]
-    course("course.attendance_rate", "CA", Band.yellow, dip,
-           f"第 {DIP_WEEK + 1} 教学周（{dip}）调课至周六晚，{c.dip_students} 名学生缺课，到课率降至 "
-           f"{v('course.attendance_rate', sp['CA'], dip):.1f}%，之后各周恢复——预警应开启后解除")
-    course("course.pass_rate", "CB", Band.red, before,
-           f"上学期及格率仅 {v('course.pass_rate', sp['CB'], before):.1f}%，低于标准值 80%")
-    course("course.excellent_rate", "CC", Band.yellow, before,
-           f"上学期优秀率 {v('course.excellent_rate', sp['CC'], before):.1f}%，超出预警区间 10%–35%，评分偏松")
-    course("course.student_evaluation_score", "CD", Band.yellow, now,
-           f"本学期学生评教 {v('course.student_evaluation_score', sp['CD'], now):.1f} 分，低于预警值 85；"
-           "该教师其他课程评教较高，教师本人不预警")
-    course("course.evaluation_participation", "CE", Band.yellow, now,
-           f"本学期评教参与率 {v('course.evaluation_participation', sp['CE'], now):.1f}%，低于预警值 90%")
-    course("course.student_evaluation_score", "CF", Band.red, now,
-           f"本学期学生评教仅 {v('course.student_evaluation_score', sp['CF'], now):.1f} 分，低于标准值 80"
-           f"（任课教师{name(sp['TE'])}只授此一门课，教师层面同时红色预警）")
+    course(
+        "course.attendance_rate",
+        "CA",
+        Band.yellow,
+        dip,
+        f"第 {DIP_WEEK + 1} 教学周（{dip}）调课至周六晚，{c.dip_students} 名学生缺课，到课率降至 "
+        f"{v('course.attendance_rate', sp['CA'], dip):.1f}%，之后各周恢复——预警应开启后解除",
+    )
+    course(
+        "course.pass_rate",
+        "CB",
+        Band.red,
+        before,
+        f"上学期及格率仅 {v('course.pass_rate', sp['CB'], before):.1f}%，低于标准值 80%",
+    )
+    course(
+        "course.excellent_rate",
+        "CC",
+        Band.yellow,
+        before,
+        f"上学期优秀率 {v('course.excellent_rate', sp['CC'], before):.1f}%，超出预警区间 10%–35%，评分偏松",
+    )
+    course(
+        "course.student_evaluation_score",
+        "CD",
+        Band.yellow,
+        now,
+        f"本学期学生评教 {v('course.student_evaluation_score', sp['CD'], now):.1f} 分，低于预警值 85；"
+        "该教师其他课程评教较高，教师本人不预警",
+    )
+    course(
+        "course.evaluation_participation",
+        "CE",
+        Band.yellow,
+        now,
+        f"本学期评教参与率 {v('course.evaluation_participation', sp['CE'], now):.1f}%，低于预警值 90%",
+    )
+    course(
+        "course.student_evaluation_score",
+        "CF",
+        Band.red,
+        now,
+        f"本学期学生评教仅 {v('course.student_evaluation_score', sp['CF'], now):.1f} 分，低于标准值 80"
+        f"（任课教师{name(sp['TE'])}只授此一门课，教师层面同时红色预警）",
+    )
     last, (lag_before, lag_last) = c.weeks[-1], schedule_lag(c)
-    course("course.schedule_deviation", "CG", Band.yellow, last,
-           f"实训室设备故障，第 {len(c.weeks) - 1} 周 {lag_before} 次课、第 {len(c.weeks)} 周整周改上复习课，"
-           f"授课计划内容未推进：{last} 周累计落后 {lag_last} 次课，教学进度偏差 "
-           f"{v('course.schedule_deviation', sp['CG'], last):.1f} 周，超过预警值 1 周")
+    course(
+        "course.schedule_deviation",
+        "CG",
+        Band.yellow,
+        last,
+        f"实训室设备故障，第 {len(c.weeks) - 1} 周 {lag_before} 次课、第 {len(c.weeks)} 周整周改上复习课，"
+        f"授课计划内容未推进：{last} 周累计落后 {lag_last} 次课，教学进度偏差 "
+        f"{v('course.schedule_deviation', sp['CG'], last):.1f} 周，超过预警值 1 周",
+    )
 
     def teacher(metric: str, tid: str, band: Band, period: str, note: str) -> None:
         add(metric, tid, band, period, "teacher", tid, f"教师{name(tid)}（{tid}）：{note}")
 
-    teacher("teacher.student_evaluation_score", sp["TE"], Band.red, now,
-            f"本学期学生评教 {v('teacher.student_evaluation_score', sp['TE'], now):.1f} 分，低于标准值 80")
+    teacher(
+        "teacher.student_evaluation_score",
+        sp["TE"],
+        Band.red,
+        now,
+        f"本学期学生评教 {v('teacher.student_evaluation_score', sp['TE'], now):.1f} 分，低于标准值 80",
+    )
     t = c.roles[(M_SHRINKING, "train_red")]
-    teacher("teacher.training_days", t, Band.red, year, f"年度培训进修仅 {v('teacher.training_days', t, year):.0f} 天，低于标准值 5 天")
+    teacher(
+        "teacher.training_days",
+        t,
+        Band.red,
+        year,
+        f"年度培训进修仅 {v('teacher.training_days', t, year):.0f} 天，低于标准值 5 天",
+    )
     t = c.roles[(M_TINY, "train_yellow")]
-    teacher("teacher.training_days", t, Band.yellow, year,
-            f"年度培训进修 {v('teacher.training_days', t, year):.0f} 天，介于 5 天与预警值 10 天之间")
+    teacher(
+        "teacher.training_days",
+        t,
+        Band.yellow,
+        year,
+        f"年度培训进修 {v('teacher.training_days', t, year):.0f} 天，介于 5 天与预警值 10 天之间",
+    )
     t = c.roles[(M_TINY, "overload")]
-    teacher("teacher.weekly_hours", t, Band.red, now,
-            f"本学期周课时 {v('teacher.weekly_hours', t, now):.0f} 学时（4 门课各 6 学时），超过标准值 20")
+    teacher(
+        "teacher.weekly_hours",
+        t,
+        Band.red,
+        now,
+        f"本学期周课时 {v('teacher.weekly_hours', t, now):.0f} 学时（4 门课各 6 学时），超过标准值 20",
+    )
     t = c.roles[(M_SHRINKING, "idle_prof")]
-    teacher("teacher.senior_prof_teaching", t, Band.red, now,
-            f"{c.staff[t].title}，{2026 - c.staff[t].birth_year} 岁，本学期未给学生授课")
+    teacher(
+        "teacher.senior_prof_teaching",
+        t,
+        Band.red,
+        now,
+        f"{c.staff[t].title}，{2026 - c.staff[t].birth_year} 岁，本学期未给学生授课",
+    )
 
     def student(metric: str, key: str, band: Band, period: str, note: str) -> None:
         s = c.students[sp[key]]
-        add(metric, s.id, band, period, "counsellor", c.classes[s.class_id].counsellor_id,
-            f"学生{s.name}（{s.id}，{c.classes[s.class_id].name}）：{note}")
+        add(
+            metric,
+            s.id,
+            band,
+            period,
+            "counsellor",
+            c.classes[s.class_id].counsellor_id,
+            f"学生{s.name}（{s.id}，{c.classes[s.class_id].name}）：{note}",
+        )
 
     last = c.weeks[-1]
-    student("student.attendance_rate", "SA", Band.red, last,
-            f"自第 {c.sa_start + 1} 周起经常旷课，{last} 周到课率 {v('student.attendance_rate', sp['SA'], last):.1f}%")
-    student("student.absence_hours", "SA", Band.red, now,
-            f"本学期累计旷课 {v('student.absence_hours', sp['SA'], now):.0f} 学时，超过标准值 20 学时")
-    student("student.absence_hours", "SB", Band.yellow, now,
-            f"第 2、4 周共旷课 7 节（{v('student.absence_hours', sp['SB'], now):.0f} 学时），超过预警值 10 学时"
-            "（这两周个人到课率也会预警）")
-    student("student.failed_courses", "SC", Band.red, before,
-            f"上学期 6 门课程 {v('student.failed_courses', sp['SC'], before):.0f} 门不及格")
-    student("student.gpa", "SC", Band.red, before,
-            f"上学期平均学分绩点 {v('student.gpa', sp['SC'], before):.2f}，低于标准值 1.5")
-    student("student.failed_courses", "SD", Band.yellow, before,
-            f"上学期 {v('student.failed_courses', sp['SD'], before):.0f} 门课程不及格")
-    student("student.gpa", "SE", Band.yellow, before,
-            f"上学期各科成绩均在 66–69 分，平均学分绩点 {v('student.gpa', sp['SE'], before):.2f}，低于预警值 2.0")
+    student(
+        "student.attendance_rate",
+        "SA",
+        Band.red,
+        last,
+        f"自第 {c.sa_start + 1} 周起经常旷课，{last} 周到课率 {v('student.attendance_rate', sp['SA'], last):.1f}%",
+    )
+    student(
+        "student.absence_hours",
+        "SA",
+        Band.red,
+        now,
+        f"本学期累计旷课 {v('student.absence_hours', sp['SA'], now):.0f} 学时，超过标准值 20 学时",
+    )
+    student(
+        "student.absence_hours",
+        "SB",
+        Band.yellow,
+        now,
+        f"第 2、4 周共旷课 7 节（{v('student.absence_hours', sp['SB'], now):.0f} 学时），超过预警值 10 学时"
+        "（这两周个人到课率也会预警）",
+    )
+    student(
+        "student.failed_courses",
+        "SC",
+        Band.red,
+        before,
+        f"上学期 6 门课程 {v('student.failed_courses', sp['SC'], before):.0f} 门不及格",
+    )
+    student(
+        "student.gpa",
+        "SC",
+        Band.red,
+        before,
+        f"上学期平均学分绩点 {v('student.gpa', sp['SC'], before):.2f}，低于标准值 1.5",
+    )
+    student(
+        "student.failed_courses",
+        "SD",
+        Band.yellow,
+        before,
+        f"上学期 {v('student.failed_courses', sp['SD'], before):.0f} 门课程不及格",
+    )
+    student(
+        "student.gpa",
+        "SE",
+        Band.yellow,
+        before,
+        f"上学期各科成绩均在 66–69 分，平均学分绩点 {v('student.gpa', sp['SE'], before):.2f}，低于预警值 2.0",
+    )
     return tuple(out)

@@ -11,22 +11,23 @@ from __future__ import annotations
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
 
 from zhengai.connectors.caiwu import CaiwuConnector
 from zhengai.connectors.jiaowu import JiaowuConnector
 from zhengai.connectors.pingjiao import PingjiaoConnector
 from zhengai.connectors.renshi import RenshiConnector
 from zhengai.demo.api import DemoApi
-from zhengai.demo.systems import SystemsApi, system_connectors
 from zhengai.demo.college import SIZES, College, CollegeSize, PlantedAnomaly, generate
+from zhengai.demo.kinds import demo_rulebook
+from zhengai.demo.systems import SystemsApi, system_connectors
 from zhengai.embedded import Pipeline, PipelineResult
 from zhengai.ingest.logs import install_log_policy
 from zhengai.ingest.privacy import mask_text
 from zhengai.report import Summary, render_report, render_summary, summarize
-from zhengai.demo.kinds import demo_rulebook
 from zhengai.rules.loader import RuleSet
 from zhengai.warnings.notify.console import ConsoleSink, FileSink
 from zhengai.warnings.store import WarningStore
@@ -88,13 +89,24 @@ def check_planted(store: WarningStore, college: College) -> tuple[list[PlantedCh
     checks = []
     for a in college.planted:
         rows = by_pair.get((a.rule_id, a.entity_id), [])
-        match = [w for w in rows if w.level == a.level.value and w.worst_band == a.band.value
-                 and w.responsible_person_id == a.responsible_person_id
-                 and (a.period is None or w.opened_period <= a.period <= w.last_period)]
+        match = [
+            w
+            for w in rows
+            if w.level == a.level.value
+            and w.worst_band == a.band.value
+            and w.responsible_person_id == a.responsible_person_id
+            and (a.period is None or w.opened_period <= a.period <= w.last_period)
+        ]
         if match:
             checks.append(PlantedCheck(a, True, f"预警 #{match[0].id}（{match[0].status}）"))
         else:
-            seen = ", ".join(f"#{w.id} {w.worst_band} {w.opened_period}..{w.last_period} → {w.responsible_person_id}" for w in rows) or "无预警"
+            seen = (
+                ", ".join(
+                    f"#{w.id} {w.worst_band} {w.opened_period}..{w.last_period} → {w.responsible_person_id}"
+                    for w in rows
+                )
+                or "无预警"
+            )
             checks.append(PlantedCheck(a, False, seen))
     healthy = {e: sorted({w.rule_id for w in warnings if w.entity_id == e}) for e in college.healthy}
     return checks, {e: r for e, r in healthy.items() if r}
@@ -163,8 +175,12 @@ def run_demo(
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
 
-    print(f"[1/5] 生成示范学院数据（{size.departments} 个二级学院、{size.majors} 个专业、{size.courses} 门课程、"
-          f"{size.teachers} 名教师、{size.students} 名学生）", file=out, flush=True)
+    print(
+        f"[1/5] 生成示范学院数据（{size.departments} 个二级学院、{size.majors} 个专业、{size.courses} 门课程、"
+        f"{size.teachers} 名教师、{size.students} 名学生）",
+        file=out,
+        flush=True,
+    )
     college = generate(out_dir / "sources", size, seed=seed, progress=show)
     if prepare is not None:
         prepare(college)
@@ -174,8 +190,12 @@ def run_demo(
     pipeline = Pipeline(store, rules, clock=lambda: college.as_of, progress=show)
     result = pipeline.result
 
-    print("[2/5] 连接器读取数据源：教务（SQLite）、人事/评教（HTTP API）、财务（GBK CSV）；"
-          "学工、招就、实习、资产、图书、科研、一卡通、课程平台、督导、师资（按配置映射）", file=out, flush=True)
+    print(
+        "[2/5] 连接器读取数据源：教务（SQLite）、人事/评教（HTTP API）、财务（GBK CSV）；"
+        "学工、招就、实习、资产、图书、科研、一卡通、课程平台、督导、师资（按配置映射）",
+        file=out,
+        flush=True,
+    )
     with DemoApi(college.api_data) as api, SystemsApi(college.systems.api_data if college.systems else {}) as sapi:
         connectors = college_connectors(college, api, sapi)
         try:
@@ -187,11 +207,19 @@ def run_demo(
     from zhengai.demo.forms import take_in
 
     take_in(college.out_dir / "forms", pipeline, rules, lambda: college.as_of)  # 填报: the offices' drop folder
-    print("[3/5] 汇总派生指标（到课率、成绩、评教、师资、经费）并评估；连接器送来的观测值已在读取时评估", file=out, flush=True)
+    print(
+        "[3/5] 汇总派生指标（到课率、成绩、评教、师资、经费）并评估；连接器送来的观测值已在读取时评估",
+        file=out,
+        flush=True,
+    )
     pipeline.flush()
 
-    print(f"[4/5] 共评估 {result.observations} 条观测值（{len(rules.rules)} 条规则），判定 {result.verdicts} 条，"
-          f"预警状态变化 {len(result.transitions)} 次", file=out, flush=True)
+    print(
+        f"[4/5] 共评估 {result.observations} 条观测值（{len(rules.rules)} 条规则），判定 {result.verdicts} 条，"
+        f"预警状态变化 {len(result.transitions)} 次",
+        file=out,
+        flush=True,
+    )
 
     print("[5/5] 发送通知（控制台 + 文件）", file=out, flush=True)
     pipeline.notify([ConsoleSink(out, limit=console_limit), FileSink(out_dir / "notifications.jsonl")])
@@ -204,11 +232,19 @@ def run_demo(
     _close_one_loop(run, out)
     run.report_path = out_dir / "report.md"
     run.report_path.write_text(
-        render_report(summary, pipeline.directory, title=f"{college.school_name} 诊改监测预警报告（示范运行）",
-                      as_of=college.as_of, extra=_planted_section(run)),
+        render_report(
+            summary,
+            pipeline.directory,
+            title=f"{college.school_name} 诊改监测预警报告（示范运行）",
+            as_of=college.as_of,
+            extra=_planted_section(run),
+        ),
         encoding="utf-8",
     )
-    print(f"\n报告：{run.report_path}\n通知：{out_dir / 'notifications.jsonl'}\n数据库：{out_dir / 'zhengai.sqlite'}", file=out)
+    print(
+        f"\n报告：{run.report_path}\n通知：{out_dir / 'notifications.jsonl'}\n数据库：{out_dir / 'zhengai.sqlite'}",
+        file=out,
+    )
     _self_report(run, rules, out_dir, out)
     return run
 
@@ -252,12 +288,18 @@ def _close_one_loop(run: DemoRun, out: TextIO) -> None:
     owner = w.responsible_person_id
     assert owner is not None  # the demo's warnings all have a responsible person
     service.act(w.id, Acknowledge(owner, now, "已知悉"))
-    service.act(w.id, StartImprovement(owner, now, now + timedelta(days=14), "分析缺勤原因，课前点名并与辅导员联动跟进"),
-                evidence=["https://pan.example.edu.cn/demo/sign-in-sheets"])
+    service.act(
+        w.id,
+        StartImprovement(owner, now, now + timedelta(days=14), "分析缺勤原因，课前点名并与辅导员联动跟进"),
+        evidence=["https://pan.example.edu.cn/demo/sign-in-sheets"],
+    )
     service.act(w.id, Review(reviewer, now + timedelta(hours=1), "连续达标，措施有效，复评通过"))
     effects = effects_of(run.store, w.id)  # measured and stored with the review
-    print(f"\n━━ 改进闭环示范：预警 #{w.id}（{w.rule_name} · {mask_text(w.entity_id)}）━━\n"
-          f"  负责人 {owner} 确认预警并登记改进措施（含支撑材料）→ {reviewer} 复评关闭", file=out)
+    print(
+        f"\n━━ 改进闭环示范：预警 #{w.id}（{w.rule_name} · {mask_text(w.entity_id)}）━━\n"
+        f"  负责人 {owner} 确认预警并登记改进措施（含支撑材料）→ {reviewer} 复评关闭",
+        file=out,
+    )
     if effects:
         print(f"  改进效果：{mask_text(effects[0].summary)}", file=out)
     print(f"  查看：zhengai warnings show {w.id}", file=out)
@@ -267,7 +309,9 @@ def _planted_section(run: DemoRun) -> str:
     lines = ["## 三、预置异常核对", "", "| 结果 | 层面 | 对象 | 指标 | 预期色带 | 说明 |", "|---|---|---|---|---|---|"]
     for c in run.planted:
         a = c.anomaly
-        lines.append(f"| {'✓' if c.found else '✗'} | {a.level.zh} | {a.entity_id} | {a.rule_id} | {a.band.zh} | {a.note} |")
+        lines.append(
+            f"| {'✓' if c.found else '✗'} | {a.level.zh} | {a.entity_id} | {a.rule_id} | {a.band.zh} | {a.note} |"
+        )
     return "\n".join(lines)
 
 
@@ -275,8 +319,11 @@ def _print_summary(run: DemoRun, out: TextIO) -> None:
     r = run.result
     read = sum(rep.total("read") for rep in r.connector_reports.values())
     bands = " · ".join(f"{k} {v}" for k, v in sorted(r.bands.items()))
-    print(f"\n━━ 运行概况 ━━\n读取源数据 {read} 行；新观测值 {r.observations} 条；判定 {r.verdicts} 条（{bands}）；"
-          f"预警状态变化 {len(r.transitions)} 次；死信 {len(r.dead_letters)} 条；用时 {run.seconds:.1f} 秒", file=out)
+    print(
+        f"\n━━ 运行概况 ━━\n读取源数据 {read} 行；新观测值 {r.observations} 条；判定 {r.verdicts} 条（{bands}）；"
+        f"预警状态变化 {len(r.transitions)} 次；死信 {len(r.dead_letters)} 条；用时 {run.seconds:.1f} 秒",
+        file=out,
+    )
     print(render_summary(run.summary, run.pipeline.directory), file=out)
     found = sum(c.found for c in run.planted)
     print(f"\n━━ 预置异常核对：{found}/{len(run.planted)} 已发现 ━━", file=out)

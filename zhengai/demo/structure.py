@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Callable
 
 from zhengai.demo.api import ApiData
 from zhengai.demo.people import (
-    CATALOG, COMMON_COURSES, OFFICES, Contacts, NameMaker, Staff, TeacherPlan, build_staff, build_teachers,
+    CATALOG,
+    COMMON_COURSES,
+    OFFICES,
+    Contacts,
+    NameMaker,
+    Staff,
+    TeacherPlan,
+    build_staff,
+    build_teachers,
 )
 from zhengai.ingest.records import Band, Level
 
@@ -196,8 +204,9 @@ class Build:
     def structure(self) -> None:
         size = self.size
         rng = self.rng("structure")
-        per_dept = [size.majors // size.departments + (i < size.majors % size.departments)
-                    for i in range(size.departments)]
+        per_dept = [
+            size.majors // size.departments + (i < size.majors % size.departments) for i in range(size.departments)
+        ]
         major_ids: list[tuple[str, str, str]] = []
         for d, n in enumerate(per_dept, start=1):
             dept_name, major_names, _ = CATALOG[d - 1]
@@ -244,12 +253,23 @@ class Build:
                         sid = f"{cohort % 100:02d}{major.id[1:]}{seq:04d}"
                         birth = birth_of[cohort] - (rng.random() < 0.2)
                         self.students[sid] = Student(
-                            sid, self.names(), kid, major.id, cohort, "在读", self.contacts.id_card(birth),
-                            self.contacts.mobile(), rng.uniform(76.0, 88.0))
+                            sid,
+                            self.names(),
+                            kid,
+                            major.id,
+                            cohort,
+                            "在读",
+                            self.contacts.id_card(birth),
+                            self.contacts.mobile(),
+                            rng.uniform(76.0, 88.0),
+                        )
         # 休学 (suspended) students: ~0.5 %, only in majors well above 150 (预警值), so no head
         # count moves into or near a band boundary.
-        pool = [s for s in self.students.values() if s.major_id not in _FIXED_STUDENTS
-                and self.majors[s.major_id].students >= 160]
+        pool = [
+            s
+            for s in self.students.values()
+            if s.major_id not in _FIXED_STUDENTS and self.majors[s.major_id].students >= 160
+        ]
         for s in rng.sample(pool, round(0.005 * len(self.students))):
             s.status = "休学"
 
@@ -280,10 +300,18 @@ class Build:
             m = max(ids, key=lambda k: (load[k][0] / (load[k][1] + 1), -ids.index(k)))
             pt[m] += 1
             load[m][1] += 1
-        plans = [TeacherPlan(m, self.majors[m].department_id, ft[m], pt[m], _ROLES.get(m, ("leader",)),
-                             dual=4 if m == M_SHRINKING else None,
-                             training=tuple((r, _TRAINING[r]) for r in _ROLES.get(m, ()) if r in _TRAINING))
-                 for m in ids]
+        plans = [
+            TeacherPlan(
+                m,
+                self.majors[m].department_id,
+                ft[m],
+                pt[m],
+                _ROLES.get(m, ("leader",)),
+                dual=4 if m == M_SHRINKING else None,
+                training=tuple((r, _TRAINING[r]) for r in _ROLES.get(m, ()) if r in _TRAINING),
+            )
+            for m in ids
+        ]
         teachers, self.roles = build_teachers(self.rng("teachers"), plans, self.names, self.contacts, updated)
         self.staff = {t.id: t for t in teachers}
         for m in ids:
@@ -296,7 +324,7 @@ class Build:
         classes = sorted(self.classes)
         n_cs = math.ceil(len(self.students) / 186)
         for i in range(n_cs):
-            block = classes[i * len(classes) // n_cs: (i + 1) * len(classes) // n_cs]
+            block = classes[i * len(classes) // n_cs : (i + 1) * len(classes) // n_cs]
             dept = self.majors[self.classes[block[0]].major_id].department_id
             cs = build_staff(rng, "counsellor", f"FD{i + 1:03d}", dept, self.names, self.contacts, updated)
             self.staff[cs.id] = cs
@@ -349,8 +377,9 @@ class Build:
             load[teacher] += c.weekly_hours
             count[teacher] += 1
         if not pool or min(count.values()) == 0 or max(load.values()) > 16:
-            raise ValueError(f"{major_id}: courses and teachers do not balance ({len(courses)} courses, "
-                             f"{len(teachers)} teachers)")
+            raise ValueError(
+                f"{major_id}: courses and teachers do not balance ({len(courses)} courses, {len(teachers)} teachers)"
+            )
 
     def _enroll(self, rng: random.Random) -> None:
         """5–6 courses of their own major per student, dealt round-robin so sections stay even."""
@@ -378,10 +407,14 @@ class Build:
         def person(pid: str) -> dict:
             return self.staff[pid].person()
 
-        school = {"id": SCHOOL_ID, "name": SCHOOL_NAME,
-                  "offices": [{"name": name, "head": person(pid)} for name, pid in self.offices.items()],
-                  "quality_office": person(self.quality_office)}
-        return ApiData(school=school, staff=tuple(s.api_item() for s in self.staff.values()),
-                       sections={term: tuple(rows) for term, rows in self.sections.items()})
-
-
+        school = {
+            "id": SCHOOL_ID,
+            "name": SCHOOL_NAME,
+            "offices": [{"name": name, "head": person(pid)} for name, pid in self.offices.items()],
+            "quality_office": person(self.quality_office),
+        }
+        return ApiData(
+            school=school,
+            staff=tuple(s.api_item() for s in self.staff.values()),
+            sections={term: tuple(rows) for term, rows in self.sections.items()},
+        )

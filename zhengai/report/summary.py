@@ -94,22 +94,39 @@ def render_summary(s: Summary, directory: Directory) -> str:
 def render_report(s: Summary, directory: Directory, *, title: str, as_of: datetime, extra: str = "") -> str:
     """A markdown report (诊改监测预警报告) listing every open warning by level; personal data
     masked throughout (``extra`` included)."""
-    out = [f"# {title}", "", f"统计时点：{as_of:%Y-%m-%d %H:%M}", "", "## 一、预警概况", "",
-           "| 层面 | 黄色预警 | 红色预警 | 已恢复 |", "|---|---:|---:|---:|"]
+    out = [
+        f"# {title}",
+        "",
+        f"统计时点：{as_of:%Y-%m-%d %H:%M}",
+        "",
+        "## 一、预警概况",
+        "",
+        "| 层面 | 黄色预警 | 红色预警 | 已恢复 |",
+        "|---|---:|---:|---:|",
+    ]
     for lvl in _LEVELS:
-        out.append(f"| {lvl.zh} | {s.open_by_level_band.get((lvl.value, 'yellow'), 0)} | "
-                   f"{s.open_by_level_band.get((lvl.value, 'red'), 0)} | {s.resolved_by_level.get(lvl.value, 0)} |")
+        out.append(
+            f"| {lvl.zh} | {s.open_by_level_band.get((lvl.value, 'yellow'), 0)} | "
+            f"{s.open_by_level_band.get((lvl.value, 'red'), 0)} | {s.resolved_by_level.get(lvl.value, 0)} |"
+        )
     out += ["", "## 二、未关闭预警明细", ""]
     for lvl in _LEVELS:
         rows = [w for w in s.open_warnings if w.level == lvl.value]
         if not rows:
             continue
-        out += [f"### {lvl.zh}层面（{len(rows)} 条）", "", "| 色带 | 对象 | 指标 | 周期 | 判定 | 负责人 | 限期 |", "|---|---|---|---|---|---|---|"]
+        out += [
+            f"### {lvl.zh}层面（{len(rows)} 条）",
+            "",
+            "| 色带 | 对象 | 指标 | 周期 | 判定 | 负责人 | 限期 |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for w in sorted(rows, key=lambda w: (w.band != "red", w.rule_id, w.entity_id)):
             person = directory.person(w.responsible_person_id) if w.responsible_person_id else None
             due = f"{w.due_date:%Y-%m-%d}" if w.due_date else "—"
-            out.append(f"| {Band(w.band).zh} | {_name(directory, w.entity_id)} | {w.rule_name} | {w.last_period} | "
-                       f"{w.reason} | {person.name if person else '—'} | {due} |")
+            out.append(
+                f"| {Band(w.band).zh} | {_name(directory, w.entity_id)} | {w.rule_name} | {w.last_period} | "
+                f"{w.reason} | {person.name if person else '—'} | {due} |"
+            )
         out.append("")
     if extra:
         out += [extra, ""]

@@ -16,9 +16,9 @@ does not allow the action → 409, bad input → 400 with the form again.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, time, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
-from typing import Callable
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
@@ -56,7 +56,13 @@ class _Who:
 
 class Pages:
     def __init__(self, service, secret: bytes, settings: WebSettings, clock: Callable[[], datetime], rules: Callable):
-        self.service, self.store, self.secret, self.settings, self.clock = service, service.store, secret, settings, clock
+        self.service, self.store, self.secret, self.settings, self.clock = (
+            service,
+            service.store,
+            secret,
+            settings,
+            clock,
+        )
         self.rules = rules
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
 
@@ -93,7 +99,9 @@ class Pages:
         if proxied is not None:
             return proxied
         if action is None:
-            return self.error(403, "请先登录", "请通过学校统一身份认证登录后查看，或使用个人通知（工作通知、邮件）中的链接打开。")
+            return self.error(
+                403, "请先登录", "请通过学校统一身份认证登录后查看，或使用个人通知（工作通知、邮件）中的链接打开。"
+            )
         try:
             return self._link({k: params.getlist(k) for k in params.keys()}, warning_id, action)
         except InvalidLink as exc:
@@ -126,13 +134,29 @@ class Pages:
             href: str | None = f"/warnings/{w.id}"
             if who.link is not None:  # reached by a personal link: each warning gets one for this person
                 action = "ack" if m.actions[:1] == ["ack"] else "improvement" if "improvement" in m.actions else None
-                href = (action_url(f"/warnings/{w.id}/{action}", w.id, who.person_id, action, int(who.link.expires_at),
-                                   self.secret) if action else None)
-            items.append(dict(id=w.id, href=href, rule=w.rule_name, entity=views.entity_label(self.service.directory(), w),
-                              status=m.status_zh, band=w.band, due=views.day(w.due_date), role=m.role,
-                              actions=m.actions_zh, period=w.last_period,
-                              measures=[mask_text(i.text) for i in m.measures],
-                              evidence=[dict(url=e.url, href=views.safe_url(e.url)) for e in m.evidence]))
+                href = (
+                    action_url(
+                        f"/warnings/{w.id}/{action}", w.id, who.person_id, action, int(who.link.expires_at), self.secret
+                    )
+                    if action
+                    else None
+                )
+            items.append(
+                dict(
+                    id=w.id,
+                    href=href,
+                    rule=w.rule_name,
+                    entity=views.entity_label(self.service.directory(), w),
+                    status=m.status_zh,
+                    band=w.band,
+                    due=views.day(w.due_date),
+                    role=m.role,
+                    actions=m.actions_zh,
+                    period=w.last_period,
+                    measures=[mask_text(i.text) for i in m.measures],
+                    evidence=[dict(url=e.url, href=views.safe_url(e.url)) for e in m.evidence],
+                )
+            )
         return self.page("mine.html", name=self.name_of(who.person_id), items=items, via=who.via)
 
     async def warning(self, request: Request) -> Response:
@@ -148,16 +172,40 @@ class Pages:
 
     def show(self, w, who: _Who, *, status: int = 200, error: str = "", form: dict | None = None) -> HTMLResponse:
         holder, assessor, quality_office = self.service.may(w, who.person_id)
-        allowed = [a for a in allowed_actions(w.status, acknowledged=w.acknowledged_at is not None, holder=holder,
-                                              assessor=assessor, quality_office=quality_office) if who.may(a)]
-        default_due = (w.due_date.astimezone(CHINA).date() if w.due_date and w.due_date > self.clock()
-                       else (self.clock().astimezone(CHINA) + timedelta(days=14)).date())
+        allowed = [
+            a
+            for a in allowed_actions(
+                w.status,
+                acknowledged=w.acknowledged_at is not None,
+                holder=holder,
+                assessor=assessor,
+                quality_office=quality_office,
+            )
+            if who.may(a)
+        ]
+        default_due = (
+            w.due_date.astimezone(CHINA).date()
+            if w.due_date and w.due_date > self.clock()
+            else (self.clock().astimezone(CHINA) + timedelta(days=14)).date()
+        )
         store, directory = self.store, self.service.directory()
         return self.page(
-            "warning.html", status, w=w, name=self.name_of(who.person_id), rows=views.details(store, self.rules(), directory, w),
-            measures=views.measures(store, w.id), evidence=views.evidence(store, w.id), effects=views.effects(self.service, w.id),
-            allowed=allowed, action_zh=ACTION_ZH, hidden=self.hidden(who), error=error, form=form or {},
-            default_due=default_due.isoformat(), max_text=MAX_TEXT, via=who.via,
+            "warning.html",
+            status,
+            w=w,
+            name=self.name_of(who.person_id),
+            rows=views.details(store, self.rules(), directory, w),
+            measures=views.measures(store, w.id),
+            evidence=views.evidence(store, w.id),
+            effects=views.effects(self.service, w.id),
+            allowed=allowed,
+            action_zh=ACTION_ZH,
+            hidden=self.hidden(who),
+            error=error,
+            form=form or {},
+            default_due=default_due.isoformat(),
+            max_text=MAX_TEXT,
+            via=who.via,
         )
 
     # --- actions ------------------------------------------------------------------------------
@@ -171,8 +219,9 @@ class Pages:
         if isinstance(who, HTMLResponse):
             return who
         csrf = form.get("csrf")
-        if not same_site(request.headers) or not csrf_ok(self.secret, who.person_id, csrf if isinstance(csrf, str) else None,
-                                                         self.clock()):
+        if not same_site(request.headers) or not csrf_ok(
+            self.secret, who.person_id, csrf if isinstance(csrf, str) else None, self.clock()
+        ):
             return self.error(403, "请求无效", "页面已过期或来源不明，请重新打开页面后再提交。")
         if not who.may(action):
             return self.error(403, "链接无效", "此链接不能执行该操作。")
@@ -188,7 +237,11 @@ class Pages:
             return self.error(403, "无权操作", str(exc).split(" (")[0])
         except LifecycleError as exc:
             fresh = self.store.read.warning(wid) or w
-            return self.error(409, "无法执行", f"该预警当前状态为“{Status(fresh.status).zh}”，不能执行此操作（{str(exc).split(' (')[0]}）。")
+            return self.error(
+                409,
+                "无法执行",
+                f"该预警当前状态为“{Status(fresh.status).zh}”，不能执行此操作（{str(exc).split(' (')[0]}）。",
+            )
         log.info("warning #%s: %s by %s via %s", wid, action, who.person_id, who.via)
         return self.page("message.html", title=done[0], text=done[1], ok=True, wid=wid, via=who.via)
 
@@ -226,7 +279,10 @@ class Pages:
             if "最长限期" in str(exc) or "链接" in str(exc):
                 raise _Again(str(exc).split(" (")[0]) from None
             raise
-        return "已登记改进措施", f"已登记预警 W{w.id}（{w.rule_name}）的改进措施，限期 {day:%Y-%m-%d}。指标恢复后由质量办或上一级复评。"
+        return (
+            "已登记改进措施",
+            f"已登记预警 W{w.id}（{w.rule_name}）的改进措施，限期 {day:%Y-%m-%d}。指标恢复后由质量办或上一级复评。",
+        )
 
     def _evidence(self, w, who, v):
         urls = self._urls(v["evidence"])
@@ -254,7 +310,9 @@ class Pages:
 
         self.service.act(w.id, Review(who.person_id, self.clock(), v["note"].strip()[:500]))
         effects = effects_of(self.store, w.id)[-1:]
-        return "复评通过", f"预警 W{w.id} 已复评关闭。" + (f"改进效果：{mask_text(effects[0].summary)}" if effects else "")
+        return "复评通过", f"预警 W{w.id} 已复评关闭。" + (
+            f"改进效果：{mask_text(effects[0].summary)}" if effects else ""
+        )
 
 
 class _Again(Exception):
@@ -263,15 +321,23 @@ class _Again(Exception):
         self.text = text
 
 
-def create_app(service, rules: Callable, secret: bytes | str, *, settings: WebSettings | None = None,
-               clock: Callable[[], datetime] | None = None, forms=None, forms_delivery=None):
+def create_app(
+    service,
+    rules: Callable,
+    secret: bytes | str,
+    *,
+    settings: WebSettings | None = None,
+    clock: Callable[[], datetime] | None = None,
+    forms=None,
+    forms_delivery=None,
+):
     """The ASGI app over a ``WarningService``; ``rules`` returns the current rulebook; ``clock``
     gives ``now`` (tests control it)."""
     if not secret:
         raise ValueError("the web pages need a link secret ($ZHENGAI_LINK_SECRET or $ZHENGAI_LINK_SECRET_FILE)")
     key = secret.encode("utf-8") if isinstance(secret, str) else bytes(secret)
     settings = settings or WebSettings()
-    pages = Pages(service, key, settings, clock or (lambda: datetime.now(timezone.utc)), rules)
+    pages = Pages(service, key, settings, clock or (lambda: datetime.now(UTC)), rules)
     routes = [
         Route("/", pages.home),
         Route("/static/zhengai.css", pages.css),
@@ -288,7 +354,9 @@ def create_app(service, rules: Callable, secret: bytes | str, *, settings: WebSe
     routes += diagnosis_routes(pages)
 
     async def not_found(request, exc):
-        return pages.error(exc.status_code, "页面不存在" if exc.status_code == 404 else "不支持的请求", "请使用通知中的链接打开。")
+        return pages.error(
+            exc.status_code, "页面不存在" if exc.status_code == 404 else "不支持的请求", "请使用通知中的链接打开。"
+        )
 
     async def failed(request, exc):  # never show a traceback (or anything in it) to the person
         log.exception("web request failed")

@@ -31,8 +31,11 @@ __all__ = ["SECURITY_HEADERS", "Guard", "WebSettings", "csrf_token", "csrf_ok", 
 
 CHINA = ZoneInfo("Asia/Shanghai")
 SECURITY_HEADERS = [
-    (b"content-security-policy", b"default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-                                 b"frame-ancestors 'none'; base-uri 'none'"),
+    (
+        b"content-security-policy",
+        b"default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        b"frame-ancestors 'none'; base-uri 'none'",
+    ),
     (b"referrer-policy", b"no-referrer"),  # a page URL may carry a signed token
     (b"cache-control", b"no-store"),  # every page is personal; some are reached by a token
     (b"x-content-type-options", b"nosniff"),
@@ -70,8 +73,11 @@ class Guard:
             if message["type"] == "http.response.start":
                 status.append(message["status"])
                 names = {h for h, _ in SECURITY_HEADERS}
-                message = dict(message, headers=[(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
-                               + SECURITY_HEADERS)
+                message = dict(
+                    message,
+                    headers=[(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+                    + SECURITY_HEADERS,
+                )
             await send(message)
 
         try:
@@ -106,7 +112,7 @@ class Guard:
             remaining = deadline - asyncio.get_running_loop().time()
             try:
                 message = await asyncio.wait_for(receive(), max(remaining, 0.001))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise _Refused(408, "提交超时，请重试。") from None
             if message["type"] == "http.disconnect":
                 return None
@@ -129,14 +135,24 @@ class _Refused(Exception):
 
 async def _plain(send, status: int, text: str) -> None:
     data = text.encode("utf-8")
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(data)).encode()),
-                            (b"connection", b"close")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(data)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": data})
 
 
 def _mac(secret: bytes, text: str) -> str:
-    return base64.urlsafe_b64encode(hmac.new(secret, text.encode("utf-8"), hashlib.sha256).digest()).rstrip(b"=").decode()
+    return (
+        base64.urlsafe_b64encode(hmac.new(secret, text.encode("utf-8"), hashlib.sha256).digest()).rstrip(b"=").decode()
+    )
 
 
 def csrf_token(secret: bytes, person_id: str, now: datetime) -> str:
@@ -147,8 +163,10 @@ def csrf_ok(secret: bytes, person_id: str, token: str | None, now: datetime) -> 
     """Today's or yesterday's token for this person (a form opened before midnight still posts)."""
     if not token or not token.isascii():
         return False
-    return any(hmac.compare_digest(csrf_token(secret, person_id, now - timedelta(days=d)).encode(), token.encode())
-               for d in (0, 1))
+    return any(
+        hmac.compare_digest(csrf_token(secret, person_id, now - timedelta(days=d)).encode(), token.encode())
+        for d in (0, 1)
+    )
 
 
 def same_site(headers) -> bool:

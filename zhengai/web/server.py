@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -81,9 +81,16 @@ class _CachedDirectory:
             return self._value
 
 
-def build_app(store_url: str, *, rules_folder=None, secret: bytes | str | None = None,
-              channels: tuple[str, ...] = ("console", "file"), settings: WebSettings | None = None,
-              broker: str | None = None, topic_prefix: str = ""):
+def build_app(
+    store_url: str,
+    *,
+    rules_folder=None,
+    secret: bytes | str | None = None,
+    channels: tuple[str, ...] = ("console", "file"),
+    settings: WebSettings | None = None,
+    broker: str | None = None,
+    topic_prefix: str = "",
+):
     """The app over a store, like ``zhengai warnings`` builds its service. ``secret`` defaults to
     the environment (``$ZHENGAI_LINK_SECRET`` / ``$ZHENGAI_LINK_SECRET_FILE``)."""
     from zhengai.rules.loader import load_rulebook
@@ -93,7 +100,9 @@ def build_app(store_url: str, *, rules_folder=None, secret: bytes | str | None =
 
     secret = secret or load_secret()
     if not secret:
-        raise ValueError("set $ZHENGAI_LINK_SECRET or $ZHENGAI_LINK_SECRET_FILE: the web pages sign their forms with it")
+        raise ValueError(
+            "set $ZHENGAI_LINK_SECRET or $ZHENGAI_LINK_SECRET_FILE: the web pages sign their forms with it"
+        )
     store = WarningStore(store_url)
     rules = load_rulebook(rules_folder)
     service = WarningService(store, lambda: rules, _CachedDirectory(store), channels=channels)
@@ -108,9 +117,20 @@ def build_app(store_url: str, *, rules_folder=None, secret: bytes | str | None =
 def config_for(app, host: str, port: int, settings: WebSettings | None = None) -> uvicorn.Config:
     settings = settings or WebSettings()
     protocol = type("ZhengaiH11", (SlowClientH11,), {"header_timeout": settings.header_timeout})
-    return uvicorn.Config(app, host=host, port=port, http=protocol, access_log=False, log_config=None,
-                          timeout_keep_alive=5, limit_concurrency=1000, h11_max_incomplete_event_size=16 * 1024,
-                          server_header=False, proxy_headers=False, lifespan="off")
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=protocol,
+        access_log=False,
+        log_config=None,
+        timeout_keep_alive=5,
+        limit_concurrency=1000,
+        h11_max_incomplete_event_size=16 * 1024,
+        server_header=False,
+        proxy_headers=False,
+        lifespan="off",
+    )
 
 
 def serve(app, host: str = "127.0.0.1", port: int = 8080, settings: WebSettings | None = None) -> None:
@@ -121,13 +141,19 @@ class ServerThread:
     """The app on uvicorn in a background thread (tests, embedded use): ``with ServerThread(app)
     as s: s.base_url``. Port 0 picks a free port."""
 
-    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, settings: WebSettings | None = None,
-                 ready: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        app,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        settings: WebSettings | None = None,
+        ready: Callable[[], None] | None = None,
+    ):
         self.server = uvicorn.Server(config_for(app, host, port, settings))
         # not the main thread: uvicorn (>= 0.29) installs no signal handlers there
         self._thread = threading.Thread(target=self.server.run, name="zhengai-web", daemon=True)
 
-    def __enter__(self) -> "ServerThread":
+    def __enter__(self) -> ServerThread:
         self._thread.start()
         deadline = time.monotonic() + 20
         while not self.server.started:

@@ -38,9 +38,16 @@ def _zh(enum, value: str) -> str:
 
 def _thresholds(store, w) -> dict | None:
     with store.session() as s:
-        row = s.scalars(select(VerdictRow.thresholds).where(
-            VerdictRow.rule_id == w.rule_id, VerdictRow.entity_id == w.entity_id, VerdictRow.period == w.last_period,
-        ).order_by(VerdictRow.id.desc()).limit(1)).first()
+        row = s.scalars(
+            select(VerdictRow.thresholds)
+            .where(
+                VerdictRow.rule_id == w.rule_id,
+                VerdictRow.entity_id == w.entity_id,
+                VerdictRow.period == w.last_period,
+            )
+            .order_by(VerdictRow.id.desc())
+            .limit(1)
+        ).first()
     return row if isinstance(row, dict) else None
 
 
@@ -63,8 +70,11 @@ def details(store, rules, directory, w) -> list[tuple[str, str]]:
         ("指标", w.rule_name),
         ("对象", entity_label(directory, w)),
         ("当前值", f"{format_value(w.value, unit)}（统计周期 {w.last_period}）"),
-        ("阈值", f"目标值 {format_value(target, unit)} · 标准值 {format_value(standard, unit)}"
-               f" · 预警值 {format_value(warn, unit)}"),
+        (
+            "阈值",
+            f"目标值 {format_value(target, unit)} · 标准值 {format_value(standard, unit)}"
+            f" · 预警值 {format_value(warn, unit)}",
+        ),
         ("级别 / 状态", f"{_zh(Band, w.band)} · {_zh(Status, w.status)}"),
         ("改进期限", day(w.due_date)),
     ]
@@ -72,20 +82,39 @@ def details(store, rules, directory, w) -> list[tuple[str, str]]:
 
 
 def measures(store, warning_id: int) -> list[dict]:
-    return [dict(id=i.id, owner=i.owner_id, at=day(i.created_at), due=day(i.due_date), text=mask_text(i.text),
-                 effect=mask_text(i.effect) if i.effect else None) for i in store.read.improvements(warning_id)]
+    return [
+        dict(
+            id=i.id,
+            owner=i.owner_id,
+            at=day(i.created_at),
+            due=day(i.due_date),
+            text=mask_text(i.text),
+            effect=mask_text(i.effect) if i.effect else None,
+        )
+        for i in store.read.improvements(warning_id)
+    ]
 
 
 def evidence(store, warning_id: int) -> list[dict]:
-    return [dict(url=e.url, href=safe_url(e.url), note=mask_text(e.note), by=e.added_by, at=day(e.added_at))
-            for e in evidence_of(store, warning_id)]
+    return [
+        dict(url=e.url, href=safe_url(e.url), note=mask_text(e.note), by=e.added_by, at=day(e.added_at))
+        for e in evidence_of(store, warning_id)
+    ]
 
 
 def effects(service, warning_id: int) -> list[dict]:
     """The effect stored with the review; before the review, the effect measured now (so the
     reviewer sees it before deciding)."""
-    stored = [dict(at=day(e.measured_at), by=e.reviewed_by, summary=mask_text(e.summary), live=False,
-                   series=[(p, v) for p, v in (e.detail or {}).get("series", [])]) for e in effects_of(service.store, warning_id)]
+    stored = [
+        dict(
+            at=day(e.measured_at),
+            by=e.reviewed_by,
+            summary=mask_text(e.summary),
+            live=False,
+            series=[(p, v) for p, v in (e.detail or {}).get("series", [])],
+        )
+        for e in effects_of(service.store, warning_id)
+    ]
     if stored:
         return stored
     from zhengai.warnings.effects import measure

@@ -9,10 +9,6 @@ prints it for people (Chinese) or as JSON. The web page calls ``run_backtest`` t
 
 from __future__ import annotations
 
-import click
-
-from zhengai.commands._options import json_option, namespace, rulebook_option, store_option
-
 import argparse
 import json
 import sys
@@ -20,9 +16,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+import click
+
+from zhengai.commands._options import json_option, namespace, rulebook_option, store_option
 from zhengai.ingest.plausibility import period_kind, period_start
 from zhengai.ingest.records import Band
 from zhengai.rules.loader import RulebookError, RuleSet, load_rulebook
@@ -189,15 +188,23 @@ def _cmd(args: argparse.Namespace) -> int:
 def register(rules: click.Group) -> None:
     """Adds ``backtest`` under ``zhengai rules``."""
 
-    @rules.command("backtest", help="回测：当前与候选规则库在某学期会开多少预警、在哪里 (backtest over stored observations)")
+    @rules.command(
+        "backtest", help="回测：当前与候选规则库在某学期会开多少预警、在哪里 (backtest over stored observations)"
+    )
     @click.option("--term", help="学期，如 2025-2026-1")
     @click.option("--from", "start", help="起（ISO 时间，含时区），与 --to 一起代替 --term")
     @click.option("--to", "end", help="止（不含）")
     @rulebook_option
-    @click.option("--candidate", type=click.Path(path_type=Path), default=None,
-                  help="候选规则库：目录，或替换同名文件的单个 YAML")
-    @click.option("--set", "set", multiple=True, metavar="RULE.FIELD=VALUE",
-                  help="改一个值，如 course.attendance_rate.standard=88（可多次）")
+    @click.option(
+        "--candidate", type=click.Path(path_type=Path), default=None, help="候选规则库：目录，或替换同名文件的单个 YAML"
+    )
+    @click.option(
+        "--set",
+        "set",
+        multiple=True,
+        metavar="RULE.FIELD=VALUE",
+        help="改一个值，如 course.attendance_rate.standard=88（可多次）",
+    )
     @store_option
     @json_option
     def backtest(**params: Any) -> int:

@@ -8,13 +8,10 @@
 
 from __future__ import annotations
 
-import click
-
-from zhengai.commands._options import json_option, namespace, rulebook_option, store_option
-
-import argparse
 import sys
 from pathlib import Path
+
+import click
 
 __all__ = ["schema_command", "register"]
 

@@ -6,15 +6,14 @@ zhengai rules tuning RULE_ID --term 2025-2026-1 [--rulebook DIR] [--store URL] [
 
 from __future__ import annotations
 
-import click
-
-from zhengai.commands._options import json_option, namespace, rulebook_option, store_option
-
-import argparse
 import json
 import sys
 from dataclasses import asdict
+from typing import Any
 
+import click
+
+from zhengai.commands._options import json_option, namespace, rulebook_option, store_option
 from zhengai.rules.loader import RulebookError, load_rulebook
 
 __all__ = ["false_positives_command", "tuning_command", "register"]
@@ -110,5 +109,6 @@ def register(rules: click.Group) -> None:
     @json_option
     def tuning(**params: Any) -> int:
         args = namespace(**params)
-        return tuning_command(store=args.store, rule_id=args.rule_id, term=args.term, rulebook=args.rulebook,
-                              as_json=args.as_json)
+        return tuning_command(
+            store=args.store, rule_id=args.rule_id, term=args.term, rulebook=args.rulebook, as_json=args.as_json
+        )

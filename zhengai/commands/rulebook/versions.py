@@ -11,16 +11,15 @@ nothing until it is published. The first publication is the baseline.
 
 from __future__ import annotations
 
-import click
-
-from zhengai.commands._options import json_option, namespace, rulebook_option, store_option
-
-import argparse
 import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import click
+
+from zhengai.commands._options import json_option, namespace, rulebook_option, store_option
 from zhengai.rules.loader import RulebookError, default_rulebook_path, load_rulebook
 
 __all__ = ["publish_command", "versions_command", "diff_command", "restore_command", "register"]
@@ -192,5 +191,6 @@ def register(rules: click.Group) -> None:
     @store_option
     def restore(**params: Any) -> int:
         args = namespace(**params)
-        return restore_command(pub_id=args.pub_id, author=args.author, reason=args.reason, rulebook=args.rulebook,
-                               store=args.store)
+        return restore_command(
+            pub_id=args.pub_id, author=args.author, reason=args.reason, rulebook=args.rulebook, store=args.store
+        )

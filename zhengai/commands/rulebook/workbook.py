@@ -10,16 +10,14 @@ the folder and puts the files back if it does not load.
 
 from __future__ import annotations
 
-import click
-
-from zhengai.commands._options import json_option, namespace, rulebook_option, store_option
-
-import argparse
 import json
 import statistics
 import sys
 from pathlib import Path
 
+import click
+
+from zhengai.commands._options import json_option, namespace, rulebook_option
 from zhengai.rules.loader import RulebookError, RuleSet, default_rulebook_path, load_rulebook
 
 __all__ = ["export_command", "import_command", "latest_measured", "register"]
