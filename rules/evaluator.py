@@ -19,7 +19,16 @@ from datetime import datetime
 from zhengai.ingest.records import Band, Direction, Observation, Thresholds, Verdict
 from zhengai.rules.model import Override, Rule
 
-__all__ = ["EvaluationError", "resolve_thresholds", "classify", "evaluate", "evaluate_observation", "meets_recovery"]
+__all__ = [
+    "EvaluationError",
+    "resolve_thresholds",
+    "classify",
+    "evaluate",
+    "evaluate_observation",
+    "meets_recovery",
+    "as_number",
+    "as_pair",
+]
 
 _NAMES_ZH = {"target": "目标值", "standard": "标准值", "warning": "预警值"}
 
@@ -48,12 +57,17 @@ def resolve_thresholds(rule: Rule, overrides: Mapping[str, Override], lineage: S
     floored = False
     if rule.floor and rule.standard is not None and values["standard"] is not None:
         s, base = values["standard"], rule.standard
-        if rule.direction is Direction.higher_is_better and _num(s) < _num(base):
+        if rule.direction is Direction.higher_is_better and as_number(s) < as_number(base):
             values["standard"], floored = base, True
-        elif rule.direction is Direction.lower_is_better and _num(s) > _num(base):
+        elif rule.direction is Direction.lower_is_better and as_number(s) > as_number(base):
             values["standard"], floored = base, True
-        elif rule.direction is Direction.range and (_pair(s)[0] < _pair(base)[0] or _pair(s)[1] > _pair(base)[1]):
-            values["standard"], floored = (max(_pair(s)[0], _pair(base)[0]), min(_pair(s)[1], _pair(base)[1])), True
+        elif rule.direction is Direction.range and (
+            as_pair(s)[0] < as_pair(base)[0] or as_pair(s)[1] > as_pair(base)[1]
+        ):
+            values["standard"], floored = (
+                (max(as_pair(s)[0], as_pair(base)[0]), min(as_pair(s)[1], as_pair(base)[1])),
+                True,
+            )
     return Thresholds(
         direction=rule.direction,
         target=values["target"],
@@ -83,12 +97,15 @@ class _Side:
         return value > threshold if self.higher else value < threshold
 
 
-def _num(v: float | tuple[float, float] | None) -> float:
+def as_number(v: float | tuple[float, float] | None) -> float:
+    """A one-sided threshold as the number it is (``Thresholds``/``Rule`` fields are typed for every
+    direction; a pair or a missing value here is a bug, not bad input)."""
     assert isinstance(v, (int, float)), v  # one-sided rules have number thresholds (rules.model checks)
     return v
 
 
-def _pair(v: float | tuple[float, float] | None) -> tuple[float, float]:
+def as_pair(v: float | tuple[float, float] | None) -> tuple[float, float]:
+    """A range rule's threshold as its [low, high] pair (as :func:`as_number`)."""
     assert isinstance(v, tuple), v  # range rules have [low, high] thresholds (rules.model checks)
     return v
 
@@ -146,11 +163,15 @@ def classify(value: float | bool | None, thresholds: Thresholds, unit: str = "")
         if low_band in (Band.yellow, Band.red):
             return low_band, low_reason + "（偏低）"
         if low_band is Band.excellent and high_band is Band.excellent:
-            t = _pair(thresholds.target)
+            t = as_pair(thresholds.target)
             return Band.excellent, f"{_fmt(value, unit)}，在目标区间 {_fmt(t[0], unit)}–{_fmt(t[1], unit)} 内"
-        s = _pair(thresholds.standard)
+        s = as_pair(thresholds.standard)
         return Band.normal, f"{_fmt(value, unit)}，在标准区间 {_fmt(s[0], unit)}–{_fmt(s[1], unit)} 内"
-    th = {"target": _num(thresholds.target), "standard": _num(thresholds.standard), "warning": _num(thresholds.warning)}
+    th = {
+        "target": as_number(thresholds.target),
+        "standard": as_number(thresholds.standard),
+        "warning": as_number(thresholds.warning),
+    }
     return _one_sided(float(value), th, incl, d is Direction.higher_is_better, unit)
 
 
@@ -223,9 +244,9 @@ def meets_recovery(value: float | bool | None, thresholds: Thresholds, margin: f
     if isinstance(value, bool):
         return False
     if d is Direction.range:
-        lo = max(_pair(thresholds.standard)[0], _pair(thresholds.warning)[0]) + margin
-        hi = min(_pair(thresholds.standard)[1], _pair(thresholds.warning)[1]) - margin
+        lo = max(as_pair(thresholds.standard)[0], as_pair(thresholds.warning)[0]) + margin
+        hi = min(as_pair(thresholds.standard)[1], as_pair(thresholds.warning)[1]) - margin
         return lo <= value <= hi
     if d is Direction.higher_is_better:
-        return value >= max(_num(thresholds.standard), _num(thresholds.warning)) + margin
-    return value <= min(_num(thresholds.standard), _num(thresholds.warning)) - margin
+        return value >= max(as_number(thresholds.standard), as_number(thresholds.warning)) + margin
+    return value <= min(as_number(thresholds.standard), as_number(thresholds.warning)) - margin

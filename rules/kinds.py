@@ -115,7 +115,7 @@ class ProgressRule(Rule):
             raise ValueError("a progress rule is direction: higher_is_better (more done is better)")
         if len(set(self.skip_months)) >= 12:
             raise ValueError("skip_months leaves no month to make progress in")
-        Rule._consistent(self)  # the threshold triple, checked as for any numeric rule
+        Rule._check_consistent(self)  # the threshold triple, checked as for any numeric rule
         return self
 
 

@@ -22,7 +22,7 @@ from functools import lru_cache
 
 from zhengai.ingest.records import Band, Direction, Observation, Thresholds, Verdict, period_kind, period_sort_key
 from zhengai.rules.calendar import china_date, elapsed_share, last_year_period, period_days, previous_period, span_of
-from zhengai.rules.evaluator import classify, resolve_thresholds
+from zhengai.rules.evaluator import as_number, classify, resolve_thresholds
 from zhengai.rules.kinds import CompositeRule, ControlRule, ProgressRule, TrendRule, history_metrics, kind_of
 from zhengai.rules.loader import RuleSet
 from zhengai.rules.model import Rule
@@ -90,7 +90,7 @@ def _tiered(value: float, yellow: float, red: float) -> tuple[Thresholds, Band]:
         return th, Band.red
     if value >= yellow:
         return th, Band.yellow
-    return th, Band.excellent if value <= th.target else Band.normal
+    return th, Band.excellent if value <= as_number(th.target) else Band.normal
 
 
 def _diff_unit(unit: str) -> str:
@@ -160,9 +160,9 @@ def judge_progress(rule: ProgressRule, period: str, value: float, observed_at: d
     due = rule.plan * share
     th = Thresholds.trusted(
         direction=Direction.higher_is_better,
-        target=due * rule.target / 100,
-        standard=due * rule.standard / 100,
-        warning=due * rule.warning / 100,
+        target=due * as_number(rule.target) / 100,
+        standard=due * as_number(rule.standard) / 100,
+        warning=due * as_number(rule.warning) / 100,
         inclusive=rule.inclusive.model_dump(),
     )
     band = classify(value, th)[0]

@@ -192,6 +192,11 @@ class Rule(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Rule:
+        return self._check_consistent()
+
+    def _check_consistent(self) -> Rule:
+        """The checks of a rule with a threshold triple; a kind that keeps the triple calls them
+        from its own validator (pydantic types a validator as its decorator, not as a method)."""
         if self.metric.split(".")[0] != self.level.value:
             raise ValueError(
                 f"metric {self.metric!r} does not belong to level {self.level.value!r} "

@@ -189,8 +189,8 @@ def export_workbook(
                 ]
             )
     legend = wb.create_sheet(LEGEND)
-    for line in _LEGEND:
-        legend.append([line])
+    for text in _LEGEND:
+        legend.append([text])
     legend.column_dimensions["A"].width = 110
     for row in legend.iter_rows():
         row[0].alignment = Alignment(wrap_text=True)

@@ -111,8 +111,11 @@ class ObservationStore:
                 ]
             )
         buf.seek(0)
-        with s.connection().connection.cursor() as cur:
+        cur = s.connection().connection.cursor()  # the driver's (psycopg2) cursor: COPY needs it
+        try:
             cur.copy_expert(f"COPY observations_in ({cols}) FROM STDIN WITH (FORMAT csv)", buf)
+        finally:
+            cur.close()
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in self._OBS_COLUMNS if c not in ("key", "period_start"))
         written = s.execute(
             text(

@@ -145,17 +145,17 @@ def _compare(store, directory, scope: Scope, me: Placed, ind: Indicator) -> None
             select(VerdictRow).where(VerdictRow.rule_id == ind.rule_id, VerdictRow.period == ind.period)
         ).all()
     higher = ind.direction == "higher_is_better"
-    school: list[tuple[Placed, VerdictRow]] = []
+    school: list[tuple[Placed, VerdictRow, float]] = []  # (peer, its verdict, the verdict's value)
     for r in _latest(rows).values():
         p = place(directory, r.entity_id)
         if p is not None and p.kind == me.kind and r.value is not None:
-            school.append((p, r))
-    department = [(p, r) for p, r in school if p.department_id == me.department_id]
+            school.append((p, r, r.value))
+    department = [(p, r, v) for p, r, v in school if p.department_id == me.department_id]
     ind.n_school, ind.n_department = len(school), len(department)
-    ind.pct_school = percentile_rank(ind.value, [r.value for _, r in school], higher)
-    ind.pct_department = percentile_rank(ind.value, [r.value for _, r in department], higher)
-    ranked = sorted(department, key=lambda pr: (-pr[1].value if higher else pr[1].value, pr[0].id))
-    for p, r in ranked:
+    ind.pct_school = percentile_rank(ind.value, [v for _, _, v in school], higher)
+    ind.pct_department = percentile_rank(ind.value, [v for _, _, v in department], higher)
+    ranked = sorted(department, key=lambda prv: (-prv[2] if higher else prv[2], prv[0].id))
+    for p, r, v in ranked:
         if p.id == me.id or scope.sees(p):
             ref, name = scope.entity_ref(p)
-            ind.peers.append(PeerValue(ref, name, r.value, r.band, p.id == me.id))
+            ind.peers.append(PeerValue(ref, name, v, r.band, p.id == me.id))

@@ -244,6 +244,7 @@ class PublishedRules:
             raise LookupError("nothing published and no rulebook folder")
 
     def __call__(self) -> RuleSet:
+        assert self.rules is not None  # __init__ refuses to start without rules; later checks only replace them
         return self.rules
 
     def check(self) -> bool | None:

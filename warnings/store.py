@@ -259,6 +259,7 @@ class WarningStore:
             if row is None:
                 raise KeyError(f"no warning #{warning_id}")
             state, transitions = step(_state_of(row), command)
+            assert state is not None  # an action on an existing warning leaves it a state (or raises)
             _write_state(row, state)
             if isinstance(command, StartImprovement):
                 s.add(
@@ -301,6 +302,7 @@ class WarningStore:
             for row in rows:
                 policy, freshness = policy_for(row.rule_id)
                 state, transitions = step(_state_of(row), Tick(now, policy, freshness))
+                assert state is not None  # the clock moves an existing warning's state, never drops it
                 if transitions:
                     _write_state(row, state)
                     applied += self._record(s, row, state, transitions, on_transition)

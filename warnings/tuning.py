@@ -22,6 +22,7 @@ from sqlalchemy import and_, select
 
 from zhengai.ingest.directory import Directory
 from zhengai.ingest.records import Direction, Observation
+from zhengai.rules.evaluator import as_number
 from zhengai.rules.loader import RuleSet
 from zhengai.rules.model import Rule
 from zhengai.warnings.backtest import simulate
@@ -67,7 +68,8 @@ def nearby(rule: Rule, field_name: str, steps: int = 2) -> list[float]:
     value = getattr(rule, field_name)
     if not isinstance(value, (int, float)):
         return []
-    span = abs((rule.target or 0) - value) or abs(value) * 0.1 or 1.0
+    target = as_number(rule.target) if rule.target is not None else 0  # a number threshold: no range pair here
+    span = abs(target - value) or abs(value) * 0.1 or 1.0
     step = 1.0 if span >= 4 else 0.5 if span >= 1 else round(span / 4, 3) or 0.01
     return [round(value + k * step, 3) for k in range(-steps, steps + 1)]
 

@@ -35,6 +35,7 @@ from zhengai.demo.structure import (
 from zhengai.ingest.aggregate import PASS
 from zhengai.ingest.records import Band, Level
 from zhengai.rules.calendar import china_date
+from zhengai.rules.evaluator import as_number
 from zhengai.rules.kinds import ControlRule, ProgressRule, TrendRule
 from zhengai.rules.kinds_eval import judge_control, judge_progress, judge_trend
 from zhengai.rules.loader import RuleSet, load_rulebook
@@ -201,7 +202,8 @@ def kinds_anomalies(c: Build, m: dict[tuple[str, str, str], float]) -> tuple[Pla
     assert isinstance(rule, ProgressRule)
     progress = judge_progress(rule, BUDGET_YEAR, rate, demo_as_of(c))
     th = progress.thresholds
-    expect(rule.id, progress, Band.yellow, min(th.warning - rate, rate - th.standard), "budget execution")
+    margin = min(as_number(th.warning) - rate, rate - as_number(th.standard))
+    expect(rule.id, progress, Band.yellow, margin, "budget execution")
     out.append(
         PlantedAnomaly(
             rule.id,
@@ -244,7 +246,7 @@ def kinds_anomalies(c: Build, m: dict[tuple[str, str, str], float]) -> tuple[Pla
     band = control.band if control else Band.normal
     if control is not None:
         th = control.thresholds
-        lines = (th.standard, th.warning)  # the 4σ and 3σ lines
+        lines = (as_number(th.standard), as_number(th.warning))  # the 4σ and 3σ lines
         expect(
             "course.attendance_control",
             control,

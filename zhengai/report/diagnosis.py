@@ -251,6 +251,7 @@ def assessment_summaries(
         if body and assessor != body:
             continue
         dept = directory.ancestor(w.entity_id, EntityKind.department)
+        key: tuple[str, str | None]  # (body, department or None)
         if assessor == "质量办":
             rule = rules.rules.get(w.rule_id)
             key, unit = (assessor, None), (rule.office if rule and rule.office else "学校")
@@ -274,9 +275,8 @@ def assessment_summaries(
         for recipient, scope in bodies.get(assessor, []):
             if scope != dept_id:
                 continue
-            title = (
-                assessor if dept_id is None else (directory.get(dept_id).name if directory.get(dept_id) else dept_id)
-            )
+            dept_entity = directory.get(dept_id) if dept_id is not None else None
+            title = assessor if dept_id is None else (dept_entity.name if dept_entity else dept_id)
             o, d, c = (sum(u[i] for u in units.values()) for i in range(3))
             parts = [
                 f"{title}：这是 {period} 的{KINDS['assessment']}汇总，由贵单位对所考核的 "

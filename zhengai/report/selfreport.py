@@ -330,7 +330,7 @@ def build_self_report(
             if row is None:
                 continue
             by_warning[w.id] = row
-            rule = rules.rules.get(w.rule_id)
+            warned = rules.rules.get(w.rule_id)  # None: a rule no longer in the rulebook
             overdue = w.status in _ACTIVE and w.due_date is not None and w.due_date < as_of
             row.problems.append(
                 Problem(
@@ -338,7 +338,7 @@ def build_self_report(
                     _display(s, names, w.entity_id),
                     w.rule_name,
                     w.worst_band if w.worst_band in ("yellow", "red") else w.band,
-                    format_value(w.value, rule.unit if rule else ""),
+                    format_value(w.value, warned.unit if warned else ""),
                     w.last_period,
                     w.status,
                     overdue,

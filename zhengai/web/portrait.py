@@ -49,15 +49,16 @@ class PortraitPages:
         units: list[Placed] = []
         if scope.school_wide:
             school = directory.school()
-            units = [
+            placed = (
                 place(directory, e.id)
                 for e in ([school] if school else []) + list(directory.of_kind(EntityKind.department))
-            ]
+            )
+            units = [u for u in placed if u is not None]
         for g in scope.grants:
             unit = place(directory, g.unit_id) if g.unit_id else None  # a teacher's unit is the teacher
             if unit is not None and unit not in units:
                 units.append(unit)
-        items = [dict(href=f"/portrait/{u.id}", label=f"{_zh(EntityKind, u.kind)} {u.name}") for u in units if u]
+        items = [dict(href=f"/portrait/{u.id}", label=f"{_zh(EntityKind, u.kind)} {u.name}") for u in units]
         roles = "、".join(sorted({g.role.zh for g in scope.grants})) or "无"
         return self.pages.page(
             "portraits.html", title="画像", items=items, roles=roles, name=self.pages.name_of(scope.principal)

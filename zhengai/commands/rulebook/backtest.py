@@ -9,13 +9,13 @@ prints it for people (Chinese) or as JSON. The web page calls ``run_backtest`` t
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -172,7 +172,7 @@ def backtest_command(
     return 0
 
 
-def _cmd(args: argparse.Namespace) -> int:
+def _cmd(args: SimpleNamespace) -> int:
     return backtest_command(
         store=args.store,
         rulebook=args.rulebook,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import statistics
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -35,10 +36,12 @@ def latest_measured(store_url: str, rules: RuleSet) -> dict[str, str]:
     out: dict[str, str] = {}
     try:
         with store.session() as s:
-            latest = dict(
+            latest: dict[str, datetime] = dict(
                 s.execute(
                     select(ObservationRow.metric, func.max(ObservationRow.period_start)).group_by(ObservationRow.metric)
-                ).all()
+                )
+                .tuples()
+                .all()
             )
             for rule in rules.rules.values():
                 at = latest.get(rule.metric)
