@@ -159,14 +159,19 @@ class Watch:
         self._floor = 0  # every id ≤ floor is seen or given up
         self._missing_since: dict[int, float] = {}
 
-    def poll(self) -> None:
+    def poll(self) -> list[str]:
+        """Reads what committed since the last poll; returns the observation keys seen for the first time."""
         with self.engine.connect() as c:
             rows = c.execute(text("SELECT id, key FROM verdicts WHERE id > :f"), {"f": self._floor}).all()
         now = time.monotonic()
+        new = []
         for rid, key in rows:
             if rid not in self._ids:
                 self._ids.add(rid)
-                self.verdict_seen.setdefault(observation_key(key), now)
+                okey = observation_key(key)
+                if okey not in self.verdict_seen:
+                    self.verdict_seen[okey] = now
+                    new.append(okey)
         top = max(self._ids, default=0)
         while self._floor < top:
             nxt = self._floor + 1
@@ -175,22 +180,27 @@ class Watch:
             elif now - self._missing_since.setdefault(nxt, now) < self.GAP_SECONDS:
                 break
             self._floor = nxt
+        return new
 
     def until(self, keys: set[str], stall: float, workers) -> float:
         """Until every key has a verdict; returns when the last arrived; gives up after ``stall``
         seconds without progress."""
-        progress, seen = time.monotonic(), -1
+        # The harness shares the cores with the worker: it keeps what is still missing (no subset test
+        # of every key on every poll), so its own cost stays small against the worker's.
+        remaining = set(keys) - self.verdict_seen.keys()
+        progress = time.monotonic()
         while time.monotonic() - progress < stall:
-            self.poll()
-            if keys <= self.verdict_seen.keys():
+            new = self.poll()
+            if new:
+                remaining.difference_update(new)
+                progress = time.monotonic()
+            if not remaining:
                 return max(self.verdict_seen[k] for k in keys)
-            if len(self.verdict_seen) != seen:
-                progress, seen = time.monotonic(), len(self.verdict_seen)
             for w in workers:
                 if w.poll() is not None:
                     raise SystemExit(f"a worker exited with {w.returncode}")
             time.sleep(0.01)  # the resolution of the latency figures
-        missing = len(keys - self.verdict_seen.keys())
+        missing = len(remaining)
         raise SystemExit(f"no progress for {stall:.0f} s: {missing} observations without a verdict")
 
 
@@ -396,11 +406,12 @@ def phase_bulk(args, workdir, directory_records, observations, directory) -> dic
         raise
 
 
-def phase_ceiling(args, workdir, bulk: dict, directory) -> None:
+def phase_ceiling(args, workdir, bulk: dict, directory) -> float:
     """The same-run ceilings: ``bare`` (decode → evaluate → one COPY of verdicts per batch) and ``full``
     (the project's Judge: observations, verdicts, lifecycle, outbox, publishing) on the bulk topic,
     already written; and ``bare`` again while a producer writes the topic — the conditions the worker's
     end-to-end figure is measured in (producer, broker, database and consumer sharing the cores)."""
+    rates: dict[tuple[str, bool], float] = {}
     for mode, producing in (("bare", False), ("full", False), ("bare", True)):
         db = Deployment(args.broker, args.url, workdir, f"ceiling-{mode}")
         try:
@@ -428,6 +439,7 @@ def phase_ceiling(args, workdir, bulk: dict, directory) -> None:
                     else None,
                 )
             )
+            rates[(mode, producing)] = c.rate
             label = f"{mode}, while producing" if producing else mode
             print(
                 c.line()
@@ -436,6 +448,41 @@ def phase_ceiling(args, workdir, bulk: dict, directory) -> None:
             print(f"    worker ÷ ceiling ({label}): {bulk['rate']:.0f} ÷ {c.rate:.0f} = {bulk['rate'] / c.rate:.2f}")
         finally:
             db.close()
+    return rates[("bare", False)]
+
+
+def phase_drain(args, workdir, directory_records, observations, directory, ceiling_rate: float | None) -> None:
+    """The worker on a topic written before it starts — the conditions of the ``bare`` ceiling (which
+    reads a topic already written): rate from its first committed verdict to its last."""
+    d = Deployment(args.broker, args.url, workdir, "drain")
+    try:
+        produce(args.broker, d.topic(ENTITIES), directory_records, partitions=ENTITIES.partitions, batched=False)
+        produce(args.broker, d.topic(OBSERVATIONS), observations, partitions=OBSERVATIONS.partitions)
+        from datetime import datetime
+
+        from zhengai.rules.engine import evaluate_batch
+        from zhengai.rules.loader import load_rulebook
+
+        keys = {
+            v.observation_key
+            for v in evaluate_batch(load_rulebook(), observations, directory, datetime.now(UTC), replay=True).verdicts
+        }
+        watch = Watch(d.url)
+        d.start_workers(args.workers)
+        cpu0 = sum(cpu_seconds(w.pid) for w in d.workers)
+        last = watch.until(keys, 120, d.workers)
+        first = min(watch.verdict_seen[k] for k in keys)
+        cpu = sum(cpu_seconds(w.pid) for w in d.workers) - cpu0
+        rate = len(observations) / (last - first)
+        print(
+            f"\ndrain ({args.workers} worker{'s' if args.workers > 1 else ''}, the topic written before the worker "
+            f"starts): {len(observations)} observations in {last - first:.2f} s (first → last verdict committed) "
+            f"→ {rate:.0f} obs/s; worker CPU {cpu:.1f} s"
+        )
+        if ceiling_rate:
+            print(f"    worker (drain) ÷ ceiling (bare): {rate:.0f} ÷ {ceiling_rate:.0f} = {rate / ceiling_rate:.2f}")
+    finally:
+        d.close()
 
 
 def phase_replay(args, workdir, records) -> None:
@@ -503,7 +550,7 @@ def main() -> None:
     )
     ap.add_argument("--paced", type=int, nargs="*", default=[2000, 5000], help="paced rates (observations/s)")
     ap.add_argument("--paced-seconds", type=float, default=10.0)
-    ap.add_argument("--skip", nargs="*", default=[], choices=["bulk", "ceiling", "replay"])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["bulk", "ceiling", "drain", "replay"])
     args = ap.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="zhengai-bench-"))
@@ -519,9 +566,11 @@ def main() -> None:
         try:
             bulk["deployment"].stop_workers()  # the ceiling reads the bulk topic on a quiet machine
             if "ceiling" not in args.skip:
-                phase_ceiling(args, workdir, bulk, directory)
+                bare = phase_ceiling(args, workdir, bulk, directory)
         finally:
             bulk["deployment"].close()
+    if "drain" not in args.skip:
+        phase_drain(args, workdir, directory_records, observations, directory, locals().get("bare"))
     if "replay" not in args.skip:
         phase_replay(args, workdir, records)
 
