@@ -514,21 +514,26 @@ class EvaluationProcessor(Processor):
     def observations(self, conn, refs, directory, as_of):
         out: list[Observation] = []
         for r in refs:
-            scores = [
-                Observation.model_construct(
-                    level=Level.course,
-                    entity_id=row.course_id,
-                    metric=EVALUATION_METRIC,
-                    value=row.value,
-                    period=row.period,
-                    observed_at=row.observed_at,
-                    source=row.source,
-                    key=row.key,
-                )
-                for row in conn.execute(select(score_facts).where(score_facts.c.period == r.period))
-            ]
+            scores = stored_scores(conn, r.period)
             out += teacher_evaluation_metrics(scores, directory)
         return out
+
+
+def stored_scores(conn, period: str) -> list[Observation]:
+    """The courses' evaluation scores of ``period`` as stored (facts: validated when they arrived)."""
+    return [
+        Observation.model_construct(
+            level=Level.course,
+            entity_id=row.course_id,
+            metric=EVALUATION_METRIC,
+            value=row.value,
+            period=row.period,
+            observed_at=row.observed_at,
+            source=row.source,
+            key=row.key,
+        )
+        for row in conn.execute(select(score_facts).where(score_facts.c.period == period))
+    ]
 
 
 # --- the directory itself ------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from pydantic import BaseModel
 from sqlalchemy import Column, Float, Index, String, Table, func, select
 
 from zhengai.ingest.aggregate import observation, teacher_evaluation_metrics
-from zhengai.ingest.processors import ALL, EVALUATION_METRIC, Processor, score_facts
+from zhengai.ingest.processors import ALL, EVALUATION_METRIC, Processor, score_facts, stored_scores
 from zhengai.ingest.records import EntityKind, Level, Observation
 from zhengai.ingest.source_health import SOURCE_INPUT, SOURCE_METRIC, SourceHealthProcessor
 from zhengai.ingest.sqltypes import UTCDateTime
@@ -218,19 +218,7 @@ class TeacherRankProcessor(Processor):
     def observations(self, conn, refs, directory, as_of):
         out: list[Observation] = []
         for r in refs:
-            scores = [
-                Observation.model_construct(
-                    level=Level.course,
-                    entity_id=row.course_id,
-                    metric=EVALUATION_METRIC,
-                    value=row.value,
-                    period=row.period,
-                    observed_at=row.observed_at,
-                    source=row.source,
-                    key=row.key,
-                )
-                for row in conn.execute(select(score_facts).where(score_facts.c.period == r.period))
-            ]
+            scores = stored_scores(conn, r.period)
             by_dept: dict[str, dict[str, Observation]] = defaultdict(dict)
             for t in teacher_evaluation_metrics(scores, directory):
                 dept = directory.ancestor(t.entity_id, EntityKind.department)
