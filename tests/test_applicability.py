@@ -85,3 +85,27 @@ def test_a_misspelt_applicability_key_is_a_located_chinese_error(tmp_path):
     (error,) = info.value.errors
     assert error.field.endswith("applies_to.institution_type")
     assert error.message.startswith("规则 course.attendance_rate「学生到课率」：未知字段 'institution_type'")
+
+
+def test_the_shipped_star_diagnosis_point_is_not_judged_in_a_new_college(tmp_path, monkeypatch):
+    """004:781: points marked "*" are not diagnosis indicators for 新建高职院校; 社会服务 (004:694) is
+    one — teacher.service_income. Every other shipped rule is judged there as anywhere."""
+    import shutil
+
+    from zhengai.rules.loader import default_rulebook_path, load_rulebook
+
+    monkeypatch.delenv("ZHENGAI_PROVINCE", raising=False)
+    monkeypatch.delenv("ZHENGAI_INSTITUTION_TYPE", raising=False)
+    for name in ("anywhere", "new"):  # a folder each: the loader keeps what it read per folder
+        shutil.copytree(default_rulebook_path(), tmp_path / name)
+    institution.cache_clear()  # the school's type is read once per process
+    everywhere = {r.id for rs in load_rulebook(tmp_path / "anywhere").by_metric.values() for r in rs}
+    monkeypatch.setenv("ZHENGAI_INSTITUTION_TYPE", "新建院校")
+    institution.cache_clear()
+    try:
+        shipped = load_rulebook(tmp_path / "new")
+    finally:
+        institution.cache_clear()
+    new_college = {r.id for rs in shipped.by_metric.values() for r in rs}
+    assert everywhere - new_college == {"teacher.service_income"}
+    assert "teacher.service_income" in shipped.rules  # known (stored, shown), not judged
