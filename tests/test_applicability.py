@@ -109,3 +109,25 @@ def test_the_shipped_star_diagnosis_point_is_not_judged_in_a_new_college(tmp_pat
     new_college = {r.id for rs in shipped.by_metric.values() for r in rs}
     assert everywhere - new_college == {"teacher.service_income"}
     assert "teacher.service_income" in shipped.rules  # known (stored, shown), not judged
+
+
+def test_lint_says_which_rules_this_school_does_not_judge():
+    import os
+    import subprocess
+    import sys
+
+    def lint(**env: str) -> str:
+        clean = {k: v for k, v in os.environ.items() if k not in ("ZHENGAI_INSTITUTION_TYPE", "ZHENGAI_PROVINCE")}
+        done = subprocess.run(
+            [sys.executable, "-m", "zhengai", "rules", "lint"],
+            env={**clean, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "不适用" not in lint()  # nothing configured: every rule is judged, nothing to say
+    said = lint(ZHENGAI_INSTITUTION_TYPE="新建院校")
+    assert "本校（新建院校）不适用、不评估的规则 1 条：teacher.service_income" in said

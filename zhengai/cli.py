@@ -68,11 +68,18 @@ def _lint(args: Any) -> int:
     per = "，".join(f"{k} {v}" for k, v in levels.items())
     overrides = sum(len(v) for v in rs.overrides.values())
     print(f"规则库校验通过：{len(rs.rules)} 条规则（{per}），{overrides} 条覆盖，版本 {rs.version}")
+    from zhengai.rules.applicability import applies, institution
+
+    school = institution()
+    if school.institution_type or school.province:  # what this school's configuration leaves unjudged
+        where = "、".join(x for x in (school.institution_type, school.province) if x)
+        skipped = sorted(r.id for r in rs.rules.values() if r.enabled and not applies(r.applies_to, school))
+        listed = "：" + "，".join(skipped) if skipped else ""
+        print(f"本校（{where}）不适用、不评估的规则 {len(skipped)} 条{listed}（applies_to; not judged here）")
     return 0
 
 
 def _publish(args: Any) -> int:
-
     from zhengai.commands.rulebook.versions import publish_command  # the whole folder, baseline first
     from zhengai.ingest.settings import DEFAULT_STORE_URL
 
