@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 import pytest
@@ -46,7 +47,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 PG_URL_ENV = "ZHENGAI_TEST_PG_URL"
 KAFKA_ENV = "ZHENGAI_TEST_KAFKA"
-_SERVICE_FIXTURES = {"pg_admin_url", "pg_database", "pg_url", "kafka_bootstrap", "kafka_topics"}
+_SERVICE_FIXTURES = {"pg_admin_url", "pg_database", "pg_module_database", "pg_url", "kafka_bootstrap", "kafka_topics"}
 _HINT = "start them with `deploy/local/services.sh up` (or run `make test`)"
 
 
@@ -114,11 +115,11 @@ def pg_admin_url() -> str:
     return raw
 
 
-@pytest.fixture
-def pg_database(pg_admin_url: str) -> Iterator[Callable[[], str]]:
+@contextmanager
+def _fresh_databases(pg_admin_url: str) -> Iterator[Callable[[], str]]:
     """Factory: each call creates a fresh, uniquely named database and returns its SQLAlchemy URL.
 
-    All of them are dropped after the test (open connections are terminated first).
+    All of them are dropped on exit (open connections are terminated first).
     """
     import sqlalchemy as sa
     from sqlalchemy.pool import NullPool
@@ -158,6 +159,20 @@ def pg_database(pg_admin_url: str) -> Iterator[Callable[[], str]]:
                             raise
                         time.sleep(0.2 * (attempt + 1))
         admin.dispose()
+
+
+@pytest.fixture
+def pg_database(pg_admin_url: str) -> Iterator[Callable[[], str]]:
+    """Factory: fresh databases of this test's own (dropped after the test)."""
+    with _fresh_databases(pg_admin_url) as make:
+        yield make
+
+
+@pytest.fixture(scope="module")
+def pg_module_database(pg_admin_url: str) -> Iterator[Callable[[], str]]:
+    """Factory: fresh databases shared by a module's tests (e.g. one demo run), dropped after the module."""
+    with _fresh_databases(pg_admin_url) as make:
+        yield make
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import re
 import socket
 import ssl
 import subprocess
-import uuid
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta, timezone
 from statistics import mean
@@ -25,7 +24,6 @@ import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from docx import Document
-from sqlalchemy.pool import NullPool
 
 from zhengai.commands.report import annual_report, self_report
 from zhengai.demo.run import run_demo
@@ -51,25 +49,13 @@ USER, PASSWORD = "zhengai@sfzy.edu.cn", "smtp-pw-for-tests"
 
 
 @pytest.fixture(scope="module")
-def demo(pg_admin_url, tmp_path_factory):
+def demo(pg_module_database, tmp_path_factory):
     """The small demo college run on its own PostgreSQL database (dropped afterwards)."""
-    url = sa.engine.make_url(pg_admin_url)
-    admin = sa.create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    name = f"zgtest_{uuid.uuid4().hex[:16]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    db = url.set(database=name).render_as_string(hide_password=False)
-    try:
-        run = run_demo(
-            tmp_path_factory.mktemp("demo") / "out", "small", out=io.StringIO(), progress=False, store_url=db
-        )
-        run.url = db
-        yield run
-        run.store.engine.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    db = pg_module_database()
+    run = run_demo(tmp_path_factory.mktemp("demo") / "out", "small", out=io.StringIO(), progress=False, store_url=db)
+    run.url = db
+    yield run
+    run.store.engine.dispose()
 
 
 def _window():
